@@ -1,0 +1,84 @@
+"""System checks for a JobsBackend's configuration.
+
+Each message has a stable id, documented in docs/checks.rst. They run through
+``backend.check()``, which Django's own tasks check calls for every backend,
+so they work even when the app is missing from INSTALLED_APPS (E001).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.apps import apps
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from django.db import router
+
+if TYPE_CHECKING:
+    from .backend import JobsBackend
+
+QUEUE_NAME_MAX_LENGTH = 100
+
+
+def check_backend(backend: JobsBackend) -> list[checks.CheckMessage]:
+    messages: list[checks.CheckMessage] = []
+    where = f"TASKS[{backend.alias!r}]"
+    if not apps.is_installed("django_jobs"):
+        messages.append(
+            checks.Error(
+                f"{where} uses django_jobs.backend.JobsBackend, but 'django_jobs' "
+                "is not in INSTALLED_APPS.",
+                hint="Add 'django_jobs' to INSTALLED_APPS and run migrate.",
+                id="django_jobs.E001",
+            )
+        )
+    try:
+        config = backend.config
+    except ImproperlyConfigured as exc:
+        messages.append(
+            checks.Error(
+                f"{where}['OPTIONS'] is invalid: {exc}",
+                hint="See the settings page of the django-jobs documentation.",
+                id="django_jobs.E003",
+            )
+        )
+        return messages
+    if config.DATABASE is not None and config.DATABASE not in settings.DATABASES:
+        messages.append(
+            checks.Error(
+                f"{where}['OPTIONS']['DATABASE'] is {config.DATABASE!r}, which is "
+                "not a key of DATABASES.",
+                id="django_jobs.E002",
+            )
+        )
+    elif config.DATABASE is not None and apps.is_installed("django_jobs"):
+        from .models import Job
+
+        if router.db_for_read(Job) != config.DATABASE:
+            messages.append(
+                checks.Warning(
+                    f"{where}['OPTIONS']['DATABASE'] is {config.DATABASE!r}, but "
+                    f"the database routers send reads of jobs to "
+                    f"{router.db_for_read(Job)!r}: the admin would show another "
+                    "database's jobs.",
+                    hint="Add 'django_jobs.routers.JobsRouter' to DATABASE_ROUTERS.",
+                    id="django_jobs.W001",
+                )
+            )
+    bad_queues = [
+        name
+        for name in backend.queues
+        if not isinstance(name, str) or not name or len(name) > QUEUE_NAME_MAX_LENGTH
+    ]
+    if bad_queues:
+        messages.append(
+            checks.Error(
+                f"{where}['QUEUES'] holds invalid queue names: "
+                f"{', '.join(map(repr, bad_queues))}.",
+                hint=f"Queue names are non-empty strings of at most "
+                f"{QUEUE_NAME_MAX_LENGTH} characters.",
+                id="django_jobs.E004",
+            )
+        )
+    return messages

@@ -1,0 +1,74 @@
+"""Exceptions raised by queue operations and recorded as job errors.
+
+The first group is raised to callers when a guarded update finds the job in a
+state it may not leave that way. The second group never propagates: they are
+the exception classes recorded in a job's errors when an attempt ends without
+a Python exception of its own (a timeout, a crash, a lost worker), so that
+``TaskError.exception_class`` resolves to something meaningful.
+"""
+
+from __future__ import annotations
+
+
+class JobError(Exception):
+    """Base class for errors about a job's state."""
+
+
+class JobDoesNotExist(JobError):
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"Job {job_id} does not exist.")
+        self.job_id = job_id
+
+
+class InvalidTransition(JobError):
+    """The job is not in a state the operation applies to."""
+
+    def __init__(self, job_id: int, operation: str, state: str) -> None:
+        super().__init__(f"Cannot {operation} job {job_id}: it is {state}.")
+        self.job_id = job_id
+        self.operation = operation
+        self.state = state
+
+
+class ClaimLost(JobError):
+    """The caller's claim on a job is no longer valid.
+
+    Raised when a worker acts on a job that was rescued (its reservation ran
+    out or its worker was declared dead) and possibly claimed again since. The
+    late writer must not overwrite the current holder's work.
+    """
+
+    def __init__(self, job_id: int, operation: str) -> None:
+        super().__init__(
+            f"Cannot {operation} job {job_id}: this claim on it was lost "
+            "(the reservation expired or the job was rescued, cancelled or deleted)."
+        )
+        self.job_id = job_id
+        self.operation = operation
+
+
+# Recorded as job errors; never raised by django_jobs itself.
+
+
+class JobTimeout(TimeoutError):
+    """The job ran past its time to run (ttr) and was killed."""
+
+
+class ChildCrashed(RuntimeError):
+    """The process running the job exited without reporting an outcome."""
+
+
+class ReservationExpired(TimeoutError):
+    """The job's reservation ran out while no worker was watching it."""
+
+
+class WorkerLost(RuntimeError):
+    """The worker holding the job stopped sending heartbeats."""
+
+
+class TaskNotFound(ImportError):
+    """The job's task path does not name a django.tasks.Task."""
+
+
+class JobCancelled(Exception):
+    """Someone asked for the job to be stopped."""

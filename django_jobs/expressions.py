@@ -1,0 +1,56 @@
+"""Small SQL expressions that let a guarded UPDATE edit a JSON list in place.
+
+Appending an attempt's error in the same statement that changes the state
+keeps each transition a single atomic write, with no read-modify-write race.
+Supported databases: PostgreSQL (jsonb) and SQLite (JSON1).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.db import NotSupportedError
+from django.db.models import F, Func, JSONField, Value
+
+
+class _JSONListEdit(Func):
+    output_field = JSONField()
+    templates: dict[str, str] = {}
+
+    def as_sql(self, compiler, connection, **extra):
+        template = self.templates.get(connection.vendor)
+        if template is None:
+            raise NotSupportedError(
+                f"django_jobs supports PostgreSQL and SQLite, not {connection.vendor}."
+            )
+        sql, params = [], []
+        for expression in self.get_source_expressions():
+            part_sql, part_params = compiler.compile(expression)
+            sql.append(part_sql)
+            params.extend(part_params)
+        return template.format(*sql), params
+
+
+class JSONAppend(_JSONListEdit):
+    """The JSON list in ``column`` with ``value`` appended."""
+
+    templates = {
+        "postgresql": "({0} || jsonb_build_array(({1})::jsonb))",
+        "sqlite": "json_insert({0}, '$[#]', json({1}))",
+    }
+
+    def __init__(self, column: str, value: Any) -> None:
+        super().__init__(F(column), Value(json.dumps(value)))
+
+
+class JSONDropLast(_JSONListEdit):
+    """The JSON list in ``column`` without its last item."""
+
+    templates = {
+        "postgresql": "({0} - (-1))",
+        "sqlite": "json_remove({0}, '$[#-1]')",
+    }
+
+    def __init__(self, column: str) -> None:
+        super().__init__(F(column))

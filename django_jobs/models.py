@@ -1,0 +1,119 @@
+"""The job table.
+
+A job is a row. Its state changes only through ``django_jobs.queue``; the model
+itself holds no behaviour beyond read-only conveniences, so that every write
+goes through one guarded code path.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .states import DELAYED, State
+
+
+class JobQuerySet(models.QuerySet):
+    def ready(self, now=None):
+        """Jobs a worker may claim now (ready and due)."""
+        return self.filter(state=State.READY, run_at__lte=now or timezone.now())
+
+    def delayed(self, now=None):
+        return self.filter(state=State.READY, run_at__gt=now or timezone.now())
+
+
+class Job(models.Model):
+    backend = models.CharField(
+        _("backend"), max_length=100, default="default", editable=False
+    )
+    queue = models.CharField(_("queue"), max_length=100, default="default")
+    task_path = models.CharField(_("task"), max_length=255, editable=False)
+    args = models.JSONField(_("arguments"), default=list, blank=True, editable=False)
+    kwargs = models.JSONField(
+        _("keyword arguments"), default=dict, blank=True, editable=False
+    )
+    state = models.CharField(
+        _("state"), max_length=10, choices=State.choices, default=State.READY
+    )
+    priority = models.SmallIntegerField(_("priority"), default=0)
+    run_at = models.DateTimeField(_("run at"), default=timezone.now)
+    ttr = models.PositiveIntegerField(
+        _("time to run"), default=300, help_text=_("Seconds, renewed by a touch.")
+    )
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    max_attempts = models.PositiveIntegerField(_("max attempts"), default=3)
+    on_failure = models.CharField(
+        _("on failure"),
+        max_length=10,
+        default="bury",
+        choices=[("bury", _("bury")), ("delete", _("delete"))],
+    )
+    enqueued_at = models.DateTimeField(_("enqueued at"), default=timezone.now)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    last_attempted_at = models.DateTimeField(
+        _("last attempted at"), null=True, blank=True
+    )
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    reserved_until = models.DateTimeField(_("reserved until"), null=True, blank=True)
+    reserved_by = models.CharField(
+        _("reserved by"), max_length=64, blank=True, default=""
+    )
+    # A new random value for every claim: the fencing token that every write
+    # after the claim must show (see queue.py).
+    claim_token = models.CharField(max_length=32, blank=True, default="")
+    worker_ids = models.JSONField(_("worker ids"), default=list, blank=True)
+    errors = models.JSONField(_("errors"), default=list, blank=True)
+    return_value = models.JSONField(_("return value"), null=True, blank=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("job")
+        verbose_name_plural = _("jobs")
+        indexes = [
+            # The claim walks this index in order and stops after N rows, so
+            # its cost does not grow with the number of finished jobs.
+            models.Index(
+                fields=["-priority", "run_at", "id"],
+                condition=Q(state="ready"),
+                name="django_jobs_job_claim",
+            ),
+            models.Index(
+                fields=["reserved_until"],
+                condition=Q(state="reserved"),
+                name="django_jobs_job_reserved",
+            ),
+            models.Index(
+                fields=["state", "finished_at"], name="django_jobs_job_finished"
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(priority__gte=-100, priority__lte=100),
+                name="django_jobs_job_priority_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=State.values),
+                name="django_jobs_job_state_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(ttr__gte=1) & Q(max_attempts__gte=1),
+                name="django_jobs_job_limits_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_name} #{self.pk}"
+
+    @property
+    def task_name(self) -> str:
+        return self.task_path.rpartition(".")[2]
+
+    @property
+    def display_state(self) -> str:
+        """The state as people count it: a ready job due later is delayed."""
+        if self.state == State.READY and self.run_at > timezone.now():
+            return DELAYED
+        return self.state

@@ -1,0 +1,42 @@
+"""A database router that keeps django_jobs' tables on the backend's DATABASE."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.tasks import task_backends
+
+
+def jobs_database() -> str | None:
+    """The DATABASE option of the first JobsBackend in TASKS, if any."""
+    from .backend import JobsBackend
+
+    for backend in task_backends.all():
+        if isinstance(backend, JobsBackend):
+            return backend.config.DATABASE
+    return None
+
+
+class JobsRouter:
+    """Reads, writes and migrations of django_jobs models go to OPTIONS["DATABASE"].
+
+    Only needed when the jobs live in a database other than the default one;
+    add it before your own routers in DATABASE_ROUTERS.
+    """
+
+    app_label = "django_jobs"
+
+    def db_for_read(self, model: type, **hints: Any) -> str | None:
+        if model._meta.app_label == self.app_label:
+            return jobs_database()
+        return None
+
+    db_for_write = db_for_read
+
+    def allow_migrate(
+        self, db: str, app_label: str, model_name: str | None = None, **hints: Any
+    ) -> bool | None:
+        if app_label == self.app_label:
+            target = jobs_database()
+            return target is None or db == target
+        return None

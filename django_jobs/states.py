@@ -1,0 +1,66 @@
+"""Job states, the transitions between them, and how they look to django.tasks.
+
+The transitions live here as data so that ``queue.py`` can build every guarded
+update from them, and so that a reader can see the whole life cycle at once.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.tasks import TaskResultStatus
+from django.utils.translation import gettext_lazy as _
+
+
+class State(models.TextChoices):
+    READY = "ready", _("ready")
+    RESERVED = "reserved", _("reserved")
+    DONE = "done", _("done")
+    BURIED = "buried", _("buried")
+
+
+# "Delayed" is not stored: it is a ready job whose run_at is in the future.
+# It is reported as a state of its own wherever states are counted.
+DELAYED = "delayed"
+
+# Every operation in queue.py, with the states it may start from and the state
+# it leaves the job in. ``None`` as a target means the row is deleted.
+#
+# A reserved job belongs to the worker that claimed it: a transition out of
+# ``reserved`` needs the claim token (the fence), whoever asks. The rescuer
+# reads the token of an expired reservation and acts as its holder, so a late
+# write by the original worker fails instead of overwriting the outcome.
+TRANSITIONS: dict[str, tuple[frozenset[State], State | None]] = {
+    "claim": (frozenset({State.READY}), State.RESERVED),
+    "touch": (frozenset({State.RESERVED}), State.RESERVED),
+    "complete": (frozenset({State.RESERVED}), State.DONE),
+    "retry": (frozenset({State.RESERVED}), State.READY),
+    "release": (frozenset({State.RESERVED}), State.READY),
+    "bury": (frozenset({State.READY, State.RESERVED}), State.BURIED),
+    "kick": (frozenset({State.READY, State.BURIED}), State.READY),
+    "delete": (frozenset(State), None),
+}
+
+TASK_STATUS: dict[State, TaskResultStatus] = {
+    State.READY: TaskResultStatus.READY,
+    State.RESERVED: TaskResultStatus.RUNNING,
+    State.DONE: TaskResultStatus.SUCCESSFUL,
+    State.BURIED: TaskResultStatus.FAILED,
+}
+
+
+def sources(operation: str) -> frozenset[State]:
+    """The states a job must be in for ``operation`` to apply to it."""
+    return TRANSITIONS[operation][0]
+
+
+def target(operation: str) -> State | None:
+    """The state ``operation`` leaves a job in (``None``: the row is gone)."""
+    return TRANSITIONS[operation][1]
+
+
+def allowed(operation: str, state: str) -> bool:
+    return state in TRANSITIONS[operation][0]
+
+
+def task_status(state: str) -> TaskResultStatus:
+    return TASK_STATUS[State(state)]

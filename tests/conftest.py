@@ -1,0 +1,14 @@
+import pytest
+from django.db import connection
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``postgres`` run in the PostgreSQL pass of the suite only."""
+    if connection.vendor == "postgresql":
+        return
+    skip = pytest.mark.skip(
+        reason="needs PostgreSQL (run with DATABASE_URL=postgres://...)"
+    )
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)

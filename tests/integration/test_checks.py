@@ -1,0 +1,91 @@
+"""System checks: each id fires on its misconfiguration, and only then."""
+
+import pytest
+from django.core import checks
+from django.test import override_settings
+
+from django_jobs.backend import JobsBackend
+
+
+def backend_messages(options=None, queues=None, **params):
+    params["OPTIONS"] = options or {}
+    if queues is not None:
+        params["QUEUES"] = queues
+    return JobsBackend("checked", params).check()
+
+
+def ids(messages):
+    return [m.id for m in messages]
+
+
+def test_a_good_configuration_is_silent():
+    assert backend_messages() == []
+    assert backend_messages({"DEFAULT_TTR": 10}, queues=["a", "b"]) == []
+
+
+def test_the_project_checks_pass(db):
+    assert [m for m in checks.run_checks() if m.id.startswith("django_jobs")] == []
+
+
+@override_settings(INSTALLED_APPS=["django.contrib.contenttypes"])
+def test_e001_app_not_installed():
+    messages = backend_messages()
+    assert ids(messages) == ["django_jobs.E001"]
+    assert "'django_jobs' is not in INSTALLED_APPS" in messages[0].msg
+
+
+def test_e002_unknown_database():
+    messages = backend_messages({"DATABASE": "jobs"})
+    assert ids(messages) == ["django_jobs.E002"]
+    assert "'jobs', which is not a key of DATABASES" in messages[0].msg
+
+
+def test_e003_bad_options():
+    messages = backend_messages({"DEFAULT_TTR": -5})
+    assert ids(messages) == ["django_jobs.E003"]
+    assert "DEFAULT_TTR" in messages[0].msg
+    assert ids(backend_messages({"NOT_AN_OPTION": 1})) == ["django_jobs.E003"]
+
+
+def test_e004_bad_queue_names():
+    messages = backend_messages(queues=["ok", "", "x" * 101])
+    assert ids(messages) == ["django_jobs.E004"]
+
+
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+@override_settings(
+    DATABASES={
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+        "jobs": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+    }
+)
+def test_w001_database_without_router():
+    messages = backend_messages({"DATABASE": "jobs"})
+    assert ids(messages) == ["django_jobs.W001"]
+    assert "DATABASE_ROUTERS" in messages[0].hint
+
+
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+@override_settings(
+    DATABASES={
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+        "jobs": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+    },
+    DATABASE_ROUTERS=["django_jobs.routers.JobsRouter"],
+    TASKS={
+        "default": {
+            "BACKEND": "django_jobs.backend.JobsBackend",
+            "OPTIONS": {"DATABASE": "jobs"},
+        }
+    },
+)
+def test_router_sends_jobs_to_the_configured_database():
+    from django.db import router
+
+    from django_jobs.models import Job
+
+    assert backend_messages({"DATABASE": "jobs"}) == []
+    assert router.db_for_write(Job) == "jobs"
+    assert router.allow_migrate("jobs", "django_jobs")
+    assert not router.allow_migrate("default", "django_jobs")
+    assert router.allow_migrate("default", "auth")
