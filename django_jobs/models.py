@@ -117,3 +117,31 @@ class Job(models.Model):
         if self.state == State.READY and self.run_at > timezone.now():
             return DELAYED
         return self.state
+
+
+class Worker(models.Model):
+    """A running ``runworker`` supervisor, kept alive by its heartbeats.
+
+    The row exists while the worker runs: it is created at start, updated
+    every few seconds and deleted on a clean exit. A row whose heartbeat is
+    stale belongs to a worker presumed dead; the rescuer takes its jobs back.
+    """
+
+    id = models.CharField(_("id"), max_length=64, primary_key=True)
+    backend = models.CharField(_("backend"), max_length=100, default="default")
+    hostname = models.CharField(_("host"), max_length=255)
+    pid = models.PositiveIntegerField(_("pid"))
+    queues = models.JSONField(
+        _("queues"), default=list, blank=True, help_text=_("Empty means all queues.")
+    )
+    concurrency = models.PositiveIntegerField(_("concurrency"))
+    jobs_in_hand = models.PositiveIntegerField(_("jobs in hand"), default=0)
+    started_at = models.DateTimeField(_("started at"), default=timezone.now)
+    last_heartbeat = models.DateTimeField(_("last heartbeat"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("worker")
+        verbose_name_plural = _("workers")
+
+    def __str__(self) -> str:
+        return f"{self.hostname}:{self.pid}"

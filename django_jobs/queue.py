@@ -429,20 +429,22 @@ def rescue(
     *,
     backend: str = "default",
     stale_workers: Sequence[str] = (),
+    expired_before: datetime | None = None,
     backoff: tuple[float, float] = (10.0, 3600.0),
     using: str | None = None,
 ) -> dict[str, int]:
     """Take back reservations whose lease ran out or whose worker is gone.
 
-    Each counts as a failed attempt: the job is retried, or buried once its
-    attempts are used up. The rescuer acts with the claim token it read, so
-    if the original worker finishes at the same moment exactly one write wins.
+    A reservation is lost when its deadline is before ``expired_before``
+    (default: now) or its worker is one of ``stale_workers``. Each counts as a
+    failed attempt: the job is retried, or buried once its attempts are used
+    up. The rescuer acts with the claim token it read, so if the original
+    worker finishes at the same moment exactly one of the two writes wins.
     """
     from .exceptions import ReservationExpired, WorkerLost
 
     db = get_db(using)
-    now = timezone.now()
-    lost = Q(reserved_until__lt=now)
+    lost = Q(reserved_until__lt=expired_before or timezone.now())
     if stale_workers:
         lost |= Q(reserved_by__in=list(stale_workers))
     counts = {"retried": 0, "buried": 0, "deleted": 0}
@@ -471,22 +473,23 @@ def rescue(
 
 
 def error_entry(
-    job: Job,
-    exception: type[BaseException] | BaseException,
-    message: str = "",
-    traceback: str | None = None,
+    job: Job, exception: type[BaseException] | BaseException, message: str = ""
+) -> dict[str, Any]:
+    """The error of ``job``'s current attempt, from an exception or its class."""
+    cls = exception if isinstance(exception, type) else type(exception)
+    if isinstance(exception, BaseException):
+        traceback = "".join(tb.format_exception(exception))
+    else:
+        traceback = f"{cls.__name__}: {message}\n" if message else f"{cls.__name__}\n"
+    return attempt_error(job, f"{cls.__module__}.{cls.__qualname__}", traceback)
+
+
+def attempt_error(
+    job: Job, exception_class_path: str, traceback: str
 ) -> dict[str, Any]:
     """A job error in the shape django.tasks' TaskError needs, plus context."""
-    cls = exception if isinstance(exception, type) else type(exception)
-    if traceback is None:
-        if isinstance(exception, BaseException):
-            traceback = "".join(tb.format_exception(exception))
-        else:
-            traceback = (
-                f"{cls.__name__}: {message}\n" if message else f"{cls.__name__}\n"
-            )
     return {
-        "exception_class_path": f"{cls.__module__}.{cls.__qualname__}",
+        "exception_class_path": exception_class_path,
         "traceback": traceback,
         "attempt": job.attempts,
         "worker_id": job.reserved_by,

@@ -5,11 +5,18 @@ from testproject.settings import INSTALLED_APPS
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests"]
 
+# Short intervals, so that tests of crashes and recovery take seconds.
 TASKS = {
     "default": {
         "BACKEND": "django_jobs.backend.JobsBackend",
         "QUEUES": [],
-        "OPTIONS": {"RETRY_BACKOFF": 0},
+        "OPTIONS": {
+            "RETRY_BACKOFF": 0,
+            "HEARTBEAT_INTERVAL": 0.5,
+            "WORKER_TIMEOUT": 3,
+            "RESCUE_INTERVAL": 0.5,
+            "KILL_GRACE": 1,
+        },
     },
     "strict": {
         "BACKEND": "django_jobs.backend.JobsBackend",
@@ -19,4 +26,12 @@ TASKS = {
 }
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-LOGGING = {"version": 1, "disable_existing_loggers": False}
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        "django_jobs": {"handlers": ["stderr"], "level": "INFO"},
+        "django.tasks": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+    },
+}

@@ -51,3 +51,84 @@ def fail(message: str = "boom") -> None:
 @task
 def record(key: str) -> None:
     Record.objects.create(key=key)
+
+
+@task
+def record_pid(key: str) -> int:
+    """Record which process ran the job; used to count runs and find children."""
+    import os
+
+    Record.objects.create(key=key, pid=os.getpid())
+    return os.getpid()
+
+
+@task(takes_context=True)
+def hang_first_attempt(context, key: str, seconds: float = 60) -> str:
+    """Record, then hang on the first attempt; finish at once on later ones."""
+    import os
+    import time
+
+    Record.objects.create(key=key, job_id=context.task_result.id, pid=os.getpid())
+    if context.attempt == 1:
+        time.sleep(seconds)
+    return f"attempt {context.attempt}"
+
+
+@task
+def sleep(seconds: float, key: str = "") -> float:
+    import os
+    import time
+
+    if key:
+        Record.objects.create(key=key, pid=os.getpid())
+    time.sleep(seconds)
+    return seconds
+
+
+@task
+def hang_with_grandchild(key: str) -> None:
+    """Start a grandchild in the job's process group, then hang."""
+    import os
+    import subprocess
+    import time
+
+    grandchild = subprocess.Popen(["sleep", "300"])
+    Record.objects.create(key=key, pid=os.getpid(), job_id=str(grandchild.pid))
+    time.sleep(300)
+
+
+@task
+def exit_with(code: int) -> None:
+    import os
+
+    os._exit(code)
+
+
+@task
+def kill_self(signum: int = 9) -> None:
+    import os
+
+    os.kill(os.getpid(), signum)
+
+
+@task
+def raise_system_exit() -> None:
+    raise SystemExit(4)
+
+
+@task
+def unserialisable_return() -> object:
+    return object()
+
+
+@task
+def touch_and_sleep(steps: int, seconds: float) -> int:
+    """Touch the reservation between steps: lives past its ttr while it does."""
+    import time
+
+    from django_jobs.worker.child import touch
+
+    for _ in range(steps):
+        time.sleep(seconds)
+        touch()
+    return steps

@@ -1,0 +1,62 @@
+"""``manage.py runworker``: run a django-jobs worker (see django_jobs.worker)."""
+
+from django.core.management.base import BaseCommand
+
+from django_jobs.worker.options import WorkerOptions
+from django_jobs.worker.supervisor import run_worker
+
+
+class Command(BaseCommand):
+    help = (
+        "Claim ready jobs and run each one in its own process, forked from a warm "
+        "parent. Stops gracefully on SIGTERM or SIGINT."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--queue",
+            action="append",
+            metavar="NAME",
+            help="Serve this queue (repeatable). Default: every queue.",
+        )
+        parser.add_argument(
+            "--concurrency",
+            metavar="N",
+            help="Jobs running at once. Default: the number of CPUs.",
+        )
+        parser.add_argument(
+            "--jobs-per-child",
+            metavar="N",
+            help="Jobs a child process runs before it is replaced. Default: 1.",
+        )
+        parser.add_argument(
+            "--burst",
+            action="store_true",
+            help="Exit (status 0) once no job this worker may run is ready.",
+        )
+        parser.add_argument(
+            "--max-jobs", metavar="N", help="Exit after claiming N jobs."
+        )
+        parser.add_argument(
+            "--poll-interval",
+            metavar="SECONDS",
+            help="Seconds between polls when idle (default 1; PostgreSQL also "
+            "wakes workers with NOTIFY).",
+        )
+        parser.add_argument(
+            "--shutdown-timeout",
+            metavar="SECONDS",
+            help="On SIGTERM/SIGINT, how long running jobs may take to finish "
+            "before they are stopped and put back (default 30).",
+        )
+        parser.add_argument(
+            "--backend",
+            default="default",
+            metavar="ALIAS",
+            help="The TASKS alias to work for. Default: 'default'.",
+        )
+
+    def handle(self, *args, **options):
+        code = run_worker(WorkerOptions.from_command_line(options))
+        if code:
+            raise SystemExit(code)

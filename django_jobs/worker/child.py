@@ -1,0 +1,153 @@
+"""What runs inside a job's process.
+
+The child receives jobs from the supervisor over its socket, runs each one
+and reports the outcome: a return value, an error with its traceback, or
+"unrunnable" when the job does not name a ``django.tasks.Task``. It never
+writes job state; it may use the ORM for the task's own work, with its own
+connections, which it closes before it exits.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import traceback
+from datetime import datetime
+from typing import Any
+
+from django.db import close_old_connections, connections
+from django.tasks import Task, TaskContext, TaskResultStatus
+from django.utils.dateparse import parse_datetime
+from django.utils.module_loading import import_string
+
+from ..arguments import to_json
+from ..backend import JobResult
+from ..exceptions import ClaimLost, TaskNotFound
+from . import protocol
+
+_channel: _Channel | None = None
+
+
+class _Channel:
+    """The child's connection to its supervisor, and the job it is running."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.reader = protocol.Reader(sock)
+        self.job_id: int | None = None
+
+    def request(self, message: protocol.Message) -> protocol.Message:
+        protocol.send(self.sock, message)
+        reply = self.reader.read_blocking()
+        if reply is None:
+            raise RuntimeError("the worker supervisor went away")
+        return reply
+
+
+def main(sock: socket.socket) -> None:
+    """Run jobs until told to stop (or the supervisor goes away)."""
+    global _channel
+    _channel = channel = _Channel(sock)
+    try:
+        while True:
+            message = channel.reader.read_blocking()
+            if message is None or message.get("op") != "run":
+                return
+            channel.job_id = message["job"]["id"]
+            outcome = run(message["job"])
+            channel.job_id = None
+            protocol.send(sock, outcome)
+            if message.get("last"):
+                return
+    finally:
+        connections.close_all()
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+def run(job: dict[str, Any]) -> protocol.Message:
+    """Run one job; return the outcome message for the supervisor."""
+    job_id = job["id"]
+    task = resolve(job["task_path"])
+    if not isinstance(task, Task):
+        return {"op": "outcome", "id": job_id, "unrunnable": True, "error": task}
+    protocol.send(_channel.sock, {"op": "started", "id": job_id})
+    try:
+        args = job["args"]
+        if task.takes_context:
+            args = [TaskContext(task_result=running_result(task, job)), *args]
+        value = task.call(*args, **job["kwargs"])
+        value = to_json(value, job["task_path"], "the return value")
+        return {"op": "outcome", "id": job_id, "ok": True, "value": value}
+    except BaseException as exc:
+        return {"op": "outcome", "id": job_id, "ok": False, "error": describe(exc)}
+    finally:
+        close_old_connections()
+
+
+def resolve(path: str) -> Task | dict[str, str]:
+    """The Task at ``path``, or an error saying why there is none."""
+    try:
+        task = import_string(path)
+    except Exception as exc:
+        error = describe(exc)
+        error["exception_class_path"] = _path(TaskNotFound)
+        error["traceback"] = f"{path!r} could not be imported:\n{error['traceback']}"
+        return error
+    if not isinstance(task, Task):
+        return {
+            "exception_class_path": _path(TaskNotFound),
+            "traceback": (
+                f"{_path(TaskNotFound).rpartition('.')[2]}: {path!r} is "
+                f"{type(task).__qualname__}, not a django.tasks.Task; "
+                "it was not called.\n"
+            ),
+        }
+    return task
+
+
+def running_result(task: Task, job: dict[str, Any]) -> JobResult:
+    """The TaskResult a task with ``takes_context`` sees while it runs."""
+    return JobResult(
+        task=task,
+        id=str(job["id"]),
+        status=TaskResultStatus.RUNNING,
+        enqueued_at=_datetime(job["enqueued_at"]),
+        started_at=_datetime(job["started_at"]),
+        finished_at=None,
+        last_attempted_at=_datetime(job["last_attempted_at"]),
+        args=job["args"],
+        kwargs=job["kwargs"],
+        backend=job["backend"],
+        errors=[],
+        worker_ids=job["worker_ids"],
+    )
+
+
+def touch(seconds: float | None = None) -> datetime:
+    """Extend the running job's reservation by ``seconds`` (default: its ttr).
+
+    The supervisor writes it, fenced by the claim; if the claim was lost the
+    task gets ``ClaimLost`` and should stop.
+    """
+    if _channel is None or _channel.job_id is None:
+        raise RuntimeError("touch() can only be called from a running job.")
+    reply = _channel.request({"op": "touch", "id": _channel.job_id, "seconds": seconds})
+    if not reply.get("ok"):
+        raise ClaimLost(_channel.job_id, "touch")
+    return parse_datetime(reply["deadline"])
+
+
+def describe(exc: BaseException) -> dict[str, str]:
+    return {
+        "exception_class_path": _path(type(exc)),
+        "traceback": "".join(traceback.format_exception(exc)),
+    }
+
+
+def _path(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _datetime(value: str | None) -> datetime | None:
+    return parse_datetime(value) if value else None

@@ -1,0 +1,150 @@
+"""Maintenance duties every worker performs: registry, heartbeat, rescue.
+
+Each duty has an interval and a ``run_once()`` that a test can call. There is
+no leader: every worker runs every duty, and the guarded writes in
+``queue.py`` make it harmless when two workers do the same thing at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from datetime import timedelta
+
+from django.db import connections
+from django.utils import timezone
+
+from .. import queue
+from ..models import Job, Worker
+from ..states import State
+from .options import WorkerOptions
+
+logger = logging.getLogger("django_jobs.worker")
+
+
+class Duty:
+    """Something to do every ``interval`` seconds (jittered by 10%)."""
+
+    interval: float = 1.0
+
+    def __init__(self) -> None:
+        self.next_run = 0.0
+
+    def due_in(self, now: float) -> float:
+        return max(0.0, self.next_run - now)
+
+    def maybe_run(self, now: float) -> None:
+        if now >= self.next_run:
+            self.next_run = now + self.interval * random.uniform(0.9, 1.1)
+            try:
+                self.run_once()
+            except Exception:
+                logger.exception("%s failed; it will run again", type(self).__name__)
+                connections[self.db].close_if_unusable_or_obsolete()
+
+    def run_once(self) -> None:
+        raise NotImplementedError
+
+
+def new_worker_id() -> str:
+    host = socket.gethostname()[:40]
+    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class Registry(Duty):
+    """The worker's row: created at start, heartbeated, removed at exit."""
+
+    def __init__(self, options: WorkerOptions, worker_id: str) -> None:
+        super().__init__()
+        self.options = options
+        self.worker_id = worker_id
+        self.db = options.backend.db
+        self.interval = options.config.HEARTBEAT_INTERVAL
+        self.jobs_in_hand = 0
+
+    def register(self) -> None:
+        Worker.objects.using(self.db).create(
+            id=self.worker_id,
+            backend=self.options.backend.alias,
+            hostname=socket.gethostname()[:255],
+            pid=os.getpid(),
+            queues=list(self.options.queues),
+            concurrency=self.options.concurrency,
+        )
+        self.next_run = time.monotonic() + self.interval
+
+    def run_once(self) -> None:
+        updated = (
+            Worker.objects.using(self.db)
+            .filter(pk=self.worker_id)
+            .update(last_heartbeat=timezone.now(), jobs_in_hand=self.jobs_in_hand)
+        )
+        if not updated:
+            logger.warning(
+                "worker %s was presumed dead by another worker (its jobs may have "
+                "been rescued); registering again",
+                self.worker_id,
+            )
+            self.register()
+
+    def deregister(self) -> None:
+        Worker.objects.using(self.db).filter(pk=self.worker_id).delete()
+
+
+class Rescuer(Duty):
+    """Takes back the jobs of dead workers and of expired reservations.
+
+    A worker is presumed dead when its heartbeat is older than
+    ``WORKER_TIMEOUT``, or when it holds reservations but has no row at all.
+    An expired reservation is one whose deadline passed more than
+    ``KILL_GRACE`` plus a heartbeat ago: until then its own worker, if alive,
+    is still stopping the job and will record the timeout itself.
+    """
+
+    def __init__(self, options: WorkerOptions) -> None:
+        super().__init__()
+        config = options.config
+        self.backend = options.backend.alias
+        self.db = options.backend.db
+        self.interval = config.RESCUE_INTERVAL
+        self.worker_timeout = config.WORKER_TIMEOUT
+        self.expiry_margin = config.KILL_GRACE + config.HEARTBEAT_INTERVAL
+        self.backoff = (config.RETRY_BACKOFF, config.RETRY_BACKOFF_MAX)
+
+    def run_once(self) -> dict[str, int]:
+        now = timezone.now()
+        silent = Worker.objects.using(self.db).filter(
+            backend=self.backend,
+            last_heartbeat__lt=now - timedelta(seconds=self.worker_timeout),
+        )
+        stale = set(silent.values_list("id", flat=True))
+        orphaned = set(
+            Job.objects.using(self.db)
+            .filter(state=State.RESERVED, backend=self.backend)
+            .exclude(reserved_by__in=Worker.objects.using(self.db).values("id"))
+            .values_list("reserved_by", flat=True)
+            .distinct()
+        )
+        counts = queue.rescue(
+            backend=self.backend,
+            stale_workers=sorted(stale | orphaned),
+            expired_before=now - timedelta(seconds=self.expiry_margin),
+            backoff=self.backoff,
+            using=self.db,
+        )
+        if stale:
+            silent.filter(pk__in=stale).delete()
+        if any(counts.values()) or stale:
+            logger.warning(
+                "rescued jobs of %d dead worker(s) and expired reservations: "
+                "%d retried, %d buried, %d deleted",
+                len(stale | orphaned),
+                counts["retried"],
+                counts["buried"],
+                counts["deleted"],
+            )
+        return counts

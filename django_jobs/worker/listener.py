@@ -1,0 +1,75 @@
+"""LISTEN for new jobs on PostgreSQL, so idle workers wake within milliseconds.
+
+The listener has a connection of its own (autocommit, LISTEN only), separate
+from the supervisor's query connection, so that Django closing or replacing
+that connection never silences it. If it breaks, the worker falls back on
+polling and reconnects later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+
+from django.db import connections
+
+logger = logging.getLogger("django_jobs.worker")
+
+CHANNEL = "django_jobs_job"
+RECONNECT_DELAY = 5.0
+
+
+class Listener:
+    def __init__(self, db: str) -> None:
+        self.db = db
+        self.connection = None
+        self.retry_at = 0.0
+
+    @property
+    def available(self) -> bool:
+        return connections[self.db].vendor == "postgresql"
+
+    def connect(self) -> bool:
+        """Open the connection and LISTEN; False (and retry later) on failure."""
+        if not self.available or self.connection is not None:
+            return self.connection is not None
+        if time.monotonic() < self.retry_at:
+            return False
+        import psycopg
+
+        wrapper = connections[self.db]
+        params = wrapper.get_connection_params()
+        try:
+            self.connection = psycopg.connect(**params, autocommit=True)
+            self.connection.execute(f"LISTEN {CHANNEL}")
+        except psycopg.Error as exc:
+            logger.warning("cannot LISTEN for new jobs (%s); polling meanwhile", exc)
+            self.close()
+            self.retry_at = time.monotonic() + RECONNECT_DELAY
+            return False
+        return True
+
+    def fileno(self) -> int:
+        return self.connection.pgconn.socket
+
+    def queues(self) -> list[str] | None:
+        """The queues notified since the last call; ``None`` if the link broke."""
+        pgconn = self.connection.pgconn
+        try:
+            pgconn.consume_input()
+        except Exception as exc:
+            logger.warning("lost the LISTEN connection (%s); polling meanwhile", exc)
+            self.close()
+            self.retry_at = time.monotonic() + RECONNECT_DELAY
+            return None
+        queues = []
+        while (notify := pgconn.notifies()) is not None:
+            queues.append(notify.extra.decode())
+        return queues
+
+    def close(self) -> None:
+        if self.connection is not None:
+            with contextlib.suppress(Exception):
+                self.connection.close()
+            self.connection = None

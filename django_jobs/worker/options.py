@@ -1,0 +1,112 @@
+"""What a worker is asked to do: its command-line options, checked.
+
+Bad values stop the command with a one-line ``CommandError`` before anything
+starts; they never surface later as a traceback.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.management.base import CommandError
+from django.tasks import task_backends
+from django.tasks.exceptions import InvalidTaskBackend
+
+from ..backend import JobsBackend
+from ..conf import JobsOptions
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    backend: JobsBackend
+    queues: tuple[str, ...] = ()
+    concurrency: int = 1
+    jobs_per_child: int = 1
+    burst: bool = False
+    max_jobs: int | None = None
+    poll_interval: float = 1.0
+    shutdown_timeout: float = 30.0
+
+    @property
+    def config(self) -> JobsOptions:
+        return self.backend.config
+
+    @classmethod
+    def from_command_line(cls, options: dict[str, Any]) -> WorkerOptions:
+        backend = _backend(options["backend"])
+        return cls(
+            backend=backend,
+            queues=_queues(backend, options["queue"] or ()),
+            concurrency=_count(
+                "--concurrency", options["concurrency"], default=os.cpu_count() or 1
+            ),
+            jobs_per_child=_count("--jobs-per-child", options["jobs_per_child"], 1),
+            burst=options["burst"],
+            max_jobs=_count("--max-jobs", options["max_jobs"], None),
+            poll_interval=_seconds("--poll-interval", options["poll_interval"], 1.0),
+            shutdown_timeout=_seconds(
+                "--shutdown-timeout", options["shutdown_timeout"], 30.0, zero_ok=True
+            ),
+        )
+
+
+def _backend(alias: str) -> JobsBackend:
+    try:
+        backend = task_backends[alias]
+    except InvalidTaskBackend:
+        raise CommandError(
+            f"--backend {alias!r} is not a key of the TASKS setting."
+        ) from None
+    if not isinstance(backend, JobsBackend):
+        raise CommandError(
+            f"--backend {alias!r} is {type(backend).__module__}."
+            f"{type(backend).__qualname__}, not django_jobs.backend.JobsBackend."
+        )
+    try:
+        backend.config  # noqa: B018  (parse OPTIONS now, to fail early)
+    except Exception as exc:
+        raise CommandError(f"TASKS[{alias!r}]['OPTIONS'] is invalid: {exc}") from None
+    return backend
+
+
+def _queues(backend: JobsBackend, names: Any) -> tuple[str, ...]:
+    queues = tuple(dict.fromkeys(names))
+    unknown = [name for name in queues if backend.queues and name not in backend.queues]
+    if unknown:
+        raise CommandError(
+            f"--queue {unknown[0]!r} is not one of TASKS[{backend.alias!r}]['QUEUES'] "
+            f"({', '.join(sorted(backend.queues))})."
+        )
+    return queues
+
+
+def _count(flag: str, value: Any, default: int | None) -> int | None:
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1 or str(number) != str(value).strip():
+        raise CommandError(
+            f"{flag} must be a whole number of at least 1, got {value!r}."
+        )
+    return number
+
+
+def _seconds(flag: str, value: Any, default: float, *, zero_ok: bool = False) -> float:
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not zero_ok):
+        least = "zero or more" if zero_ok else "more than zero"
+        raise CommandError(
+            f"{flag} must be a number of seconds ({least}), got {value!r}."
+        )
+    return seconds

@@ -1,0 +1,178 @@
+"""Recording what happened to each attempt, through queue.py only.
+
+Successes are batched: every outcome that arrived in one turn of the loop is
+completed in one statement. Failures are rarer and each takes its own
+guarded write. After every write the supervisor sends ``task_finished`` and
+logs one line that names the job, its task and the attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from django.db import DatabaseError, connections
+from django.tasks.signals import task_finished, task_started
+from django.utils import timezone
+
+from .. import queue
+from ..backend import JobsBackend
+from ..exceptions import ChildCrashed, ClaimLost, JobError, JobTimeout
+from ..models import Job
+from ..states import State
+from .options import WorkerOptions
+
+logger = logging.getLogger("django_jobs.worker")
+
+
+def log_job(level: int, job: Job, message: str, *args: Any, **kwargs: Any) -> None:
+    """Log ``message`` about ``job``, with its id, task and attempt attached."""
+    logger.log(
+        level,
+        "job %s %s (attempt %s/%s): " + message,
+        job.pk,
+        job.task_path,
+        job.attempts,
+        job.max_attempts,
+        *args,
+        extra={"job_id": job.pk, "task": job.task_path, "attempt": job.attempts},
+        **kwargs,
+    )
+
+
+class Recorder:
+    def __init__(self, options: WorkerOptions) -> None:
+        self.backend: JobsBackend = options.backend
+        self.db = options.backend.db
+        config = options.config
+        self.backoff = (config.RETRY_BACKOFF, config.RETRY_BACKOFF_MAX)
+        self.successes: list[tuple[Job, Any, float]] = []
+        self.failures: list[tuple[Job, str, str, str]] = []
+        self.started: dict[int, float] = {}
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.successes or self.failures)
+
+    # What the children report
+
+    def job_started(self, job: Job) -> None:
+        self.started[job.pk] = time.monotonic()
+        self._signal(task_started, job)
+
+    def succeeded(self, job: Job, value: Any) -> None:
+        self.successes.append((job, value, self._elapsed(job)))
+
+    def failed(self, job: Job, exception_class_path: str, traceback: str) -> None:
+        self.failures.append((job, "failed", exception_class_path, traceback))
+
+    def unrunnable(self, job: Job, exception_class_path: str, traceback: str) -> None:
+        self.failures.append((job, "unrunnable", exception_class_path, traceback))
+
+    def timed_out(self, job: Job, ttr_seconds: float) -> None:
+        message = (
+            f"{JobTimeout.__name__}: the job ran past its ttr of {ttr_seconds:g}s "
+            "and its process group was killed\n"
+        )
+        self.failures.append((job, "timed out", _path(JobTimeout), message))
+
+    def crashed(self, job: Job, how: str) -> None:
+        message = (
+            f"{ChildCrashed.__name__}: the job's process ended ({how}) "
+            "without reporting an outcome\n"
+        )
+        self.failures.append((job, f"crashed ({how})", _path(ChildCrashed), message))
+
+    # Writing it down
+
+    def flush(self) -> bool:
+        """Write every pending outcome; False if the database is unavailable."""
+        try:
+            self._flush_successes()
+            while self.failures:
+                self._record_failure(*self.failures[0])
+                self.failures.pop(0)
+        except DatabaseError as exc:
+            logger.error("cannot record outcomes (%s); will retry", exc)
+            connections[self.db].close()
+            return False
+        return True
+
+    def release(self, job: Job) -> None:
+        """Give a job back unfinished (shutdown); the attempt does not count."""
+        try:
+            queue.release(job.pk, token=job.claim_token, using=self.db)
+        except JobError as exc:
+            log_job(logging.ERROR, job, "could not be released: %s", exc)
+            return
+        log_job(logging.INFO, job, "released unfinished (worker stopping)")
+
+    def _flush_successes(self) -> None:
+        if not self.successes:
+            return
+        lost = set(
+            queue.complete_many(
+                [(job.pk, job.claim_token, value) for job, value, _ in self.successes],
+                using=self.db,
+            )
+        )
+        now = timezone.now()
+        batch, self.successes = self.successes, []
+        for job, value, elapsed in batch:
+            if job.pk in lost:
+                log_job(
+                    logging.ERROR,
+                    job,
+                    "finished, but %s",
+                    ClaimLost(job.pk, "complete"),
+                )
+                continue
+            job.state, job.return_value, job.finished_at = State.DONE, value, now
+            _clear_reservation(job)
+            log_job(logging.INFO, job, "done in %.1f ms", elapsed * 1000)
+            self._signal(task_finished, job)
+
+    def _record_failure(self, job: Job, what: str, path: str, traceback: str) -> None:
+        error = queue.attempt_error(job, path, traceback)
+        try:
+            if what == "unrunnable":
+                queue.bury(job.pk, token=job.claim_token, error=error, using=self.db)
+                result = "buried"
+            else:
+                result = queue.fail(job, error, backoff=self.backoff, using=self.db)
+        except ClaimLost as exc:
+            log_job(logging.ERROR, job, "%s, but %s", what, exc)
+            return
+        summary = traceback.strip().splitlines()[-1] if traceback.strip() else path
+        log_job(logging.WARNING, job, "%s: %s; %s", what, summary, result)
+        job.errors = [*job.errors, error]
+        if result == "retried":
+            job.state = State.READY
+        else:
+            job.state, job.finished_at = State.BURIED, timezone.now()
+        _clear_reservation(job)
+        self._elapsed(job)
+        if what != "unrunnable":
+            self._signal(task_finished, job)
+
+    def _elapsed(self, job: Job) -> float:
+        started = self.started.pop(job.pk, None)
+        return time.monotonic() - started if started is not None else 0.0
+
+    def _signal(self, signal, job: Job) -> None:
+        """Send a django.tasks signal for ``job``, as the backend's class."""
+        try:
+            result = self.backend.result_for(job)
+        except Exception:
+            logger.debug("no %s signal for job %s", signal, job.pk, exc_info=True)
+            return
+        signal.send(type(self.backend), task_result=result)
+
+
+def _clear_reservation(job: Job) -> None:
+    job.reserved_until, job.reserved_by, job.claim_token = None, "", ""
+
+
+def _path(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"

@@ -1,0 +1,210 @@
+"""The fork server: a warm, connection-free parent for every child.
+
+The zygote is forked from the supervisor after Django is set up and the task
+modules are imported, but before the supervisor opens a database connection
+or does anything else. Forking from it therefore costs a fork of a quiet
+process, not the start of an interpreter, and no child can inherit, use or
+close the supervisor's connection.
+
+It serves fork requests over a SEQPACKET socket. Each request carries the
+child's end of a socket pair (passed as a file descriptor), so the child talks
+to the supervisor directly. The zygote reaps its children and reports every
+exit status; if the supervisor goes away, it kills its children and exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import os
+import selectors
+import signal
+import socket
+from collections.abc import Callable
+
+from .process import set_parent_death_signal
+
+ChildMain = Callable[[socket.socket], None]
+
+
+class ZygoteHandle:
+    """The supervisor's side of the zygote."""
+
+    def __init__(self, sock: socket.socket, pid: int) -> None:
+        self.sock = sock
+        self.pid = pid
+        self.next_request = 0
+
+    def fork(self) -> tuple[int, socket.socket]:
+        """Ask for a child; return the request id and our end of its socket."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.next_request += 1
+        request = json.dumps({"op": "fork", "id": self.next_request}).encode()
+        try:
+            socket.send_fds(self.sock, [request], [theirs.fileno()])
+        finally:
+            theirs.close()
+        return self.next_request, ours
+
+    def read(self) -> list[dict] | None:
+        """Pending reports ("forked", "exited"); ``None`` once the zygote is gone."""
+        messages = []
+        while True:
+            try:
+                data = self.sock.recv(4096, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return messages
+            except OSError:
+                return None
+            if not data:
+                return messages if messages else None
+            messages.append(json.loads(data))
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Close the control socket; the zygote kills its children and exits."""
+        self.sock.close()
+        _wait_for(self.pid, timeout)
+
+
+def start(child_main: ChildMain) -> ZygoteHandle:
+    """Fork the zygote from the current (warm, connection-free) process."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid == 0:  # the zygote
+        code = 0
+        try:
+            ours.close()
+            Zygote(theirs, child_main).serve()
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    theirs.close()
+    return ZygoteHandle(ours, pid)
+
+
+class Zygote:
+    def __init__(self, control: socket.socket, child_main: ChildMain) -> None:
+        self.control = control
+        self.child_main = child_main
+        self.children: set[int] = set()
+
+    def serve(self) -> None:
+        set_parent_death_signal(signal.SIGKILL)
+        # Ctrl-C in a terminal signals the whole foreground group; shutdown is
+        # the supervisor's decision, so the zygote ignores it.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        self.wakeup_r, self.wakeup_w = os.pipe()
+        os.set_blocking(self.wakeup_r, False)
+        os.set_blocking(self.wakeup_w, False)
+        signal.set_wakeup_fd(self.wakeup_w)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        # Objects that exist now are shared with every child; keep the
+        # collector from touching (and so copying) their pages.
+        gc.freeze()
+        selector = selectors.DefaultSelector()
+        selector.register(self.control, selectors.EVENT_READ)
+        selector.register(self.wakeup_r, selectors.EVENT_READ)
+        while True:
+            for key, _ in selector.select():
+                if key.fileobj is self.control:
+                    if not self.handle_request():
+                        self.shutdown()
+                        return
+                else:
+                    _drain(self.wakeup_r)
+            self.reap()
+
+    def handle_request(self) -> bool:
+        try:
+            data, fds, _, _ = socket.recv_fds(self.control, 4096, 1)
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError:
+            return False
+        if not data:
+            return False
+        request = json.loads(data)
+        if request.get("op") != "fork" or len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            return True
+        pid = os.fork()
+        if pid == 0:
+            self.become_child(fds[0])
+        os.close(fds[0])
+        with contextlib.suppress(OSError):  # the child does it too; first wins
+            os.setpgid(pid, pid)
+        self.children.add(pid)
+        self.report({"op": "forked", "id": request["id"], "pid": pid})
+        return True
+
+    def become_child(self, fd: int) -> None:
+        code = 70
+        try:
+            os.setpgid(0, 0)
+            signal.set_wakeup_fd(-1)
+            for signum in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, signal.SIG_DFL)
+            os.close(self.wakeup_r)
+            os.close(self.wakeup_w)
+            self.control.close()
+            set_parent_death_signal(signal.SIGKILL)
+            self.child_main(socket.socket(fileno=fd))
+            code = 0
+        finally:
+            os._exit(code)
+
+    def reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self.children.discard(pid)
+            self.report({"op": "exited", "pid": pid, "status": status})
+
+    def report(self, message: dict) -> None:
+        with contextlib.suppress(OSError):  # the supervisor is gone: shutdown follows
+            self.control.send(json.dumps(message).encode())
+
+    def shutdown(self) -> None:
+        """The supervisor is gone: no child may outlive it and run on."""
+        for pid in self.children:
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
+        for pid in list(self.children):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass
+
+
+def _wait_for(pid: int, timeout: float) -> None:
+    """Reap ``pid`` within ``timeout`` seconds, killing it if it lingers."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if done:
+            return
+        time.sleep(0.01)
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass

@@ -1,0 +1,142 @@
+"""A worker runs jobs in child processes and records every outcome."""
+
+import os
+from pathlib import Path
+
+from django.tasks import TaskResultStatus
+
+from django_jobs import queue
+from django_jobs.models import Job, Worker
+from tests import tasks
+from tests.models import Record
+
+
+def test_burst_runs_every_ready_job_and_exits(start_worker):
+    results = [tasks.add.enqueue(i, i) for i in range(5)]
+    worker = start_worker("--burst", "--concurrency", "2")
+    assert worker.wait() == 0, worker.output
+    for i, result in enumerate(results):
+        result.refresh()
+        assert result.status == TaskResultStatus.SUCCESSFUL
+        assert result.return_value == 2 * i
+        assert result.attempts == 1
+    assert not Worker.objects.exists()  # deregistered on exit
+
+
+def test_each_job_runs_in_a_fresh_child_process(start_worker):
+    for i in range(4):
+        tasks.record_pid.enqueue(f"job{i}")
+    worker = start_worker("--burst", "--concurrency", "2")
+    assert worker.wait() == 0, worker.output
+    pids = set(Record.objects.values_list("pid", flat=True))
+    assert len(pids) == 4
+    assert worker.pid not in pids
+
+
+def test_jobs_per_child_reuses_children(start_worker):
+    for i in range(6):
+        tasks.record_pid.enqueue(f"job{i}")
+    worker = start_worker("--burst", "--concurrency", "1", "--jobs-per-child", "3")
+    assert worker.wait() == 0, worker.output
+    assert Record.objects.values("pid").distinct().count() == 2
+
+
+def test_failures_are_retried_then_buried_with_every_error(start_worker):
+    result = tasks.fail.using(max_attempts=3).enqueue("nope")
+    worker = start_worker("--burst")
+    assert worker.wait() == 0, worker.output
+    result.refresh()
+    assert result.status == TaskResultStatus.FAILED
+    assert result.attempts == 3
+    assert len(result.errors) == 3
+    assert all(e.exception_class is ValueError for e in result.errors)
+    assert result.errors[-1].traceback.endswith("ValueError: nope\n")
+    assert "(attempt 3/3): failed: ValueError: nope; buried" in worker.output
+
+
+def test_on_failure_delete(start_worker):
+    result = tasks.fail.using(max_attempts=1, on_failure="delete").enqueue()
+    worker = start_worker("--burst")
+    assert worker.wait() == 0, worker.output
+    assert not Job.objects.filter(pk=result.id).exists()
+
+
+def test_async_tasks_context_and_odd_outcomes(start_worker):
+    async_result = tasks.async_add.enqueue(2, 3)
+    context_result = tasks.with_context.enqueue(7)
+    exit_result = tasks.raise_system_exit.using(max_attempts=1).enqueue()
+    complex_result = tasks.unserialisable_return.using(max_attempts=1).enqueue()
+    worker = start_worker("--burst")
+    assert worker.wait() == 0, worker.output
+    for result in (async_result, context_result, exit_result, complex_result):
+        result.refresh()
+    assert async_result.return_value == 5
+    assert context_result.return_value == 7
+    assert exit_result.errors[0].exception_class is SystemExit
+    assert complex_result.errors[0].exception_class is TypeError
+    assert "Unsupported type: object" in complex_result.errors[0].traceback
+
+
+def test_signals_and_logs_name_the_job(start_worker):
+    result = tasks.add.enqueue(1, 1)
+    worker = start_worker("--burst")
+    assert worker.wait() == 0, worker.output
+    output = worker.output
+    # django.tasks' own receivers log task_started and task_finished.
+    assert f"Task id={result.id} path=tests.tasks.add state=RUNNING" in output
+    assert f"Task id={result.id} path=tests.tasks.add state=SUCCESSFUL" in output
+    assert f"job {result.id} tests.tasks.add (attempt 1/3): done in" in output
+
+
+def test_a_row_naming_os_system_is_buried_and_never_called(start_worker, tmp_path):
+    marker = tmp_path / "owned"
+    job = queue.enqueue(task_path="os.system", args=[f"touch {marker}"])
+    missing = queue.enqueue(task_path="tests.no_such_module.task")
+    good = tasks.add.enqueue(1, 2)
+    worker = start_worker("--burst")
+    assert worker.wait() == 0, worker.output
+    assert not Path(marker).exists()
+    for bad, reason in [
+        (job, "not a django.tasks.Task"),
+        (missing, "could not be imported"),
+    ]:
+        bad.refresh_from_db()
+        assert bad.state == "buried"
+        assert bad.attempts == 1  # buried at once, not retried
+        assert (
+            bad.errors[0]["exception_class_path"]
+            == "django_jobs.exceptions.TaskNotFound"
+        )
+        assert reason in bad.errors[0]["traceback"]
+    good.refresh()
+    assert good.status == TaskResultStatus.SUCCESSFUL  # the worker carried on
+
+
+def test_queues_and_delayed_jobs(start_worker):
+    email = tasks.add.using(queue_name="emails").enqueue(1, 1)
+    other = tasks.add.using(queue_name="reports").enqueue(1, 1)
+    from datetime import timedelta
+
+    later = tasks.add.using(run_after=timedelta(hours=1)).enqueue(1, 1)
+    worker = start_worker("--burst", "--queue", "emails", "--queue", "default")
+    assert worker.wait() == 0, worker.output
+    states = dict(Job.objects.values_list("pk", "state"))
+    assert states[int(email.id)] == "done"
+    assert states[int(other.id)] == "ready"
+    assert states[int(later.id)] == "ready"
+
+
+def test_max_jobs(start_worker):
+    for i in range(5):
+        tasks.add.enqueue(i, i)
+    worker = start_worker("--max-jobs", "2", "--concurrency", "1")
+    assert worker.wait() == 0, worker.output
+    assert Job.objects.filter(state="done").count() == 2
+
+
+def test_no_processes_left_behind(start_worker):
+    tasks.record_pid.enqueue("x")
+    worker = start_worker("--burst")
+    assert worker.wait() == 0, worker.output
+    pid = Record.objects.get().pid
+    assert not os.path.exists(f"/proc/{pid}")
