@@ -5,6 +5,7 @@ import os
 os.environ.setdefault(
     "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/django_jobs_bench"
 )
+os.environ.setdefault("DEBUG", "false")
 
 from testproject.settings import *  # noqa: F403
 from testproject.settings import INSTALLED_APPS
@@ -17,4 +18,14 @@ TASKS = {
         "OPTIONS": {},
     }
 }
-LOGGING = {"version": 1, "disable_existing_loggers": False}
+# The worker's own lines (start, stop with its CPU and memory figures) but
+# not one line per job, as on a busy production site.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        "django_jobs.worker": {"handlers": ["stderr"], "level": "INFO"},
+        "django_jobs.job": {"handlers": ["stderr"], "level": "WARNING"},
+    },
+}

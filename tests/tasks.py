@@ -132,3 +132,13 @@ def touch_and_sleep(steps: int, seconds: float) -> int:
         time.sleep(seconds)
         touch()
     return steps
+
+
+@task
+def overlap(key: str, seconds: float) -> None:
+    """Record when the job starts and ends, to measure how many run at once."""
+    import time
+
+    Record.objects.create(key=f"{key}:start")
+    time.sleep(seconds)
+    Record.objects.create(key=f"{key}:end")

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import socket
 import sys
+import time
 import traceback
+from collections import deque
 from datetime import datetime
 from typing import Any
 
@@ -29,36 +31,61 @@ _channel: _Channel | None = None
 
 
 class _Channel:
-    """The child's connection to its supervisor, and the job it is running."""
+    """The child's connection to its supervisor, and the jobs it was given."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.reader = protocol.Reader(sock)
+        self.pending: deque[dict[str, Any]] = deque()
+        self.last = False  # no more jobs will come after the pending ones
+        self.stop = False  # the supervisor asked it to stop after this job
         self.job_id: int | None = None
 
+    def accept(self, message: protocol.Message) -> protocol.Message | None:
+        """Take in jobs and stop requests; return any other message."""
+        if message.get("op") == "run":
+            self.pending.extend(message["jobs"])
+            self.last = self.last or bool(message.get("last"))
+        elif message.get("op") == "stop":
+            self.stop = True
+        else:
+            return message
+        return None
+
+    def next_job(self) -> dict[str, Any] | None:
+        """The next job to run, waiting for one if need be; None: time to exit."""
+        for message in self.reader.read():  # what arrived meanwhile
+            self.accept(message)
+        while not self.pending and not self.stop and not self.last:
+            message = self.reader.read_blocking()
+            if message is None:
+                return None
+            self.accept(message)
+        if self.stop or self.reader.closed or not self.pending:
+            return None
+        return self.pending.popleft()
+
     def request(self, message: protocol.Message) -> protocol.Message:
+        """Send ``message`` and wait for the reply, taking in jobs meanwhile."""
         protocol.send(self.sock, message)
-        reply = self.reader.read_blocking()
-        if reply is None:
-            raise RuntimeError("the worker supervisor went away")
-        return reply
+        while True:
+            reply = self.reader.read_blocking()
+            if reply is None:
+                raise RuntimeError("the worker supervisor went away")
+            if self.accept(reply) is not None:
+                return reply
 
 
 def main(sock: socket.socket) -> None:
-    """Run jobs until told to stop (or the supervisor goes away)."""
+    """Run jobs until told to stop, out of jobs, or the supervisor is gone."""
     global _channel
     _channel = channel = _Channel(sock)
     try:
-        while True:
-            message = channel.reader.read_blocking()
-            if message is None or message.get("op") != "run":
-                return
-            channel.job_id = message["job"]["id"]
-            outcome = run(message["job"])
+        while (job := channel.next_job()) is not None:
+            channel.job_id = job["id"]
+            outcome = run(job)
             channel.job_id = None
             protocol.send(sock, outcome)
-            if message.get("last"):
-                return
     finally:
         connections.close_all()
         sys.stdout.flush()
@@ -72,17 +99,20 @@ def run(job: dict[str, Any]) -> protocol.Message:
     if not isinstance(task, Task):
         return {"op": "outcome", "id": job_id, "unrunnable": True, "error": task}
     protocol.send(_channel.sock, {"op": "started", "id": job_id})
+    started = time.perf_counter()
     try:
         args = job["args"]
         if task.takes_context:
             args = [TaskContext(task_result=running_result(task, job)), *args]
         value = task.call(*args, **job["kwargs"])
         value = to_json(value, job["task_path"], "the return value")
-        return {"op": "outcome", "id": job_id, "ok": True, "value": value}
-    except BaseException as exc:
-        return {"op": "outcome", "id": job_id, "ok": False, "error": describe(exc)}
+        outcome = {"op": "outcome", "id": job_id, "ok": True, "value": value}
+    except BaseException as exc:  # SystemExit too: every ending is an outcome
+        outcome = {"op": "outcome", "id": job_id, "ok": False, "error": describe(exc)}
     finally:
         close_old_connections()
+    outcome["seconds"] = time.perf_counter() - started
+    return outcome
 
 
 def resolve(path: str) -> Task | dict[str, str]:

@@ -1,4 +1,11 @@
-"""The supervisor's view of its children: forking, dispatching, deadlines, exits."""
+"""The supervisor's view of its children: forking, handing out jobs, deadlines.
+
+Each child has a queue of the jobs it was given, in order. Its head is the
+job it runs (or is about to run); by default the queue holds one job at a
+time. With ``--jobs-per-child N`` a child may be given a short batch (see
+``batching.py``) and runs it back to back, reporting each job's start and
+outcome as it goes.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ import logging
 import signal
 import socket
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,24 +33,31 @@ class Child:
     pid: int
     sock: socket.socket
     reader: protocol.Reader = field(init=False)
-    job: Job | None = None
-    jobs_run: int = 0
-    #: Was given its last job (or told to exit); a replacement is on its way.
+    #: Jobs given to the child and not finished, in the order it runs them.
+    queue: deque[Job] = field(default_factory=deque)
+    #: Whether the head of the queue reported that it started.
+    started: bool = False
+    #: Jobs given to this child so far, against its --jobs-per-child budget.
+    assigned: int = 0
+    #: Will take no more jobs (budget spent, or told to stop).
     retiring: bool = False
-    #: Monotonic time by which the job must be finished.
+    #: Monotonic time by which the head must be finished.
     deadline: float = 0.0
     #: Why the supervisor is stopping it ("timeout", "shutdown"), if it is.
     stopping: str | None = None
     kill_at: float | None = None
-    outcome: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        self.sock.setblocking(False)
         self.reader = protocol.Reader(self.sock)
 
     @property
+    def job(self) -> Job | None:
+        """The job the child is running, or will run next."""
+        return self.queue[0] if self.queue else None
+
+    @property
     def idle(self) -> bool:
-        return self.job is None and not self.retiring and not self.reader.closed
+        return not self.queue and not self.retiring and not self.reader.closed
 
 
 class Children:
@@ -52,7 +67,6 @@ class Children:
         self.jobs_per_child = jobs_per_child
         self.kill_grace = kill_grace
         self.by_pid: dict[int, Child] = {}
-        self.by_fd: dict[int, Child] = {}
         self.pending: dict[int, socket.socket] = {}  # fork request id -> our end
         self.zygote: zygote.ZygoteHandle | None = None
 
@@ -66,11 +80,14 @@ class Children:
 
     @property
     def busy(self) -> list[Child]:
-        return [c for c in self.by_pid.values() if c.job is not None]
+        return [c for c in self.by_pid.values() if c.queue]
 
     @property
     def idle(self) -> list[Child]:
         return [c for c in self.by_pid.values() if c.idle]
+
+    def jobs_in_hand(self) -> int:
+        return sum(len(c.queue) for c in self.by_pid.values())
 
     def active_count(self) -> int:
         """Children that are or will be able to take a job."""
@@ -84,33 +101,47 @@ class Children:
     def forked(self, request: int, pid: int) -> Child:
         new = Child(pid=pid, sock=self.pending.pop(request))
         self.by_pid[pid] = new
-        self.by_fd[new.sock.fileno()] = new
         return new
 
     def remove(self, gone: Child) -> None:
         self.by_pid.pop(gone.pid, None)
-        self.by_fd.pop(gone.sock.fileno(), None)
         gone.sock.close()
 
     # Jobs
 
-    def dispatch(self, to: Child, job: Job) -> None:
-        """Hand ``job`` to an idle child; its deadline is the reservation's."""
-        to.job = job
-        to.outcome = None
-        to.deadline = (
-            time.monotonic() + (job.reserved_until - timezone.now()).total_seconds()
-        )
-        last = to.jobs_run + 1 >= self.jobs_per_child
-        to.retiring = last
-        protocol.send(to.sock, {"op": "run", "job": job_message(job), "last": last})
+    def room(self, of: Child, batch: int) -> int:
+        """How many more jobs ``of`` may be given now, with batches of ``batch``."""
+        if of.retiring or of.stopping or of.reader.closed:
+            return 0
+        budget = self.jobs_per_child - of.assigned
+        return max(0, min(batch - len(of.queue), budget))
 
-    def retire_idle(self) -> None:
-        """Tell idle children to exit (shutdown): they close on end of input."""
-        for idle in self.idle:
-            idle.retiring = True
-            with contextlib.suppress(OSError):
-                idle.sock.shutdown(socket.SHUT_WR)
+    def dispatch(self, to: Child, jobs: list[Job]) -> None:
+        """Append ``jobs`` to a child's queue and send them to it."""
+        if not to.queue:
+            to.started = False
+            to.deadline = lease_deadline(jobs[0])
+        to.queue.extend(jobs)
+        to.assigned += len(jobs)
+        to.retiring = to.assigned >= self.jobs_per_child
+        protocol.send(
+            to.sock,
+            {"op": "run", "jobs": [job_message(j) for j in jobs], "last": to.retiring},
+        )
+
+    def finish_head(self, of: Child) -> Job:
+        """The head's outcome arrived: drop it; the next job becomes the head."""
+        job = of.queue.popleft()
+        of.started = False
+        if of.queue:
+            of.deadline = lease_deadline(of.queue[0])
+        return job
+
+    def tell_to_stop(self, of: Child) -> None:
+        """Shutdown: no more jobs; the child exits after its current one."""
+        of.retiring = True
+        with contextlib.suppress(OSError):
+            protocol.send(of.sock, {"op": "stop"})
 
     def stop(self, busy: Child, reason: str, *, now: bool = False) -> None:
         """Stop a busy child's whole process group: SIGTERM, then SIGKILL."""
@@ -143,6 +174,13 @@ class Children:
         ]
         return min(times, default=None)
 
+    def waiting(self) -> Iterator[tuple[Child, Job]]:
+        """Jobs given to a child that have not started yet."""
+        for of in self.by_pid.values():
+            for position, job in enumerate(of.queue):
+                if position > 0 or not of.started:
+                    yield of, job
+
     def close(self) -> None:
         """Kill every child that is left and let the zygote go."""
         for remaining in self:
@@ -153,6 +191,11 @@ class Children:
         self.pending.clear()
         if self.zygote is not None:
             self.zygote.close()
+
+
+def lease_deadline(job: Job) -> float:
+    """The monotonic time at which ``job``'s reservation runs out."""
+    return time.monotonic() + (job.reserved_until - timezone.now()).total_seconds()
 
 
 def job_message(job: Job) -> dict[str, Any]:

@@ -9,7 +9,6 @@ logs one line that names the job, its task and the attempt.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from django.db import DatabaseError, connections
@@ -24,11 +23,14 @@ from ..states import State
 from .options import WorkerOptions
 
 logger = logging.getLogger("django_jobs.worker")
+#: One record per attempt's events; a logger of its own, so that busy sites
+#: can turn the per-job lines down without losing the worker's own messages.
+job_logger = logging.getLogger("django_jobs.job")
 
 
 def log_job(level: int, job: Job, message: str, *args: Any, **kwargs: Any) -> None:
     """Log ``message`` about ``job``, with its id, task and attempt attached."""
-    logger.log(
+    job_logger.log(
         level,
         "job %s %s (attempt %s/%s): " + message,
         job.pk,
@@ -49,7 +51,6 @@ class Recorder:
         self.backoff = (config.RETRY_BACKOFF, config.RETRY_BACKOFF_MAX)
         self.successes: list[tuple[Job, Any, float]] = []
         self.failures: list[tuple[Job, str, str, str]] = []
-        self.started: dict[int, float] = {}
 
     @property
     def pending(self) -> bool:
@@ -58,11 +59,10 @@ class Recorder:
     # What the children report
 
     def job_started(self, job: Job) -> None:
-        self.started[job.pk] = time.monotonic()
         self._signal(task_started, job)
 
-    def succeeded(self, job: Job, value: Any) -> None:
-        self.successes.append((job, value, self._elapsed(job)))
+    def succeeded(self, job: Job, value: Any, elapsed: float) -> None:
+        self.successes.append((job, value, elapsed))
 
     def failed(self, job: Job, exception_class_path: str, traceback: str) -> None:
         self.failures.append((job, "failed", exception_class_path, traceback))
@@ -152,13 +152,8 @@ class Recorder:
         else:
             job.state, job.finished_at = State.BURIED, timezone.now()
         _clear_reservation(job)
-        self._elapsed(job)
         if what != "unrunnable":
             self._signal(task_finished, job)
-
-    def _elapsed(self, job: Job) -> float:
-        started = self.started.pop(job.pk, None)
-        return time.monotonic() - started if started is not None else 0.0
 
     def _signal(self, signal, job: Job) -> None:
         """Send a django.tasks signal for ``job``, as the backend's class."""

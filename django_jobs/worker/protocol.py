@@ -30,11 +30,11 @@ class Reader:
         self.closed = False
 
     def read(self) -> list[Message]:
-        """The messages available now (non-blocking socket); marks EOF."""
+        """The messages available now, without waiting; marks end of stream."""
         chunks = []
         while True:
             try:
-                data = self.sock.recv(65536)
+                data = self.sock.recv(65536, socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:

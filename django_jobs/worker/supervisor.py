@@ -1,10 +1,10 @@
-"""The supervisor: one loop that claims, dispatches, records and watches.
+"""The supervisor: one loop that claims, hands out, records and watches.
 
 It is single-threaded and never blocks on anything but ``select``: the
 children's sockets, the zygote's reports, the LISTEN connection and a signal
 wake-up pipe. Each turn of the loop records the outcomes that arrived, stops
 children past their deadline, runs the duties that are due, keeps the pool of
-children full and claims as many jobs as it has idle children.
+children full and claims as many jobs as its children have room for.
 """
 
 from __future__ import annotations
@@ -18,12 +18,16 @@ import socket
 import time
 
 from django.db import DatabaseError, connections
+from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
 
 from .. import queue
 from ..exceptions import JobError
+from ..models import Job
 from . import protocol
+from .batching import Batching
 from .children import Child, Children
+from .database import configure_supervisor_connection
 from .duties import Registry, Rescuer, new_worker_id
 from .listener import Listener
 from .options import WorkerOptions
@@ -45,9 +49,12 @@ class Supervisor:
         self.registry = Registry(options, self.worker_id)
         self.rescuer = Rescuer(options)
         self.listener = Listener(self.db)
+        self.batching = Batching(options.jobs_per_child)
         self.selector = selectors.DefaultSelector()
         self.draining = False
         self.stop_now = False
+        self.stopped_now = False
+        self.signal_name = ""
         self.shutdown_deadline: float | None = None
         self.wake = True  # there may be ready jobs: claim at the next chance
         self.next_poll = 0.0
@@ -62,6 +69,7 @@ class Supervisor:
         """Run until told to stop (or, in burst mode, until idle); the exit code."""
         self.prepare_children()
         self.install_signal_handlers()
+        configure_supervisor_connection(self.db)
         try:
             self.registry.register()
             self.connect_listener()
@@ -75,8 +83,7 @@ class Supervisor:
                 self.db,
                 self.connection_pid(),
             )
-            usage = resource.getrusage(resource.RUSAGE_SELF)
-            self.cpu_at_start = usage.ru_utime + usage.ru_stime
+            self.cpu_at_start = cpu_time()
             while not self.finished():
                 self.turn()
         finally:
@@ -118,7 +125,8 @@ class Supervisor:
 
     def close(self) -> None:
         for busy in self.children.busy:  # only after a fatal error
-            self.recorder.release(busy.job)
+            for job in busy.queue:
+                self.recorder.release(job)
         self.children.close()
         self.listener.close()
         try:
@@ -126,16 +134,14 @@ class Supervisor:
         except DatabaseError as exc:
             logger.error("could not remove worker %s's row: %s", self.worker_id, exc)
         signal.set_wakeup_fd(-1)
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         logger.info(
             "worker %s stopped after %d job(s); supervisor CPU %.3f s; "
             "peak RSS supervisor %d KiB, children %d KiB%s",
             self.worker_id,
             self.claimed_total,
-            usage.ru_utime + usage.ru_stime - self.cpu_at_start,
-            usage.ru_maxrss,
-            children.ru_maxrss,
+            cpu_time() - self.cpu_at_start,
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
             self.connection_pid(),
         )
 
@@ -165,12 +171,14 @@ class Supervisor:
         clock = time.monotonic()
         for late in self.children.enforce_deadlines(clock):
             log_job(logging.WARNING, late.job, "ran past its deadline; stopping it")
+        self.renew_waiting_leases()
         self.run_duties(clock)
         if self.draining:
             self.drain(clock)
         else:
             self.replenish()
             self.claim(clock)
+        self.registry.jobs_in_hand = self.children.jobs_in_hand()
 
     def timeout(self) -> float:
         clock = time.monotonic()
@@ -179,25 +187,15 @@ class Supervisor:
             wake_at.append(deadline)
         if self.draining and self.shutdown_deadline is not None:
             wake_at.append(self.shutdown_deadline)
-        elif self.children.idle:
+        elif self.may_claim() and self.rooms():
             wake_at.append(clock if self.wake else self.next_poll)
         return max(0.0, min(wake_at) - clock)
 
     def on_wakeup(self) -> None:
-        try:
+        """A signal arrived (its handler set the flags): empty the pipe."""
+        with contextlib.suppress(BlockingIOError, InterruptedError):
             while self.wakeup_r.recv(4096):
                 pass
-        except (BlockingIOError, InterruptedError):
-            pass
-        if self.stop_now:
-            logger.warning("second %s: stopping running jobs now", self.signal_name)
-        elif self.draining and self.shutdown_deadline is None:
-            logger.info(
-                "%s: finishing %d running job(s) (up to %gs), claiming no more",
-                self.signal_name,
-                len(self.children.busy),
-                self.options.shutdown_timeout,
-            )
 
     def on_zygote(self) -> None:
         messages = self.children.zygote.read()
@@ -222,13 +220,13 @@ class Supervisor:
         if not served or any(name in served for name in queues):
             self.wake = True
 
-    def on_child(self, busy: Child) -> None:
-        if busy.pid not in self.children.by_pid:
+    def on_child(self, sender: Child) -> None:
+        if sender.pid not in self.children.by_pid:
             return  # its exit was handled earlier in this turn
-        for message in busy.reader.read():
-            self.on_message(busy, message)
-        if busy.reader.closed:
-            self.selector.unregister(busy.sock)
+        for message in sender.reader.read():
+            self.on_message(sender, message)
+        if sender.reader.closed:
+            self.selector.unregister(sender.sock)
 
     def on_message(self, sender: Child, message: dict) -> None:
         job = sender.job
@@ -237,12 +235,19 @@ class Supervisor:
             return
         op = message["op"]
         if op == "started":
-            self.recorder.job_started(job)
+            self.on_started(sender, job)
         elif op == "touch":
             self.on_touch(sender, message.get("seconds"))
         elif op == "outcome":
-            sender.outcome = message
-            self.record_outcome(sender)
+            self.on_outcome(sender, message)
+
+    def on_started(self, sender: Child, job: Job) -> None:
+        """The head started: its ttr counts from now (renewing its lease if late)."""
+        sender.started = True
+        if self.lease_left(job) < 0.9 * job.ttr:
+            self.renew_lease(job)
+        sender.deadline = time.monotonic() + self.lease_left(job)
+        self.recorder.job_started(job)
 
     def on_touch(self, sender: Child, seconds: float | None) -> None:
         job = sender.job
@@ -260,11 +265,13 @@ class Supervisor:
             reply = {"op": "touched", "ok": True, "deadline": deadline.isoformat()}
         protocol.send(sender.sock, reply)
 
-    def record_outcome(self, sender: Child) -> None:
-        """Queue the outcome of ``sender``'s job for recording; free the child."""
-        job, outcome = sender.job, sender.outcome
+    def on_outcome(self, sender: Child, outcome: dict) -> None:
+        """Queue an outcome for recording (at the end of this turn)."""
+        job = self.children.finish_head(sender)
+        elapsed = outcome.get("seconds", 0.0)
+        self.batching.observe(elapsed)
         if outcome.get("ok"):
-            self.recorder.succeeded(job, outcome.get("value"))
+            self.recorder.succeeded(job, outcome.get("value"), elapsed)
         elif outcome.get("unrunnable"):
             error = outcome["error"]
             self.recorder.unrunnable(
@@ -273,9 +280,6 @@ class Supervisor:
         else:
             error = outcome["error"]
             self.recorder.failed(job, error["exception_class_path"], error["traceback"])
-        sender.job = None
-        sender.jobs_run += 1
-        self.registry.jobs_in_hand = len(self.children.busy)
         self.wake = True
 
     def on_exit(self, pid: int, status: int) -> None:
@@ -287,31 +291,59 @@ class Supervisor:
                 self.on_message(gone, message)
         with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(gone.sock)
-        if gone.job is not None:
+        if gone.queue:
             self.lost_child(gone, describe_status(status))
         self.children.remove(gone)
 
     def lost_child(self, gone: Child, how: str) -> None:
-        """A child died holding a job, without an outcome."""
-        job = gone.job
-        gone.job = None
+        """A child died before finishing its jobs.
+
+        Its head was its current attempt (even if it had not said so yet):
+        it is recorded as timed out or crashed, or released if the worker
+        stopped it to shut down. Jobs behind it never started: released.
+        """
+        head, *rest = gone.queue
+        gone.queue.clear()
         if gone.stopping == "shutdown":
-            self.recorder.release(job)
+            self.recorder.release(head)
         elif gone.stopping == "timeout":
-            self.recorder.timed_out(job, job.ttr)
+            self.recorder.timed_out(head, head.ttr)
         else:
-            self.recorder.crashed(job, how)
-        self.registry.jobs_in_hand = len(self.children.busy)
+            self.recorder.crashed(head, how)
+        for job in rest:
+            self.recorder.release(job)
 
     def fatal(self) -> None:
         """The zygote is gone: its children die with it; count their attempts."""
         for gone in self.children:
-            if gone.job is not None:
-                self.recorder.crashed(gone.job, "the worker's fork server died")
-                gone.job = None
+            if gone.queue:
+                gone.stopping = None
+                self.lost_child(gone, "the worker's fork server died")
             self.children.remove(gone)
         self.exit_code = 1
         self.draining = self.stop_now = True
+
+    # Leases
+
+    @staticmethod
+    def lease_left(job: Job) -> float:
+        return (job.reserved_until - timezone.now()).total_seconds()
+
+    def renew_lease(self, job: Job) -> bool:
+        try:
+            job.reserved_until = queue.touch(
+                job.pk, token=job.claim_token, seconds=job.ttr, using=self.db
+            )
+        except (JobError, DatabaseError) as exc:
+            log_job(logging.ERROR, job, "could not renew its reservation: %s", exc)
+            return False
+        return True
+
+    def renew_waiting_leases(self) -> None:
+        """Jobs waiting behind a slow one in a child's queue keep their lease."""
+        for _, job in self.children.waiting():
+            if self.lease_left(job) < job.ttr / 2:
+                self.renew_lease(job)
 
     # Duties, claims, shutdown
 
@@ -337,14 +369,38 @@ class Supervisor:
         while self.children.active_count() < wanted:
             self.children.fork()
 
+    def may_claim(self) -> bool:
+        if self.draining:
+            return False
+        return not self.options.max_jobs or self.claimed_total < self.options.max_jobs
+
+    def rooms(self) -> dict[Child, int]:
+        """How many jobs each child may be given now."""
+        batch = self.batching.per_child()
+        # A slot is a job running: spare children wait for a free slot.
+        free_slots = self.options.concurrency - len(self.children.busy)
+        rooms = {}
+        for candidate in self.children:
+            room = self.children.room(candidate, batch)
+            if not room:
+                continue
+            if candidate.queue:
+                # Top up a busy child only by half a batch or more, so that
+                # one claim serves several jobs.
+                if room * 2 >= batch:
+                    rooms[candidate] = room
+            elif free_slots > 0:
+                rooms[candidate] = room
+                free_slots -= 1
+        return rooms
+
     def claim(self, clock: float) -> None:
-        idle = self.children.idle
-        if not idle or not (self.wake or clock >= self.next_poll):
-            return
-        limit = len(idle)
+        """Claim as many jobs as the children have room for; hand them out."""
+        rooms = self.rooms()
+        limit = sum(rooms.values())
         if self.options.max_jobs:
             limit = min(limit, self.options.max_jobs - self.claimed_total)
-        if limit < 1:
+        if limit < 1 or not (self.wake or clock >= self.next_poll):
             return
         try:
             jobs = queue.claim(
@@ -360,24 +416,41 @@ class Supervisor:
             self.next_poll = clock + DB_RETRY_DELAY
             self.wake = False
             return
-        for job, idle_child in zip(jobs, idle, strict=False):
-            self.children.dispatch(idle_child, job)
         self.claimed_total += len(jobs)
-        self.registry.jobs_in_hand = len(self.children.busy)
-        self.idle_and_empty = not jobs and not self.children.busy
         if len(jobs) < limit:
             self.wake = False
             self.next_poll = clock + self.options.poll_interval
+        self.idle_and_empty = not jobs and not self.children.busy
+        # Idle children first, so that every job starts as soon as possible.
+        for taker in sorted(rooms, key=lambda c: len(c.queue)):
+            given, jobs = jobs[: rooms[taker]], jobs[rooms[taker] :]
+            if given:
+                self.children.dispatch(taker, given)
 
     def drain(self, clock: float) -> None:
         """Shutting down: no new jobs; stop the running ones when time is up."""
         if self.shutdown_deadline is None:
+            logger.info(
+                "%s: finishing %d running job(s) (up to %gs), claiming no more",
+                self.signal_name or "stopping",
+                len(self.children.busy),
+                self.options.shutdown_timeout,
+            )
             self.shutdown_deadline = clock + self.options.shutdown_timeout
-            self.children.retire_idle()
+            for each in self.children:
+                self.children.tell_to_stop(each)
+        if self.stop_now and not self.stopped_now:
+            self.stopped_now = True
+            logger.warning("second %s: stopping running jobs now", self.signal_name)
         if self.stop_now or clock >= self.shutdown_deadline:
             for busy in self.children.busy:
                 if self.stop_now or busy.stopping is None:
                     self.children.stop(busy, "shutdown", now=self.stop_now)
+
+
+def cpu_time() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_worker(options: WorkerOptions) -> int:

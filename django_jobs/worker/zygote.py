@@ -23,7 +23,7 @@ import signal
 import socket
 from collections.abc import Callable
 
-from .process import set_parent_death_signal
+from .process import gather_into_huge_pages, set_parent_death_signal
 
 ChildMain = Callable[[socket.socket], None]
 
@@ -102,8 +102,11 @@ class Zygote:
         signal.set_wakeup_fd(self.wakeup_w)
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
         # Objects that exist now are shared with every child; keep the
-        # collector from touching (and so copying) their pages.
+        # collector from touching (and so copying) their pages, and make the
+        # pages cheap to share.
+        gc.collect()
         gc.freeze()
+        gather_into_huge_pages()
         selector = selectors.DefaultSelector()
         selector.register(self.control, selectors.EVENT_READ)
         selector.register(self.wakeup_r, selectors.EVENT_READ)

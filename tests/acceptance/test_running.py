@@ -140,3 +140,30 @@ def test_no_processes_left_behind(start_worker):
     assert worker.wait() == 0, worker.output
     pid = Record.objects.get().pid
     assert not os.path.exists(f"/proc/{pid}")
+
+
+def most_at_once(records) -> int:
+    events = sorted(
+        (r.created_at, 1 if r.key.endswith(":start") else -1) for r in records
+    )
+    running = peak = 0
+    for _, change in events:
+        running += change
+        peak = max(peak, running)
+    return peak
+
+
+def test_concurrency_bounds_the_jobs_running_at_once(start_worker):
+    tasks.overlap.enqueue_many([((f"job{i}", 0.3), {}) for i in range(8)])
+    worker = start_worker("--burst", "--concurrency", "2")
+    assert worker.wait(timeout=60) == 0, worker.output
+    assert Record.objects.count() == 16
+    assert most_at_once(Record.objects.all()) == 2
+
+
+def test_concurrency_with_batches(start_worker):
+    tasks.overlap.enqueue_many([((f"job{i}", 0.001), {}) for i in range(40)])
+    worker = start_worker("--burst", "--concurrency", "2", "--jobs-per-child", "20")
+    assert worker.wait(timeout=60) == 0, worker.output
+    assert Record.objects.count() == 80
+    assert most_at_once(Record.objects.all()) <= 2

@@ -1,0 +1,129 @@
+"""Drain rate: N no-op jobs, one `runworker --burst`, wall time including start-up.
+
+    python bench/drain.py [--jobs 2000] [--runs 3] [--history 1000000]
+
+Prints jobs/s (median of --runs) for --concurrency 1 and 2 with one job per
+child process, and for --jobs-per-child 100; the supervisor's CPU time per
+job and the peak RSS of the supervisor and of the largest child. With
+--history N, the concurrency-2 case runs again with N done jobs in the table.
+PostgreSQL; DATABASE_URL defaults to .../django_jobs_bench.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+from common import ROOT, print_table, setup_django, truncate_jobs
+
+STOP_LINE = re.compile(
+    r"stopped after (\d+) job\(s\); supervisor CPU ([\d.]+) s; "
+    r"peak RSS supervisor (\d+) KiB, children (\d+) KiB"
+)
+
+
+def drain_once(jobs: int, concurrency: int, per_child: int) -> dict[str, float]:
+    from bench import tasks
+    from django_jobs.models import Job
+
+    Job.objects.filter(state="ready").delete()
+    tasks.noop.enqueue_many([((i,), {}) for i in range(jobs)])
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings"}
+    command = [
+        sys.executable, "manage.py", "runworker", "--burst",
+        "--concurrency", str(concurrency), "--jobs-per-child", str(per_child),
+    ]  # fmt: skip
+    start = time.perf_counter()
+    done = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    wall = time.perf_counter() - start
+    match = STOP_LINE.search(done.stderr)
+    if done.returncode or not match or int(match[1]) != jobs:
+        sys.exit(f"worker failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    return {
+        "rate": jobs / wall,
+        "cpu_ms": float(match[2]) * 1000 / jobs,
+        "rss_sup": int(match[3]) / 1024,
+        "rss_child": int(match[4]) / 1024,
+    }
+
+
+def row(label: str, runs: list[dict[str, float]]) -> list[str]:
+    rates = [r["rate"] for r in runs]
+    return [
+        label,
+        f"{statistics.median(rates):,.0f}",
+        f"{min(rates):,.0f}-{max(rates):,.0f}",
+        f"{statistics.median(r['cpu_ms'] for r in runs):.3f}",
+        f"{max(r['rss_sup'] for r in runs):.0f}",
+        f"{max(r['rss_child'] for r in runs):.0f}",
+    ]
+
+
+def add_history(count: int) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """INSERT INTO django_jobs_job (backend, queue, task_path, args, kwargs,
+                state, priority, run_at, ttr, attempts, max_attempts, on_failure,
+                enqueued_at, started_at, finished_at, reserved_by, claim_token,
+                worker_ids, errors, return_value)
+            SELECT 'default', 'default', 'bench.tasks.noop', '[0]', '{}', 'done', 0,
+                now(), 300, 1, 3, 'bury', now(), now(), now(), '', '', '["w"]', '[]',
+                'null'
+            FROM generate_series(1, %s)""",
+            [count],
+        )
+        cursor.execute("VACUUM ANALYZE django_jobs_job")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--history", type=int, default=0)
+    options = parser.parse_args()
+    setup_django()
+    cases = [
+        ("--concurrency 1", 1, 1),
+        ("--concurrency 2", 2, 1),
+        ("--concurrency 2 --jobs-per-child 100", 2, 100),
+    ]
+    rows = []
+    truncate_jobs()
+    for label, concurrency, per_child in cases:
+        runs = [
+            drain_once(options.jobs, concurrency, per_child)
+            for _ in range(options.runs)
+        ]
+        rows.append(row(label, runs))
+    if options.history:
+        truncate_jobs()
+        add_history(options.history)
+        runs = [drain_once(options.jobs, 2, 1) for _ in range(options.runs)]
+        rows.append(row(f"--concurrency 2, {options.history:,} done jobs", runs))
+    truncate_jobs()
+    print_table(
+        f"Drain {options.jobs:,} no-op jobs, runworker --burst, wall time with "
+        f"start-up ({options.runs} runs)",
+        [
+            "worker",
+            "jobs/s",
+            "range",
+            "sup. CPU ms/job",
+            "RSS sup. MiB",
+            "RSS child MiB",
+        ],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()
