@@ -22,7 +22,7 @@ import time
 from common import ROOT, print_table, setup_django, truncate_jobs
 
 STOP_LINE = re.compile(
-    r"stopped after (\d+) job\(s\); supervisor CPU ([\d.]+) s; "
+    r"stopped after (\d+) job\(s\) in ([\d.]+) s; supervisor CPU ([\d.]+) s; "
     r"peak RSS supervisor (\d+) KiB, children (\d+) KiB"
 )
 
@@ -48,9 +48,10 @@ def drain_once(jobs: int, concurrency: int, per_child: int) -> dict[str, float]:
         sys.exit(f"worker failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
     return {
         "rate": jobs / wall,
-        "cpu_ms": float(match[2]) * 1000 / jobs,
-        "rss_sup": int(match[3]) / 1024,
-        "rss_child": int(match[4]) / 1024,
+        "steady": jobs / float(match[2]),
+        "cpu_ms": float(match[3]) * 1000 / jobs,
+        "rss_sup": int(match[4]) / 1024,
+        "rss_child": int(match[5]) / 1024,
     }
 
 
@@ -60,10 +61,27 @@ def row(label: str, runs: list[dict[str, float]]) -> list[str]:
         label,
         f"{statistics.median(rates):,.0f}",
         f"{min(rates):,.0f}-{max(rates):,.0f}",
+        f"{statistics.median(r['steady'] for r in runs):,.0f}",
         f"{statistics.median(r['cpu_ms'] for r in runs):.3f}",
         f"{max(r['rss_sup'] for r in runs):.0f}",
         f"{max(r['rss_child'] for r in runs):.0f}",
     ]
+
+
+def fork_baseline(forks: int = 300) -> float:
+    """Milliseconds for a bare fork + exit + wait of this Django-loaded process."""
+    from django.db import connections
+    from django.utils.module_loading import autodiscover_modules
+
+    autodiscover_modules("tasks")
+    connections.close_all()
+    start = time.perf_counter()
+    for _ in range(forks):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+    return (time.perf_counter() - start) / forks * 1000
 
 
 def add_history(count: int) -> None:
@@ -110,6 +128,7 @@ def main() -> None:
         runs = [drain_once(options.jobs, 2, 1) for _ in range(options.runs)]
         rows.append(row(f"--concurrency 2, {options.history:,} done jobs", runs))
     truncate_jobs()
+    baseline = fork_baseline()
     print_table(
         f"Drain {options.jobs:,} no-op jobs, runworker --burst, wall time with "
         f"start-up ({options.runs} runs)",
@@ -117,11 +136,16 @@ def main() -> None:
             "worker",
             "jobs/s",
             "range",
+            "after start-up",
             "sup. CPU ms/job",
             "RSS sup. MiB",
             "RSS child MiB",
         ],
         rows,
+    )
+    print(
+        f"\nFor scale: a bare fork + exit + wait of this Django-loaded process "
+        f"takes {baseline:.2f} ms on this machine."
     )
 
 

@@ -14,3 +14,12 @@ def noop(i: int = 0) -> None:
 def started_at() -> float:
     """Return the wall-clock time at which the job started (for latency)."""
     return time.time()
+
+
+@task
+def report_start(port: int) -> None:
+    """Send the time the job started to the benchmark, over UDP on localhost."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(repr(time.time()).encode(), ("127.0.0.1", port))

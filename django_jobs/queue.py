@@ -165,6 +165,7 @@ def claim(
     limit: int = 1,
     backend: str = "default",
     using: str | None = None,
+    prepare: bool = False,
 ) -> list[Job]:
     """Reserve up to ``limit`` due jobs for ``worker_id``, best first.
 
@@ -181,11 +182,32 @@ def claim(
     sql, params = claim_statement(
         connection, worker_id=worker_id, queues=queues, limit=limit, backend=backend
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        jobs = jobs_from_rows(connection, cursor.fetchall())
+    jobs = jobs_from_rows(connection, fetch_all(connection, sql, params, prepare))
     jobs.sort(key=lambda job: (-job.priority, job.run_at, job.pk))
     return jobs
+
+
+def fetch_all(connection, sql: str, params: list[Any], prepare: bool) -> list[tuple]:
+    """Run ``sql`` and return its rows.
+
+    With ``prepare`` on PostgreSQL, the statement is bound and prepared on
+    the server, so that it is parsed and planned once per connection: for the
+    worker, which runs the same few statements over and over. Not for
+    connections behind a transaction-pooling proxy.
+    """
+    if prepare and connection.vendor == "postgresql":
+        import psycopg
+
+        connection.ensure_connection()
+        with (
+            connection.wrap_database_errors,
+            psycopg.Cursor(connection.connection) as cursor,
+        ):
+            cursor.execute(sql, params, prepare=True)
+            return cursor.fetchall()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 _converters: dict[str, list[tuple[int, list, Any]]] = {}
@@ -315,7 +337,10 @@ def complete(
 
 
 def complete_many(
-    outcomes: Sequence[tuple[int, str, Any]], *, using: str | None = None
+    outcomes: Sequence[tuple[int, str, Any]],
+    *,
+    using: str | None = None,
+    prepare: bool = False,
 ) -> list[int]:
     """Record many successful attempts in one statement.
 
@@ -344,9 +369,7 @@ def complete_many(
         params += [job_id, token, json.dumps(return_value)]
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     params += [State.DONE.value, now, State.RESERVED.value]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        done = {row[0] for row in cursor.fetchall()}
+    done = {row[0] for row in fetch_all(connection, sql, params, prepare)}
     return [job_id for job_id, _, _ in outcomes if job_id not in done]
 
 

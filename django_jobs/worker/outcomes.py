@@ -115,6 +115,7 @@ class Recorder:
             queue.complete_many(
                 [(job.pk, job.claim_token, value) for job, value, _ in self.successes],
                 using=self.db,
+                prepare=True,
             )
         )
         now = timezone.now()

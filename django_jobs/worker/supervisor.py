@@ -62,6 +62,7 @@ class Supervisor:
         self.idle_and_empty = False  # burst: the last claim found nothing
         self.exit_code = 0
         self.cpu_at_start = 0.0
+        self.started_at = time.monotonic()
 
     # Life cycle
 
@@ -84,6 +85,7 @@ class Supervisor:
                 self.connection_pid(),
             )
             self.cpu_at_start = cpu_time()
+            self.started_at = time.monotonic()
             while not self.finished():
                 self.turn()
         finally:
@@ -135,10 +137,11 @@ class Supervisor:
             logger.error("could not remove worker %s's row: %s", self.worker_id, exc)
         signal.set_wakeup_fd(-1)
         logger.info(
-            "worker %s stopped after %d job(s); supervisor CPU %.3f s; "
+            "worker %s stopped after %d job(s) in %.3f s; supervisor CPU %.3f s; "
             "peak RSS supervisor %d KiB, children %d KiB%s",
             self.worker_id,
             self.claimed_total,
+            time.monotonic() - self.started_at,
             cpu_time() - self.cpu_at_start,
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
             resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
@@ -409,6 +412,7 @@ class Supervisor:
                 limit=limit,
                 backend=self.options.backend.alias,
                 using=self.db,
+                prepare=True,
             )
         except DatabaseError as exc:
             logger.error("cannot claim jobs (%s); will retry", exc)

@@ -1,0 +1,97 @@
+"""Enqueue-to-start latency: jobs enqueued one at a time to an idle worker.
+
+    python bench/latency.py [--jobs 200] [--concurrency 2] [--gap 0.02]
+
+Starts `runworker`, waits until it is idle, then enqueues one job at a time
+and measures from just before `Task.enqueue()` (so the INSERT and its commit
+are included) to the moment the job's code starts in its child process (the
+job sends its clock over UDP). Prints p50, p95 and max in milliseconds.
+PostgreSQL (LISTEN/NOTIFY); DATABASE_URL defaults to .../django_jobs_bench.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+from common import ROOT, print_table, setup_django, truncate_jobs
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def wait_until_idle(timeout: float = 60) -> None:
+    from django_jobs.models import Worker
+
+    deadline = time.monotonic() + timeout
+    while not Worker.objects.exists():
+        if time.monotonic() > deadline:
+            sys.exit("the worker did not start")
+        time.sleep(0.1)
+    time.sleep(1.0)  # let it fork its children
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--gap", type=float, default=0.02)
+    options = parser.parse_args()
+    setup_django()
+    from bench import tasks
+
+    truncate_jobs()
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(10)
+    port = receiver.getsockname()[1]
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings"}
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "runworker",
+            "--concurrency",
+            str(options.concurrency),
+        ],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+    latencies = []
+    try:
+        wait_until_idle()
+        for _ in range(options.jobs):
+            before = time.time()
+            tasks.report_start.enqueue(port)
+            started = float(receiver.recv(64))
+            latencies.append((started - before) * 1000)
+            time.sleep(options.gap)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+        truncate_jobs()
+    print_table(
+        f"Enqueue-to-start latency, ms ({options.jobs} jobs one at a time, "
+        f"runworker --concurrency {options.concurrency}, LISTEN/NOTIFY)",
+        ["p50", "p95", "max", "mean"],
+        [
+            [
+                f"{percentile(latencies, 0.5):.2f}",
+                f"{percentile(latencies, 0.95):.2f}",
+                f"{max(latencies):.2f}",
+                f"{statistics.mean(latencies):.2f}",
+            ]
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()
