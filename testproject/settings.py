@@ -81,7 +81,8 @@ TASKS = {
     "default": {
         "BACKEND": "django_jobs.backend.JobsBackend",
         "QUEUES": ["default", "emails", "reports"],
-        "OPTIONS": {},
+        # Quick retries, so that the demo shows a retry within seconds.
+        "OPTIONS": {"RETRY_BACKOFF": 1, "RETRY_BACKOFF_MAX": 10},
     }
 }
 

@@ -1,7 +1,6 @@
 """The demo app enqueues the ways the docs recommend."""
 
 import pytest
-from django.core.management import call_command
 from django.db import transaction
 
 from django_jobs.models import Job
@@ -45,11 +44,3 @@ def test_view_rejects_bad_input_and_writes_nothing(client, db):
 def test_signup_page(client, db):
     response = client.post("/", {"email": "grace@example.com"}, follow=True)
     assert b"grace@example.com" in response.content
-
-
-@pytest.mark.django_db(transaction=True)
-def test_demo_command(capsys):
-    call_command("demo")
-    out = capsys.readouterr().out
-    assert "send_welcome" in out
-    assert Job.objects.count() == 4

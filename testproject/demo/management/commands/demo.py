@@ -1,39 +1,91 @@
-"""Enqueue a few demo jobs the ways an application would, and show them."""
+"""Enqueue demo jobs the ways an application would, run a worker on them, report.
 
-from django.core.management.base import BaseCommand
-from django.db import transaction
-from django.tasks import task_backends
+The worker is a real ``manage.py runworker`` process: its log lines show
+each attempt as it happens. The command stops it once every demo job has
+finished, then prints the jobs as the database has them.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection, transaction
 from django.test import Client
 
 from django_jobs.models import Job
 from testproject.demo.models import Signup
 from testproject.demo.tasks import flaky_report, slow_report
 
+MANAGE_PY = Path(__file__).resolve().parents[4] / "manage.py"
+FINISHED = ("done", "buried")
+
 
 class Command(BaseCommand):
-    help = "Enqueue demo jobs from a view, a signal handler and code, and list them."
+    help = "Enqueue a mix of demo jobs, run a worker on them and show what happened."
 
-    def handle(self, *args, **options):
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--timeout", type=float, default=90, help="Seconds to wait (default 90)."
+        )
+
+    def handle(self, *args, timeout, **options):
+        ids = self.enqueue()
+        self.stdout.write(self.style.MIGRATE_HEADING("\nStarting a worker"))
+        self.stdout.flush()
+        worker = subprocess.Popen(
+            [sys.executable, str(MANAGE_PY), "runworker", "--concurrency", "2"],
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            self.wait_for(ids, timeout)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=60)
+        self.report(ids)
+
+    def enqueue(self) -> list[int]:
+        self.stdout.write(self.style.MIGRATE_HEADING("Enqueuing demo jobs"))
+        before = Job.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
         with transaction.atomic():
             signup = Signup.objects.create(email="ada@example.com")
         self.stdout.write(
-            f"Signed up {signup}: its post_save handler enqueued a welcome email."
+            f"  a signup ({signup}): its post_save handler enqueues a welcome"
         )
-
         response = Client(HTTP_HOST="localhost").post("/add/", {"a": 2, "b": 40})
-        self.stdout.write(
-            f"POST /add/ enqueued job {response.json()['id']} from a view."
-        )
-
+        self.stdout.write(f"  POST /add/ from a view: job {response.json()['id']}")
         flaky_report.enqueue("sales")
-        slow_report.enqueue(1.5)
-        self.stdout.write("Enqueued a report that will fail and one that runs long.\n")
+        self.stdout.write("  a report that fails: retried, then buried")
+        slow_report.using(run_after=timedelta(seconds=3)).enqueue(0.5)
+        self.stdout.write("  a report delayed by 3 seconds")
+        slow_report.enqueue(2.5)
+        self.stdout.write("  a report that runs for 2.5 seconds")
+        return list(Job.objects.filter(pk__gt=before).values_list("pk", flat=True))
 
-        self.stdout.write(f"{'id':>4}  {'task':<16} {'queue':<8} {'state':<9} status")
-        backend = task_backends["default"]
-        for job in Job.objects.order_by("-pk")[:4][::-1]:
-            result = backend.get_result(str(job.pk))
+    def wait_for(self, ids: list[int], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while Job.objects.filter(pk__in=ids).exclude(state__in=FINISHED).exists():
+            if time.monotonic() > deadline:
+                raise CommandError(f"the demo jobs did not finish within {timeout}s")
+            time.sleep(0.25)
+            connection.close()  # see the worker's writes afresh (SQLite)
+
+    def report(self, ids: list[int]) -> None:
+        self.stdout.write(self.style.MIGRATE_HEADING("\nWhat happened"))
+        self.stdout.write(
+            f"  {'id':>4}  {'task':<14} {'state':<7} {'tries':<5} outcome"
+        )
+        for job in Job.objects.filter(pk__in=ids).order_by("pk"):
+            if job.state == "done":
+                outcome = f"returned {job.return_value!r}"
+            else:
+                last = job.errors[-1]["traceback"].strip().splitlines()[-1]
+                outcome = f"{len(job.errors)} error(s), last: {last}"
             self.stdout.write(
-                f"{job.pk:>4}  {job.task_name:<16} {job.queue:<8} "
-                f"{job.display_state:<9} {result.status}"
+                f"  {job.pk:>4}  {job.task_name:<14} {job.state:<7} "
+                f"{job.attempts}/{job.max_attempts:<3} {outcome}"
             )
