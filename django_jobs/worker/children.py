@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import selectors
 import signal
 import socket
 import time
@@ -46,6 +47,8 @@ class Child:
     #: Why the supervisor is stopping it ("timeout", "shutdown"), if it is.
     stopping: str | None = None
     kill_at: float | None = None
+    #: Bytes not yet taken by the child: the supervisor never blocks on one.
+    outbox: bytearray = field(default_factory=bytearray)
 
     def __post_init__(self) -> None:
         self.reader = protocol.Reader(self.sock)
@@ -63,9 +66,12 @@ class Child:
 class Children:
     """Every child of this worker, and the zygote they are forked from."""
 
-    def __init__(self, jobs_per_child: int, kill_grace: float) -> None:
+    def __init__(
+        self, jobs_per_child: int, kill_grace: float, selector: selectors.BaseSelector
+    ) -> None:
         self.jobs_per_child = jobs_per_child
         self.kill_grace = kill_grace
+        self.selector = selector
         self.by_pid: dict[int, Child] = {}
         self.pending: dict[int, socket.socket] = {}  # fork request id -> our end
         self.zygote: zygote.ZygoteHandle | None = None
@@ -101,11 +107,41 @@ class Children:
     def forked(self, request: int, pid: int) -> Child:
         new = Child(pid=pid, sock=self.pending.pop(request))
         self.by_pid[pid] = new
+        self.selector.register(new.sock, selectors.EVENT_READ, new)
         return new
 
     def remove(self, gone: Child) -> None:
         self.by_pid.pop(gone.pid, None)
+        self.stop_listening(gone)
         gone.sock.close()
+
+    def stop_listening(self, to: Child) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(to.sock)
+
+    # Messages
+
+    def send(self, to: Child, message: dict[str, Any]) -> None:
+        """Send without blocking: what the child does not take now waits."""
+        to.outbox += protocol.encode(message)
+        self.flush(to)
+
+    def flush(self, to: Child) -> None:
+        while to.outbox:
+            try:
+                sent = to.sock.send(to.outbox, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:  # the child is gone; its exit will be reported
+                to.outbox.clear()
+                break
+            del to.outbox[:sent]
+        if to.reader.closed:
+            return
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if to.outbox else 0)
+        with contextlib.suppress(KeyError, ValueError):
+            if self.selector.get_key(to.sock).events != events:
+                self.selector.modify(to.sock, events, to)
 
     # Jobs
 
@@ -124,8 +160,8 @@ class Children:
         to.queue.extend(jobs)
         to.assigned += len(jobs)
         to.retiring = to.assigned >= self.jobs_per_child
-        protocol.send(
-            to.sock,
+        self.send(
+            to,
             {"op": "run", "jobs": [job_message(j) for j in jobs], "last": to.retiring},
         )
 
@@ -140,8 +176,7 @@ class Children:
     def tell_to_stop(self, of: Child) -> None:
         """Shutdown: no more jobs; the child exits after its current one."""
         of.retiring = True
-        with contextlib.suppress(OSError):
-            protocol.send(of.sock, {"op": "stop"})
+        self.send(of, {"op": "stop"})
 
     def stop(self, busy: Child, reason: str, *, now: bool = False) -> None:
         """Stop a busy child's whole process group: SIGTERM, then SIGKILL."""

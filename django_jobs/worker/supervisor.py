@@ -24,7 +24,6 @@ from django.utils.module_loading import autodiscover_modules
 from .. import queue
 from ..exceptions import JobError
 from ..models import Job
-from . import protocol
 from .batching import Batching
 from .children import Child, Children
 from .database import configure_supervisor_connection
@@ -44,13 +43,15 @@ class Supervisor:
         self.options = options
         self.db = options.backend.db
         self.worker_id = new_worker_id()
-        self.children = Children(options.jobs_per_child, options.config.KILL_GRACE)
+        self.selector = selectors.DefaultSelector()
+        self.children = Children(
+            options.jobs_per_child, options.config.KILL_GRACE, self.selector
+        )
         self.recorder = Recorder(options)
         self.registry = Registry(options, self.worker_id)
         self.rescuer = Rescuer(options)
         self.listener = Listener(self.db)
         self.batching = Batching(options.jobs_per_child)
-        self.selector = selectors.DefaultSelector()
         self.draining = False
         self.stop_now = False
         self.stopped_now = False
@@ -126,7 +127,8 @@ class Supervisor:
         return self.options.burst and self.idle_and_empty
 
     def close(self) -> None:
-        for busy in self.children.busy:  # only after a fatal error
+        self.recorder.flush()  # outcomes that arrived must not be lost
+        for busy in self.children.busy:  # only after an error
             for job in busy.queue:
                 self.recorder.release(job)
         self.children.close()
@@ -158,7 +160,7 @@ class Supervisor:
     # One turn of the loop
 
     def turn(self) -> None:
-        for key, _ in self.selector.select(self.timeout()):
+        for key, events in self.selector.select(self.timeout()):
             handler = key.data
             if handler == "signal":
                 self.on_wakeup()
@@ -166,8 +168,11 @@ class Supervisor:
                 self.on_zygote()
             elif handler == "listen":
                 self.on_notify()
-            else:
-                self.on_child(handler)
+            elif handler.pid in self.children.by_pid:  # not gone this turn
+                if events & selectors.EVENT_WRITE:
+                    self.children.flush(handler)
+                if events & selectors.EVENT_READ:
+                    self.on_child(handler)
         if not self.recorder.flush():
             time.sleep(DB_RETRY_DELAY)
             return
@@ -209,8 +214,7 @@ class Supervisor:
             return
         for message in messages:
             if message["op"] == "forked":
-                new = self.children.forked(message["id"], message["pid"])
-                self.selector.register(new.sock, selectors.EVENT_READ, new)
+                self.children.forked(message["id"], message["pid"])
             elif message["op"] == "exited":
                 self.on_exit(message["pid"], message["status"])
 
@@ -224,12 +228,10 @@ class Supervisor:
             self.wake = True
 
     def on_child(self, sender: Child) -> None:
-        if sender.pid not in self.children.by_pid:
-            return  # its exit was handled earlier in this turn
         for message in sender.reader.read():
             self.on_message(sender, message)
         if sender.reader.closed:
-            self.selector.unregister(sender.sock)
+            self.children.stop_listening(sender)
 
     def on_message(self, sender: Child, message: dict) -> None:
         job = sender.job
@@ -266,7 +268,7 @@ class Supervisor:
             job.reserved_until = deadline
             sender.deadline = time.monotonic() + seconds
             reply = {"op": "touched", "ok": True, "deadline": deadline.isoformat()}
-        protocol.send(sender.sock, reply)
+        self.children.send(sender, reply)
 
     def on_outcome(self, sender: Child, outcome: dict) -> None:
         """Queue an outcome for recording (at the end of this turn)."""
@@ -292,8 +294,6 @@ class Supervisor:
         if not gone.reader.closed:
             for message in gone.reader.read():  # what it said before dying
                 self.on_message(gone, message)
-        with contextlib.suppress(KeyError, ValueError):
-            self.selector.unregister(gone.sock)
         if gone.queue:
             self.lost_child(gone, describe_status(status))
         self.children.remove(gone)

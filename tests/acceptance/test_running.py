@@ -167,3 +167,13 @@ def test_concurrency_with_batches(start_worker):
     assert worker.wait(timeout=60) == 0, worker.output
     assert Record.objects.count() == 80
     assert most_at_once(Record.objects.all()) <= 2
+
+
+def test_large_arguments_and_return_values_cross_the_pipes(start_worker):
+    big = "x" * 2_000_000
+    results = [tasks.echo.enqueue(big, n=i) for i in range(3)]
+    worker = start_worker("--burst", "--concurrency", "1", "--jobs-per-child", "3")
+    assert worker.wait(timeout=60) == 0, worker.output
+    for i, result in enumerate(results):
+        result.refresh()
+        assert result.return_value == {"args": [big], "kwargs": {"n": i}}
