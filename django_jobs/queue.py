@@ -93,9 +93,8 @@ def insert(
         params.append(json.dumps(calls))
     else:
         params += [json.dumps(calls[0][0]), json.dumps(calls[0][1])]
-    with connection.cursor() as cursor:
-        cursor.execute(insert_statement(connection, many=many), params)
-        ids = sorted(row[0] for row in cursor.fetchall())
+    rows = fetch_all(connection, insert_statement(connection, many=many), params)
+    ids = sorted(row[0] for row in rows)
     return Inserted(ids=ids, enqueued_at=now, run_at=run_at)
 
 
@@ -187,23 +186,29 @@ def claim(
     return jobs
 
 
-def fetch_all(connection, sql: str, params: list[Any], prepare: bool) -> list[tuple]:
-    """Run ``sql`` and return its rows.
+def fetch_all(
+    connection, sql: str, params: list[Any], prepare: bool = False
+) -> list[tuple]:
+    """Run one of this module's hot statements and return its rows.
 
-    With ``prepare`` on PostgreSQL, the statement is bound and prepared on
-    the server, so that it is parsed and planned once per connection: for the
-    worker, which runs the same few statements over and over. Not for
-    connections behind a transaction-pooling proxy.
+    On PostgreSQL the parameters are bound by the server rather than quoted
+    into the SQL by Python, which halves the client's cost of an enqueue.
+    With ``prepare`` the statement is also prepared, so that it is parsed and
+    planned once per connection: for the worker, which runs the same few
+    statements over and over (not for connections behind a pooler in
+    transaction mode). The statement runs in the connection's current
+    transaction, as any query would.
     """
-    if prepare and connection.vendor == "postgresql":
+    if connection.vendor == "postgresql":
         import psycopg
 
+        connection.validate_no_broken_transaction()
         connection.ensure_connection()
         with (
             connection.wrap_database_errors,
             psycopg.Cursor(connection.connection) as cursor,
         ):
-            cursor.execute(sql, params, prepare=True)
+            cursor.execute(sql, params, prepare=prepare)
             return cursor.fetchall()
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
