@@ -18,16 +18,15 @@ import socket
 import time
 
 from django.db import DatabaseError, connections
-from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
 
 from .. import queue
-from ..exceptions import JobError
 from ..models import Job
 from .batching import Batching
 from .children import Child, Children
 from .database import configure_supervisor_connection
 from .duties import Registry, Rescuer, new_worker_id
+from .leases import Leases
 from .listener import Listener
 from .options import WorkerOptions
 from .outcomes import Recorder, log_job
@@ -52,6 +51,7 @@ class Supervisor:
         self.rescuer = Rescuer(options)
         self.listener = Listener(self.db)
         self.batching = Batching(options.jobs_per_child)
+        self.leases = Leases(self.db)
         self.draining = False
         self.stop_now = False
         self.stopped_now = False
@@ -179,7 +179,7 @@ class Supervisor:
         clock = time.monotonic()
         for late in self.children.enforce_deadlines(clock):
             log_job(logging.WARNING, late.job, "ran past its deadline; stopping it")
-        self.renew_waiting_leases()
+        self.leases.renew_waiting([job for _, job in self.children.waiting()])
         self.run_duties(clock)
         if self.draining:
             self.drain(clock)
@@ -249,25 +249,22 @@ class Supervisor:
     def on_started(self, sender: Child, job: Job) -> None:
         """The head started: its ttr counts from now (renewing its lease if late)."""
         sender.started = True
-        if self.lease_left(job) < 0.9 * job.ttr:
-            self.renew_lease(job)
-        sender.deadline = time.monotonic() + self.lease_left(job)
+        self.leases.renew_if_late(job)
+        sender.deadline = time.monotonic() + self.leases.left(job)
         self.recorder.job_started(job)
 
     def on_touch(self, sender: Child, seconds: float | None) -> None:
         job = sender.job
         seconds = float(seconds) if seconds else float(job.ttr)
-        try:
-            deadline = queue.touch(
-                job.pk, token=job.claim_token, seconds=seconds, using=self.db
-            )
-        except (JobError, DatabaseError) as exc:
-            log_job(logging.ERROR, job, "touch refused: %s", exc)
-            reply = {"op": "touched", "ok": False, "error": str(exc)}
-        else:
-            job.reserved_until = deadline
+        if self.leases.renew(job, seconds):
             sender.deadline = time.monotonic() + seconds
-            reply = {"op": "touched", "ok": True, "deadline": deadline.isoformat()}
+            reply = {
+                "op": "touched",
+                "ok": True,
+                "deadline": job.reserved_until.isoformat(),
+            }
+        else:
+            reply = {"op": "touched", "ok": False}
         self.children.send(sender, reply)
 
     def on_outcome(self, sender: Child, outcome: dict) -> None:
@@ -325,28 +322,6 @@ class Supervisor:
             self.children.remove(gone)
         self.exit_code = 1
         self.draining = self.stop_now = True
-
-    # Leases
-
-    @staticmethod
-    def lease_left(job: Job) -> float:
-        return (job.reserved_until - timezone.now()).total_seconds()
-
-    def renew_lease(self, job: Job) -> bool:
-        try:
-            job.reserved_until = queue.touch(
-                job.pk, token=job.claim_token, seconds=job.ttr, using=self.db
-            )
-        except (JobError, DatabaseError) as exc:
-            log_job(logging.ERROR, job, "could not renew its reservation: %s", exc)
-            return False
-        return True
-
-    def renew_waiting_leases(self) -> None:
-        """Jobs waiting behind a slow one in a child's queue keep their lease."""
-        for _, job in self.children.waiting():
-            if self.lease_left(job) < job.ttr / 2:
-                self.renew_lease(job)
 
     # Duties, claims, shutdown
 
