@@ -10,6 +10,11 @@ a Python exception of its own (a timeout, a crash, a lost worker), so that
 from __future__ import annotations
 
 
+def class_path(cls: type) -> str:
+    """The dotted path Django's TaskError expects for an exception class."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 class JobError(Exception):
     """Base class for errors about a job's state."""
 

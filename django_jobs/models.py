@@ -66,6 +66,11 @@ class Job(models.Model):
     worker_ids = models.JSONField(_("worker ids"), default=list, blank=True)
     errors = models.JSONField(_("errors"), default=list, blank=True)
     return_value = models.JSONField(_("return value"), null=True, blank=True)
+    # Set by a person (the admin's cancel action) on a reserved job; its
+    # worker stops the job and buries it as cancelled.
+    cancel_requested_at = models.DateTimeField(
+        _("cancel requested at"), null=True, blank=True
+    )
 
     objects = JobQuerySet.as_manager()
 
@@ -84,6 +89,15 @@ class Job(models.Model):
                 fields=["reserved_until"],
                 condition=Q(state="reserved"),
                 name="django_jobs_job_reserved",
+            ),
+            # The console's filters, newest first, over millions of rows.
+            models.Index(fields=["queue", "-id"], name="django_jobs_job_queue"),
+            models.Index(fields=["task_path", "-id"], name="django_jobs_job_task"),
+            models.Index(fields=["enqueued_at"], name="django_jobs_job_enqueued"),
+            models.Index(
+                fields=["-id"],
+                condition=~Q(errors=[]),
+                name="django_jobs_job_failed",
             ),
             models.Index(
                 fields=["state", "finished_at"], name="django_jobs_job_finished"
@@ -145,3 +159,29 @@ class Worker(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hostname}:{self.pid}"
+
+
+class Queue(models.Model):
+    """Settings of one queue that workers obey: for now, whether it is paused.
+
+    A queue exists whether or not it has a row: rows are created when a
+    queue is first paused or configured. Workers do not claim from a paused
+    queue; jobs keep arriving and wait.
+    """
+
+    backend = models.CharField(_("backend"), max_length=100, default="default")
+    name = models.CharField(_("name"), max_length=100)
+    paused = models.BooleanField(_("paused"), default=False)
+    paused_at = models.DateTimeField(_("paused at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("queue")
+        verbose_name_plural = _("queues")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["backend", "name"], name="django_jobs_queue_unique_name"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name

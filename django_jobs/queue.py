@@ -28,9 +28,15 @@ from django.utils import timezone
 
 from . import sql as statements
 from . import states
-from .exceptions import ClaimLost, InvalidTransition, JobDoesNotExist
+from .exceptions import (
+    ClaimLost,
+    InvalidTransition,
+    JobCancelled,
+    JobDoesNotExist,
+    class_path,
+)
 from .expressions import JSONAppend, JSONDropLast
-from .models import Job
+from .models import Job, Queue
 from .states import State
 
 JobIds = int | Iterable[int]
@@ -152,7 +158,7 @@ def claim_statement(
 ) -> tuple[str, list[Any]]:
     """The claim's SQL and parameters (also used to EXPLAIN it in the tests)."""
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    params = [State.READY.value, backend, now, *(queues or ()), limit]
+    params = [State.READY.value, backend, now, *(queues or ()), backend, limit]
     params += [uuid.uuid4().hex, worker_id, now, now, now, json.dumps(worker_id)]
     return statements.claim_query(connection, len(queues or ())), params
 
@@ -305,6 +311,67 @@ def kick(job_ids: JobIds, *, using: str | None = None) -> int:
     )
 
 
+def cancel(job_ids: JobIds, *, using: str | None = None) -> int:
+    """Stop jobs for good: waiting ones now, running ones within seconds.
+
+    A ready (or delayed) job is buried at once as cancelled. A reserved job is
+    marked: its worker sees the mark within a few seconds, stops the job's
+    process and buries it as cancelled (the attempt counts). Returns how many
+    jobs were buried or marked.
+    """
+    db = get_db(using)
+    single = isinstance(job_ids, int)
+    ids = [job_ids] if single else list(job_ids)
+    error = {
+        "exception_class_path": class_path(JobCancelled),
+        "traceback": "JobCancelled: cancelled before it started\n",
+        "attempt": None,
+        "worker_id": "",
+        "at": timezone.now().isoformat(),
+    }
+    jobs = Job.objects.using(db).filter(pk__in=ids)
+    buried = jobs.filter(state=State.READY).update(
+        state=State.BURIED,
+        finished_at=timezone.now(),
+        errors=JSONAppend("errors", error),
+    )
+    marked = jobs.filter(state=State.RESERVED, cancel_requested_at=None).update(
+        cancel_requested_at=timezone.now()
+    )
+    if single and not buried + marked:
+        _refusal("cancel", job_ids, None, db)
+    return buried + marked
+
+
+def reprioritise(job_ids: JobIds, priority: int, *, using: str | None = None) -> int:
+    """Change the priority of jobs that have not started."""
+    if (
+        isinstance(priority, bool)
+        or not isinstance(priority, int)
+        or not -100 <= priority <= 100
+    ):
+        raise ValueError(
+            f"priority must be a whole number from -100 to 100, got {priority!r}."
+        )
+    return _change("reprioritise", job_ids, using=using, values={"priority": priority})
+
+
+def pause(name: str, *, backend: str = "default", using: str | None = None) -> None:
+    """Stop workers from claiming jobs of queue ``name``; jobs keep arriving."""
+    Queue.objects.using(get_db(using)).update_or_create(
+        backend=backend,
+        name=name,
+        defaults={"paused": True, "paused_at": timezone.now()},
+    )
+
+
+def resume(name: str, *, backend: str = "default", using: str | None = None) -> None:
+    """Let workers claim from queue ``name`` again."""
+    Queue.objects.using(get_db(using)).filter(backend=backend, name=name).update(
+        paused=False, paused_at=None
+    )
+
+
 def delete(
     job_ids: JobIds, *, token: str | None = None, using: str | None = None
 ) -> int:
@@ -368,7 +435,7 @@ def error_entry(
         traceback = "".join(tb.format_exception(exception))
     else:
         traceback = f"{cls.__name__}: {message}\n" if message else f"{cls.__name__}\n"
-    return attempt_error(job, f"{cls.__module__}.{cls.__qualname__}", traceback)
+    return attempt_error(job, class_path(cls), traceback)
 
 
 def attempt_error(

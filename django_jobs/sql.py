@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .expressions import JSONAppend
-from .models import Job
+from .models import Job, Queue
 from .states import State
 
 
@@ -150,10 +150,14 @@ def _build_claim_query(connection, queue_count: int) -> str:
     if queue_count:
         queue_filter = f" AND {col['queue']} IN ({', '.join(['%s'] * queue_count)})"
     postgres = connection.vendor == "postgresql"
+    paused = (
+        f" AND {col['queue']} NOT IN (SELECT {qn('name')} FROM"
+        f" {qn(Queue._meta.db_table)} WHERE {qn('backend')} = %s AND {qn('paused')})"
+    )
     select_sql = (
         f"SELECT {col['id']} FROM {table}"
         f" WHERE {col['state']} = %s AND {col['backend']} = %s"
-        f" AND {col['run_at']} <= %s{queue_filter}"
+        f" AND {col['run_at']} <= %s{queue_filter}{paused}"
         f" ORDER BY {col['priority']} DESC, {col['run_at']}, {col['id']}"
         " LIMIT %s" + (" FOR UPDATE SKIP LOCKED" if postgres else "")
     )

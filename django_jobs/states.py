@@ -37,6 +37,10 @@ TRANSITIONS: dict[str, tuple[frozenset[State], State | None]] = {
     "release": (frozenset({State.RESERVED}), State.READY),
     "bury": (frozenset({State.READY, State.RESERVED}), State.BURIED),
     "kick": (frozenset({State.READY, State.BURIED}), State.READY),
+    "reprioritise": (frozenset({State.READY}), State.READY),
+    # A ready job is buried at once; a reserved one is only marked, and its
+    # worker (the token holder) stops it and buries it.
+    "cancel": (frozenset({State.READY, State.RESERVED}), State.BURIED),
     "delete": (frozenset(State), None),
 }
 

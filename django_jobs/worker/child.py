@@ -24,7 +24,7 @@ from django.utils.module_loading import import_string
 
 from ..arguments import to_json
 from ..backend import JobResult
-from ..exceptions import ClaimLost, TaskNotFound
+from ..exceptions import ClaimLost, TaskNotFound, class_path
 from . import protocol
 
 _channel: _Channel | None = None
@@ -136,14 +136,14 @@ def resolve(path: str) -> Task | dict[str, str]:
         task = import_string(path)
     except Exception as exc:
         error = describe(exc)
-        error["exception_class_path"] = _path(TaskNotFound)
+        error["exception_class_path"] = class_path(TaskNotFound)
         error["traceback"] = f"{path!r} could not be imported:\n{error['traceback']}"
         return error
     if not isinstance(task, Task):
         return {
-            "exception_class_path": _path(TaskNotFound),
+            "exception_class_path": class_path(TaskNotFound),
             "traceback": (
-                f"{_path(TaskNotFound).rpartition('.')[2]}: {path!r} is "
+                f"{TaskNotFound.__name__}: {path!r} is "
                 f"{type(task).__qualname__}, not a django.tasks.Task; "
                 "it was not called.\n"
             ),
@@ -185,13 +185,9 @@ def touch(seconds: float | None = None) -> datetime:
 
 def describe(exc: BaseException) -> dict[str, str]:
     return {
-        "exception_class_path": _path(type(exc)),
+        "exception_class_path": class_path(type(exc)),
         "traceback": "".join(traceback.format_exception(exc)),
     }
-
-
-def _path(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _datetime(value: str | None) -> datetime | None:

@@ -17,7 +17,14 @@ from django.utils import timezone
 
 from .. import queue
 from ..backend import JobsBackend
-from ..exceptions import ChildCrashed, ClaimLost, JobError, JobTimeout
+from ..exceptions import (
+    ChildCrashed,
+    ClaimLost,
+    JobCancelled,
+    JobError,
+    JobTimeout,
+    class_path,
+)
 from ..models import Job
 from ..states import State
 from .options import WorkerOptions
@@ -75,14 +82,20 @@ class Recorder:
             f"{JobTimeout.__name__}: the job ran past its ttr of {ttr_seconds:g}s "
             "and its process group was killed\n"
         )
-        self.failures.append((job, "timed out", _path(JobTimeout), message))
+        self.failures.append((job, "timed out", class_path(JobTimeout), message))
+
+    def cancelled(self, job: Job) -> None:
+        message = f"{JobCancelled.__name__}: cancelled while it ran; stopped\n"
+        self.failures.append((job, "cancelled", class_path(JobCancelled), message))
 
     def crashed(self, job: Job, how: str) -> None:
         message = (
             f"{ChildCrashed.__name__}: the job's process ended ({how}) "
             "without reporting an outcome\n"
         )
-        self.failures.append((job, f"crashed ({how})", _path(ChildCrashed), message))
+        self.failures.append(
+            (job, f"crashed ({how})", class_path(ChildCrashed), message)
+        )
 
     # Writing it down
 
@@ -137,7 +150,7 @@ class Recorder:
     def _record_failure(self, job: Job, what: str, path: str, traceback: str) -> None:
         error = queue.attempt_error(job, path, traceback)
         try:
-            if what == "unrunnable":
+            if what in ("unrunnable", "cancelled"):  # never worth another attempt
                 queue.bury(job.pk, token=job.claim_token, error=error, using=self.db)
                 result = "buried"
             else:
@@ -168,7 +181,3 @@ class Recorder:
 
 def _clear_reservation(job: Job) -> None:
     job.reserved_until, job.reserved_by, job.claim_token = None, "", ""
-
-
-def _path(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"

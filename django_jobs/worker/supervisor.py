@@ -35,6 +35,7 @@ from .process import describe_status
 logger = logging.getLogger("django_jobs.worker")
 
 DB_RETRY_DELAY = 1.0
+CANCEL_CHECK_INTERVAL = 1.0
 
 
 class Supervisor:
@@ -59,6 +60,8 @@ class Supervisor:
         self.shutdown_deadline: float | None = None
         self.wake = True  # there may be ready jobs: claim at the next chance
         self.next_poll = 0.0
+        self.next_cancel_check = 0.0
+        self.cancelling: set[int] = set()  # cancelled, waiting in a batch
         self.claimed_total = 0
         self.idle_and_empty = False  # burst: the last claim found nothing
         self.exit_code = 0
@@ -191,6 +194,8 @@ class Supervisor:
     def timeout(self) -> float:
         clock = time.monotonic()
         wake_at = [self.registry.next_run, self.rescuer.next_run]
+        if self.children.busy:
+            wake_at.append(self.next_cancel_check)
         if deadline := self.children.next_deadline():
             wake_at.append(deadline)
         if self.draining and self.shutdown_deadline is not None:
@@ -249,6 +254,10 @@ class Supervisor:
     def on_started(self, sender: Child, job: Job) -> None:
         """The head started: its ttr counts from now (renewing its lease if late)."""
         sender.started = True
+        if job.pk in self.cancelling:
+            self.cancelling.discard(job.pk)
+            self.children.stop(sender, "cancel")
+            return
         self.leases.renew_if_late(job)
         sender.deadline = time.monotonic() + self.leases.left(job)
         self.recorder.job_started(job)
@@ -308,6 +317,8 @@ class Supervisor:
             self.recorder.release(head)
         elif gone.stopping == "timeout":
             self.recorder.timed_out(head, head.ttr)
+        elif gone.stopping == "cancel":
+            self.recorder.cancelled(head)
         else:
             self.recorder.crashed(head, how)
         for job in rest:
@@ -328,7 +339,31 @@ class Supervisor:
     def run_duties(self, clock: float) -> None:
         self.registry.maybe_run(clock)
         self.rescuer.maybe_run(clock)
+        if clock >= self.next_cancel_check and self.children.busy:
+            self.next_cancel_check = clock + CANCEL_CHECK_INTERVAL
+            self.stop_cancelled()
         self.connect_listener()
+
+    def stop_cancelled(self) -> None:
+        """Stop the jobs in hand that someone cancelled (see queue.cancel)."""
+        heads = {c.job.pk: c for c in self.children.busy}
+        in_hand = [job.pk for _, job in self.children.waiting()] + list(heads)
+        try:
+            wanted = set(
+                Job.objects.using(self.db)
+                .filter(pk__in=in_hand, cancel_requested_at__isnull=False)
+                .values_list("pk", flat=True)
+            )
+        except DatabaseError as exc:
+            logger.error("cannot look for cancelled jobs (%s)", exc)
+            return
+        for job_id in wanted:
+            running = heads.get(job_id)
+            if running is not None and running.stopping is None:
+                log_job(logging.WARNING, running.job, "cancelled; stopping it")
+                self.children.stop(running, "cancel")
+            elif running is None:
+                self.cancelling.add(job_id)  # stopped as soon as it starts
 
     def connect_listener(self) -> None:
         """(Re)open the LISTEN connection when there is none (PostgreSQL only)."""
