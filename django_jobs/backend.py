@@ -7,95 +7,30 @@ from rows. It never runs anything: ``manage.py runworker`` does.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import timedelta
 from functools import cached_property
-from inspect import iscoroutinefunction
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.tasks import Task, TaskResult, TaskResultStatus
 from django.tasks.backends.base import BaseTaskBackend
-from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY, TaskError
+from django.tasks.base import TaskError
 from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
 from django.tasks.signals import task_enqueued
 from django.utils import timezone
-from django.utils.inspect import get_func_args, is_module_level_function
 from django.utils.module_loading import import_string
 
 from . import arguments
-from .conf import ON_FAILURE_CHOICES, JobsOptions
+from .conf import JobsOptions
 from .states import State, task_status
+from .task import Call, JobResult, JobTask
+from .validation import validate_task
 
 if TYPE_CHECKING:
     from .models import Job
-
-Call = tuple[Sequence[Any], Mapping[str, Any]]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class JobTask(Task):
-    """A django.tasks ``Task`` with the options of a django-jobs job.
-
-    ``None`` means "the backend's default" (``OPTIONS``), so that changing a
-    default in settings reaches every task that did not choose for itself.
-    """
-
-    #: Seconds the job may run before its worker kills it (time to run).
-    ttr: int | None = None
-    #: Attempts before the job is buried (or deleted, see ``on_failure``).
-    max_attempts: int | None = None
-    #: What to do with a job whose last attempt failed: "bury" or "delete".
-    on_failure: str | None = None
-
-    def using(
-        self,
-        *,
-        priority: int | None = None,
-        queue_name: str | None = None,
-        run_after: datetime | timedelta | None = None,
-        backend: str | None = None,
-        ttr: int | None = None,
-        max_attempts: int | None = None,
-        on_failure: str | None = None,
-    ) -> JobTask:
-        """A copy of this task with some options changed for one enqueue."""
-        changes = {
-            name: value
-            for name, value in (
-                ("priority", priority),
-                ("queue_name", queue_name),
-                ("run_after", run_after),
-                ("backend", backend),
-                ("ttr", ttr),
-                ("max_attempts", max_attempts),
-                ("on_failure", on_failure),
-            )
-            if value is not None
-        }
-        return replace(self, **changes)
-
-    def enqueue_many(self, calls: Iterable[Call]) -> list[TaskResult]:
-        """Enqueue one job per ``(args, kwargs)`` pair, in one statement.
-
-        All of them or none: the jobs are written together, in the caller's
-        transaction if there is one.
-        """
-        return self.get_backend().enqueue_many(self, calls)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class JobResult(TaskResult):
-    """A TaskResult whose arguments are already plain JSON.
-
-    They were checked on enqueue or read back from a JSON column, so the
-    normalisation that TaskResult repeats on every construction is skipped:
-    it was the largest cost of a bulk enqueue.
-    """
-
-    def __post_init__(self) -> None:
-        pass
 
 
 class JobsBackend(BaseTaskBackend):
@@ -119,74 +54,8 @@ class JobsBackend(BaseTaskBackend):
     # Validation
 
     def validate_task(self, task: Task) -> None:
-        """Refuse a task this backend cannot run, with a message that names it.
-
-        Called when the task is declared, on every ``using()`` and again on
-        enqueue, so a task is checked against the settings in force.
-        """
-        path = f"{task.func.__module__}.{task.func.__qualname__}"
-
-        def invalid(message: str) -> InvalidTask:
-            return InvalidTask(f"Task {path!r}: {message}")
-
-        if not is_module_level_function(task.func):
-            raise invalid(
-                "a task function must be defined at module level, so that a "
-                "worker can import it by its dotted path."
-            )
-        if iscoroutinefunction(task.func) and not self.supports_async_task:
-            raise invalid("this backend does not run async tasks.")
-        if task.takes_context and get_func_args(task.func)[:1] != ["context"]:
-            raise invalid("takes_context=True needs 'context' as the first argument.")
-        priority = task.priority
-        if (
-            isinstance(priority, bool)
-            or not isinstance(priority, int)
-            or not TASK_MIN_PRIORITY <= priority <= TASK_MAX_PRIORITY
-        ):
-            raise invalid(
-                f"priority must be a whole number between {TASK_MIN_PRIORITY} "
-                f"and {TASK_MAX_PRIORITY}, got {priority!r}."
-            )
-        self._validate_run_after(task.run_after, invalid)
-        if self.queues and task.queue_name not in self.queues:
-            raise invalid(
-                f"queue {task.queue_name!r} is not one of this backend's QUEUES "
-                f"({', '.join(sorted(self.queues))})."
-            )
-        for name in ("ttr", "max_attempts"):
-            value = getattr(task, name, None)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise invalid(f"{name} must be a positive whole number, got {value!r}.")
-        on_failure = getattr(task, "on_failure", None)
-        if on_failure is not None and on_failure not in ON_FAILURE_CHOICES:
-            raise invalid(
-                f"on_failure must be one of {', '.join(ON_FAILURE_CHOICES)}, "
-                f"got {on_failure!r}."
-            )
-
-    @staticmethod
-    def _validate_run_after(run_after: Any, invalid) -> None:
-        if run_after is None:
-            return
-        if isinstance(run_after, timedelta):
-            if run_after < timedelta(0):
-                raise invalid(
-                    f"run_after must not be a negative delay, got {run_after!r}."
-                )
-        elif isinstance(run_after, datetime):
-            if settings.USE_TZ and timezone.is_naive(run_after):
-                raise invalid(
-                    "run_after must be an aware datetime when USE_TZ is True "
-                    f"(got the naive {run_after.isoformat()})."
-                )
-        else:
-            raise invalid(
-                "run_after must be a datetime or a timedelta (a delay from now), "
-                f"got {run_after!r}."
-            )
+        """Refuse a task this backend cannot run (see django_jobs.validation)."""
+        validate_task(self, task)
 
     def prepare_call(
         self, task: Task, args: Sequence[Any], kwargs: Mapping[str, Any]
@@ -209,6 +78,7 @@ class JobsBackend(BaseTaskBackend):
     def enqueue_many(self, task: Task, calls: Iterable[Call]) -> list[TaskResult]:
         """Check every call, then write all the jobs in one statement."""
         from . import queue
+        from .models import Job
 
         self.validate_task(task)
         prepared = []
@@ -223,9 +93,29 @@ class JobsBackend(BaseTaskBackend):
             prepared.append(self.prepare_call(task, args, kwargs))
         if not prepared:
             return []
-        inserted = queue.insert(prepared, **self.job_fields(task), using=self.db)
+        inserted = queue.insert(
+            prepared,
+            **self.job_fields(task),
+            unique_keys=self.unique_keys(task, prepared),
+            using=self.db,
+        )
+        existing = {
+            job.pk: job
+            for job in Job.objects.using(self.db).filter(
+                pk__in=[
+                    pk
+                    for pk, new in zip(inserted.ids, inserted.created, strict=True)
+                    if not new
+                ]
+            )
+        }
         results = []
-        for job_id, (args, kwargs) in zip(inserted.ids, prepared, strict=True):
+        for job_id, new, (args, kwargs) in zip(
+            inserted.ids, inserted.created, prepared, strict=True
+        ):
+            if not new:  # a unique job already waiting: its own result
+                results.append(self.result_for(existing[job_id], task))
+                continue
             result = JobResult(
                 task=task,
                 id=str(job_id),
@@ -247,21 +137,47 @@ class JobsBackend(BaseTaskBackend):
     def job_fields(self, task: Task) -> dict[str, Any]:
         """The columns of a job for ``task``, defaults filled in from OPTIONS."""
         config = self.config
-        run_after = task.run_after
-        if isinstance(run_after, timedelta):
-            run_after = timezone.now() + run_after
+        now = timezone.now()
+        run_at = task.run_after
+        if isinstance(run_at, timedelta):
+            run_at = now + run_at
+        expires = getattr(task, "expires", None)
+        if isinstance(expires, int | float):
+            expires = timedelta(seconds=expires)
+        if isinstance(expires, timedelta):
+            expires = (run_at or now) + expires
         return {
             "task_path": task.module_path,
             "queue": task.queue_name,
             "priority": task.priority,
-            "run_at": run_after,
+            "run_at": run_at,
             "ttr": getattr(task, "ttr", None) or config.DEFAULT_TTR,
             "max_attempts": getattr(task, "max_attempts", None)
             or config.DEFAULT_MAX_ATTEMPTS,
             "on_failure": getattr(task, "on_failure", None)
             or config.DEFAULT_ON_FAILURE,
+            "expires_at": expires,
             "backend": self.alias,
         }
+
+    @staticmethod
+    def unique_keys(task: Task, calls: list[tuple[list, dict]]) -> list[str] | None:
+        """Each call's unique key, or None when the task's jobs are not unique.
+
+        An explicit ``unique_key`` is scoped to the task; ``unique=True`` keys
+        a job by its task and arguments.
+        """
+        key = getattr(task, "unique_key", None)
+        if key:
+            return [f"{task.module_path}:{key}"[:255]] * len(calls)
+        if not getattr(task, "unique", None):
+            return None
+        return [
+            hashlib.sha256(
+                json.dumps([task.module_path, args, kwargs], sort_keys=True).encode()
+            ).hexdigest()
+            for args, kwargs in calls
+        ]
 
     # Results
 

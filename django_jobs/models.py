@@ -71,6 +71,24 @@ class Job(models.Model):
     cancel_requested_at = models.DateTimeField(
         _("cancel requested at"), null=True, blank=True
     )
+    # Unique jobs: while a job with this key is ready or reserved, enqueuing
+    # another returns it instead ("" means not unique).
+    unique_key = models.CharField(
+        _("unique key"), max_length=255, blank=True, default="", db_default=""
+    )
+    # Deadline: a job not started by then is never started.
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    # The schedule tick this job is, if any: one job per (schedule, tick).
+    schedule = models.ForeignKey(
+        "Schedule",
+        verbose_name=_("schedule"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+        db_constraint=False,
+    )
+    scheduled_for = models.DateTimeField(_("scheduled for"), null=True, blank=True)
 
     objects = JobQuerySet.as_manager()
 
@@ -104,6 +122,15 @@ class Job(models.Model):
             ),
         ]
         constraints = [
+            models.UniqueConstraint(
+                fields=["backend", "unique_key"],
+                condition=Q(state__in=["ready", "reserved"]) & ~Q(unique_key=""),
+                name="django_jobs_job_unique_while_waiting",
+            ),
+            models.UniqueConstraint(
+                fields=["schedule", "scheduled_for"],
+                name="django_jobs_job_one_per_tick",
+            ),
             models.CheckConstraint(
                 condition=Q(priority__gte=-100, priority__lte=100),
                 name="django_jobs_job_priority_range",
@@ -162,17 +189,34 @@ class Worker(models.Model):
 
 
 class Queue(models.Model):
-    """Settings of one queue that workers obey: for now, whether it is paused.
+    """Settings of one queue that every worker obeys.
 
     A queue exists whether or not it has a row: rows are created when a
     queue is first paused or configured. Workers do not claim from a paused
-    queue; jobs keep arriving and wait.
+    queue (jobs keep arriving and wait), never run more than
+    ``max_concurrency`` of its jobs at once across all workers, and start at
+    most ``rate_limit`` of its jobs per second.
     """
 
     backend = models.CharField(_("backend"), max_length=100, default="default")
     name = models.CharField(_("name"), max_length=100)
     paused = models.BooleanField(_("paused"), default=False)
     paused_at = models.DateTimeField(_("paused at"), null=True, blank=True)
+    max_concurrency = models.PositiveIntegerField(
+        _("max concurrency"),
+        null=True,
+        blank=True,
+        help_text=_("Jobs of this queue running at once, across all workers."),
+    )
+    rate_limit = models.FloatField(
+        _("rate limit"),
+        null=True,
+        blank=True,
+        help_text=_("Jobs of this queue started per second, at most."),
+    )
+    # The rate limit's token bucket, kept by the claim that spends it.
+    rate_tokens = models.FloatField(default=0)
+    rate_refilled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("queue")
@@ -181,6 +225,49 @@ class Queue(models.Model):
             models.UniqueConstraint(
                 fields=["backend", "name"], name="django_jobs_queue_unique_name"
             )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Schedule(models.Model):
+    """A recurring job: a task enqueued at every tick of a cron expression.
+
+    Schedules declared in settings are written here when a worker starts (the
+    settings win, except for ``enabled``, which people may turn off here);
+    others can be added in the admin. Every worker enqueues due ticks, and
+    the unique (schedule, tick) constraint on jobs keeps one job per tick.
+    """
+
+    backend = models.CharField(_("backend"), max_length=100, default="default")
+    name = models.CharField(_("name"), max_length=100)
+    task_path = models.CharField(_("task"), max_length=255)
+    cron = models.CharField(_("cron expression"), max_length=100)
+    time_zone = models.CharField(_("time zone"), max_length=64, default="UTC")
+    args = models.JSONField(_("arguments"), default=list, blank=True)
+    kwargs = models.JSONField(_("keyword arguments"), default=dict, blank=True)
+    queue = models.CharField(_("queue"), max_length=100, blank=True, default="")
+    priority = models.SmallIntegerField(_("priority"), null=True, blank=True)
+    enabled = models.BooleanField(_("enabled"), default=True)
+    from_settings = models.BooleanField(_("declared in settings"), default=False)
+    #: The latest tick that was enqueued (or skipped as too old).
+    last_tick = models.DateTimeField(_("last tick"), null=True, blank=True)
+    next_tick = models.DateTimeField(_("next tick"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("schedule")
+        verbose_name_plural = _("schedules")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["backend", "name"], name="django_jobs_schedule_unique_name"
+            ),
+            models.CheckConstraint(
+                condition=Q(priority__isnull=True)
+                | Q(priority__gte=-100, priority__lte=100),
+                name="django_jobs_schedule_priority_range",
+            ),
         ]
 
     def __str__(self) -> str:

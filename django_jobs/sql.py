@@ -78,12 +78,21 @@ def jobs_from_rows(connection, rows: list[tuple]) -> list[Job]:
     return jobs
 
 
-INSERT_COLUMNS = (
+#: The columns an enqueue writes: shared by every job of one enqueue, then
+#: per call, then constants.
+INSERT_SHARED = (
     "backend", "queue", "task_path", "state", "priority", "run_at", "ttr",
-    "max_attempts", "on_failure", "enqueued_at", "args", "kwargs",
-    "attempts", "reserved_by", "claim_token", "worker_ids", "errors",
+    "max_attempts", "on_failure", "enqueued_at", "expires_at", "schedule_id",
+    "scheduled_for",
 )  # fmt: skip
-INSERT_CONSTANTS = "0, '', '', '[]', '[]'"
+INSERT_PER_CALL = ("args", "kwargs", "unique_key")
+INSERT_CONSTANT = {
+    "attempts": "0",
+    "reserved_by": "''",
+    "claim_token": "''",
+    "worker_ids": "'[]'",
+    "errors": "'[]'",
+}
 _insert_sql: dict[tuple[str, bool], str] = {}
 
 
@@ -91,8 +100,11 @@ def insert_statement(connection, *, many: bool) -> str:
     """The INSERT for one job, or for many as a SELECT over a JSON list of calls.
 
     Many jobs take one statement whatever their number: the calls travel as
-    one JSON parameter. A single job takes a plain INSERT ... VALUES, which
-    the database plans and runs faster.
+    one JSON parameter, each ``[args, kwargs, unique_key]``. A single job
+    takes a plain INSERT ... VALUES, which the database plans and runs
+    faster. A row that would break a unique constraint (a unique job already
+    waiting, a schedule tick already enqueued) is skipped, not an error; the
+    statement returns the id and unique key of the rows it wrote.
     """
     key = (connection.vendor, many)
     if key in _insert_sql:
@@ -103,26 +115,31 @@ def insert_statement(connection, *, many: bool) -> str:
         raise NotImplementedError(
             f"django_jobs supports PostgreSQL and SQLite, not {connection.vendor}."
         )
-    columns = ", ".join(qn(name) for name in INSERT_COLUMNS)
-    head = f"INSERT INTO {qn(Job._meta.db_table)} ({columns}) "
-    fields = ", ".join(["%s"] * 10)
+    columns = ", ".join(
+        qn(name) for name in (*INSERT_SHARED, *INSERT_PER_CALL, *INSERT_CONSTANT)
+    )
+    shared = ", ".join(["%s"] * len(INSERT_SHARED))
+    constants = ", ".join(INSERT_CONSTANT.values())
     if not many:
         jsonb = "::jsonb" if postgres else ""
-        body = f"VALUES ({fields}, %s{jsonb}, %s{jsonb}, {INSERT_CONSTANTS})"
+        body = f"VALUES ({shared}, %s{jsonb}, %s{jsonb}, %s, {constants})"
     elif postgres:
         body = (
-            f"SELECT {fields}, (call -> 0)::jsonb, (call -> 1)::jsonb,"
-            f" {INSERT_CONSTANTS}"
+            f"SELECT {shared}, (call -> 0)::jsonb, (call -> 1)::jsonb,"
+            f" call ->> 2, {constants}"
             " FROM json_array_elements(%s::json) WITH ORDINALITY AS calls(call, n)"
             " ORDER BY n"
         )
     else:
         body = (
-            f"SELECT {fields}, json_extract(value, '$[0]'),"
-            f" json_extract(value, '$[1]'), {INSERT_CONSTANTS}"
-            " FROM json_each(%s) ORDER BY key"
+            f"SELECT {shared}, json_extract(value, '$[0]'),"
+            f" json_extract(value, '$[1]'), json_extract(value, '$[2]'), {constants}"
+            " FROM json_each(%s) WHERE true ORDER BY key"
         )
-    _insert_sql[key] = f"{head}{body} RETURNING {qn('id')}"
+    _insert_sql[key] = (
+        f"INSERT INTO {qn(Job._meta.db_table)} ({columns}) {body}"
+        f" ON CONFLICT DO NOTHING RETURNING {qn('id')}, {qn('unique_key')}"
+    )
     return _insert_sql[key]
 
 

@@ -23,8 +23,8 @@ from django.utils.dateparse import parse_datetime
 from django.utils.module_loading import import_string
 
 from ..arguments import to_json
-from ..backend import JobResult
 from ..exceptions import ClaimLost, TaskNotFound, class_path
+from ..task import JobResult
 from . import protocol
 
 _channel: _Channel | None = None

@@ -7,7 +7,7 @@ from django.tasks import task
 from django.tasks.exceptions import InvalidTask
 from django.test import override_settings
 
-from django_jobs.backend import JobTask
+from django_jobs.task import JobTask
 from tests import tasks
 
 

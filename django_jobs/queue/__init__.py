@@ -1,0 +1,54 @@
+"""The only code that changes job state.
+
+Every operation is one guarded write: it names the states it may start from
+(``states.TRANSITIONS``) and, for a reserved job, the claim token it was given.
+A write that matches no row did not happen; the operation then finds out why
+and raises ``JobDoesNotExist``, ``InvalidTransition`` or ``ClaimLost``.
+
+Operations given one job id raise when they are refused. Given several ids,
+they apply to those that qualify and return how many did, because a console
+acting on a selection must not fail as a whole for one job that moved on.
+"""
+
+from .claim import claim, claim_statement
+from .console import bury, cancel, delete, kick, pause, reprioritise, resume
+from .duties import rescue
+from .enqueue import Inserted, enqueue, insert
+from .errors import attempt_error, error_entry
+from .guard import JobIds, get_db
+from .holder import (
+    backoff_delay,
+    complete,
+    complete_many,
+    fail,
+    release,
+    retry,
+    touch,
+)
+
+__all__ = [
+    "Inserted",
+    "JobIds",
+    "attempt_error",
+    "backoff_delay",
+    "bury",
+    "cancel",
+    "claim",
+    "claim_statement",
+    "complete",
+    "complete_many",
+    "delete",
+    "enqueue",
+    "error_entry",
+    "fail",
+    "get_db",
+    "insert",
+    "kick",
+    "pause",
+    "release",
+    "reprioritise",
+    "rescue",
+    "resume",
+    "retry",
+    "touch",
+]

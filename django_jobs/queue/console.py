@@ -1,0 +1,116 @@
+"""Writes by people (the admin, the jobs command) and queue settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import F
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from ..exceptions import (
+    JobCancelled,
+    class_path,
+)
+from ..expressions import JSONAppend
+from ..models import Job, Queue
+from ..states import State
+from .guard import JobIds, change, get_db, refusal, unreserved
+
+# Writes by people and duties
+
+
+def bury(
+    job_ids: JobIds,
+    *,
+    token: str | None = None,
+    error: dict[str, Any] | None = None,
+    using: str | None = None,
+) -> int:
+    """Set jobs aside for a human; they never run again until kicked."""
+    values: dict[str, Any] = {"finished_at": timezone.now(), **unreserved()}
+    if error is not None:
+        values["errors"] = JSONAppend("errors", error)
+    return change("bury", job_ids, token=token, using=using, values=values)
+
+
+def kick(job_ids: JobIds, *, using: str | None = None) -> int:
+    """Make buried or delayed jobs ready now, with at least one attempt left."""
+    return change(
+        "kick",
+        job_ids,
+        using=using,
+        values={
+            "run_at": timezone.now(),
+            "finished_at": None,
+            "max_attempts": Greatest("max_attempts", F("attempts") + 1),
+        },
+    )
+
+
+def cancel(job_ids: JobIds, *, using: str | None = None) -> int:
+    """Stop jobs for good: waiting ones now, running ones within seconds.
+
+    A ready (or delayed) job is buried at once as cancelled. A reserved job is
+    marked: its worker sees the mark within a few seconds, stops the job's
+    process and buries it as cancelled (the attempt counts). Returns how many
+    jobs were buried or marked.
+    """
+    db = get_db(using)
+    single = isinstance(job_ids, int)
+    ids = [job_ids] if single else list(job_ids)
+    error = {
+        "exception_class_path": class_path(JobCancelled),
+        "traceback": "JobCancelled: cancelled before it started\n",
+        "attempt": None,
+        "worker_id": "",
+        "at": timezone.now().isoformat(),
+    }
+    jobs = Job.objects.using(db).filter(pk__in=ids)
+    buried = jobs.filter(state=State.READY).update(
+        state=State.BURIED,
+        finished_at=timezone.now(),
+        errors=JSONAppend("errors", error),
+    )
+    marked = jobs.filter(state=State.RESERVED, cancel_requested_at=None).update(
+        cancel_requested_at=timezone.now()
+    )
+    if single and not buried + marked:
+        refusal("cancel", job_ids, None, db)
+    return buried + marked
+
+
+def reprioritise(job_ids: JobIds, priority: int, *, using: str | None = None) -> int:
+    """Change the priority of jobs that have not started."""
+    if (
+        isinstance(priority, bool)
+        or not isinstance(priority, int)
+        or not -100 <= priority <= 100
+    ):
+        raise ValueError(
+            f"priority must be a whole number from -100 to 100, got {priority!r}."
+        )
+    return change("reprioritise", job_ids, using=using, values={"priority": priority})
+
+
+def pause(name: str, *, backend: str = "default", using: str | None = None) -> None:
+    """Stop workers from claiming jobs of queue ``name``; jobs keep arriving."""
+    Queue.objects.using(get_db(using)).update_or_create(
+        backend=backend,
+        name=name,
+        defaults={"paused": True, "paused_at": timezone.now()},
+    )
+
+
+def resume(name: str, *, backend: str = "default", using: str | None = None) -> None:
+    """Let workers claim from queue ``name`` again."""
+    Queue.objects.using(get_db(using)).filter(backend=backend, name=name).update(
+        paused=False, paused_at=None
+    )
+
+
+def delete(
+    job_ids: JobIds, *, token: str | None = None, using: str | None = None
+) -> int:
+    """Delete jobs; a reserved job only by its claim holder."""
+    return change("delete", job_ids, token=token, using=using)

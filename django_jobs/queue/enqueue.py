@@ -1,0 +1,129 @@
+"""Writing new jobs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connections
+from django.utils import timezone
+
+from .. import sql as statements
+from ..models import Job
+from ..states import State
+from .guard import get_db
+
+# Enqueue
+
+
+@dataclass(frozen=True, slots=True)
+class Inserted:
+    """What ``insert`` did, call by call (in call order)."""
+
+    #: The job of each call: new, or the unique job already waiting; None for
+    #: a schedule tick that another worker enqueued first.
+    ids: list[int | None]
+    #: False where no new row was written for the call.
+    created: list[bool]
+    enqueued_at: datetime
+    run_at: datetime
+
+
+def insert(
+    calls: Sequence[tuple[list[Any], dict[str, Any]]],
+    *,
+    task_path: str,
+    queue: str = "default",
+    priority: int = 0,
+    run_at: datetime | None = None,
+    ttr: int = 300,
+    max_attempts: int = 3,
+    on_failure: str = "bury",
+    backend: str = "default",
+    expires_at: datetime | None = None,
+    unique_keys: Sequence[str] | None = None,
+    schedule: tuple[int, datetime] | None = None,
+    using: str | None = None,
+) -> Inserted:
+    """Write one ready job per ``(args, kwargs)`` call, in a single statement.
+
+    The statement joins the caller's transaction if there is one, so the jobs
+    commit or roll back with the caller's own writes. Arguments must already
+    be plain JSON data (the backend checks them). A call with a unique key
+    for which a job is already ready or reserved gets that job instead of a
+    new one; ``schedule`` (id, tick) makes the job that schedule's tick, and
+    nothing is written if the tick already has its job.
+    """
+    db = get_db(using)
+    connection = connections[db]
+    now = timezone.now()
+    run_at = run_at or now
+    adapt = connection.ops.adapt_datetimefield_value
+    shared = [
+        backend,
+        queue,
+        task_path,
+        State.READY.value,
+        priority,
+        adapt(run_at),
+        ttr,
+        max_attempts,
+        on_failure,
+        adapt(now),
+        adapt(expires_at),
+        schedule[0] if schedule else None,
+        adapt(schedule[1]) if schedule else None,
+    ]
+    keys = list(unique_keys) if unique_keys else [""] * len(calls)
+    ids: list[int | None] = [None] * len(calls)
+    created = [False] * len(calls)
+    todo = list(range(len(calls)))
+    for _ in range(3):  # a unique job may finish while we look for it
+        rows = _insert_rows(connection, shared, [(*calls[i], keys[i]) for i in todo])
+        plain = iter(sorted(pk for pk, key in rows if not key))
+        by_key = {key: pk for pk, key in rows if key}
+        for i in todo:
+            ids[i] = by_key.get(keys[i]) if keys[i] else next(plain, None)
+            created[i] = ids[i] is not None
+        waiting = {keys[i] for i in todo if ids[i] is None and keys[i]}
+        if waiting:
+            found = dict(
+                Job.objects.using(db)
+                .filter(
+                    backend=backend,
+                    unique_key__in=waiting,
+                    state__in=[State.READY, State.RESERVED],
+                )
+                .values_list("unique_key", "pk")
+            )
+            for i in todo:
+                if ids[i] is None and keys[i]:
+                    ids[i] = found.get(keys[i])
+        todo = [i for i in todo if ids[i] is None and keys[i]]
+        if not todo:
+            break
+    return Inserted(ids=ids, created=created, enqueued_at=now, run_at=run_at)
+
+
+def _insert_rows(connection, shared: list[Any], calls: list[tuple]) -> list[tuple]:
+    if len(calls) == 1:
+        args, kwargs, key = calls[0]
+        params = [*shared, json.dumps(args), json.dumps(kwargs), key]
+        return statements.fetch_all(
+            connection, statements.insert_statement(connection, many=False), params
+        )
+    params = [*shared, json.dumps(calls)]
+    return statements.fetch_all(
+        connection, statements.insert_statement(connection, many=True), params
+    )
+
+
+def enqueue(
+    *, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None, **fields: Any
+) -> Job:
+    """Write one job and return its row (a convenience for tools and tests)."""
+    inserted = insert([(list(args), dict(kwargs or {}))], **fields)
+    return Job.objects.using(get_db(fields.get("using"))).get(pk=inserted.ids[0])

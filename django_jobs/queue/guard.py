@@ -1,0 +1,76 @@
+"""The guarded write every operation is made of, and where jobs live."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import router
+from django.db.models import Q
+
+from .. import states
+from ..exceptions import (
+    ClaimLost,
+    InvalidTransition,
+    JobDoesNotExist,
+)
+from ..models import Job
+from ..states import State
+
+JobIds = int | Iterable[int]
+
+
+def get_db(using: str | None = None) -> str:
+    """The database alias for job writes: explicit, or as the routers say."""
+    return using or router.db_for_write(Job)
+
+
+# The guard
+
+
+def unreserved() -> dict[str, Any]:
+    return {"reserved_until": None, "reserved_by": "", "claim_token": ""}
+
+
+def change(
+    operation: str,
+    job_ids: JobIds,
+    *,
+    token: str | None = None,
+    using: str | None = None,
+    values: dict[str, Any] | None = None,
+) -> int:
+    """Apply ``operation`` as one guarded UPDATE (or DELETE).
+
+    The guard is the set of states the operation may start from; a reserved
+    job additionally needs its claim token, which only its holder knows.
+    """
+    db = get_db(using)
+    single = isinstance(job_ids, int)
+    ids = [job_ids] if single else list(job_ids)
+    allowed = states.sources(operation)
+    if token is None:
+        guard = Q(state__in=allowed - {State.RESERVED})
+    else:
+        guard = Q(state__in=allowed, claim_token=token)
+    rows = Job.objects.using(db).filter(guard, pk__in=ids)
+    new_state = states.target(operation)
+    if new_state is None:
+        changed = rows.delete()[0]
+    else:
+        changed = rows.update(state=new_state, **(values or {}))
+    if single and not changed:
+        refusal(operation, job_ids, token, db)
+    return changed
+
+
+def refusal(operation: str, job_id: int, token: str | None, db: str):
+    """Raise the reason why a guarded write on one job matched nothing."""
+    row = Job.objects.using(db).filter(pk=job_id).values("state", "claim_token").first()
+    if row is None:
+        raise JobDoesNotExist(job_id)
+    if token is not None and (
+        row["state"] != State.RESERVED or row["claim_token"] != token
+    ):
+        raise ClaimLost(job_id, operation)
+    raise InvalidTransition(job_id, operation, row["state"])

@@ -1,0 +1,136 @@
+"""Writes by the holder of a claim: its worker (or the rescuer acting for it)."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connections
+from django.db.models import F
+from django.utils import timezone
+
+from .. import sql as statements
+from ..expressions import JSONAppend, JSONDropLast
+from ..models import Job
+from ..states import State
+from .console import bury, delete
+from .guard import change, get_db, refusal, unreserved
+
+# Writes by the claim holder
+
+
+def touch(
+    job_id: int, *, token: str, seconds: float, using: str | None = None
+) -> datetime:
+    """Extend a reservation to ``seconds`` from now; return the new deadline."""
+    deadline = timezone.now() + timedelta(seconds=seconds)
+    change(
+        "touch", job_id, token=token, using=using, values={"reserved_until": deadline}
+    )
+    return deadline
+
+
+def complete(
+    job_id: int, *, token: str, return_value: Any = None, using: str | None = None
+) -> None:
+    """Record a successful attempt: the job is done."""
+    lost = complete_many([(job_id, token, return_value)], using=using)
+    if lost:
+        refusal("complete", job_id, token, get_db(using))
+
+
+def complete_many(
+    outcomes: Sequence[tuple[int, str, Any]],
+    *,
+    using: str | None = None,
+    prepare: bool = False,
+) -> list[int]:
+    """Record many successful attempts in one statement.
+
+    Returns the ids whose claim was lost (the rows were left alone): the
+    caller must report them, since their work may have been done twice.
+    """
+    if not outcomes:
+        return []
+    db = get_db(using)
+    connection = connections[db]
+    sql = statements.complete_statement(connection, len(outcomes))
+    params: list[Any] = []
+    for job_id, token, return_value in outcomes:
+        params += [job_id, token, json.dumps(return_value)]
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    params += [State.DONE.value, now, State.RESERVED.value]
+    done = {row[0] for row in statements.fetch_all(connection, sql, params, prepare)}
+    return [job_id for job_id, _, _ in outcomes if job_id not in done]
+
+
+def retry(
+    job_id: int,
+    *,
+    token: str,
+    error: dict[str, Any],
+    delay: float = 0,
+    using: str | None = None,
+) -> None:
+    """Record a failed attempt and put the job back, due after ``delay`` seconds."""
+    change(
+        "retry",
+        job_id,
+        token=token,
+        using=using,
+        values={
+            "run_at": timezone.now() + timedelta(seconds=delay),
+            "errors": JSONAppend("errors", error),
+            **unreserved(),
+        },
+    )
+
+
+def release(job_id: int, *, token: str, using: str | None = None) -> None:
+    """Give a job back unrun (worker shutdown): the attempt does not count."""
+    change(
+        "release",
+        job_id,
+        token=token,
+        using=using,
+        values={
+            "attempts": F("attempts") - 1,
+            "worker_ids": JSONDropLast("worker_ids"),
+            "run_at": timezone.now(),
+            **unreserved(),
+        },
+    )
+
+
+def fail(
+    job: Job,
+    error: dict[str, Any],
+    *,
+    backoff: tuple[float, float] = (10.0, 3600.0),
+    using: str | None = None,
+) -> str:
+    """Record a failed attempt of a claimed job and decide what comes next.
+
+    The job is retried after an exponential, jittered delay while it has
+    attempts left; after that it is buried with all its errors, or deleted if
+    its task says ``on_failure="delete"``. Returns "retried", "buried" or
+    "deleted".
+    """
+    if job.attempts < job.max_attempts:
+        delay = backoff_delay(job.attempts, *backoff)
+        retry(job.pk, token=job.claim_token, error=error, delay=delay, using=using)
+        return "retried"
+    if job.on_failure == "delete":
+        delete(job.pk, token=job.claim_token, using=using)
+        return "deleted"
+    bury(job.pk, token=job.claim_token, error=error, using=using)
+    return "buried"
+
+
+def backoff_delay(attempt: int, base: float, cap: float) -> float:
+    """Delay before the attempt after ``attempt``: doubling, capped, +/-25%."""
+    delay = min(cap, base * 2 ** max(attempt - 1, 0))
+    return delay * random.uniform(0.75, 1.25)

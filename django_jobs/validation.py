@@ -1,0 +1,136 @@
+"""Checks that a task can be run by a JobsBackend, with messages that name it.
+
+Called when the task is declared, on every ``using()`` and again on enqueue,
+so that a mistake surfaces at the line that made it and is checked against
+the settings in force.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from inspect import iscoroutinefunction
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.tasks import Task
+from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
+from django.tasks.exceptions import InvalidTask
+from django.utils import timezone
+from django.utils.inspect import get_func_args, is_module_level_function
+
+from .conf import ON_FAILURE_CHOICES
+
+if TYPE_CHECKING:
+    from .backend import JobsBackend
+
+UNIQUE_KEY_MAX_LENGTH = 200
+
+Invalid = Callable[[str], InvalidTask]
+
+
+def validate_task(backend: JobsBackend, task: Task) -> None:
+    path = f"{task.func.__module__}.{task.func.__qualname__}"
+
+    def invalid(message: str) -> InvalidTask:
+        return InvalidTask(f"Task {path!r}: {message}")
+
+    _check_function(backend, task, invalid)
+    _check_priority(task.priority, invalid)
+    _check_datetime_or_delay("run_after", task.run_after, invalid)
+    if backend.queues and task.queue_name not in backend.queues:
+        raise invalid(
+            f"queue {task.queue_name!r} is not one of this backend's QUEUES "
+            f"({', '.join(sorted(backend.queues))})."
+        )
+    for name in ("ttr", "max_attempts"):
+        value = getattr(task, name, None)
+        if value is not None and not _positive_int(value):
+            raise invalid(f"{name} must be a positive whole number, got {value!r}.")
+    on_failure = getattr(task, "on_failure", None)
+    if on_failure is not None and on_failure not in ON_FAILURE_CHOICES:
+        raise invalid(
+            f"on_failure must be one of {', '.join(ON_FAILURE_CHOICES)}, "
+            f"got {on_failure!r}."
+        )
+    _check_unique(task, invalid)
+    expires = getattr(task, "expires", None)
+    if isinstance(expires, timedelta | datetime) or expires is None:
+        _check_datetime_or_delay("expires", expires, invalid, positive=True)
+    elif (
+        isinstance(expires, bool)
+        or not isinstance(expires, int | float)
+        or not math.isfinite(expires)
+        or expires <= 0
+    ):
+        raise invalid(
+            "expires must be a positive number of seconds, a timedelta or an "
+            f"aware datetime, got {expires!r}."
+        )
+
+
+def _check_function(backend: JobsBackend, task: Task, invalid: Invalid) -> None:
+    if not is_module_level_function(task.func):
+        raise invalid(
+            "a task function must be defined at module level, so that a "
+            "worker can import it by its dotted path."
+        )
+    if iscoroutinefunction(task.func) and not backend.supports_async_task:
+        raise invalid("this backend does not run async tasks.")
+    if task.takes_context and get_func_args(task.func)[:1] != ["context"]:
+        raise invalid("takes_context=True needs 'context' as the first argument.")
+
+
+def _check_priority(priority: Any, invalid: Invalid) -> None:
+    if (
+        isinstance(priority, bool)
+        or not isinstance(priority, int)
+        or not TASK_MIN_PRIORITY <= priority <= TASK_MAX_PRIORITY
+    ):
+        raise invalid(
+            f"priority must be a whole number between {TASK_MIN_PRIORITY} "
+            f"and {TASK_MAX_PRIORITY}, got {priority!r}."
+        )
+
+
+def _check_unique(task: Task, invalid: Invalid) -> None:
+    unique = getattr(task, "unique", None)
+    if unique is not None and not isinstance(unique, bool):
+        raise invalid(f"unique must be True or False, got {unique!r}.")
+    key = getattr(task, "unique_key", None)
+    if key is not None and (
+        not isinstance(key, str) or not key or len(key) > UNIQUE_KEY_MAX_LENGTH
+    ):
+        raise invalid(
+            f"unique_key must be a non-empty string of at most "
+            f"{UNIQUE_KEY_MAX_LENGTH} characters, got {key!r}."
+        )
+
+
+def _check_datetime_or_delay(
+    name: str, value: Any, invalid: Invalid, *, positive: bool = False
+) -> None:
+    """A datetime (aware under USE_TZ) or a timedelta; None is fine."""
+    if value is None:
+        return
+    if isinstance(value, timedelta):
+        if value < timedelta(0):
+            raise invalid(f"{name} must not be a negative delay, got {value!r}.")
+        if positive and not value:
+            raise invalid(f"{name} must be a positive delay, got {value!r}.")
+    elif isinstance(value, datetime):
+        if settings.USE_TZ and timezone.is_naive(value):
+            raise invalid(
+                f"{name} must be an aware datetime when USE_TZ is True "
+                f"(got the naive {value.isoformat()})."
+            )
+    else:
+        raise invalid(
+            f"{name} must be a datetime or a timedelta (a delay from now), "
+            f"got {value!r}."
+        )
+
+
+def _positive_int(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and value >= 1
