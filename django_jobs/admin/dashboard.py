@@ -1,0 +1,138 @@
+"""The numbers behind the queue dashboard, each from one query.
+
+Per queue, one grouped query counts ready, delayed, reserved and buried jobs,
+the jobs done and failed in the last hour, and finds the oldest ready job.
+It never reads old done jobs: its WHERE clause keeps ready, reserved and
+buried rows (each behind an index: the partial claim and reserved indexes,
+and (state, finished_at)) and the done rows of the last hour (the same
+(state, finished_at) index), so its cost follows the work in hand, not the
+history kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Count, Min, Q
+from django.db.models.functions import TruncMinute
+from django.tasks import task_backends
+from django.tasks.exceptions import InvalidTaskBackend
+from django.utils import timezone
+
+from ..backend import JobsBackend
+from ..conf import JobsOptions
+from ..models import Job, Queue, Worker
+from ..states import State
+
+HOUR = timedelta(hours=1)
+COUNTS = ("ready", "delayed", "reserved", "buried", "done_last_hour")
+COUNTS += ("failed_last_hour",)
+
+
+@dataclass
+class QueueRow:
+    backend: str
+    name: str
+    ready: int = 0
+    delayed: int = 0
+    reserved: int = 0
+    buried: int = 0
+    done_last_hour: int = 0
+    failed_last_hour: int = 0
+    oldest_ready: datetime | None = None
+    paused: bool = False
+    paused_at: datetime | None = None
+
+
+def queue_counts(now: datetime) -> dict[tuple[str, str], dict]:
+    """Counts per (backend, queue), from one grouped query."""
+    recent = Q(finished_at__gte=now - HOUR)
+    due = Q(state=State.READY, run_at__lte=now)
+    rows = (
+        Job.objects.filter(
+            Q(state=State.READY)
+            | Q(state=State.RESERVED)
+            | Q(state=State.BURIED)
+            | (Q(state=State.DONE) & recent)
+        )
+        .order_by()
+        .values("backend", "queue")
+        .annotate(
+            ready=Count("pk", filter=due),
+            delayed=Count("pk", filter=Q(state=State.READY, run_at__gt=now)),
+            reserved=Count("pk", filter=Q(state=State.RESERVED)),
+            buried=Count("pk", filter=Q(state=State.BURIED)),
+            done_last_hour=Count("pk", filter=Q(state=State.DONE) & recent),
+            failed_last_hour=Count("pk", filter=Q(state=State.BURIED) & recent),
+            oldest_ready=Min("run_at", filter=due),
+        )
+    )
+    return {(row.pop("backend"), row.pop("queue")): row for row in rows}
+
+
+def configured_queues() -> set[tuple[str, str]]:
+    """The queue names listed in TASKS for each django_jobs backend."""
+    return {
+        (backend.alias, name)
+        for backend in task_backends.all()
+        if isinstance(backend, JobsBackend)
+        for name in backend.queues
+    }
+
+
+def queue_rows(now: datetime) -> list[QueueRow]:
+    """Every queue that is configured, paused, or has jobs worth counting."""
+    counts = queue_counts(now)
+    flags = {(q.backend, q.name): q for q in Queue.objects.all()}
+    keys = sorted(set(counts) | set(flags) | configured_queues())
+    rows = []
+    for backend, name in keys:
+        row = QueueRow(backend, name, **counts.get((backend, name), {}))
+        if flag := flags.get((backend, name)):
+            row.paused, row.paused_at = flag.paused, flag.paused_at
+        rows.append(row)
+    return rows
+
+
+def totals(rows: list[QueueRow]) -> dict[str, int]:
+    return {name: sum(getattr(row, name) for row in rows) for name in COUNTS}
+
+
+def finished_per_minute(now: datetime) -> list[tuple[datetime, int, int]]:
+    """(minute, done, failed) for each of the last 60 minutes, oldest first."""
+    last = now.replace(second=0, microsecond=0)
+    first = last - timedelta(minutes=59)
+    rows = (
+        Job.objects.filter(state__in=[State.DONE, State.BURIED], finished_at__gte=first)
+        .order_by()
+        .annotate(minute=TruncMinute("finished_at"))
+        .values("minute", "state")
+        .annotate(n=Count("pk"))
+    )
+    counts = {(row["minute"], row["state"]): row["n"] for row in rows}
+    minutes = [first + timedelta(minutes=i) for i in range(60)]
+    return [
+        (m, counts.get((m, State.DONE), 0), counts.get((m, State.BURIED), 0))
+        for m in minutes
+    ]
+
+
+def worker_timeout(backend: str) -> float:
+    """WORKER_TIMEOUT of a backend: after it, a silent worker is presumed dead."""
+    try:
+        config = task_backends[backend].config
+    except (InvalidTaskBackend, AttributeError):  # unknown, or not ours
+        config = JobsOptions()
+    return config.WORKER_TIMEOUT
+
+
+def is_stale(worker: Worker, now: datetime | None = None) -> bool:
+    silence = (now or timezone.now()) - worker.last_heartbeat
+    return silence.total_seconds() > worker_timeout(worker.backend)
+
+
+def worker_summary(now: datetime) -> dict[str, int]:
+    workers = list(Worker.objects.only("backend", "last_heartbeat"))
+    stale = sum(is_stale(worker, now) for worker in workers)
+    return {"live": len(workers) - stale, "stale": stale}

@@ -1,0 +1,265 @@
+"""The job list and job page: find, understand and fix jobs.
+
+The page of a job is read-only. Its state changes only through the actions
+(see ``actions``), which call ``django_jobs.queue``: saving a form would
+write back every field the page loaded, over whatever a worker wrote since.
+So there is no "add job" form (it would take any task path) and no change
+or delete form for one job; Django's bulk "delete selected" is replaced by
+an action that deletes through the queue too.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.contrib import admin
+from django.contrib.admin.utils import quote
+from django.core.exceptions import PermissionDenied
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+
+from ..models import Job, Worker
+from ..states import DELAYED, State
+from .actions import CHANGE_FORM_ACTION, JobActions
+from .changelist import JobChangeList, search_filter
+from .display import age, countdown, pretty_json, short_time, state_badge
+from .filters import FailedFilter, QueueFilter, StateFilter, TaskFilter
+from .pagination import CappedPaginator
+
+
+@admin.register(Job)
+class JobAdmin(JobActions, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "task",
+        "queue",
+        "state_label",
+        "priority",
+        "attempts_label",
+        "due",
+        "reservation",
+        "worker",
+        "job_age",
+    ]
+    list_display_links = ["id", "task"]
+    list_filter = [StateFilter, QueueFilter, TaskFilter, FailedFilter]
+    search_fields = ["task_path"]  # shows the box; get_search_results decides
+    search_help_text = _("A job id, part of a task path, or text from an error.")
+    date_hierarchy = "enqueued_at"
+    ordering = ["-id"]
+    sortable_by = ["id"]  # other orders would sort the whole table
+    list_per_page = 100
+    paginator = CappedPaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # a COUNT per filter choice
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "state_label",
+                    "task_path",
+                    "queue",
+                    "backend",
+                    "priority",
+                    "attempts_label",
+                ]
+            },
+        ),
+        (_("Errors"), {"fields": ["error_list"]}),
+        (_("Data"), {"fields": ["arguments", "keyword_arguments", "result"]}),
+        (
+            _("Times"),
+            {
+                "fields": [
+                    "enqueued_at",
+                    "run_at",
+                    "started_at",
+                    "last_attempted_at",
+                    "reservation",
+                    "finished_at",
+                    "expires_at",
+                    "cancel_requested_at",
+                ]
+            },
+        ),
+        (_("Workers"), {"fields": ["worker", "worker_history"]}),
+        (
+            _("Options"),
+            {
+                "fields": [
+                    "ttr",
+                    "max_attempts",
+                    "on_failure",
+                    "unique_key",
+                    "schedule",
+                    "scheduled_for",
+                ]
+            },
+        ),
+    ]
+    readonly_fields = [name for section in fieldsets for name in section[1]["fields"]]
+
+    def get_fieldsets(self, request, obj=None):
+        """A job that never failed has no errors section."""
+        return [
+            section
+            for section in self.fieldsets
+            if obj is None or obj.errors or "error_list" not in section[1]["fields"]
+        ]
+
+    # Permissions
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return obj is None and super().has_delete_permission(request)
+
+    def get_actions(self, request, action_location=admin.ActionLocation.CHANGE_LIST):
+        actions = super().get_actions(request, action_location=action_location)
+        actions.pop("delete_selected", None)  # it would bypass django_jobs.queue
+        return actions
+
+    def refuse_unpermitted_action(self, request, field, location) -> None:
+        """An action the user may not run is refused outright, not ignored."""
+        if request.method != "POST":
+            return
+        names = [name for name in request.POST.getlist(field) if name]
+        allowed = self.get_actions(request, action_location=location)
+        if any(name not in allowed for name in names):
+            raise PermissionDenied
+
+    def changelist_view(self, request, extra_context=None):
+        location = admin.ActionLocation.CHANGE_LIST
+        self.refuse_unpermitted_action(request, "action", location)
+        extra_context = {"title": _("Jobs"), **(extra_context or {})}
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        location = admin.ActionLocation.CHANGE_FORM
+        self.refuse_unpermitted_action(request, CHANGE_FORM_ACTION, location)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    # Queries
+
+    def get_changelist(self, request, **kwargs):
+        return JobChangeList
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        return queryset.filter(search_filter(term)), False
+
+    # Columns and fields
+
+    @admin.display(description=_("task"))
+    def task(self, job):
+        return format_html('<span title="{}">{}</span>', job.task_path, job.task_name)
+
+    @admin.display(description=_("state"))
+    def state_label(self, job):
+        if job.cancel_requested_at and job.state == State.RESERVED:
+            return format_html(
+                '{} <span class="jobs-note">{}</span>',
+                state_badge(job.display_state),
+                _("cancelling"),
+            )
+        return state_badge(job.display_state)
+
+    @admin.display(description=_("attempts"))
+    def attempts_label(self, job):
+        return f"{job.attempts}/{job.max_attempts}"
+
+    @admin.display(description=_("run at"))
+    def due(self, job):
+        if job.display_state != DELAYED:
+            return short_time(job.run_at)
+        return format_html(
+            '{} <span class="jobs-note">({})</span>',
+            short_time(job.run_at),
+            countdown(job.run_at),
+        )
+
+    @admin.display(description=_("reserved until"))
+    def reservation(self, job):
+        if job.state != State.RESERVED or job.reserved_until is None:
+            return "-"
+        return format_html(
+            '{} <span class="jobs-note">({})</span>',
+            short_time(job.reserved_until),
+            countdown(job.reserved_until),
+        )
+
+    @admin.display(description=_("worker"))
+    def worker(self, job):
+        if not job.reserved_by:
+            return "-"
+        alive = getattr(job, "worker_alive", None)
+        if alive is None:  # the job page; the list marks its jobs in one query
+            alive = Worker.objects.filter(pk=job.reserved_by).exists()
+        return self.worker_link(job.reserved_by, alive)
+
+    @admin.display(description=_("age"))
+    def job_age(self, job):
+        return age(job.enqueued_at)
+
+    @admin.display(description=_("all attempts' workers"))
+    def worker_history(self, job):
+        if not job.worker_ids:
+            return "-"
+        alive = set(
+            Worker.objects.filter(pk__in=set(job.worker_ids)).values_list(
+                "pk", flat=True
+            )
+        )
+        return format_html_join(
+            ", ", "{}", ((self.worker_link(w, w in alive),) for w in job.worker_ids)
+        )
+
+    @admin.display(description=_("arguments"))
+    def arguments(self, job):
+        return pretty_json(job.args)
+
+    @admin.display(description=_("keyword arguments"))
+    def keyword_arguments(self, job):
+        return pretty_json(job.kwargs)
+
+    @admin.display(description=_("return value"))
+    def result(self, job):
+        return pretty_json(job.return_value) if job.state == State.DONE else "-"
+
+    @admin.display(description=_("errors"))
+    def error_list(self, job):
+        if not job.errors:
+            return "-"
+        errors = [
+            {**error, "at": parse_moment(error.get("at"))}
+            for error in reversed(job.errors)
+        ]
+        return render_to_string("admin/django_jobs/job/errors.html", {"errors": errors})
+
+    def worker_link(self, worker_id: str, alive: bool) -> str:
+        if not alive:
+            return format_html(
+                '{} <span class="jobs-note">({})</span>', worker_id, _("gone")
+            )
+        url = reverse(
+            f"{self.admin_site.name}:django_jobs_worker_change",
+            args=[quote(worker_id)],
+        )
+        return format_html('<a href="{}">{}</a>', url, worker_id)
+
+
+def parse_moment(text) -> datetime | str:
+    try:
+        return timezone.localtime(datetime.fromisoformat(text))
+    except (TypeError, ValueError):
+        return text or ""

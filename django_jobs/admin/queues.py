@@ -1,0 +1,103 @@
+"""The queue dashboard, where "Queues" leads in the admin, and pause/resume.
+
+The page answers "what is stuck, failing or slow?" at a glance: per queue,
+how many jobs wait, run and lie buried, how many finished and failed in the
+last hour, how long the oldest ready job has waited, whether the queue is
+paused; and a chart of the last hour. Every number links to the job list,
+filtered.
+
+Seeing it needs ``view_job`` (or the queue's own view permission); pausing
+and resuming need ``change_queue`` and go through ``django_jobs.queue``.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from .. import queue
+from ..models import Job, Queue
+from . import chart, dashboard
+from .display import age
+
+
+@admin.register(Queue)
+class QueueAdmin(admin.ModelAdmin):
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
+        return [
+            path("", view(self.dashboard_view), name=f"{prefix}_changelist"),
+            path("pause/", view(self.pause_view), name=f"{prefix}_pause"),
+            path("resume/", view(self.resume_view), name=f"{prefix}_resume"),
+        ]
+
+    def has_view_permission(self, request, obj=None):
+        codename = get_permission_codename("view", Job._meta)
+        return super().has_view_permission(request, obj) or request.user.has_perm(
+            f"{Job._meta.app_label}.{codename}"
+        )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def dashboard_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        now = timezone.now()
+        rows = dashboard.queue_rows(now)
+        for row in rows:
+            row.waiting = age(row.oldest_ready, now)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Queues"),
+            "opts": self.opts,
+            "rows": rows,
+            "totals": dashboard.totals(rows),
+            "several_backends": len({row.backend for row in rows}) > 1,
+            "chart": chart.bars(dashboard.finished_per_minute(now)),
+            "workers": dashboard.worker_summary(now),
+            "can_pause": self.has_change_permission(request),
+            "jobs_url": reverse(f"{self.admin_site.name}:django_jobs_job_changelist"),
+            "workers_url": reverse(
+                f"{self.admin_site.name}:django_jobs_worker_changelist"
+            ),
+            "now": now,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(
+            request, "admin/django_jobs/queue/dashboard.html", context
+        )
+
+    def pause_view(self, request):
+        return self.switch(request, queue.pause, _("Queue %s paused."))
+
+    def resume_view(self, request):
+        return self.switch(request, queue.resume, _("Queue %s resumed."))
+
+    def switch(self, request, operation, message: str):
+        """Pause or resume the queue named in the POST, then show the dashboard."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        name = request.POST.get("queue", "")
+        backend = request.POST.get("backend") or "default"
+        max_length = Queue._meta.get_field("name").max_length
+        if not name or len(name) > max_length or len(backend) > max_length:
+            self.message_user(request, _("No such queue."), messages.ERROR)
+        else:
+            operation(name, backend=backend)
+            self.message_user(request, message % name, messages.SUCCESS)
+        return HttpResponseRedirect(
+            reverse(f"{self.admin_site.name}:django_jobs_queue_changelist")
+        )
