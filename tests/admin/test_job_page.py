@@ -1,0 +1,64 @@
+"""A job's page: read-only, with its data as JSON and every error's traceback."""
+
+from django.contrib.auth.models import User
+
+from .conftest import CHANGELIST
+
+
+def page(client, job):
+    return client.get(f"{CHANGELIST}{job.pk}/change/")
+
+
+def test_a_failed_job_shows_every_error_with_its_traceback(admin_client, jobs):
+    html = page(admin_client, jobs["buried"]).content.decode()
+    assert '<pre class="jobs-traceback">Traceback (most recent call last):' in html
+    assert "ValueError: boom" in html
+    assert "Attempt 1" in html
+    assert "builtins.ValueError" in html
+    assert "&quot;message&quot;: &quot;boom&quot;" in html  # kwargs as JSON
+    assert '<pre class="jobs-json">' in html
+    assert '<span class="jobs-state jobs-state-buried">buried</span>' in html
+
+
+def test_a_done_job_shows_its_return_value_and_no_errors(admin_client, jobs):
+    html = page(admin_client, jobs["done"]).content.decode()
+    assert "&quot;sum&quot;: 42" in html
+    assert "[\n  2,\n  40\n]" in html  # args, indented
+    assert '<pre class="jobs-traceback">' not in html
+    assert ">Errors<" not in html
+
+
+def test_a_reserved_job_links_to_its_worker(admin_client, jobs):
+    html = page(admin_client, jobs["reserved"]).content.decode()
+    assert '<a href="/admin/django_jobs/worker/w1/change/">w1</a>' in html
+    assert "(in " in html  # time left on the reservation
+    assert admin_client.get("/admin/django_jobs/worker/w1/change/").status_code == 200
+
+
+def test_the_page_is_read_only_even_for_a_superuser(admin_client, jobs):
+    job = jobs["ready"]
+    response = page(admin_client, job)
+    assert response.context["title"] == "View job"
+    assert 'name="_save"' not in response.content.decode()
+    assert 'name="CHANGE_FORM-action"' in response.content.decode()
+    url = f"{CHANGELIST}{job.pk}/change/"
+    assert admin_client.post(url, {"priority": 50, "_save": "1"}).status_code == 403
+    assert admin_client.get(f"{CHANGELIST}{job.pk}/delete/").status_code == 403
+    job.refresh_from_db()
+    assert job.priority == 5
+
+
+def test_a_viewer_sees_the_page_without_actions(viewer_client, jobs):
+    response = page(viewer_client, jobs["buried"])
+    assert response.status_code == 200
+    assert "CHANGE_FORM-action" not in response.content.decode()
+
+
+def test_staff_without_permission_cannot_see_a_job(nobody_client, jobs):
+    assert page(nobody_client, jobs["buried"]).status_code == 403
+
+
+def test_history_is_available(admin_client, jobs):
+    assert User.objects.exists()
+    url = f"{CHANGELIST}{jobs['done'].pk}/history/"
+    assert admin_client.get(url).status_code == 200

@@ -1,0 +1,45 @@
+"""The worker list: host, pid, queues, concurrency, jobs in hand, stale flag."""
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from django_jobs.models import Worker
+
+from .conftest import WORKERS
+
+
+def test_the_list_flags_stale_workers(admin_client, worker):
+    Worker.objects.create(
+        id="w2",
+        hostname="host-2",
+        pid=99,
+        concurrency=8,
+        jobs_in_hand=3,
+        last_heartbeat=timezone.now() - timedelta(seconds=10),  # timeout is 3 s
+    )
+    response = admin_client.get(WORKERS)
+    assert response.status_code == 200
+    html = response.content.decode()
+    for shown in ("host-1", "4242", "default", "host-2", ">all<"):
+        assert shown in html
+    assert html.count('jobs-state-stale">stale<') == 1
+    assert html.count('jobs-state-live">live<') == 1
+    assert "?state=reserved&amp;reserved_by=w2" in html
+    assert "(10 s ago)" in html
+
+
+def test_a_worker_page_is_read_only(admin_client, worker):
+    response = admin_client.get(f"{WORKERS}w1/change/")
+    assert response.status_code == 200
+    assert 'name="_save"' not in response.content.decode()
+    assert admin_client.get(f"{WORKERS}add/").status_code == 403
+    assert admin_client.post(f"{WORKERS}w1/delete/", {"post": "yes"}).status_code == (
+        403
+    )
+    assert Worker.objects.filter(pk="w1").exists()
+
+
+def test_workers_need_their_view_permission(operator_client, viewer_client, worker):
+    assert operator_client.get(WORKERS).status_code == 200
+    assert viewer_client.get(WORKERS).status_code == 403
