@@ -81,4 +81,25 @@ def check_backend(backend: JobsBackend) -> list[checks.CheckMessage]:
                 id="django_jobs.E004",
             )
         )
+    if apps.ready:
+        messages += check_schedules(backend)
+    return messages
+
+
+def check_schedules(backend: JobsBackend) -> list[checks.CheckMessage]:
+    """Every schedule in OPTIONS["SCHEDULES"] must be able to run."""
+    from .schedules import InvalidSchedule, check_cron, check_task, check_time_zone
+
+    messages: list[checks.CheckMessage] = []
+    for name, spec in backend.config.SCHEDULES.items():
+        where = f"TASKS[{backend.alias!r}]['OPTIONS']['SCHEDULES'][{name!r}]"
+        for check, value, check_id in (
+            (check_cron, spec["cron"], "django_jobs.E005"),
+            (check_time_zone, spec.get("timezone", "UTC"), "django_jobs.E006"),
+            (check_task, spec["task"], "django_jobs.E007"),
+        ):
+            try:
+                check(value)
+            except InvalidSchedule as exc:
+                messages.append(checks.Error(f"{where}: {exc}", id=check_id))
     return messages

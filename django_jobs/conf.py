@@ -8,7 +8,7 @@ the system checks turn the same messages into ``django_jobs.E003``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -38,6 +38,22 @@ class JobsOptions:
     RESCUE_INTERVAL: float = 15.0
     #: Seconds between SIGTERM and SIGKILL when a job's child must be stopped.
     KILL_GRACE: float = 5.0
+    #: Recurring jobs: {name: {"task", "cron", "args", "kwargs", "queue",
+    #: "priority", "timezone"}} (see docs/schedules.rst).
+    SCHEDULES: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Missed ticks younger than this many seconds are all enqueued; of older
+    #: ones, only the latest (0: only the latest missed tick).
+    SCHEDULE_CATCH_UP: float = 0.0
+    #: Seconds between two looks at the schedules in each worker.
+    SCHEDULE_INTERVAL: float = 1.0
+    #: Per-queue limits: {queue: {"max_concurrency": n, "rate_limit": per_second}}.
+    QUEUE_LIMITS: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Seconds to keep done jobs (None: forever).
+    DONE_RETENTION: float | None = 7 * 24 * 3600.0
+    #: Seconds to keep buried jobs (None: forever).
+    BURIED_RETENTION: float | None = 30 * 24 * 3600.0
+    #: Seconds between two runs of the pruner in each worker.
+    PRUNE_INTERVAL: float = 300.0
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any]) -> JobsOptions:
@@ -64,11 +80,16 @@ class JobsOptions:
         return parsed
 
 
+def _where(name: str) -> str:
+    """How a message names an option (or a value nested inside one)."""
+    return name if name.startswith("OPTIONS[") else f"OPTIONS[{name!r}]"
+
+
 def positive_int(name: str, value: Any) -> int:
     """Accept whole numbers above zero; bools are not numbers here."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ImproperlyConfigured(
-            f"OPTIONS[{name!r}] must be a positive integer, got {value!r}."
+            f"{_where(name)} must be a positive integer, got {value!r}."
         )
     return value
 
@@ -82,8 +103,7 @@ def non_negative_number(name: str, value: Any) -> float:
         or value == float("inf")
     ):
         raise ImproperlyConfigured(
-            f"OPTIONS[{name!r}] must be a number of seconds (zero or more), "
-            f"got {value!r}."
+            f"{_where(name)} must be a number of seconds (zero or more), got {value!r}."
         )
     return float(value)
 
@@ -92,7 +112,7 @@ def positive_number(name: str, value: Any) -> float:
     seconds = non_negative_number(name, value)
     if seconds == 0:
         raise ImproperlyConfigured(
-            f"OPTIONS[{name!r}] must be more than zero seconds, got {value!r}."
+            f"{_where(name)} must be more than zero, got {value!r}."
         )
     return seconds
 
@@ -114,6 +134,66 @@ def on_failure(name: str, value: Any) -> str:
     return value
 
 
+SCHEDULE_KEYS = {"task", "cron", "args", "kwargs", "queue", "priority", "timezone"}
+
+
+def schedules(name: str, value: Any) -> dict[str, dict[str, Any]]:
+    """The shape of each schedule; cron, task and zone are checked by checks."""
+    if not isinstance(value, Mapping):
+        raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a dict of schedules.")
+    for schedule, spec in value.items():
+        where = f"OPTIONS[{name!r}][{schedule!r}]"
+        if not isinstance(schedule, str) or not schedule or len(schedule) > 100:
+            raise ImproperlyConfigured(
+                f"{where}: a schedule's name is a non-empty string of at most "
+                "100 characters."
+            )
+        if not isinstance(spec, Mapping):
+            raise ImproperlyConfigured(f"{where} must be a dict.")
+        unknown = sorted(set(spec) - SCHEDULE_KEYS)
+        if unknown:
+            raise ImproperlyConfigured(
+                f"{where} has unknown key(s) {', '.join(map(repr, unknown))}; "
+                f"the keys are {', '.join(sorted(SCHEDULE_KEYS))}."
+            )
+        for required in ("task", "cron"):
+            if not isinstance(spec.get(required), str) or not spec[required]:
+                raise ImproperlyConfigured(f"{where}[{required!r}] must be a string.")
+        if not isinstance(spec.get("args", []), list | tuple):
+            raise ImproperlyConfigured(f"{where}['args'] must be a list.")
+        if not isinstance(spec.get("kwargs", {}), Mapping):
+            raise ImproperlyConfigured(f"{where}['kwargs'] must be a dict.")
+        priority = spec.get("priority", 0)
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise ImproperlyConfigured(f"{where}['priority'] must be an integer.")
+    return {key: dict(spec) for key, spec in value.items()}
+
+
+def queue_limits(name: str, value: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(value, Mapping):
+        raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a dict of queues.")
+    for queue, limits in value.items():
+        where = f"OPTIONS[{name!r}][{queue!r}]"
+        if not isinstance(limits, Mapping) or not set(limits) <= {
+            "max_concurrency",
+            "rate_limit",
+        }:
+            raise ImproperlyConfigured(
+                f"{where} must be a dict with 'max_concurrency' and/or 'rate_limit'."
+            )
+        concurrency = limits.get("max_concurrency")
+        if concurrency is not None:
+            positive_int(f"{where}['max_concurrency']", concurrency)
+        rate = limits.get("rate_limit")
+        if rate is not None:
+            positive_number(f"{where}['rate_limit']", rate)
+    return {key: dict(limits) for key, limits in value.items()}
+
+
+def optional_seconds(name: str, value: Any) -> float | None:
+    return None if value is None else non_negative_number(name, value)
+
+
 _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "DATABASE": database_alias,
     "DEFAULT_TTR": positive_int,
@@ -125,4 +205,11 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "WORKER_TIMEOUT": positive_number,
     "RESCUE_INTERVAL": positive_number,
     "KILL_GRACE": non_negative_number,
+    "SCHEDULES": schedules,
+    "SCHEDULE_CATCH_UP": non_negative_number,
+    "SCHEDULE_INTERVAL": positive_number,
+    "QUEUE_LIMITS": queue_limits,
+    "DONE_RETENTION": optional_seconds,
+    "BURIED_RETENTION": optional_seconds,
+    "PRUNE_INTERVAL": positive_number,
 }

@@ -77,3 +77,7 @@ class TaskNotFound(ImportError):
 
 class JobCancelled(Exception):
     """Someone asked for the job to be stopped."""
+
+
+class JobExpired(TimeoutError):
+    """The job was not started before its deadline (``expires``)."""

@@ -251,7 +251,7 @@ class Schedule(models.Model):
     priority = models.SmallIntegerField(_("priority"), null=True, blank=True)
     enabled = models.BooleanField(_("enabled"), default=True)
     from_settings = models.BooleanField(_("declared in settings"), default=False)
-    #: The latest tick that was enqueued (or skipped as too old).
+    #: Every tick up to this time was enqueued (or skipped as too old).
     last_tick = models.DateTimeField(_("last tick"), null=True, blank=True)
     next_tick = models.DateTimeField(_("next tick"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)

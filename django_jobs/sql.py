@@ -146,26 +146,33 @@ def insert_statement(connection, *, many: bool) -> str:
 _claim_sql: dict[tuple[str, int], str] = {}
 
 
-def claim_query(connection, queue_count: int) -> str:
+def claim_query(connection, queue_count: int, excluded_count: int = 0) -> str:
     """The claim statement, built once per vendor and number of queues.
 
     See ``queue.claim``: the candidates, in claim order and locked with SKIP
     LOCKED on PostgreSQL, are reserved in the same statement, which returns
-    every column of the claimed rows.
+    every column of the claimed rows. Parameters: state, backend, now (due),
+    now (expiry), the queues to claim from, the queues not to, the backend
+    (paused queues), the limit, then the new claim's token, worker id, now
+    (deadline), now (started), now (attempted) and the worker id as JSON.
     """
-    key = (connection.vendor, queue_count)
+    key = (connection.vendor, queue_count, excluded_count)
     if key not in _claim_sql:
-        _claim_sql[key] = _build_claim_query(connection, queue_count)
+        _claim_sql[key] = _build_claim_query(connection, queue_count, excluded_count)
     return _claim_sql[key]
 
 
-def _build_claim_query(connection, queue_count: int) -> str:
+def _build_claim_query(connection, queue_count: int, excluded_count: int) -> str:
     qn = connection.ops.quote_name
     table = qn(Job._meta.db_table)
     col = {f.name: qn(f.column) for f in Job._meta.concrete_fields}
     queue_filter = ""
     if queue_count:
         queue_filter = f" AND {col['queue']} IN ({', '.join(['%s'] * queue_count)})"
+    if excluded_count:
+        queue_filter += (
+            f" AND {col['queue']} NOT IN ({', '.join(['%s'] * excluded_count)})"
+        )
     postgres = connection.vendor == "postgresql"
     paused = (
         f" AND {col['queue']} NOT IN (SELECT {qn('name')} FROM"
@@ -174,7 +181,9 @@ def _build_claim_query(connection, queue_count: int) -> str:
     select_sql = (
         f"SELECT {col['id']} FROM {table}"
         f" WHERE {col['state']} = %s AND {col['backend']} = %s"
-        f" AND {col['run_at']} <= %s{queue_filter}{paused}"
+        f" AND {col['run_at']} <= %s"
+        f" AND ({col['expires_at']} IS NULL OR {col['expires_at']} > %s)"
+        f"{queue_filter}{paused}"
         f" ORDER BY {col['priority']} DESC, {col['run_at']}, {col['id']}"
         " LIMIT %s" + (" FOR UPDATE SKIP LOCKED" if postgres else "")
     )

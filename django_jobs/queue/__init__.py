@@ -10,9 +10,18 @@ they apply to those that qualify and return how many did, because a console
 acting on a selection must not fail as a whole for one job that moved on.
 """
 
-from .claim import claim, claim_statement
-from .console import bury, cancel, delete, kick, pause, reprioritise, resume
-from .duties import rescue
+from .claim import claim, claim_statement, limited_queues
+from .console import (
+    bury,
+    cancel,
+    configure,
+    delete,
+    kick,
+    pause,
+    reprioritise,
+    resume,
+)
+from .duties import expire, prune, rescue
 from .enqueue import Inserted, enqueue, insert
 from .errors import attempt_error, error_entry
 from .guard import JobIds, get_db
@@ -37,14 +46,18 @@ __all__ = [
     "claim_statement",
     "complete",
     "complete_many",
+    "configure",
     "delete",
     "enqueue",
     "error_entry",
+    "expire",
     "fail",
     "get_db",
     "insert",
     "kick",
+    "limited_queues",
     "pause",
+    "prune",
     "release",
     "reprioritise",
     "rescue",

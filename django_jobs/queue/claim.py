@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from django.db import connections
+from django.db import connections, transaction
 from django.utils import timezone
 
 from .. import sql as statements
-from ..models import Job
+from ..models import Job, Queue
 from ..states import State
 from .guard import get_db
-
-# Claim
 
 
 def claim(
@@ -26,6 +25,7 @@ def claim(
     backend: str = "default",
     using: str | None = None,
     prepare: bool = False,
+    limited: Collection[str] | None = None,
 ) -> list[Job]:
     """Reserve up to ``limit`` due jobs for ``worker_id``, best first.
 
@@ -34,18 +34,104 @@ def claim(
     locked with ``FOR UPDATE SKIP LOCKED``, so concurrent workers skip each
     other's rows instead of waiting or double-claiming; SQLite runs one write
     statement at a time, so the same statement is race-free there too.
+
+    Queues with a concurrency or rate limit (``limited``: their names, or
+    None to look them up) are claimed first, each in a short transaction that
+    locks its Queue row, counts its running jobs and spends its rate tokens,
+    so that no number of workers can exceed the limits together. Claim order
+    holds within each queue.
     """
     if limit < 1:
         return []
     db = get_db(using)
+    if limited is None:
+        limited = limited_queues(backend, using=db)
+    limited = [name for name in limited if not queues or name in queues]
+    jobs: list[Job] = []
+    for name in sorted(limited):
+        if len(jobs) < limit:
+            jobs += _claim_limited(
+                db, worker_id, name, limit - len(jobs), backend, prepare
+            )
+    if len(jobs) < limit:
+        served = [name for name in queues if name not in limited] if queues else None
+        if not queues or served:
+            jobs += _claim(
+                db, worker_id, served, limit - len(jobs), backend, prepare, limited
+            )
+    return jobs
+
+
+def limited_queues(backend: str = "default", *, using: str | None = None) -> list[str]:
+    """The names of the queues with a concurrency or rate limit."""
+    return list(
+        Queue.objects.using(get_db(using))
+        .filter(backend=backend)
+        .exclude(max_concurrency=None, rate_limit=None)
+        .values_list("name", flat=True)
+    )
+
+
+def _claim(db, worker_id, queues, limit, backend, prepare, excluded=()) -> list[Job]:
     connection = connections[db]
     sql, params = claim_statement(
-        connection, worker_id=worker_id, queues=queues, limit=limit, backend=backend
+        connection,
+        worker_id=worker_id,
+        queues=queues,
+        limit=limit,
+        backend=backend,
+        excluded=excluded if not queues else (),
     )
     rows = statements.fetch_all(connection, sql, params, prepare)
     jobs = statements.jobs_from_rows(connection, rows)
     jobs.sort(key=lambda job: (-job.priority, job.run_at, job.pk))
     return jobs
+
+
+def _claim_limited(db, worker_id, name, limit, backend, prepare) -> list[Job]:
+    """Claim from one limited queue within what its limits allow right now."""
+    now = timezone.now()
+    with transaction.atomic(using=db):
+        settings = (
+            Queue.objects.using(db)
+            .select_for_update()
+            .filter(backend=backend, name=name)
+            .first()
+        )
+        if settings is None or settings.paused:
+            return []
+        allowed = limit
+        if settings.max_concurrency is not None:
+            running = (
+                Job.objects.using(db)
+                .filter(backend=backend, queue=name, state=State.RESERVED)
+                .count()
+            )
+            allowed = min(allowed, settings.max_concurrency - running)
+        tokens = None
+        if settings.rate_limit:
+            tokens = refilled_tokens(settings, now)
+            allowed = min(allowed, math.floor(tokens))
+        jobs = (
+            _claim(db, worker_id, [name], allowed, backend, prepare)
+            if allowed > 0
+            else []
+        )
+        if tokens is not None:
+            Queue.objects.using(db).filter(pk=settings.pk).update(
+                rate_tokens=tokens - len(jobs), rate_refilled_at=now
+            )
+    return jobs
+
+
+def refilled_tokens(settings: Queue, now) -> float:
+    """The rate limit's bucket: ``rate_limit`` tokens a second, one second's worth
+    at most, so that at most that many jobs start in any second."""
+    capacity = max(1.0, settings.rate_limit)
+    if settings.rate_refilled_at is None:
+        return capacity
+    elapsed = max(0.0, (now - settings.rate_refilled_at).total_seconds())
+    return min(capacity, settings.rate_tokens + elapsed * settings.rate_limit)
 
 
 def claim_statement(
@@ -55,9 +141,11 @@ def claim_statement(
     queues: Sequence[str] | None,
     limit: int,
     backend: str,
+    excluded: Collection[str] = (),
 ) -> tuple[str, list[Any]]:
     """The claim's SQL and parameters (also used to EXPLAIN it in the tests)."""
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    params = [State.READY.value, backend, now, *(queues or ()), backend, limit]
+    params = [State.READY.value, backend, now, now, *(queues or ()), *excluded]
+    params += [backend, limit]
     params += [uuid.uuid4().hex, worker_id, now, now, now, json.dumps(worker_id)]
-    return statements.claim_query(connection, len(queues or ())), params
+    return statements.claim_query(connection, len(queues or ()), len(excluded)), params

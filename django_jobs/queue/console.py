@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from ..exceptions import (
+    InvalidTransition,
     JobCancelled,
     class_path,
 )
@@ -35,17 +38,32 @@ def bury(
 
 
 def kick(job_ids: JobIds, *, using: str | None = None) -> int:
-    """Make buried or delayed jobs ready now, with at least one attempt left."""
-    return change(
-        "kick",
-        job_ids,
-        using=using,
-        values={
-            "run_at": timezone.now(),
-            "finished_at": None,
-            "max_attempts": Greatest("max_attempts", F("attempts") + 1),
-        },
-    )
+    """Make buried or delayed jobs ready now, with at least one attempt left.
+
+    A unique job is not kicked while another job with its key is waiting or
+    running: that one will do the work (refused for a single id, skipped in
+    a list).
+    """
+    values = {
+        "run_at": timezone.now(),
+        "finished_at": None,
+        "expires_at": None,
+        "max_attempts": Greatest("max_attempts", F("attempts") + 1),
+    }
+    db = get_db(using)
+    try:
+        with transaction.atomic(using=db):
+            return change("kick", job_ids, using=db, values=values)
+    except IntegrityError:
+        if isinstance(job_ids, int):
+            raise InvalidTransition(
+                job_ids, "kick", "unique and another job with its key is waiting"
+            ) from None
+    kicked = 0
+    for job_id in job_ids:  # one at a time, skipping those that collide
+        with contextlib.suppress(IntegrityError), transaction.atomic(using=db):
+            kicked += change("kick", [job_id], using=db, values=values)
+    return kicked
 
 
 def cancel(job_ids: JobIds, *, using: str | None = None) -> int:
@@ -99,6 +117,22 @@ def pause(name: str, *, backend: str = "default", using: str | None = None) -> N
         backend=backend,
         name=name,
         defaults={"paused": True, "paused_at": timezone.now()},
+    )
+
+
+def configure(
+    name: str,
+    *,
+    backend: str = "default",
+    max_concurrency: int | None = None,
+    rate_limit: float | None = None,
+    using: str | None = None,
+) -> None:
+    """Set (or, with None, lift) queue ``name``'s concurrency and rate limits."""
+    Queue.objects.using(get_db(using)).update_or_create(
+        backend=backend,
+        name=name,
+        defaults={"max_concurrency": max_concurrency, "rate_limit": rate_limit},
     )
 
 

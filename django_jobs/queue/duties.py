@@ -10,9 +10,12 @@ from django.utils import timezone
 
 from ..exceptions import (
     ClaimLost,
+    JobExpired,
     ReservationExpired,
     WorkerLost,
+    class_path,
 )
+from ..expressions import JSONAppend
 from ..models import Job
 from ..states import State
 from .errors import error_entry
@@ -59,4 +62,63 @@ def rescue(
         except ClaimLost:
             continue  # finished or rescued by someone else meanwhile
         counts[outcome] += 1
+    return counts
+
+
+def expire(*, backend: str = "default", using: str | None = None) -> int:
+    """Bury (or delete) the ready jobs whose deadline passed: never started.
+
+    The claim already skips them; this clears them out of the way, so they
+    stop costing the claim a look and show as buried (or are gone, when
+    their task says ``on_failure="delete"``).
+    """
+    db = get_db(using)
+    now = timezone.now()
+    late = Job.objects.using(db).filter(
+        state=State.READY, backend=backend, expires_at__lte=now
+    )
+    deleted = late.filter(on_failure="delete").delete()[0]
+    error = {
+        "exception_class_path": class_path(JobExpired),
+        "traceback": "JobExpired: not started before its deadline\n",
+        "attempt": None,
+        "worker_id": "",
+        "at": now.isoformat(),
+    }
+    buried = late.update(
+        state=State.BURIED, finished_at=now, errors=JSONAppend("errors", error)
+    )
+    return deleted + buried
+
+
+def prune(
+    *,
+    done_before: datetime | None,
+    buried_before: datetime | None,
+    backend: str | None = None,
+    batch_size: int = 1000,
+    dry_run: bool = False,
+    using: str | None = None,
+) -> dict[str, int]:
+    """Delete finished jobs older than their retention, a batch at a time.
+
+    Each batch is its own short statement (ids first, then a delete by id),
+    so that pruning millions of rows never holds locks for long. ``None``
+    keeps that state forever. Returns how many were (or, dry, would be)
+    deleted per state.
+    """
+    db = get_db(using)
+    counts = {}
+    for state, before in ((State.DONE, done_before), (State.BURIED, buried_before)):
+        counts[state.value] = 0
+        if before is None:
+            continue
+        old = Job.objects.using(db).filter(state=state, finished_at__lt=before)
+        if backend is not None:
+            old = old.filter(backend=backend)
+        if dry_run:
+            counts[state.value] = old.count()
+            continue
+        while ids := list(old.values_list("pk", flat=True)[:batch_size]):
+            counts[state.value] += Job.objects.using(db).filter(pk__in=ids).delete()[0]
     return counts

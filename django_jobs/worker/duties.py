@@ -18,7 +18,7 @@ from datetime import timedelta
 from django.db import connections
 from django.utils import timezone
 
-from .. import queue
+from .. import queue, schedules
 from ..models import Job, Worker
 from ..states import State
 from .options import WorkerOptions
@@ -147,4 +147,77 @@ class Rescuer(Duty):
                 counts["buried"],
                 counts["deleted"],
             )
+        if expired := queue.expire(backend=self.backend, using=self.db):
+            logger.info("%d job(s) passed their deadline unstarted", expired)
         return counts
+
+
+class Scheduler(Duty):
+    """Enqueues the due ticks of the cron schedules (see django_jobs.schedules)."""
+
+    def __init__(self, options: WorkerOptions) -> None:
+        super().__init__()
+        self.backend = options.backend
+        self.db = options.backend.db
+        self.interval = options.config.SCHEDULE_INTERVAL
+
+    def run_once(self) -> int:
+        return schedules.enqueue_due(self.backend)
+
+
+class Pruner(Duty):
+    """Deletes finished jobs older than their retention, in short batches."""
+
+    def __init__(self, options: WorkerOptions) -> None:
+        super().__init__()
+        config = options.config
+        self.backend = options.backend.alias
+        self.db = options.backend.db
+        self.interval = config.PRUNE_INTERVAL
+        self.done_retention = config.DONE_RETENTION
+        self.buried_retention = config.BURIED_RETENTION
+
+    def run_once(self) -> dict[str, int]:
+        now = timezone.now()
+        counts = queue.prune(
+            done_before=before(now, self.done_retention),
+            buried_before=before(now, self.buried_retention),
+            backend=self.backend,
+            using=self.db,
+        )
+        if any(counts.values()):
+            logger.info(
+                "pruned %d done and %d buried job(s)", counts["done"], counts["buried"]
+            )
+        return counts
+
+
+class LimitsWatcher(Duty):
+    """Keeps the names of the limited queues at hand: they are claimed apart."""
+
+    def __init__(self, options: WorkerOptions) -> None:
+        super().__init__()
+        self.backend = options.backend.alias
+        self.db = options.backend.db
+        self.interval = options.config.HEARTBEAT_INTERVAL
+        self.names: list[str] = []
+
+    def run_once(self) -> list[str]:
+        self.names = queue.limited_queues(self.backend, using=self.db)
+        return self.names
+
+
+def before(now, retention: float | None):
+    return None if retention is None else now - timedelta(seconds=retention)
+
+
+def apply_queue_limits(options: WorkerOptions) -> None:
+    """Write ``OPTIONS["QUEUE_LIMITS"]`` to the queue table (the settings win)."""
+    for name, limits in options.config.QUEUE_LIMITS.items():
+        queue.configure(
+            name,
+            backend=options.backend.alias,
+            max_concurrency=limits.get("max_concurrency"),
+            rate_limit=limits.get("rate_limit"),
+            using=options.backend.db,
+        )

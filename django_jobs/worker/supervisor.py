@@ -20,25 +20,33 @@ import time
 from django.db import DatabaseError, connections
 from django.utils.module_loading import autodiscover_modules
 
-from .. import queue
+from .. import schedules
 from ..models import Job
 from .batching import Batching
-from .children import Child, Children
+from .children import Children
+from .claiming import DB_RETRY_DELAY, Claiming
 from .database import configure_supervisor_connection
-from .duties import Registry, Rescuer, new_worker_id
+from .duties import (
+    LimitsWatcher,
+    Pruner,
+    Registry,
+    Rescuer,
+    Scheduler,
+    apply_queue_limits,
+    new_worker_id,
+)
+from .events import ChildEvents
 from .leases import Leases
 from .listener import Listener
 from .options import WorkerOptions
 from .outcomes import Recorder, log_job
-from .process import describe_status
 
 logger = logging.getLogger("django_jobs.worker")
 
-DB_RETRY_DELAY = 1.0
 CANCEL_CHECK_INTERVAL = 1.0
 
 
-class Supervisor:
+class Supervisor(ChildEvents, Claiming):
     def __init__(self, options: WorkerOptions) -> None:
         self.options = options
         self.db = options.backend.db
@@ -50,6 +58,16 @@ class Supervisor:
         self.recorder = Recorder(options)
         self.registry = Registry(options, self.worker_id)
         self.rescuer = Rescuer(options)
+        self.scheduler = Scheduler(options)
+        self.pruner = Pruner(options)
+        self.limits = LimitsWatcher(options)
+        self.duties = [
+            self.registry,
+            self.rescuer,
+            self.scheduler,
+            self.pruner,
+            self.limits,
+        ]
         self.listener = Listener(self.db)
         self.batching = Batching(options.jobs_per_child)
         self.leases = Leases(self.db)
@@ -77,6 +95,8 @@ class Supervisor:
         configure_supervisor_connection(self.db)
         try:
             self.registry.register()
+            schedules.sync(self.options.backend)
+            apply_queue_limits(self.options)
             self.connect_listener()
             logger.info(
                 "worker %s started: queues %s, concurrency %d, %d job(s) per child, "
@@ -193,7 +213,7 @@ class Supervisor:
 
     def timeout(self) -> float:
         clock = time.monotonic()
-        wake_at = [self.registry.next_run, self.rescuer.next_run]
+        wake_at = [duty.next_run for duty in self.duties]
         if self.children.busy:
             wake_at.append(self.next_cancel_check)
         if deadline := self.children.next_deadline():
@@ -232,113 +252,11 @@ class Supervisor:
         if not served or any(name in served for name in queues):
             self.wake = True
 
-    def on_child(self, sender: Child) -> None:
-        for message in sender.reader.read():
-            self.on_message(sender, message)
-        if sender.reader.closed:
-            self.children.stop_listening(sender)
-
-    def on_message(self, sender: Child, message: dict) -> None:
-        job = sender.job
-        if job is None or message.get("id") != job.pk:
-            logger.error("child %d sent an unexpected message: %r", sender.pid, message)
-            return
-        op = message["op"]
-        if op == "started":
-            self.on_started(sender, job)
-        elif op == "touch":
-            self.on_touch(sender, message.get("seconds"))
-        elif op == "outcome":
-            self.on_outcome(sender, message)
-
-    def on_started(self, sender: Child, job: Job) -> None:
-        """The head started: its ttr counts from now (renewing its lease if late)."""
-        sender.started = True
-        if job.pk in self.cancelling:
-            self.cancelling.discard(job.pk)
-            self.children.stop(sender, "cancel")
-            return
-        self.leases.renew_if_late(job)
-        sender.deadline = time.monotonic() + self.leases.left(job)
-        self.recorder.job_started(job)
-
-    def on_touch(self, sender: Child, seconds: float | None) -> None:
-        job = sender.job
-        seconds = float(seconds) if seconds else float(job.ttr)
-        if self.leases.renew(job, seconds):
-            sender.deadline = time.monotonic() + seconds
-            reply = {
-                "op": "touched",
-                "ok": True,
-                "deadline": job.reserved_until.isoformat(),
-            }
-        else:
-            reply = {"op": "touched", "ok": False}
-        self.children.send(sender, reply)
-
-    def on_outcome(self, sender: Child, outcome: dict) -> None:
-        """Queue an outcome for recording (at the end of this turn)."""
-        job = self.children.finish_head(sender)
-        elapsed = outcome.get("seconds", 0.0)
-        self.batching.observe(elapsed)
-        if outcome.get("ok"):
-            self.recorder.succeeded(job, outcome.get("value"), elapsed)
-        elif outcome.get("unrunnable"):
-            error = outcome["error"]
-            self.recorder.unrunnable(
-                job, error["exception_class_path"], error["traceback"]
-            )
-        else:
-            error = outcome["error"]
-            self.recorder.failed(job, error["exception_class_path"], error["traceback"])
-        self.wake = True
-
-    def on_exit(self, pid: int, status: int) -> None:
-        gone = self.children.by_pid.get(pid)
-        if gone is None:
-            return
-        if not gone.reader.closed:
-            for message in gone.reader.read():  # what it said before dying
-                self.on_message(gone, message)
-        if gone.queue:
-            self.lost_child(gone, describe_status(status))
-        self.children.remove(gone)
-
-    def lost_child(self, gone: Child, how: str) -> None:
-        """A child died before finishing its jobs.
-
-        Its head was its current attempt (even if it had not said so yet):
-        it is recorded as timed out or crashed, or released if the worker
-        stopped it to shut down. Jobs behind it never started: released.
-        """
-        head, *rest = gone.queue
-        gone.queue.clear()
-        if gone.stopping == "shutdown":
-            self.recorder.release(head)
-        elif gone.stopping == "timeout":
-            self.recorder.timed_out(head, head.ttr)
-        elif gone.stopping == "cancel":
-            self.recorder.cancelled(head)
-        else:
-            self.recorder.crashed(head, how)
-        for job in rest:
-            self.recorder.release(job)
-
-    def fatal(self) -> None:
-        """The zygote is gone: its children die with it; count their attempts."""
-        for gone in self.children:
-            if gone.queue:
-                gone.stopping = None
-                self.lost_child(gone, "the worker's fork server died")
-            self.children.remove(gone)
-        self.exit_code = 1
-        self.draining = self.stop_now = True
-
     # Duties, claims, shutdown
 
     def run_duties(self, clock: float) -> None:
-        self.registry.maybe_run(clock)
-        self.rescuer.maybe_run(clock)
+        for duty in self.duties:
+            duty.maybe_run(clock)
         if clock >= self.next_cancel_check and self.children.busy:
             self.next_cancel_check = clock + CANCEL_CHECK_INTERVAL
             self.stop_cancelled()
@@ -373,73 +291,6 @@ class Supervisor:
             and self.listener.connect()
         ):
             self.selector.register(self.listener, selectors.EVENT_READ, "listen")
-
-    def replenish(self) -> None:
-        """Keep one child per slot, forked ahead of the job it will run."""
-        wanted = self.options.concurrency
-        if self.options.max_jobs:
-            wanted = min(wanted, self.options.max_jobs - self.claimed_total)
-        while self.children.active_count() < wanted:
-            self.children.fork()
-
-    def may_claim(self) -> bool:
-        if self.draining:
-            return False
-        return not self.options.max_jobs or self.claimed_total < self.options.max_jobs
-
-    def rooms(self) -> dict[Child, int]:
-        """How many jobs each child may be given now."""
-        batch = self.batching.per_child()
-        # A slot is a job running: spare children wait for a free slot.
-        free_slots = self.options.concurrency - len(self.children.busy)
-        rooms = {}
-        for candidate in self.children:
-            room = self.children.room(candidate, batch)
-            if not room:
-                continue
-            if candidate.queue:
-                # Top up a busy child only by half a batch or more, so that
-                # one claim serves several jobs.
-                if room * 2 >= batch:
-                    rooms[candidate] = room
-            elif free_slots > 0:
-                rooms[candidate] = room
-                free_slots -= 1
-        return rooms
-
-    def claim(self, clock: float) -> None:
-        """Claim as many jobs as the children have room for; hand them out."""
-        rooms = self.rooms()
-        limit = sum(rooms.values())
-        if self.options.max_jobs:
-            limit = min(limit, self.options.max_jobs - self.claimed_total)
-        if limit < 1 or not (self.wake or clock >= self.next_poll):
-            return
-        try:
-            jobs = queue.claim(
-                worker_id=self.worker_id,
-                queues=self.options.queues or None,
-                limit=limit,
-                backend=self.options.backend.alias,
-                using=self.db,
-                prepare=True,
-            )
-        except DatabaseError as exc:
-            logger.error("cannot claim jobs (%s); will retry", exc)
-            connections[self.db].close()
-            self.next_poll = clock + DB_RETRY_DELAY
-            self.wake = False
-            return
-        self.claimed_total += len(jobs)
-        if len(jobs) < limit:
-            self.wake = False
-            self.next_poll = clock + self.options.poll_interval
-        self.idle_and_empty = not jobs and not self.children.busy
-        # Idle children first, so that every job starts as soon as possible.
-        for taker in sorted(rooms, key=lambda c: len(c.queue)):
-            given, jobs = jobs[: rooms[taker]], jobs[rooms[taker] :]
-            if given:
-                self.children.dispatch(taker, given)
 
     def drain(self, clock: float) -> None:
         """Shutting down: no new jobs; stop the running ones when time is up."""

@@ -33,7 +33,7 @@ def test_values_are_kept():
         ({"DEFAULT_ON_FAILURE": "drop"}, "must be one of bury, delete, got 'drop'"),
         ({"RETRY_BACKOFF": -1}, "must be a number of seconds (zero or more)"),
         ({"RETRY_BACKOFF": float("nan")}, "must be a number of seconds"),
-        ({"HEARTBEAT_INTERVAL": 0}, "must be more than zero seconds"),
+        ({"HEARTBEAT_INTERVAL": 0}, "must be more than zero, got 0"),
         ({"DATABASE": ""}, "must be a database alias"),
         ({"RETRY_BACKOFF": 100, "RETRY_BACKOFF_MAX": 10}, "must not exceed"),
         ({"HEARTBEAT_INTERVAL": 30, "WORKER_TIMEOUT": 10}, "must be longer than"),

@@ -1,0 +1,118 @@
+"""What the supervisor does when a child speaks, starts a job, or dies."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from ..models import Job
+from .children import Child
+from .process import describe_status
+
+logger = logging.getLogger("django_jobs.worker")
+
+
+class ChildEvents:
+    """Part of ``Supervisor``: the handlers of its children's messages and exits."""
+
+    def on_child(self, sender: Child) -> None:
+        for message in sender.reader.read():
+            self.on_message(sender, message)
+        if sender.reader.closed:
+            self.children.stop_listening(sender)
+
+    def on_message(self, sender: Child, message: dict) -> None:
+        job = sender.job
+        if job is None or message.get("id") != job.pk:
+            logger.error("child %d sent an unexpected message: %r", sender.pid, message)
+            return
+        op = message["op"]
+        if op == "started":
+            self.on_started(sender, job)
+        elif op == "touch":
+            self.on_touch(sender, message.get("seconds"))
+        elif op == "outcome":
+            self.on_outcome(sender, message)
+
+    def on_started(self, sender: Child, job: Job) -> None:
+        """The head started: its ttr counts from now (renewing its lease if late)."""
+        sender.started = True
+        if job.pk in self.cancelling:
+            self.cancelling.discard(job.pk)
+            self.children.stop(sender, "cancel")
+            return
+        self.leases.renew_if_late(job)
+        sender.deadline = time.monotonic() + self.leases.left(job)
+        self.recorder.job_started(job)
+
+    def on_touch(self, sender: Child, seconds: float | None) -> None:
+        job = sender.job
+        seconds = float(seconds) if seconds else float(job.ttr)
+        if self.leases.renew(job, seconds):
+            sender.deadline = time.monotonic() + seconds
+            reply = {
+                "op": "touched",
+                "ok": True,
+                "deadline": job.reserved_until.isoformat(),
+            }
+        else:
+            reply = {"op": "touched", "ok": False}
+        self.children.send(sender, reply)
+
+    def on_outcome(self, sender: Child, outcome: dict) -> None:
+        """Queue an outcome for recording (at the end of this turn)."""
+        job = self.children.finish_head(sender)
+        elapsed = outcome.get("seconds", 0.0)
+        self.batching.observe(elapsed)
+        if outcome.get("ok"):
+            self.recorder.succeeded(job, outcome.get("value"), elapsed)
+        elif outcome.get("unrunnable"):
+            error = outcome["error"]
+            self.recorder.unrunnable(
+                job, error["exception_class_path"], error["traceback"]
+            )
+        else:
+            error = outcome["error"]
+            self.recorder.failed(job, error["exception_class_path"], error["traceback"])
+        self.wake = True
+
+    def on_exit(self, pid: int, status: int) -> None:
+        gone = self.children.by_pid.get(pid)
+        if gone is None:
+            return
+        if not gone.reader.closed:
+            for message in gone.reader.read():  # what it said before dying
+                self.on_message(gone, message)
+        if gone.queue:
+            self.lost_child(gone, describe_status(status))
+        self.children.remove(gone)
+
+    def lost_child(self, gone: Child, how: str) -> None:
+        """A child died before finishing its jobs.
+
+        Its head was its current attempt (even if it had not said so yet):
+        it is recorded as timed out or crashed, or released if the worker
+        stopped it to shut down. Jobs behind it never started: released.
+        """
+        head, *rest = gone.queue
+        gone.queue.clear()
+        if gone.stopping == "shutdown":
+            self.recorder.release(head)
+        elif gone.stopping == "timeout":
+            self.recorder.timed_out(head, head.ttr)
+        elif gone.stopping == "cancel":
+            self.recorder.cancelled(head)
+        else:
+            self.recorder.crashed(head, how)
+        for job in rest:
+            self.recorder.release(job)
+
+    def fatal(self) -> None:
+        """The zygote is gone: its children die with it; count their attempts."""
+        for gone in self.children:
+            if gone.queue:
+                gone.stopping = None
+                self.lost_child(gone, "the worker's fork server died")
+            self.children.remove(gone)
+        self.exit_code = 1
+        self.draining = self.stop_now = True
