@@ -142,3 +142,23 @@ def overlap(key: str, seconds: float) -> None:
     Record.objects.create(key=f"{key}:start")
     time.sleep(seconds)
     Record.objects.create(key=f"{key}:end")
+
+
+@task(unique=True)
+def unique_report(day: str) -> str:
+    return day
+
+
+@task(queue_name="limited")
+def limited_overlap(key: str, seconds: float) -> None:
+    """Record start and end, to check a queue's concurrency limit."""
+    import time
+
+    Record.objects.create(key=f"{key}:start")
+    time.sleep(seconds)
+    Record.objects.create(key=f"{key}:end")
+
+
+@task
+def tick(name: str) -> str:
+    return name
