@@ -3,9 +3,11 @@
 Django's own date hierarchy asks the database for the distinct years, months
 or days (``SELECT DISTINCT date_trunc(...)``), which reads every matching
 row: a million rows for the unfiltered list. Here the links are the years,
-months or days between the first and the last ``enqueued_at`` of the
-selection, which the (enqueued_at) index answers at once. A day without jobs
-can appear among them and leads to an empty list.
+months or days between the first and the last ``enqueued_at`` in the table
+(within the year or month chosen), which the (enqueued_at) index answers
+with two probes. The other filters are left out on purpose: the first ready
+job, say, could only be found by reading the index until one turns up. So a
+link can lead to an empty list.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import calendar
 import datetime
 
+from django.conf import settings
 from django.db.models import Max, Min
 from django.utils import formats, timezone
 from django.utils.text import capfirst
@@ -42,7 +45,7 @@ def date_hierarchy(cl) -> dict:
             {"title": capfirst(formats.date_format(chosen, "MONTH_DAY_FORMAT"))}
         ]
         return context
-    first, last = _range(cl.queryset, field)
+    first, last = _range(cl.root_queryset, field, year, month)
     if first is None:
         return {"show": False}
     if not year and first.year == last.year:
@@ -86,11 +89,19 @@ def date_hierarchy(cl) -> dict:
     return context
 
 
-def _range(queryset, field: str):
-    """The first and last value of ``field`` in the selection, in local time."""
+def _range(queryset, field: str, year: int | None, month: int | None):
+    """The first and last ``field`` in the year or month chosen, in local time."""
+    if year:
+        start = datetime.datetime(year, month or 1, 1)
+        end = datetime.datetime(year + (month or 12) // 12, (month or 12) % 12 + 1, 1)
+        if settings.USE_TZ:
+            start, end = timezone.make_aware(start), timezone.make_aware(end)
+        queryset = queryset.filter(**{f"{field}__gte": start, f"{field}__lt": end})
     bounds = queryset.order_by().aggregate(first=Min(field), last=Max(field))
     if bounds["first"] is None:
         return None, None
+    if not settings.USE_TZ:
+        return bounds["first"], bounds["last"]
     return (timezone.localtime(bounds["first"]), timezone.localtime(bounds["last"]))
 
 

@@ -13,12 +13,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.contrib import admin
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from ..models import Job, Worker
@@ -44,7 +46,7 @@ class JobAdmin(JobActions, admin.ModelAdmin):
         "worker",
         "job_age",
     ]
-    list_display_links = ["id", "task"]
+    list_display_links = ["id"]
     list_filter = [StateFilter, QueueFilter, TaskFilter, FailedFilter]
     search_fields = ["task_path"]  # shows the box; get_search_results decides
     search_help_text = _("A job id, part of a task path, or text from an error.")
@@ -159,6 +161,16 @@ class JobAdmin(JobActions, admin.ModelAdmin):
         return queryset.filter(search_filter(term)), False
 
     # Columns and fields
+
+    def action_checkbox(self, obj):
+        """Django's checkbox, written out: its form widget renders a template."""
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select"'
+            ' aria-label="{}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            obj.pk,
+            format_html(gettext("Select this object for an action - {}"), obj),
+        )
 
     @admin.display(description=_("task"))
     def task(self, job):

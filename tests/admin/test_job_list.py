@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from django_jobs import queue
-from django_jobs.admin import pagination
+from django_jobs.admin import changelist, pagination
 from django_jobs.models import Job, Worker
 
 from .conftest import CHANGELIST, make
@@ -87,6 +87,16 @@ def test_search(admin_client, jobs, term, expected):
     assert listed(response) == {jobs[name].pk for name in expected}
 
 
+def test_error_text_is_searched_in_the_most_recent_failed_jobs(
+    admin_client, jobs, monkeypatch
+):
+    monkeypatch.setattr(changelist, "ERROR_SEARCH_WINDOW", 1)
+    response = admin_client.get(CHANGELIST, {"q": "again"})  # the newest failure
+    assert listed(response) == {jobs["retried"].pk}
+    response = admin_client.get(CHANGELIST, {"q": "boom"})  # an older one
+    assert listed(response) == set()
+
+
 def test_date_hierarchy_drills_down_without_distinct_queries(admin_client, jobs):
     old = make()
     Job.objects.filter(pk=old.pk).update(
@@ -100,6 +110,8 @@ def test_date_hierarchy_drills_down_without_distinct_queries(admin_client, jobs)
     )
     assert listed(response) == {job.pk for job in jobs.values()}
     assert f"enqueued_at__day={now.day}" in response.content.decode()
+    ordering = response.context["cl"].queryset.query.order_by
+    assert tuple(ordering) == ("-enqueued_at", "-pk")  # on the enqueued_at index
     response = admin_client.get(
         CHANGELIST,
         {
