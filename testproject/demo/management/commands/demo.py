@@ -2,7 +2,8 @@
 
 The worker is a real ``manage.py runworker`` process: its log lines show
 each attempt as it happens. The command stops it once every demo job has
-finished, then prints the jobs as the database has them.
+finished, then prints the jobs as the database has them, and how to see
+them in the admin.
 """
 
 import os
@@ -13,6 +14,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 from django.test import Client
@@ -23,6 +25,7 @@ from testproject.demo.tasks import flaky_report, slow_report
 
 MANAGE_PY = Path(__file__).resolve().parents[4] / "manage.py"
 FINISHED = ("done", "buried")
+DEMO_USER = DEMO_PASSWORD = "demo"
 
 
 class Command(BaseCommand):
@@ -47,6 +50,7 @@ class Command(BaseCommand):
             worker.send_signal(signal.SIGTERM)
             worker.wait(timeout=60)
         self.report(ids)
+        self.point_to_the_admin()
 
     def enqueue(self) -> list[int]:
         self.stdout.write(self.style.MIGRATE_HEADING("Enqueuing demo jobs"))
@@ -89,3 +93,21 @@ class Command(BaseCommand):
                 f"  {job.pk:>4}  {job.task_name:<14} {job.state:<7} "
                 f"{job.attempts}/{job.max_attempts:<3} {outcome}"
             )
+
+    def point_to_the_admin(self) -> None:
+        """Say how to see the demo's jobs in the admin, the job console."""
+        self.stdout.write(self.style.MIGRATE_HEADING("\nSee them in the admin"))
+        if connection.vendor == "sqlite":
+            # A known password is fine for this local SQLite demo only; a
+            # real site creates its users with createsuperuser.
+            User = get_user_model()
+            if not User.objects.filter(username=DEMO_USER).exists():
+                User.objects.create_superuser(DEMO_USER, password=DEMO_PASSWORD)
+            login = f"log in as {DEMO_USER!r}, password {DEMO_PASSWORD!r}"
+        else:
+            login = "log in as a user made with: python manage.py createsuperuser"
+        self.stdout.write("  python manage.py runserver")
+        self.stdout.write(f"  then open http://127.0.0.1:8000/admin/ and {login}")
+        self.stdout.write(
+            "  (Jobs > Queues is the dashboard; run the demo again for more jobs)"
+        )
