@@ -24,7 +24,9 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from . import arguments
+from .batches import current_batch
 from .conf import JobsOptions
+from .context import current_job
 from .states import State, task_status
 from .task import Call, JobResult, JobTask
 from .validation import validate_task
@@ -158,6 +160,8 @@ class JobsBackend(BaseTaskBackend):
             or config.DEFAULT_ON_FAILURE,
             "expires_at": expires,
             "backend": self.alias,
+            "parent": current_job.get(),
+            "batch": current_batch.get(),
         }
 
     @staticmethod

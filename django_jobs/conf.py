@@ -54,6 +54,10 @@ class JobsOptions:
     BURIED_RETENTION: float | None = 30 * 24 * 3600.0
     #: Seconds between two runs of the pruner in each worker.
     PRUNE_INTERVAL: float = 300.0
+    #: Send children's stdout and stderr through the worker's logging.
+    CAPTURE_OUTPUT: bool = True
+    #: Bytes of each attempt's output kept on the job (0: none).
+    OUTPUT_TAIL: int = 16384
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any]) -> JobsOptions:
@@ -190,6 +194,22 @@ def queue_limits(name: str, value: Any) -> dict[str, dict[str, Any]]:
     return {key: dict(limits) for key, limits in value.items()}
 
 
+def boolean(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ImproperlyConfigured(
+            f"{_where(name)} must be True or False, got {value!r}."
+        )
+    return value
+
+
+def non_negative_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ImproperlyConfigured(
+            f"{_where(name)} must be a whole number, zero or more, got {value!r}."
+        )
+    return value
+
+
 def optional_seconds(name: str, value: Any) -> float | None:
     return None if value is None else non_negative_number(name, value)
 
@@ -212,4 +232,6 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "DONE_RETENTION": optional_seconds,
     "BURIED_RETENTION": optional_seconds,
     "PRUNE_INTERVAL": positive_number,
+    "CAPTURE_OUTPUT": boolean,
+    "OUTPUT_TAIL": non_negative_int,
 }

@@ -89,6 +89,31 @@ class Job(models.Model):
         db_constraint=False,
     )
     scheduled_for = models.DateTimeField(_("scheduled for"), null=True, blank=True)
+    # What the job saved while it ran (see django_jobs.context.JobContext).
+    checkpoint = models.JSONField(_("checkpoint"), null=True, blank=True)
+    progress = models.JSONField(_("progress"), null=True, blank=True)
+    #: The tail of each attempt's output: [{"attempt", "text", "truncated"}].
+    logs = models.JSONField(_("logs"), default=list, blank=True, db_default=[])
+    # Jobs enqueued by a running job are its children; a batch groups jobs
+    # whose completion runs a callback.
+    parent = models.ForeignKey(
+        "self",
+        verbose_name=_("parent"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="children",
+        db_constraint=False,
+    )
+    batch = models.ForeignKey(
+        "Batch",
+        verbose_name=_("batch"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+        db_constraint=False,
+    )
 
     objects = JobQuerySet.as_manager()
 
@@ -272,3 +297,37 @@ class Schedule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Batch(models.Model):
+    """A group of jobs whose completion enqueues one callback job.
+
+    The batch is sealed when the ``with batch(...)`` block that filled it
+    ends; once sealed and none of its jobs is ready or reserved, exactly one
+    process wins the guarded update of ``completed_at`` and enqueues the
+    callback, in the same transaction.
+    """
+
+    backend = models.CharField(_("backend"), max_length=100, default="default")
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    #: The callback's job, ready to insert: its columns, args and kwargs.
+    callback = models.JSONField(_("callback"), default=dict)
+    total = models.PositiveIntegerField(_("jobs"), null=True, blank=True)
+    sealed_at = models.DateTimeField(_("sealed at"), null=True, blank=True)
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
+    callback_job = models.ForeignKey(
+        Job,
+        verbose_name=_("callback job"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
+    )
+
+    class Meta:
+        verbose_name = _("batch")
+        verbose_name_plural = _("batches")
+
+    def __str__(self) -> str:
+        return f"batch #{self.pk}"

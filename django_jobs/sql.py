@@ -83,7 +83,7 @@ def jobs_from_rows(connection, rows: list[tuple]) -> list[Job]:
 INSERT_SHARED = (
     "backend", "queue", "task_path", "state", "priority", "run_at", "ttr",
     "max_attempts", "on_failure", "enqueued_at", "expires_at", "schedule_id",
-    "scheduled_for",
+    "scheduled_for", "parent_id", "batch_id",
 )  # fmt: skip
 INSERT_PER_CALL = ("args", "kwargs", "unique_key")
 INSERT_CONSTANT = {
@@ -224,7 +224,7 @@ def complete_statement(connection, count: int) -> str:
 
     Parameters: (id, token, JSON value) for each job, then the new state,
     the finish time and the state the jobs must still be in. Returns the ids
-    it completed.
+    it completed, with their batch.
     """
     key = (connection.vendor, count)
     if key in _complete_sql:
@@ -240,7 +240,7 @@ def complete_statement(connection, count: int) -> str:
         f" {qn('reserved_by')} = '', {qn('claim_token')} = ''"
         f" FROM v WHERE {table}.{qn('id')} = v.id"
         f" AND {table}.{qn('claim_token')} = v.token AND {table}.{qn('state')} = %s"
-        f" RETURNING {table}.{qn('id')}"
+        f" RETURNING {table}.{qn('id')}, {table}.{qn('batch_id')}"
     )
     if count <= 64:  # keep the cache small: batches are usually short
         _complete_sql[key] = sql

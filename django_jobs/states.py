@@ -32,6 +32,8 @@ DELAYED = "delayed"
 TRANSITIONS: dict[str, tuple[frozenset[State], State | None]] = {
     "claim": (frozenset({State.READY}), State.RESERVED),
     "touch": (frozenset({State.RESERVED}), State.RESERVED),
+    # Writes by the holder that change no state: checkpoints, progress, logs.
+    "annotate": (frozenset({State.RESERVED}), State.RESERVED),
     "complete": (frozenset({State.RESERVED}), State.DONE),
     "retry": (frozenset({State.RESERVED}), State.READY),
     "release": (frozenset({State.RESERVED}), State.READY),
@@ -50,6 +52,10 @@ TASK_STATUS: dict[State, TaskResultStatus] = {
     State.DONE: TaskResultStatus.SUCCESSFUL,
     State.BURIED: TaskResultStatus.FAILED,
 }
+
+
+#: Operations after which a job may have left its batch's waiting set.
+FINISHING = frozenset({"bury", "cancel", "delete"})
 
 
 def sources(operation: str) -> frozenset[State]:

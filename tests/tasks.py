@@ -121,16 +121,15 @@ def unserialisable_return() -> object:
     return object()
 
 
-@task
-def touch_and_sleep(steps: int, seconds: float) -> int:
+@task(takes_context=True)
+def touch_and_sleep(context, steps: int, seconds: float, then_hang: float = 0) -> int:
     """Touch the reservation between steps: lives past its ttr while it does."""
     import time
 
-    from django_jobs.worker.child import touch
-
     for _ in range(steps):
         time.sleep(seconds)
-        touch()
+        context.touch()
+    time.sleep(then_hang)  # stops touching: killed once its ttr runs out
     return steps
 
 
@@ -162,3 +161,59 @@ def limited_overlap(key: str, seconds: float) -> None:
 @task
 def tick(name: str) -> str:
     return name
+
+
+@task(takes_context=True, max_attempts=3)
+def five_steps(context, key: str, crash_at: int) -> list:
+    """Checkpoint after each step; the first attempt dies at step crash_at."""
+    import os
+
+    start = (context.last_checkpoint or {}).get("next", 1)
+    for step in range(start, 6):
+        if context.attempt == 1 and step == crash_at:
+            os._exit(9)
+        Record.objects.create(key=f"{key}:{context.attempt}:{step}")
+        context.checkpoint({"next": step + 1})
+    return [start, context.attempt]
+
+
+@task(takes_context=True)
+def report_progress(context, seconds: float) -> None:
+    import time
+
+    context.progress(1, 4, "warming up")
+    time.sleep(0.7)
+    context.progress(3, 4, "almost there")
+    time.sleep(seconds)
+
+
+@task(takes_context=True)
+def chatty(context, lines: int) -> str:
+    import logging
+    import sys
+
+    for i in range(lines):
+        print(f"printed line {i}")
+    print("to stderr", file=sys.stderr)
+    logging.getLogger("tests.chatty").warning("a warning from job %s", context.job_id)
+    return "ok"
+
+
+@task
+def spawn_children(count: int, fail: bool = False) -> int:
+    from django.db import transaction
+
+    with transaction.atomic():
+        for i in range(count):
+            add.enqueue(i, i)
+        if fail:
+            raise RuntimeError("the parent failed after enqueuing")
+    return count
+
+
+@task
+def batch_done(
+    batch_id: int, done: int, failed: int, job_ids: list, label: str
+) -> dict:
+    Record.objects.create(key=f"callback:{label}:{batch_id}")
+    return {"done": done, "failed": failed, "jobs": len(job_ids), "label": label}

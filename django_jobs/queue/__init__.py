@@ -10,6 +10,7 @@ they apply to those that qualify and return how many did, because a console
 acting on a selection must not fail as a whole for one job that moved on.
 """
 
+from .batches import seal, settle, settle_pending
 from .claim import claim, claim_statement, limited_queues
 from .console import (
     bury,
@@ -27,11 +28,14 @@ from .errors import attempt_error, error_entry
 from .guard import JobIds, get_db
 from .holder import (
     backoff_delay,
+    checkpoint,
     complete,
     complete_many,
     fail,
+    progress,
     release,
     retry,
+    save_logs,
     touch,
 )
 
@@ -42,6 +46,7 @@ __all__ = [
     "backoff_delay",
     "bury",
     "cancel",
+    "checkpoint",
     "claim",
     "claim_statement",
     "complete",
@@ -57,11 +62,16 @@ __all__ = [
     "kick",
     "limited_queues",
     "pause",
+    "progress",
     "prune",
     "release",
     "reprioritise",
     "rescue",
     "resume",
     "retry",
+    "save_logs",
+    "seal",
+    "settle",
+    "settle_pending",
     "touch",
 ]

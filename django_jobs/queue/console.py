@@ -18,7 +18,8 @@ from ..exceptions import (
 from ..expressions import JSONAppend
 from ..models import Job, Queue
 from ..states import State
-from .guard import JobIds, change, get_db, refusal, unreserved
+from .batches import settle
+from .guard import JobIds, batches_of, change, get_db, refusal, unreserved
 
 # Writes by people and duties
 
@@ -85,6 +86,7 @@ def cancel(job_ids: JobIds, *, using: str | None = None) -> int:
         "at": timezone.now().isoformat(),
     }
     jobs = Job.objects.using(db).filter(pk__in=ids)
+    batches = batches_of(jobs.filter(state=State.READY))
     buried = jobs.filter(state=State.READY).update(
         state=State.BURIED,
         finished_at=timezone.now(),
@@ -95,6 +97,8 @@ def cancel(job_ids: JobIds, *, using: str | None = None) -> int:
     )
     if single and not buried + marked:
         refusal("cancel", job_ids, None, db)
+    if batches and buried:
+        settle(batches, using=db)
     return buried + marked
 
 

@@ -18,8 +18,9 @@ from ..exceptions import (
 from ..expressions import JSONAppend
 from ..models import Job
 from ..states import State
+from .batches import settle
 from .errors import error_entry
-from .guard import get_db
+from .guard import batches_of, get_db
 from .holder import fail
 
 
@@ -77,6 +78,7 @@ def expire(*, backend: str = "default", using: str | None = None) -> int:
     late = Job.objects.using(db).filter(
         state=State.READY, backend=backend, expires_at__lte=now
     )
+    batches = batches_of(late)
     deleted = late.filter(on_failure="delete").delete()[0]
     error = {
         "exception_class_path": class_path(JobExpired),
@@ -88,6 +90,8 @@ def expire(*, backend: str = "default", using: str | None = None) -> int:
     buried = late.update(
         state=State.BURIED, finished_at=now, errors=JSONAppend("errors", error)
     )
+    if batches:
+        settle(batches, using=db)
     return deleted + buried
 
 

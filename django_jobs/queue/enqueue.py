@@ -46,6 +46,8 @@ def insert(
     expires_at: datetime | None = None,
     unique_keys: Sequence[str] | None = None,
     schedule: tuple[int, datetime] | None = None,
+    parent: int | None = None,
+    batch: int | None = None,
     using: str | None = None,
 ) -> Inserted:
     """Write one ready job per ``(args, kwargs)`` call, in a single statement.
@@ -55,7 +57,8 @@ def insert(
     be plain JSON data (the backend checks them). A call with a unique key
     for which a job is already ready or reserved gets that job instead of a
     new one; ``schedule`` (id, tick) makes the job that schedule's tick, and
-    nothing is written if the tick already has its job.
+    nothing is written if the tick already has its job. ``parent`` is the
+    job that enqueues these (if any), ``batch`` the batch they belong to.
     """
     db = get_db(using)
     connection = connections[db]
@@ -76,6 +79,8 @@ def insert(
         adapt(expires_at),
         schedule[0] if schedule else None,
         adapt(schedule[1]) if schedule else None,
+        parent,
+        batch,
     ]
     keys = list(unique_keys) if unique_keys else [""] * len(calls)
     ids: list[int | None] = [None] * len(calls)

@@ -54,6 +54,7 @@ def change(
     else:
         guard = Q(state__in=allowed, claim_token=token)
     rows = Job.objects.using(db).filter(guard, pk__in=ids)
+    batches = batches_of(rows) if operation in states.FINISHING else []
     new_state = states.target(operation)
     if new_state is None:
         changed = rows.delete()[0]
@@ -61,7 +62,16 @@ def change(
         changed = rows.update(state=new_state, **(values or {}))
     if single and not changed:
         refusal(operation, job_ids, token, db)
+    if batches and changed:
+        from .batches import settle
+
+        settle(batches, using=db)
     return changed
+
+
+def batches_of(rows) -> list[int]:
+    """The batches that some of ``rows`` belong to (read before they change)."""
+    return list(rows.exclude(batch=None).values_list("batch_id", flat=True).distinct())
 
 
 def refusal(operation: str, job_id: int, token: str | None, db: str):

@@ -16,6 +16,7 @@ from .. import sql as statements
 from ..expressions import JSONAppend, JSONDropLast
 from ..models import Job
 from ..states import State
+from .batches import settle
 from .console import bury, delete
 from .guard import change, get_db, refusal, unreserved
 
@@ -31,6 +32,71 @@ def touch(
         "touch", job_id, token=token, using=using, values={"reserved_until": deadline}
     )
     return deadline
+
+
+def checkpoint(
+    job_id: int, *, token: str, data: Any, seconds: float, using: str | None = None
+) -> datetime:
+    """Save a running job's progress state (JSON); it also renews the lease.
+
+    The next attempt of the job, after a crash, a timeout or a failure,
+    starts from it (``context.last_checkpoint``).
+    """
+    deadline = timezone.now() + timedelta(seconds=seconds)
+    change(
+        "touch",
+        job_id,
+        token=token,
+        using=using,
+        values={"checkpoint": data, "reserved_until": deadline},
+    )
+    return deadline
+
+
+def progress(
+    job_id: int,
+    *,
+    token: str,
+    done: float,
+    total: float | None = None,
+    message: str = "",
+    using: str | None = None,
+) -> None:
+    """Record how far a running job has got, for people to watch."""
+    change(
+        "annotate",
+        job_id,
+        token=token,
+        using=using,
+        values={
+            "progress": {
+                "done": done,
+                "total": total,
+                "message": message,
+                "at": timezone.now().isoformat(),
+            }
+        },
+    )
+
+
+def save_logs(
+    job_id: int,
+    *,
+    token: str,
+    attempt: int,
+    text: str,
+    truncated: bool = False,
+    using: str | None = None,
+) -> None:
+    """Keep the tail of an attempt's output on the job."""
+    entry = {"attempt": attempt, "text": text, "truncated": truncated}
+    change(
+        "annotate",
+        job_id,
+        token=token,
+        using=using,
+        values={"logs": JSONAppend("logs", entry)},
+    )
 
 
 def complete(
@@ -63,7 +129,10 @@ def complete_many(
         params += [job_id, token, json.dumps(return_value)]
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     params += [State.DONE.value, now, State.RESERVED.value]
-    done = {row[0] for row in statements.fetch_all(connection, sql, params, prepare)}
+    rows = statements.fetch_all(connection, sql, params, prepare)
+    if batches := {batch for _, batch in rows if batch is not None}:
+        settle(batches, using=db)
+    done = {job_id for job_id, _ in rows}
     return [job_id for job_id, _, _ in outcomes if job_id not in done]
 
 

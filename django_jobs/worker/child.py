@@ -9,6 +9,8 @@ connections, which it closes before it exits.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import sys
 import time
@@ -18,12 +20,13 @@ from datetime import datetime
 from typing import Any
 
 from django.db import close_old_connections, connections
-from django.tasks import Task, TaskContext, TaskResultStatus
+from django.tasks import Task, TaskResultStatus
 from django.utils.dateparse import parse_datetime
 from django.utils.module_loading import import_string
 
 from ..arguments import to_json
-from ..exceptions import ClaimLost, TaskNotFound, class_path
+from ..context import JobContext, current_job
+from ..exceptions import TaskNotFound, class_path
 from ..task import JobResult
 from . import protocol
 
@@ -40,6 +43,7 @@ class _Channel:
         self.last = False  # no more jobs will come after the pending ones
         self.stop = False  # the supervisor asked it to stop after this job
         self.job_id: int | None = None
+        self.captured = False
 
     def accept(self, message: protocol.Message) -> protocol.Message | None:
         """Take in jobs and stop requests; return any other message."""
@@ -76,10 +80,15 @@ class _Channel:
                 return reply
 
 
-def main(sock: socket.socket) -> None:
-    """Run jobs until told to stop, out of jobs, or the supervisor is gone."""
+def main(sock: socket.socket, captured: bool = False) -> None:
+    """Run jobs until told to stop, out of jobs, or the supervisor is gone.
+
+    ``captured``: stdout and stderr go to the supervisor, which is told where
+    each job's output starts and ends.
+    """
     global _channel
     _channel = channel = _Channel(sock)
+    channel.captured = captured
     warm_up()
     try:
         while (job := channel.next_job()) is not None:
@@ -114,20 +123,38 @@ def run(job: dict[str, Any]) -> protocol.Message:
     if not isinstance(task, Task):
         return {"op": "outcome", "id": job_id, "unrunnable": True, "error": task}
     protocol.send(_channel.sock, {"op": "started", "id": job_id})
+    mark_output(b"start", job_id)
     started = time.perf_counter()
+    running = current_job.set(job_id)  # the jobs it enqueues are its children
     try:
         args = job["args"]
         if task.takes_context:
-            args = [TaskContext(task_result=running_result(task, job)), *args]
+            args = [job_context(task, job), *args]
         value = task.call(*args, **job["kwargs"])
         value = to_json(value, job["task_path"], "the return value")
         outcome = {"op": "outcome", "id": job_id, "ok": True, "value": value}
     except BaseException as exc:  # SystemExit too: every ending is an outcome
         outcome = {"op": "outcome", "id": job_id, "ok": False, "error": describe(exc)}
     finally:
+        current_job.reset(running)
         close_old_connections()
+        mark_output(b"end", job_id)
     outcome["seconds"] = time.perf_counter() - started
     return outcome
+
+
+def mark_output(edge: bytes, job_id: int) -> None:
+    """Flush, then mark in the output where a job's lines start or end.
+
+    Written before the outcome is sent, so the supervisor, reading the pipe
+    when the outcome arrives, has every line of the job.
+    """
+    if not _channel.captured:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with contextlib.suppress(OSError):
+        os.write(1, b"\x00django-jobs:%s %d\n" % (edge, job_id))
 
 
 def resolve(path: str) -> Task | dict[str, str]:
@@ -151,6 +178,17 @@ def resolve(path: str) -> Task | dict[str, str]:
     return task
 
 
+def job_context(task: Task, job: dict[str, Any]) -> JobContext:
+    """The context a ``takes_context=True`` task gets (see django_jobs.context)."""
+    return JobContext(
+        task_result=running_result(task, job),
+        job_id=job["id"],
+        queue=job["queue"],
+        deadline=parse_datetime(job["reserved_until"]),
+        last_checkpoint=job["checkpoint"],
+    )
+
+
 def running_result(task: Task, job: dict[str, Any]) -> JobResult:
     """The TaskResult a task with ``takes_context`` sees while it runs."""
     return JobResult(
@@ -169,18 +207,20 @@ def running_result(task: Task, job: dict[str, Any]) -> JobResult:
     )
 
 
-def touch(seconds: float | None = None) -> datetime:
-    """Extend the running job's reservation by ``seconds`` (default: its ttr).
+def request(message: protocol.Message) -> protocol.Message:
+    """Ask the supervisor something about the running job; wait for the reply."""
+    return _running_channel().request(message)
 
-    The supervisor writes it, fenced by the claim; if the claim was lost the
-    task gets ``ClaimLost`` and should stop.
-    """
+
+def notify(message: protocol.Message) -> None:
+    """Tell the supervisor something about the running job; do not wait."""
+    protocol.send(_running_channel().sock, message)
+
+
+def _running_channel() -> _Channel:
     if _channel is None or _channel.job_id is None:
-        raise RuntimeError("touch() can only be called from a running job.")
-    reply = _channel.request({"op": "touch", "id": _channel.job_id, "seconds": seconds})
-    if not reply.get("ok"):
-        raise ClaimLost(_channel.job_id, "touch")
-    return parse_datetime(reply["deadline"])
+        raise RuntimeError("This can only be called from a job run by runworker.")
+    return _channel
 
 
 def describe(exc: BaseException) -> dict[str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import selectors
 import signal
 import socket
@@ -24,6 +25,7 @@ from django.utils import timezone
 
 from ..models import Job
 from . import child, protocol, zygote
+from .output import OutputPipe
 from .process import kill_group
 
 logger = logging.getLogger("django_jobs.worker")
@@ -49,6 +51,8 @@ class Child:
     kill_at: float | None = None
     #: Bytes not yet taken by the child: the supervisor never blocks on one.
     outbox: bytearray = field(default_factory=bytearray)
+    #: Its stdout and stderr, when they are captured.
+    output: OutputPipe | None = None
 
     def __post_init__(self) -> None:
         self.reader = protocol.Reader(self.sock)
@@ -67,13 +71,22 @@ class Children:
     """Every child of this worker, and the zygote they are forked from."""
 
     def __init__(
-        self, jobs_per_child: int, kill_grace: float, selector: selectors.BaseSelector
+        self,
+        jobs_per_child: int,
+        kill_grace: float,
+        selector: selectors.BaseSelector,
+        *,
+        capture_output: bool = True,
+        output_tail: int = 0,
     ) -> None:
         self.jobs_per_child = jobs_per_child
         self.kill_grace = kill_grace
         self.selector = selector
+        self.capture_output = capture_output
+        self.output_tail = output_tail
         self.by_pid: dict[int, Child] = {}
-        self.pending: dict[int, socket.socket] = {}  # fork request id -> our end
+        # fork request id -> our end of its socket, and of its output pipe
+        self.pending: dict[int, tuple[socket.socket, int | None]] = {}
         self.zygote: zygote.ZygoteHandle | None = None
 
     def start_zygote(self) -> None:
@@ -101,19 +114,35 @@ class Children:
         return alive + len(self.pending)
 
     def fork(self) -> None:
-        request, sock = self.zygote.fork()
-        self.pending[request] = sock
+        request, sock, output = self.zygote.fork(self.capture_output)
+        self.pending[request] = (sock, output)
 
     def forked(self, request: int, pid: int) -> Child:
-        new = Child(pid=pid, sock=self.pending.pop(request))
+        sock, output = self.pending.pop(request)
+        new = Child(pid=pid, sock=sock)
         self.by_pid[pid] = new
         self.selector.register(new.sock, selectors.EVENT_READ, new)
+        if output is not None:
+            new.output = OutputPipe(output, pid, self.output_tail)
+            self.selector.register(new.output, selectors.EVENT_READ, new.output)
         return new
+
+    def read_output(self, of: Child) -> None:
+        """Relay what the child printed (up to now) to the worker's logging."""
+        if of.output is not None and not of.output.closed:
+            of.output.read({job.pk: job for job in of.queue})
+            if of.output.closed:
+                with contextlib.suppress(KeyError, ValueError):
+                    self.selector.unregister(of.output)
 
     def remove(self, gone: Child) -> None:
         self.by_pid.pop(gone.pid, None)
         self.stop_listening(gone)
         gone.sock.close()
+        if gone.output is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(gone.output)
+            gone.output.close()
 
     def stop_listening(self, to: Child) -> None:
         with contextlib.suppress(KeyError, ValueError):
@@ -221,8 +250,10 @@ class Children:
         for remaining in self:
             kill_group(remaining.pid, signal.SIGKILL)
             self.remove(remaining)
-        for sock in self.pending.values():
+        for sock, output in self.pending.values():
             sock.close()
+            if output is not None:
+                os.close(output)
         self.pending.clear()
         if self.zygote is not None:
             self.zygote.close()
@@ -242,6 +273,9 @@ def job_message(job: Job) -> dict[str, Any]:
     return {
         "id": job.pk,
         "task_path": job.task_path,
+        "queue": job.queue,
+        "reserved_until": iso(job.reserved_until),
+        "checkpoint": job.checkpoint,
         "args": job.args,
         "kwargs": job.kwargs,
         "backend": job.backend,

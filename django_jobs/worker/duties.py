@@ -149,6 +149,8 @@ class Rescuer(Duty):
             )
         if expired := queue.expire(backend=self.backend, using=self.db):
             logger.info("%d job(s) passed their deadline unstarted", expired)
+        # Batches whose completion a crash or a concurrent commit left behind.
+        queue.settle_pending(backend=self.backend, using=self.db)
         return counts
 
 

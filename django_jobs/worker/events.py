@@ -31,6 +31,10 @@ class ChildEvents:
             self.on_started(sender, job)
         elif op == "touch":
             self.on_touch(sender, message.get("seconds"))
+        elif op == "checkpoint":
+            self.on_checkpoint(sender, message.get("data"))
+        elif op == "progress":
+            self.recorder.progress(job, message)
         elif op == "outcome":
             self.on_outcome(sender, message)
 
@@ -48,20 +52,27 @@ class ChildEvents:
     def on_touch(self, sender: Child, seconds: float | None) -> None:
         job = sender.job
         seconds = float(seconds) if seconds else float(job.ttr)
-        if self.leases.renew(job, seconds):
+        self.reply_with_deadline(sender, self.leases.renew(job, seconds), seconds)
+
+    def on_checkpoint(self, sender: Child, data) -> None:
+        job = sender.job
+        saved = self.leases.checkpoint(job, data)
+        self.reply_with_deadline(sender, saved, float(job.ttr))
+
+    def reply_with_deadline(self, sender: Child, ok: bool, seconds: float) -> None:
+        if ok:
             sender.deadline = time.monotonic() + seconds
-            reply = {
-                "op": "touched",
-                "ok": True,
-                "deadline": job.reserved_until.isoformat(),
-            }
+            deadline = sender.job.reserved_until.isoformat()
+            reply = {"op": "reply", "ok": True, "deadline": deadline}
         else:
-            reply = {"op": "touched", "ok": False}
+            reply = {"op": "reply", "ok": False}
         self.children.send(sender, reply)
 
     def on_outcome(self, sender: Child, outcome: dict) -> None:
         """Queue an outcome for recording (at the end of this turn)."""
+        self.children.read_output(sender)  # every line it printed first
         job = self.children.finish_head(sender)
+        self.keep_logs(sender, job)
         elapsed = outcome.get("seconds", 0.0)
         self.batching.observe(elapsed)
         if outcome.get("ok"):
@@ -76,6 +87,10 @@ class ChildEvents:
             self.recorder.failed(job, error["exception_class_path"], error["traceback"])
         self.wake = True
 
+    def keep_logs(self, of: Child, job: Job) -> None:
+        if of.output is not None and (tail := of.output.take_tail(job.pk)):
+            self.recorder.keep_logs(job, *tail)
+
     def on_exit(self, pid: int, status: int) -> None:
         gone = self.children.by_pid.get(pid)
         if gone is None:
@@ -83,6 +98,7 @@ class ChildEvents:
         if not gone.reader.closed:
             for message in gone.reader.read():  # what it said before dying
                 self.on_message(gone, message)
+        self.children.read_output(gone)
         if gone.queue:
             self.lost_child(gone, describe_status(status))
         self.children.remove(gone)
@@ -96,6 +112,7 @@ class ChildEvents:
         """
         head, *rest = gone.queue
         gone.queue.clear()
+        self.keep_logs(gone, head)
         if gone.stopping == "shutdown":
             self.recorder.release(head)
         elif gone.stopping == "timeout":

@@ -42,6 +42,18 @@ class Leases:
             return False
         return True
 
+    def checkpoint(self, job: Job, data) -> bool:
+        """Save a checkpoint for ``job``; it renews the reservation too."""
+        try:
+            job.reserved_until = queue.checkpoint(
+                job.pk, token=job.claim_token, data=data, seconds=job.ttr, using=self.db
+            )
+        except (JobError, DatabaseError) as exc:
+            log_job(logging.ERROR, job, "could not save its checkpoint: %s", exc)
+            return False
+        job.checkpoint = data
+        return True
+
     def renew_if_late(self, job: Job) -> None:
         """A job starting with less than 90% of its ttr left gets a full one."""
         if self.left(job) < 0.9 * job.ttr:

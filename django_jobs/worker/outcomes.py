@@ -8,7 +8,9 @@ logs one line that names the job, its task and the attempt.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from typing import Any
 
 from django.db import DatabaseError, connections
@@ -30,6 +32,8 @@ from ..states import State
 from .options import WorkerOptions
 
 logger = logging.getLogger("django_jobs.worker")
+
+PROGRESS_EVERY = 0.5  # seconds between two progress writes for one job
 #: One record per attempt's events; a logger of its own, so that busy sites
 #: can turn the per-job lines down without losing the worker's own messages.
 job_logger = logging.getLogger("django_jobs.job")
@@ -58,6 +62,9 @@ class Recorder:
         self.backoff = (config.RETRY_BACKOFF, config.RETRY_BACKOFF_MAX)
         self.successes: list[tuple[Job, Any, float]] = []
         self.failures: list[tuple[Job, str, str, str]] = []
+        self.progresses: dict[int, tuple[Job, dict]] = {}
+        self.logs: dict[int, tuple[str, bool]] = {}
+        self.progress_written: dict[int, float] = {}
 
     @property
     def pending(self) -> bool:
@@ -65,11 +72,24 @@ class Recorder:
 
     # What the children report
 
+    def keep_logs(self, job: Job, text: str, truncated: bool) -> None:
+        """The output of the job's attempt, to store with its outcome."""
+        self.logs[job.pk] = (text, truncated)
+
+    def progress(self, job: Job, message: dict) -> None:
+        """Keep the latest progress report of a job, to write it soon."""
+        self.progresses[job.pk] = (job, message)
+
     def job_started(self, job: Job) -> None:
         self._signal(task_started, job)
 
     def succeeded(self, job: Job, value: Any, elapsed: float) -> None:
         self.successes.append((job, value, elapsed))
+        self.forget_progress(job)
+
+    def forget_progress(self, job: Job) -> None:
+        self.progresses.pop(job.pk, None)
+        self.progress_written.pop(job.pk, None)
 
     def failed(self, job: Job, exception_class_path: str, traceback: str) -> None:
         self.failures.append((job, "failed", exception_class_path, traceback))
@@ -102,6 +122,7 @@ class Recorder:
     def flush(self) -> bool:
         """Write every pending outcome; False if the database is unavailable."""
         try:
+            self._flush_progress()
             self._flush_successes()
             while self.failures:
                 self._record_failure(*self.failures[0])
@@ -121,9 +142,43 @@ class Recorder:
             return
         log_job(logging.INFO, job, "released unfinished (worker stopping)")
 
+    def _flush_progress(self) -> None:
+        """Write progress reports, at most one per job every PROGRESS_EVERY s."""
+        now = time.monotonic()
+        for job_id, (job, report) in list(self.progresses.items()):
+            if now - self.progress_written.get(job_id, 0.0) < PROGRESS_EVERY:
+                continue
+            del self.progresses[job_id]
+            self.progress_written[job_id] = now
+            # A job that finished or was lost meanwhile has nothing to show.
+            with contextlib.suppress(JobError):
+                queue.progress(
+                    job_id,
+                    token=job.claim_token,
+                    done=report.get("done"),
+                    total=report.get("total"),
+                    message=report.get("message", ""),
+                    using=self.db,
+                )
+
+    def _save_logs(self, job: Job) -> None:
+        kept = self.logs.pop(job.pk, None)
+        if kept is not None:
+            with contextlib.suppress(JobError):  # lost: its outcome says so
+                queue.save_logs(
+                    job.pk,
+                    token=job.claim_token,
+                    attempt=job.attempts,
+                    text=kept[0],
+                    truncated=kept[1],
+                    using=self.db,
+                )
+
     def _flush_successes(self) -> None:
         if not self.successes:
             return
+        for job, _, _ in self.successes:
+            self._save_logs(job)
         lost = set(
             queue.complete_many(
                 [(job.pk, job.claim_token, value) for job, value, _ in self.successes],
@@ -148,6 +203,8 @@ class Recorder:
             self._signal(task_finished, job)
 
     def _record_failure(self, job: Job, what: str, path: str, traceback: str) -> None:
+        self.forget_progress(job)
+        self._save_logs(job)
         error = queue.attempt_error(job, path, traceback)
         try:
             if what in ("unrunnable", "cancelled"):  # never worth another attempt

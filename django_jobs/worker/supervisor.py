@@ -40,6 +40,7 @@ from .leases import Leases
 from .listener import Listener
 from .options import WorkerOptions
 from .outcomes import Recorder, log_job
+from .output import OutputPipe
 
 logger = logging.getLogger("django_jobs.worker")
 
@@ -53,7 +54,11 @@ class Supervisor(ChildEvents, Claiming):
         self.worker_id = new_worker_id()
         self.selector = selectors.DefaultSelector()
         self.children = Children(
-            options.jobs_per_child, options.config.KILL_GRACE, self.selector
+            options.jobs_per_child,
+            options.config.KILL_GRACE,
+            self.selector,
+            capture_output=options.config.CAPTURE_OUTPUT,
+            output_tail=options.config.OUTPUT_TAIL,
         )
         self.recorder = Recorder(options)
         self.registry = Registry(options, self.worker_id)
@@ -191,6 +196,9 @@ class Supervisor(ChildEvents, Claiming):
                 self.on_zygote()
             elif handler == "listen":
                 self.on_notify()
+            elif isinstance(handler, OutputPipe):
+                if source := self.children.by_pid.get(handler.pid):
+                    self.children.read_output(source)
             elif handler.pid in self.children.by_pid:  # not gone this turn
                 if events & selectors.EVENT_WRITE:
                     self.children.flush(handler)

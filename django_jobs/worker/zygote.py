@@ -21,11 +21,12 @@ import os
 import selectors
 import signal
 import socket
+import sys
 from collections.abc import Callable
 
 from .process import gather_into_huge_pages, set_parent_death_signal
 
-ChildMain = Callable[[socket.socket], None]
+ChildMain = Callable[[socket.socket, bool], None]
 
 
 class ZygoteHandle:
@@ -36,16 +37,25 @@ class ZygoteHandle:
         self.pid = pid
         self.next_request = 0
 
-    def fork(self) -> tuple[int, socket.socket]:
-        """Ask for a child; return the request id and our end of its socket."""
+    def fork(self, capture_output: bool) -> tuple[int, socket.socket, int | None]:
+        """Ask for a child; return the request id, our end of its socket, and
+        the read end of its output (stdout and stderr) if it is captured."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        fds = [theirs.fileno()]
+        output = None
+        if capture_output:
+            output, output_w = os.pipe()
+            os.set_blocking(output, False)
+            fds.append(output_w)
         self.next_request += 1
         request = json.dumps({"op": "fork", "id": self.next_request}).encode()
         try:
-            socket.send_fds(self.sock, [request], [theirs.fileno()])
+            socket.send_fds(self.sock, [request], fds)
         finally:
             theirs.close()
-        return self.next_request, ours
+            if capture_output:
+                os.close(output_w)
+        return self.next_request, ours, output
 
     def read(self) -> list[dict] | None:
         """Pending reports ("forked", "exited"); ``None`` once the zygote is gone."""
@@ -122,7 +132,7 @@ class Zygote:
 
     def handle_request(self) -> bool:
         try:
-            data, fds, _, _ = socket.recv_fds(self.control, 4096, 1)
+            data, fds, _, _ = socket.recv_fds(self.control, 4096, 2)
         except (BlockingIOError, InterruptedError):
             return True
         except OSError:
@@ -130,24 +140,31 @@ class Zygote:
         if not data:
             return False
         request = json.loads(data)
-        if request.get("op") != "fork" or len(fds) != 1:
+        if request.get("op") != "fork" or not fds:
             for fd in fds:
                 os.close(fd)
             return True
         pid = os.fork()
         if pid == 0:
-            self.become_child(fds[0])
-        os.close(fds[0])
+            self.become_child(*fds)
+        for fd in fds:
+            os.close(fd)
         with contextlib.suppress(OSError):  # the child does it too; first wins
             os.setpgid(pid, pid)
         self.children.add(pid)
         self.report({"op": "forked", "id": request["id"], "pid": pid})
         return True
 
-    def become_child(self, fd: int) -> None:
+    def become_child(self, fd: int, output: int | None = None) -> None:
         code = 70
         try:
             os.setpgid(0, 0)
+            if output is not None:  # stdout and stderr go to the supervisor
+                os.dup2(output, 1)
+                os.dup2(output, 2)
+                os.close(output)
+                for stream in (sys.stdout, sys.stderr):
+                    stream.reconfigure(line_buffering=True)
             signal.set_wakeup_fd(-1)
             for signum in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
                 signal.signal(signum, signal.SIG_DFL)
@@ -155,7 +172,7 @@ class Zygote:
             os.close(self.wakeup_w)
             self.control.close()
             set_parent_death_signal(signal.SIGKILL)
-            self.child_main(socket.socket(fileno=fd))
+            self.child_main(socket.socket(fileno=fd), output is not None)
             code = 0
         finally:
             os._exit(code)

@@ -123,7 +123,8 @@ def test_prune_deletes_only_what_is_old_enough(make_job):
     assert queue.prune(**arguments) == {"done": 1, "buried": 1}
     left = set(Job.objects.values_list("pk", flat=True))
     assert left == {new_done, new_buried, ready}
-    assert old_done not in left and old_buried not in left
+    assert old_done not in left
+    assert old_buried not in left
 
 
 def test_prune_can_keep_a_state_forever(make_job):

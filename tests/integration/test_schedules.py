@@ -112,7 +112,7 @@ def test_racing_workers_never_double_fire_a_tick():
             start.wait(timeout=10)
             for now in moments:
                 schedules.enqueue_due(backend, now=now)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             errors.append(exc)
         finally:
             connections.close_all()

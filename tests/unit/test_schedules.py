@@ -87,7 +87,7 @@ def test_invalid_time_zone_and_task():
         check_time_zone("Mars/Olympus")
     with pytest.raises(InvalidSchedule, match="cannot be imported"):
         check_task("tests.tasks.nope")
-    with pytest.raises(InvalidSchedule, match="is not a django.tasks.Task"):
+    with pytest.raises(InvalidSchedule, match=r"is not a django\.tasks\.Task"):
         check_task("os.system")
     assert check_task("tests.tasks.tick").name == "tick"
 

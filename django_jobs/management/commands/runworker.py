@@ -2,6 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
+from django_jobs.logging import use_json_lines
 from django_jobs.worker.options import WorkerOptions
 from django_jobs.worker.supervisor import run_worker
 
@@ -50,6 +51,11 @@ class Command(BaseCommand):
             "before they are stopped and put back (default 30).",
         )
         parser.add_argument(
+            "--json-logs",
+            action="store_true",
+            help="Log one JSON object per line (for log shippers).",
+        )
+        parser.add_argument(
             "--backend",
             default="default",
             metavar="ALIAS",
@@ -57,6 +63,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        code = run_worker(WorkerOptions.from_command_line(options))
+        worker_options = WorkerOptions.from_command_line(options)
+        if options["json_logs"]:
+            use_json_lines()
+        code = run_worker(worker_options)
         if code:
             raise SystemExit(code)
