@@ -65,8 +65,13 @@ def apply(operation: Callable[[list[int]], int], queryset, eligible: Q) -> tuple
 class JobActions:
     """Actions of ``JobAdmin``; every one needs the matching model permission."""
 
-    actions = ["bury_jobs", "retry_jobs", "cancel_jobs", "reprioritise_jobs"]
-    actions += ["delete_jobs"]
+    actions = [
+        "bury_jobs",
+        "retry_jobs",
+        "cancel_jobs",
+        "reprioritise_jobs",
+        "delete_jobs",
+    ]
 
     @admin.action(permissions=["change"], description=_("Bury"), location=EVERYWHERE)
     def bury_jobs(self, request, queryset):

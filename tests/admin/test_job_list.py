@@ -52,7 +52,8 @@ def test_a_worker_that_is_gone_is_not_linked(admin_client, jobs):
         ("failed=yes", {"buried", "retried"}),
         ("failed=no", {"done", "reserved", "delayed", "ready"}),
         ("state=ready&failed=yes", {"retried"}),
-        ("state=reserved&reserved_by=w1", {"reserved"}),
+        ("state=reserved&reserved_by=w1", {"reserved"}),  # a worker's jobs
+        ("queue=emails&backend=default", {"done"}),  # the dashboard's links
     ],
 )
 def test_filters(admin_client, jobs, query, expected):
