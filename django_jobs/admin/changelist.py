@@ -22,6 +22,24 @@ from .values import distinct_values
 
 ERROR_SEARCH_WINDOW = 10_000
 
+#: The columns the list shows. The others hold JSON (arguments, errors, up
+#: to 16 KiB of output per attempt) that a hundred rows need not carry.
+LIST_COLUMNS = [
+    "id",
+    "backend",
+    "queue",
+    "task_path",
+    "state",
+    "priority",
+    "run_at",
+    "attempts",
+    "max_attempts",
+    "enqueued_at",
+    "reserved_until",
+    "reserved_by",
+    "cancel_requested_at",
+]
+
 
 def search_filter(term: str) -> Q:
     """What a search box entry matches: an id, a task path or error text."""
@@ -46,6 +64,10 @@ def error_filter(term: str) -> Q:
 
 
 class JobChangeList(ChangeList):
+    def get_queryset(self, request, exclude_parameters=None):
+        queryset = super().get_queryset(request, exclude_parameters)
+        return queryset.only(*LIST_COLUMNS)
+
     def get_results(self, request):
         """Fetch the page, and in one more query which of its workers are alive."""
         super().get_results(request)

@@ -10,16 +10,12 @@ an action that deletes through the queue too.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from django.contrib import admin
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied
-from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -27,13 +23,14 @@ from ..models import Job, Worker
 from ..states import DELAYED, State
 from .actions import CHANGE_FORM_ACTION, JobActions
 from .changelist import JobChangeList, search_filter
-from .display import age, countdown, pretty_json, short_time, state_badge
+from .display import age, countdown, short_time, state_badge
 from .filters import FailedFilter, QueueFilter, StateFilter, TaskFilter
+from .job_page import JobPage
 from .pagination import CappedPaginator
 
 
 @admin.register(Job)
-class JobAdmin(JobActions, admin.ModelAdmin):
+class JobAdmin(JobActions, JobPage, admin.ModelAdmin):
     list_display = [
         "id",
         "task",
@@ -57,62 +54,6 @@ class JobAdmin(JobActions, admin.ModelAdmin):
     paginator = CappedPaginator
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER  # a COUNT per filter choice
-    fieldsets = [
-        (
-            None,
-            {
-                "fields": [
-                    "state_label",
-                    "task_path",
-                    "queue",
-                    "backend",
-                    "priority",
-                    "attempts_label",
-                ]
-            },
-        ),
-        (_("Errors"), {"fields": ["error_list"]}),
-        (_("Data"), {"fields": ["arguments", "keyword_arguments", "result"]}),
-        (
-            _("Times"),
-            {
-                "fields": [
-                    "enqueued_at",
-                    "run_at",
-                    "started_at",
-                    "last_attempted_at",
-                    "reservation",
-                    "finished_at",
-                    "expires_at",
-                    "cancel_requested_at",
-                ]
-            },
-        ),
-        (_("Workers"), {"fields": ["worker", "worker_history"]}),
-        (
-            _("Options"),
-            {
-                "fields": [
-                    "ttr",
-                    "max_attempts",
-                    "on_failure",
-                    "unique_key",
-                    "schedule",
-                    "scheduled_for",
-                ]
-            },
-        ),
-    ]
-    readonly_fields = [name for section in fieldsets for name in section[1]["fields"]]
-
-    def get_fieldsets(self, request, obj=None):
-        """A job that never failed has no errors section."""
-        return [
-            section
-            for section in self.fieldsets
-            if obj is None or obj.errors or "error_list" not in section[1]["fields"]
-        ]
-
     # Permissions
 
     def has_add_permission(self, request):
@@ -223,41 +164,6 @@ class JobAdmin(JobActions, admin.ModelAdmin):
     def job_age(self, job):
         return age(job.enqueued_at)
 
-    @admin.display(description=_("all attempts' workers"))
-    def worker_history(self, job):
-        if not job.worker_ids:
-            return "-"
-        alive = set(
-            Worker.objects.filter(pk__in=set(job.worker_ids)).values_list(
-                "pk", flat=True
-            )
-        )
-        return format_html_join(
-            ", ", "{}", ((self.worker_link(w, w in alive),) for w in job.worker_ids)
-        )
-
-    @admin.display(description=_("arguments"))
-    def arguments(self, job):
-        return pretty_json(job.args)
-
-    @admin.display(description=_("keyword arguments"))
-    def keyword_arguments(self, job):
-        return pretty_json(job.kwargs)
-
-    @admin.display(description=_("return value"))
-    def result(self, job):
-        return pretty_json(job.return_value) if job.state == State.DONE else "-"
-
-    @admin.display(description=_("errors"))
-    def error_list(self, job):
-        if not job.errors:
-            return "-"
-        errors = [
-            {**error, "at": parse_moment(error.get("at"))}
-            for error in reversed(job.errors)
-        ]
-        return render_to_string("admin/django_jobs/job/errors.html", {"errors": errors})
-
     def worker_link(self, worker_id: str, alive: bool) -> str:
         if not alive:
             return format_html(
@@ -268,10 +174,3 @@ class JobAdmin(JobActions, admin.ModelAdmin):
             args=[quote(worker_id)],
         )
         return format_html('<a href="{}">{}</a>', url, worker_id)
-
-
-def parse_moment(text) -> datetime | str:
-    try:
-        return timezone.localtime(datetime.fromisoformat(text))
-    except (TypeError, ValueError):
-        return text or ""

@@ -2,6 +2,8 @@
 
 from django.contrib.auth.models import User
 
+from django_jobs.models import Job
+
 from .conftest import CHANGELIST
 
 
@@ -25,7 +27,8 @@ def test_a_done_job_shows_its_return_value_and_no_errors(admin_client, jobs):
     assert "&quot;sum&quot;: 42" in html
     assert "[\n  2,\n  40\n]" in html  # args, indented
     assert '<pre class="jobs-traceback">' not in html
-    assert ">Errors<" not in html
+    for empty in (">Errors<", ">Output<", "Related jobs", "Progress:", "Checkpoint:"):
+        assert empty not in html
 
 
 def test_a_reserved_job_links_to_its_worker(admin_client, jobs):
@@ -62,3 +65,30 @@ def test_history_is_available(admin_client, jobs):
     assert User.objects.exists()
     url = f"{CHANGELIST}{jobs['done'].pk}/history/"
     assert admin_client.get(url).status_code == 200
+
+
+def test_output_progress_checkpoint_and_related_jobs(admin_client, jobs):
+    parent, child = jobs["done"], jobs["ready"]
+    Job.objects.filter(pk=parent.pk).update(
+        logs=[{"attempt": 1, "text": "hello from the job\n", "truncated": True}],
+        progress={"done": 3, "total": 4},
+        checkpoint={"page": 7},
+    )
+    Job.objects.filter(pk=child.pk).update(parent=parent)
+    html = page(admin_client, parent).content.decode()
+    assert '<pre class="jobs-traceback">hello from the job\n</pre>' in html
+    assert "the last part only" in html
+    assert "&quot;total&quot;: 4" in html
+    assert "&quot;page&quot;: 7" in html
+    assert f'href="{CHANGELIST}?parent__id__exact={parent.pk}">1 job</a>' in html
+    response = admin_client.get(CHANGELIST, {"parent__id__exact": parent.pk})
+    assert [job.pk for job in response.context["cl"].result_list] == [child.pk]
+    html = page(admin_client, child).content.decode()
+    assert f'href="{CHANGELIST}{parent.pk}/change/"' in html  # its parent
+    assert "Related jobs" in html
+
+
+def test_the_list_does_not_load_the_jobs_json(admin_client, jobs):
+    response = admin_client.get(CHANGELIST)
+    job = response.context["cl"].result_list[0]
+    assert {"args", "errors", "logs", "return_value"} <= job.get_deferred_fields()
