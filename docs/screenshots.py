@@ -43,6 +43,10 @@ TRACEBACK = """Traceback (most recent call last):
     raise RuntimeError(f"the {name} report's data source is down")
 RuntimeError: the sales report's data source is down
 """
+OUTPUT = """connecting to reports-db.internal:5432
+fetching sales for 2026-11-26
+retrying in 2 s: connection refused
+"""
 
 
 def fill() -> int:
@@ -114,6 +118,10 @@ def fill() -> int:
         errors=[
             error(1, "web-1:311:a1b2", now - timedelta(minutes=7)),
             error(2, "web-2:87:c3d4", now - timedelta(minutes=6)),
+        ],
+        logs=[
+            {"attempt": attempt, "text": OUTPUT, "truncated": False}
+            for attempt in (1, 2)
         ],
     )
     for host, pid, beat in (("web-1", 311, 2), ("web-2", 87, 4), ("batch-1", 52, 300)):
