@@ -142,8 +142,12 @@ class Job(models.Model):
                 condition=~Q(errors=[]),
                 name="django_jobs_job_failed",
             ),
+            # Finished jobs by age, for retention and the dashboard. Partial,
+            # so that enqueues and claims do not pay for it.
             models.Index(
-                fields=["state", "finished_at"], name="django_jobs_job_finished"
+                fields=["state", "finished_at"],
+                condition=Q(state__in=["done", "buried"]),
+                name="django_jobs_job_finished",
             ),
         ]
         constraints = [

@@ -21,9 +21,9 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .. import queue
+from .. import queue, stats
 from ..models import Job, Queue
-from . import chart, dashboard
+from . import chart
 from .display import age
 
 
@@ -54,7 +54,7 @@ class QueueAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         now = timezone.now()
-        rows = dashboard.queue_rows(now)
+        rows = stats.queue_rows(now)
         for row in rows:
             row.waiting = age(row.oldest_ready, now)
         context = {
@@ -62,10 +62,10 @@ class QueueAdmin(admin.ModelAdmin):
             "title": _("Queues"),
             "opts": self.opts,
             "rows": rows,
-            "totals": dashboard.totals(rows),
+            "totals": stats.totals(rows),
             "several_backends": len({row.backend for row in rows}) > 1,
-            "chart": chart.bars(dashboard.finished_per_minute(now)),
-            "workers": dashboard.worker_summary(now),
+            "chart": chart.bars(stats.finished_per_minute(now)),
+            "workers": stats.worker_summary(now),
             "can_pause": self.has_change_permission(request),
             "jobs_url": reverse(f"{self.admin_site.name}:django_jobs_job_changelist"),
             "workers_url": reverse(

@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ..models import Worker
 from ..states import State
-from .dashboard import is_stale
+from ..stats import is_stale
 from .display import age, state_badge
 
 

@@ -28,8 +28,10 @@ def test_two_workers_fire_each_tick_of_a_schedule_once(start_worker):
         assert worker.wait() == 0, worker.output
     ticks = Job.objects.values("scheduled_for").annotate(n=Count("id"))
     assert len(ticks) >= 3
-    assert {tick["n"] for tick in ticks} == {1}
-    assert Job.objects.filter(state="done").count() == len(ticks)
+    assert {tick["n"] for tick in ticks} == {1}  # never twice
+    # All ran, but perhaps the last, enqueued as the workers were stopping.
+    assert Job.objects.filter(state="done").count() >= len(ticks) - 1
+    assert not Job.objects.exclude(state__in=["done", "ready"]).exists()
 
 
 def test_an_expired_job_is_never_started(start_worker):

@@ -1,4 +1,4 @@
-"""The numbers behind the queue dashboard, each from one query.
+"""The numbers behind the dashboard and ``jobs stats``, each from one query.
 
 Per queue, one grouped query counts ready, delayed, reserved and buried jobs,
 the jobs done and failed in the last hour, and finds the oldest ready job.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import Count, Min, Q
 from django.db.models.functions import TruncMinute
@@ -20,10 +21,10 @@ from django.tasks import task_backends
 from django.tasks.exceptions import InvalidTaskBackend
 from django.utils import timezone
 
-from ..backend import JobsBackend
-from ..conf import JobsOptions
-from ..models import Job, Queue, Worker
-from ..states import State
+from .backend import JobsBackend
+from .conf import JobsOptions
+from .models import Job, Queue, Worker
+from .states import State
 
 HOUR = timedelta(hours=1)
 COUNTS = ("ready", "delayed", "reserved", "buried", "done_last_hour")
@@ -136,3 +137,63 @@ def worker_summary(now: datetime) -> dict[str, int]:
     workers = list(Worker.objects.only("backend", "last_heartbeat"))
     stale = sum(is_stale(worker, now) for worker in workers)
     return {"live": len(workers) - stale, "stale": stale}
+
+
+def backend_stats(
+    backend: str = "default", *, queues: list[str] | None = None
+) -> dict[str, Any]:
+    """What ``jobs stats --json`` prints: per queue, in total, and workers.
+
+    A stable document: keys are only ever added.
+    """
+    now = timezone.now()
+    rows = [
+        row
+        for row in queue_rows(now)
+        if row.backend == backend and (not queues or row.name in queues)
+    ]
+    limits = {
+        queue.name: queue
+        for queue in Queue.objects.filter(
+            backend=backend, name__in=[r.name for r in rows]
+        )
+    }
+
+    def age(oldest: datetime | None) -> float | None:
+        return None if oldest is None else round((now - oldest).total_seconds(), 3)
+
+    queue_reports = []
+    for row in rows:
+        settings = limits.get(row.name)
+        queue_reports.append(
+            {
+                "name": row.name,
+                "paused": row.paused,
+                **{name: getattr(row, name) for name in COUNTS},
+                "oldest_ready_seconds": age(row.oldest_ready),
+                "max_concurrency": settings.max_concurrency if settings else None,
+                "rate_limit": settings.rate_limit if settings else None,
+            }
+        )
+    oldest = [row.oldest_ready for row in rows if row.oldest_ready is not None]
+    return {
+        "backend": backend,
+        "at": now.isoformat(),
+        "queues": queue_reports,
+        "total": {
+            **totals(rows),
+            "oldest_ready_seconds": age(min(oldest, default=None)),
+        },
+        "workers": worker_capacity(backend, now),
+    }
+
+
+def worker_capacity(backend: str, now: datetime) -> dict[str, int]:
+    workers = list(Worker.objects.filter(backend=backend))
+    live = [worker for worker in workers if not is_stale(worker, now)]
+    return {
+        "live": len(live),
+        "stale": len(workers) - len(live),
+        "capacity": sum(worker.concurrency for worker in live),
+        "busy": sum(worker.jobs_in_hand for worker in live),
+    }

@@ -1,0 +1,110 @@
+"""``manage.py jobs``: every subcommand, and its refusals."""
+
+import json
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from django_jobs import queue
+from django_jobs.models import Job, Queue, Worker
+from tests import tasks
+
+
+def jobs(*args):
+    out, err = StringIO(), StringIO()
+    call_command("jobs", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_stats_table_and_json(db):
+    tasks.add.using(queue_name="emails").enqueue(1, 2)
+    tasks.add.using(queue_name="emails", run_after=timedelta(hours=1)).enqueue(1, 2)
+    buried = tasks.add.using(queue_name="reports").enqueue(1, 2)
+    queue.bury(int(buried.id))
+    queue.pause("reports")
+    Worker.objects.create(id="w1", hostname="h", pid=1, concurrency=4, jobs_in_hand=1)
+    out, _ = jobs("stats")
+    assert "emails" in out
+    assert "reports (paused)" in out
+    assert "workers: 1 live (4 slots, 1 busy), 0 stale" in out
+    report = json.loads(jobs("stats", "--json")[0])
+    by_name = {q["name"]: q for q in report["queues"]}
+    assert (by_name["emails"]["ready"], by_name["emails"]["delayed"]) == (1, 1)
+    assert by_name["reports"]["buried"] == 1
+    assert by_name["reports"]["paused"] is True
+    assert report["total"]["ready"] == 1
+    assert report["workers"] == {"live": 1, "stale": 0, "capacity": 4, "busy": 1}
+    assert by_name["emails"]["oldest_ready_seconds"] >= 0
+    only = json.loads(jobs("stats", "--json", "--queue", "emails")[0])
+    assert [q["name"] for q in only["queues"]] == ["emails"]
+
+
+def test_list_filters_and_progress(db):
+    first = tasks.add.enqueue(1, 2)
+    tasks.noop.using(queue_name="emails").enqueue()
+    Job.objects.filter(pk=first.id).update(
+        progress={"done": 3, "total": 4, "message": "nearly"}
+    )
+    out, _ = jobs("list", "--task", "add")
+    assert "3/4 (75%) nearly" in out
+    assert "noop" not in out
+    listed = json.loads(jobs("list", "--json", "--queue", "emails")[0])
+    assert [job["task"] for job in listed] == ["tests.tasks.noop"]
+    assert json.loads(jobs("list", "--json", "--state", "delayed")[0]) == []
+
+
+def test_actions(db):
+    ready = tasks.add.enqueue(1, 2)
+    out, _ = jobs("bury", ready.id)
+    assert "1 job(s) buried, 0 refused." in out
+    out, _ = jobs("retry", ready.id)
+    assert "1 job(s) made ready" in out
+    out, _ = jobs("cancel", ready.id)
+    assert "1 job(s) cancelled" in out
+    out, _ = jobs("kick", "default")
+    assert "1 job(s) kicked in queue 'default'." in out
+    out, _ = jobs("delete", ready.id)
+    assert not Job.objects.exists()
+    jobs("pause", "emails")
+    assert Queue.objects.get(name="emails").paused
+    jobs("resume", "emails")
+    assert not Queue.objects.get(name="emails").paused
+
+
+def test_refusals_are_named_and_fail_the_command(db):
+    done = tasks.add.enqueue(1, 2)
+    (job,) = queue.claim(worker_id="w")
+    queue.complete(job.pk, token=job.claim_token)
+    err = StringIO()
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("jobs", "bury", done.id, "424242", stdout=StringIO(), stderr=err)
+    assert exit_info.value.code == 1
+    assert f"Cannot bury job {done.id}: it is done." in err.getvalue()
+    assert "Job 424242 does not exist." in err.getvalue()
+
+
+def test_bad_input(db):
+    with pytest.raises(CommandError, match="--backend 'nope' is not a key of TASKS"):
+        jobs("--backend", "nope", "stats")
+    with pytest.raises(CommandError, match="--limit must be at least 1"):
+        jobs("list", "--limit", "0")
+    with pytest.raises(CommandError, match="must not be negative"):
+        jobs("prune", "--done-older-than", "-1")
+    with pytest.raises(CommandError, match="invalid choice: 'sleeping'"):
+        jobs("list", "--state", "sleeping")
+
+
+def test_prune(db):
+    old = tasks.add.enqueue(1, 2)
+    Job.objects.filter(pk=old.id).update(
+        state="done", finished_at=timezone.now() - timedelta(days=10)
+    )
+    out, _ = jobs("prune", "--dry-run")
+    assert "would delete 1 done and 0 buried job(s)." in out
+    assert Job.objects.count() == 1
+    out, _ = jobs("prune")
+    assert "deleted 1 done and 0 buried job(s)." in out
+    assert not Job.objects.exists()
