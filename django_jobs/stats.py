@@ -44,6 +44,8 @@ class QueueRow:
     oldest_ready: datetime | None = None
     paused: bool = False
     paused_at: datetime | None = None
+    max_concurrency: int | None = None
+    rate_limit: float | None = None
 
 
 def queue_counts(now: datetime) -> dict[tuple[str, str], dict]:
@@ -92,6 +94,7 @@ def queue_rows(now: datetime) -> list[QueueRow]:
         row = QueueRow(backend, name, **counts.get((backend, name), {}))
         if flag := flags.get((backend, name)):
             row.paused, row.paused_at = flag.paused, flag.paused_at
+            row.max_concurrency, row.rate_limit = flag.max_concurrency, flag.rate_limit
         rows.append(row)
     return rows
 
@@ -152,27 +155,20 @@ def backend_stats(
         for row in queue_rows(now)
         if row.backend == backend and (not queues or row.name in queues)
     ]
-    limits = {
-        queue.name: queue
-        for queue in Queue.objects.filter(
-            backend=backend, name__in=[r.name for r in rows]
-        )
-    }
 
     def age(oldest: datetime | None) -> float | None:
         return None if oldest is None else round((now - oldest).total_seconds(), 3)
 
     queue_reports = []
     for row in rows:
-        settings = limits.get(row.name)
         queue_reports.append(
             {
                 "name": row.name,
                 "paused": row.paused,
                 **{name: getattr(row, name) for name in COUNTS},
                 "oldest_ready_seconds": age(row.oldest_ready),
-                "max_concurrency": settings.max_concurrency if settings else None,
-                "rate_limit": settings.rate_limit if settings else None,
+                "max_concurrency": row.max_concurrency,
+                "rate_limit": row.rate_limit,
             }
         )
     oldest = [row.oldest_ready for row in rows if row.oldest_ready is not None]

@@ -1,3 +1,3 @@
-"""The admin is the console: jobs, the queue dashboard and the workers."""
+"""The admin is the console: jobs, the queue dashboard, workers, schedules."""
 
-from . import jobs, queues, workers  # noqa: F401
+from . import jobs, queues, schedules, workers  # noqa: F401

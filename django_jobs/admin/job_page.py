@@ -21,8 +21,9 @@ from django.utils.translation import ngettext
 from ..models import Job, Worker
 from ..states import State
 from .display import pretty_json
+from .schedules import batch_progress
 
-RELATED = ["parent", "children", "batch", "schedule", "scheduled_for"]
+RELATED = ["parent", "children", "batch_progress", "schedule", "scheduled_for"]
 SECTIONS = [
     (
         None,
@@ -131,6 +132,12 @@ class JobPage:
         return format_html_join(
             ", ", "{}", ((self.worker_link(w, w in alive),) for w in job.worker_ids)
         )
+
+    @admin.display(description=_("batch"))
+    def batch_progress(self, job):
+        if job.batch_id is None:
+            return "-"
+        return batch_progress(self.admin_site.name, job.batch)
 
     @admin.display(description=_("children"))
     def children(self, job):

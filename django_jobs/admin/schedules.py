@@ -1,0 +1,270 @@
+"""Schedules and batches in the console.
+
+Schedules are editable: enable or disable them, add new ones. A schedule
+declared in settings is rewritten from them when a worker starts, so only
+its ``enabled`` switch can be changed here. Every mistake a worker would
+trip on (a bad cron expression, time zone or task, arguments that do not fit
+the task) is a form error.
+
+Batches are read-only: their jobs say how far they have got.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.tasks import task_backends
+from django.tasks.exceptions import InvalidTask, InvalidTaskBackend
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.http import urlencode
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from .. import schedules
+from ..backend import JobsBackend
+from ..models import Batch, Job, Schedule
+from ..states import State
+
+SETTINGS_FIELDS = [
+    "task_path",
+    "cron",
+    "time_zone",
+    "args",
+    "kwargs",
+    "queue",
+    "priority",
+]
+
+
+class ScheduleForm(forms.ModelForm):
+    class Meta:
+        model = Schedule
+        fields = ["name", "backend", "enabled", *SETTINGS_FIELDS]
+
+    def clean_cron(self):
+        return self._checked(schedules.check_cron, self.cleaned_data["cron"])
+
+    def clean_time_zone(self):
+        zone = self.cleaned_data["time_zone"]
+        self._checked(schedules.check_time_zone, zone)
+        return zone
+
+    def clean_task_path(self):
+        path = self.cleaned_data["task_path"]
+        self._checked(schedules.check_task, path)
+        return path
+
+    def clean(self):
+        data = super().clean()
+        if self.errors or "task_path" not in data:
+            return data
+        try:
+            backend = task_backends[data["backend"]]
+        except InvalidTaskBackend:
+            self.add_error("backend", _("This is not a key of the TASKS setting."))
+            return data
+        if not isinstance(backend, JobsBackend):
+            self.add_error("backend", _("This backend is not a django_jobs backend."))
+            return data
+        task = schedules.check_task(data["task_path"])
+        changes = {}
+        if data.get("queue"):
+            changes["queue_name"] = data["queue"]
+        if data.get("priority") is not None:
+            changes["priority"] = data["priority"]
+        try:
+            task = task.using(**changes) if changes else task
+            backend.validate_task(task)
+            backend.prepare_call(task, data.get("args") or [], data.get("kwargs") or {})
+        except (InvalidTask, TypeError) as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return data
+
+    def _checked(self, check, value):
+        try:
+            check(value)
+        except schedules.InvalidSchedule as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return value
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    form = ScheduleForm
+    list_display = [
+        "name",
+        "task_name",
+        "cron",
+        "time_zone",
+        "enabled",
+        "upcoming",
+        "last_job",
+        "from_settings",
+    ]
+    list_filter = ["enabled", "from_settings", "backend"]
+    search_fields = ["name", "task_path"]
+    ordering = ["name"]
+    actions = ["enable", "disable"]
+
+    def get_queryset(self, request):
+        latest = Job.objects.filter(schedule=OuterRef("pk")).order_by("-scheduled_for")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(last_job_id=Subquery(latest.values("pk")[:1]))
+        )
+
+    def get_fields(self, request, obj=None):
+        return [
+            "name",
+            "backend",
+            "enabled",
+            *SETTINGS_FIELDS,
+            "upcoming",
+            "last_job",
+            "last_tick",
+            "from_settings",
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        shown = ["upcoming", "last_job", "last_tick", "from_settings"]
+        if obj is not None and obj.from_settings:  # rewritten at the next sync
+            shown += ["name", "backend", *SETTINGS_FIELDS]
+        return shown
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.from_settings:
+            return False  # it would come back when a worker starts
+        return super().has_delete_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        if {"cron", "time_zone"} & set(form.changed_data):
+            obj.next_tick = None  # workers work it out again
+        super().save_model(request, obj, form, change)
+
+    @admin.display(description=_("task"))
+    def task_name(self, schedule):
+        return schedule.task_path.rpartition(".")[2]
+
+    @admin.display(description=_("next tick"))
+    def upcoming(self, schedule):
+        if not schedule.enabled or schedule.pk is None:
+            return "-"
+        try:
+            tick = schedules.next_tick(
+                schedule.cron, schedule.time_zone, schedule.last_tick or timezone.now()
+            )
+        except (schedules.InvalidSchedule, ValueError, KeyError):
+            return _("invalid")
+        return timezone.localtime(tick).strftime("%Y-%m-%d %H:%M:%S")
+
+    @admin.display(description=_("last job"))
+    def last_job(self, schedule):
+        job_id = getattr(schedule, "last_job_id", None)
+        if job_id is None:
+            return "-"
+        url = reverse(f"{self.admin_site.name}:django_jobs_job_change", args=[job_id])
+        return format_html('<a href="{}">#{}</a>', url, job_id)
+
+    @admin.action(
+        description=_("Enable the selected schedules"), permissions=["change"]
+    )
+    def enable(self, request, queryset):
+        changed = queryset.filter(enabled=False).update(enabled=True, next_tick=None)
+        self.message_user(
+            request,
+            ngettext("%d schedule enabled.", "%d schedules enabled.", changed)
+            % changed,
+        )
+
+    @admin.action(
+        description=_("Disable the selected schedules"), permissions=["change"]
+    )
+    def disable(self, request, queryset):
+        changed = queryset.filter(enabled=True).update(enabled=False)
+        self.message_user(
+            request,
+            ngettext("%d schedule disabled.", "%d schedules disabled.", changed)
+            % changed,
+        )
+
+
+@admin.register(Batch)
+class BatchAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "created_at", "progress", "completed_at", "callback"]
+    list_filter = [("completed_at", admin.EmptyFieldListFilter)]
+    ordering = ["-pk"]
+    fields = [
+        "backend",
+        "created_at",
+        "sealed_at",
+        "progress",
+        "completed_at",
+        "callback",
+    ]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                job_count=Count("jobs"),
+                done=Count("jobs", filter=Q(jobs__state=State.DONE)),
+                waiting=Count(
+                    "jobs", filter=Q(jobs__state__in=[State.READY, State.RESERVED])
+                ),
+            )
+        )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("progress"))
+    def progress(self, batch):
+        return batch_progress(self.admin_site.name, batch)
+
+    @admin.display(description=_("callback job"))
+    def callback(self, batch):
+        if batch.callback_job_id is None:
+            return "-"
+        url = reverse(
+            f"{self.admin_site.name}:django_jobs_job_change",
+            args=[batch.callback_job_id],
+        )
+        return format_html('<a href="{}">#{}</a>', url, batch.callback_job_id)
+
+
+def batch_progress(site: str, batch: Batch) -> str:
+    """'7 of 10 finished (6 done, 1 failed)', linked to the batch's jobs."""
+    total = batch.job_count if hasattr(batch, "job_count") else batch.jobs.count()
+    if not hasattr(batch, "done"):
+        counts = batch.jobs.aggregate(
+            done=Count("pk", filter=Q(state=State.DONE)),
+            waiting=Count("pk", filter=Q(state__in=[State.READY, State.RESERVED])),
+        )
+        done, waiting = counts["done"], counts["waiting"]
+    else:
+        done, waiting = batch.done, batch.waiting
+    finished = total - waiting
+    url = reverse(f"{site}:django_jobs_job_changelist")
+    text = _(
+        "%(finished)d of %(total)d finished (%(done)d done, %(failed)d failed)"
+    ) % {
+        "finished": finished,
+        "total": total,
+        "done": done,
+        "failed": finished - done,
+    }
+    return format_html(
+        '<a href="{}?{}">{}</a>', url, urlencode({"batch__id__exact": batch.pk}), text
+    )
