@@ -1,6 +1,6 @@
 """The console over a million jobs: response times of the job list and dashboard.
 
-    python bench/admin.py [--jobs 1000000] [--runs 7] [--refill] [--explain]
+    python bench/console.py [--jobs 1000000] [--runs 7] [--refill] [--explain]
 
 DATABASE_URL defaults to postgres://postgres@127.0.0.1:5432/django_jobs_bench
 (created and migrated if missing). The job table is filled with --jobs rows
