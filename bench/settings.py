@@ -15,7 +15,8 @@ TASKS = {
     "default": {
         "BACKEND": "django_jobs.backend.JobsBackend",
         "QUEUES": [],
-        "OPTIONS": {},
+        # JOBS_CAPTURE=0 measures the worker without output capture.
+        "OPTIONS": {"CAPTURE_OUTPUT": os.environ.get("JOBS_CAPTURE", "1") == "1"},
     }
 }
 # The worker's own lines (start, stop with its CPU and memory figures) but

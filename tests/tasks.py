@@ -217,3 +217,9 @@ def batch_done(
 ) -> dict:
     Record.objects.create(key=f"callback:{label}:{batch_id}")
     return {"done": done, "failed": failed, "jobs": len(job_ids), "label": label}
+
+
+@task
+def say(word: str) -> str:
+    print(f"saying {word}")
+    return word

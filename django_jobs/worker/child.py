@@ -44,10 +44,13 @@ class _Channel:
         self.stop = False  # the supervisor asked it to stop after this job
         self.job_id: int | None = None
         self.captured = False
+        self.single: bool | None = None
 
     def accept(self, message: protocol.Message) -> protocol.Message | None:
         """Take in jobs and stop requests; return any other message."""
         if message.get("op") == "run":
+            if self.single is None:  # its only job: no need to mark its output
+                self.single = len(message["jobs"]) == 1 and bool(message.get("last"))
             self.pending.extend(message["jobs"])
             self.last = self.last or bool(message.get("last"))
         elif message.get("op") == "stop":
@@ -123,7 +126,6 @@ def run(job: dict[str, Any]) -> protocol.Message:
     if not isinstance(task, Task):
         return {"op": "outcome", "id": job_id, "unrunnable": True, "error": task}
     protocol.send(_channel.sock, {"op": "started", "id": job_id})
-    mark_output(b"start", job_id)
     started = time.perf_counter()
     running = current_job.set(job_id)  # the jobs it enqueues are its children
     try:
@@ -138,23 +140,25 @@ def run(job: dict[str, Any]) -> protocol.Message:
     finally:
         current_job.reset(running)
         close_old_connections()
-        mark_output(b"end", job_id)
+        end_output(job_id)
     outcome["seconds"] = time.perf_counter() - started
     return outcome
 
 
-def mark_output(edge: bytes, job_id: int) -> None:
-    """Flush, then mark in the output where a job's lines start or end.
+def end_output(job_id: int) -> None:
+    """Flush, then mark in the output where a job's lines end.
 
-    Written before the outcome is sent, so the supervisor, reading the pipe
-    when the outcome arrives, has every line of the job.
+    Done before the outcome is sent, so the supervisor, reading the pipe
+    when the outcome arrives, has every line of the job. A child that runs a
+    single job needs no mark: all its output is that job's.
     """
     if not _channel.captured:
         return
     sys.stdout.flush()
     sys.stderr.flush()
-    with contextlib.suppress(OSError):
-        os.write(1, b"\x00django-jobs:%s %d\n" % (edge, job_id))
+    if not _channel.single:
+        with contextlib.suppress(OSError):
+            os.write(1, b"\x00django-jobs:end %d\n" % job_id)
 
 
 def resolve(path: str) -> Task | dict[str, str]:

@@ -130,7 +130,7 @@ class Children:
     def read_output(self, of: Child) -> None:
         """Relay what the child printed (up to now) to the worker's logging."""
         if of.output is not None and not of.output.closed:
-            of.output.read({job.pk: job for job in of.queue})
+            of.output.read(of.queue)
             if of.output.closed:
                 with contextlib.suppress(KeyError, ValueError):
                     self.selector.unregister(of.output)

@@ -4,8 +4,10 @@ A child's stdout and stderr (Python's, its logging's console handler, any C
 library's or subprocess's) go to a pipe that the supervisor reads. Each line
 is logged under ``django_jobs.output`` with the job's id, task and attempt,
 and the last ``OUTPUT_TAIL`` bytes of each attempt are stored on the job.
-The child marks where each job's output starts and ends, so lines are
-attributed to the right job even when a child runs several in a row.
+Lines are the output of the child's current job: the supervisor reads the
+pipe before it takes an outcome, and a child that runs several jobs in a row
+marks the end of each job's lines, so that a job's lines are never taken for
+the next one's.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Sequence
 
 from ..models import Job
 
 logger = logging.getLogger("django_jobs.output")
 
-START = b"\x00django-jobs:start "
 END = b"\x00django-jobs:end "
 
 
@@ -31,14 +33,14 @@ class OutputPipe:
         self.tail_size = tail_size
         self.pending = b""
         self.closed = False
-        self.job: Job | None = None
+        self.ended: set[int] = set()  # jobs whose end mark was read
         self.tails: dict[int, tuple[bytearray, bool]] = {}
 
     def fileno(self) -> int:
         return self.fd
 
-    def read(self, jobs: dict[int, Job]) -> None:
-        """Read what is there; ``jobs`` are the child's jobs by id."""
+    def read(self, jobs: Sequence[Job]) -> None:
+        """Read what is there; ``jobs`` are the child's, current one first."""
         while not self.closed:
             try:
                 data = os.read(self.fd, 65536)
@@ -56,15 +58,13 @@ class OutputPipe:
             self.line(self.pending, jobs)
             self.pending = b""
 
-    def line(self, line: bytes, jobs: dict[int, Job]) -> None:
-        if line.startswith(START):
-            self.job = jobs.get(int(line[len(START) :]))
-            return
+    def line(self, line: bytes, jobs: Sequence[Job]) -> None:
         if line.startswith(END):
-            self.job = None
+            self.ended.add(int(line[len(END) :]))
             return
         text = line.decode(errors="replace").rstrip("\r")
-        job = self.job
+        # The current job: the first of the child's jobs not marked ended.
+        job = next((job for job in jobs if job.pk not in self.ended), None)
         if job is None:
             logger.info("child %d: %s", self.pid, text)
             return
@@ -89,6 +89,7 @@ class OutputPipe:
 
     def take_tail(self, job_id: int) -> tuple[str, bool] | None:
         """The output kept for a job (and whether its start was cut), once."""
+        self.ended.discard(job_id)
         kept = self.tails.pop(job_id, None)
         if kept is None:
             return None

@@ -106,3 +106,15 @@ def test_json_log_lines(start_worker):
     printed = [line for line in about_job if line["message"].endswith("printed line 0")]
     assert printed[0]["task"] == "tests.tasks.chatty"
     assert printed[0]["attempt"] == 1
+
+
+def test_output_of_jobs_run_in_a_row_stays_with_each_job(start_worker):
+    results = tasks.say.enqueue_many([((f"word{i}",), {}) for i in range(12)])
+    worker = start_worker("--burst", "--concurrency", "1", "--jobs-per-child", "12")
+    assert worker.wait(timeout=60) == 0, worker.output
+    for i, result in enumerate(results):
+        (entry,) = Job.objects.get(pk=result.id).logs
+        assert entry["text"] == f"saying word{i}\n"
+        assert f"job {result.id} tests.tasks.say (attempt 1): saying word{i}" in (
+            worker.output
+        )
