@@ -37,6 +37,7 @@ LIST_COLUMNS = [
     "enqueued_at",
     "reserved_until",
     "reserved_by",
+    "progress",
     "cancel_requested_at",
 ]
 

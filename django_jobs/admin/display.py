@@ -76,3 +76,22 @@ def pretty_json(value: Any) -> str:
     """JSON indented for reading, in a ``<pre>``."""
     text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
     return format_html('<pre class="jobs-json">{}</pre>', text)
+
+
+def progress_bar(progress: dict[str, Any] | None) -> str:
+    """A job's reported progress: a bar when it gave a total, and its message."""
+    if not progress:
+        return ""
+    done, total = progress.get("done"), progress.get("total")
+    message = progress.get("message") or ""
+    if total:
+        return format_html(
+            '<progress class="jobs-progress" value="{}" max="{}"></progress> '
+            '<span class="jobs-note">{}/{} {}</span>',
+            done,
+            total,
+            f"{done:g}",
+            f"{total:g}",
+            message,
+        )
+    return format_html('<span class="jobs-note">{} {}</span>', f"{done:g}", message)

@@ -20,7 +20,7 @@ from django.utils.translation import ngettext
 
 from ..models import Job, Worker
 from ..states import State
-from .display import pretty_json
+from .display import pretty_json, progress_bar
 from .schedules import batch_progress
 
 RELATED = ["parent", "children", "batch_progress", "schedule", "scheduled_for"]
@@ -87,7 +87,7 @@ class JobPage:
 
     @admin.display(description=_("progress"))
     def progress_value(self, job):
-        return "-" if job.progress is None else pretty_json(job.progress)
+        return "-" if job.progress is None else progress_bar(job.progress)
 
     @admin.display(description=_("errors"))
     def error_list(self, job):

@@ -23,7 +23,7 @@ from ..models import Job, Worker
 from ..states import DELAYED, State
 from .actions import CHANGE_FORM_ACTION, JobActions
 from .changelist import JobChangeList, search_filter
-from .display import age, countdown, short_time, state_badge
+from .display import age, countdown, progress_bar, short_time, state_badge
 from .filters import FailedFilter, QueueFilter, StateFilter, TaskFilter
 from .job_page import JobPage
 from .pagination import CappedPaginator
@@ -124,6 +124,10 @@ class JobAdmin(JobActions, JobPage, admin.ModelAdmin):
                 '{} <span class="jobs-note">{}</span>',
                 state_badge(job.display_state),
                 _("cancelling"),
+            )
+        if job.state == State.RESERVED and job.progress:
+            return format_html(
+                "{}<br>{}", state_badge(job.display_state), progress_bar(job.progress)
             )
         return state_badge(job.display_state)
 

@@ -156,3 +156,12 @@ def test_staff_without_permission_cannot_see_jobs(nobody_client, jobs):
 def test_there_is_no_add_form(admin_client, jobs):
     assert admin_client.get(f"{CHANGELIST}add/").status_code == 403
     assert f"{CHANGELIST}add/" not in admin_client.get(CHANGELIST).content.decode()
+
+
+def test_a_running_job_shows_its_progress(admin_client, jobs):
+    Job.objects.filter(pk=jobs["reserved"].pk).update(
+        progress={"done": 1, "total": 2, "message": "halfway"}
+    )
+    html = admin_client.get(CHANGELIST).content.decode()
+    assert '<progress class="jobs-progress" value="1" max="2"></progress>' in html
+    assert "1/2 halfway" in html

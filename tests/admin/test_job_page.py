@@ -71,14 +71,15 @@ def test_output_progress_checkpoint_and_related_jobs(admin_client, jobs):
     parent, child = jobs["done"], jobs["ready"]
     Job.objects.filter(pk=parent.pk).update(
         logs=[{"attempt": 1, "text": "hello from the job\n", "truncated": True}],
-        progress={"done": 3, "total": 4},
+        progress={"done": 3, "total": 4, "message": "page 3"},
         checkpoint={"page": 7},
     )
     Job.objects.filter(pk=child.pk).update(parent=parent)
     html = page(admin_client, parent).content.decode()
     assert '<pre class="jobs-traceback">hello from the job\n</pre>' in html
     assert "the last part only" in html
-    assert "&quot;total&quot;: 4" in html
+    assert '<progress class="jobs-progress" value="3" max="4"></progress>' in html
+    assert "3/4 page 3" in html
     assert "&quot;page&quot;: 7" in html
     assert f'href="{CHANGELIST}?parent__id__exact={parent.pk}">1 job</a>' in html
     response = admin_client.get(CHANGELIST, {"parent__id__exact": parent.pk})
