@@ -15,10 +15,14 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from django.tasks import Task, TaskResult, TaskResultStatus
+from django.tasks import Task, TaskResult, TaskResultStatus, task_backends
 from django.tasks.backends.base import BaseTaskBackend
 from django.tasks.base import TaskError
-from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
+from django.tasks.exceptions import (
+    InvalidTask,
+    InvalidTaskBackend,
+    TaskResultDoesNotExist,
+)
 from django.tasks.signals import task_enqueued
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -261,3 +265,23 @@ def import_string_or_none(path: str) -> Any:
         return import_string(path)
     except ImportError:
         return None
+
+
+def jobs_backend(alias: str) -> JobsBackend:
+    """The ``JobsBackend`` at ``TASKS[alias]``, with its ``OPTIONS`` parsed.
+
+    Commands and the console take an alias from a person; they refuse a wrong
+    one with the same words (a ValueError) instead of a traceback later on.
+    """
+    try:
+        backend = task_backends[alias]
+    except InvalidTaskBackend:
+        raise ValueError(f"{alias!r} is not a key of the TASKS setting.") from None
+    if not isinstance(backend, JobsBackend):
+        kind = f"{type(backend).__module__}.{type(backend).__qualname__}"
+        raise ValueError(f"{alias!r} is {kind}, not django_jobs.backend.JobsBackend.")
+    try:
+        backend.config  # noqa: B018  (parse OPTIONS now, to fail early)
+    except Exception as exc:
+        raise ValueError(f"TASKS[{alias!r}]['OPTIONS'] is invalid: {exc}") from None
+    return backend

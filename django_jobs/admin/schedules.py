@@ -14,8 +14,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 from django.db.models import Count, OuterRef, Q, Subquery
-from django.tasks import task_backends
-from django.tasks.exceptions import InvalidTask, InvalidTaskBackend
+from django.tasks.exceptions import InvalidTask
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -24,9 +23,10 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from .. import schedules
-from ..backend import JobsBackend
+from ..backend import jobs_backend
 from ..models import Batch, Job, Schedule
 from ..states import State
+from .readonly import ReadOnlyAdmin
 
 SETTINGS_FIELDS = [
     "task_path",
@@ -62,12 +62,9 @@ class ScheduleForm(forms.ModelForm):
         if self.errors or "task_path" not in data:
             return data
         try:
-            backend = task_backends[data["backend"]]
-        except InvalidTaskBackend:
-            self.add_error("backend", _("This is not a key of the TASKS setting."))
-            return data
-        if not isinstance(backend, JobsBackend):
-            self.add_error("backend", _("This backend is not a django_jobs backend."))
+            backend = jobs_backend(data["backend"])
+        except ValueError as exc:
+            self.add_error("backend", str(exc))
             return data
         task = schedules.check_task(data["task_path"])
         changes = {}
@@ -193,7 +190,7 @@ class ScheduleAdmin(admin.ModelAdmin):
 
 
 @admin.register(Batch)
-class BatchAdmin(admin.ModelAdmin):
+class BatchAdmin(ReadOnlyAdmin):
     list_display = ["__str__", "created_at", "progress", "completed_at", "callback"]
     list_filter = [("completed_at", admin.EmptyFieldListFilter)]
     ordering = ["-pk"]
@@ -219,15 +216,6 @@ class BatchAdmin(admin.ModelAdmin):
                 ),
             )
         )
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description=_("progress"))
     def progress(self, batch):

@@ -21,10 +21,11 @@ from ..models import Worker
 from ..states import State
 from ..stats import is_stale
 from .display import age, state_badge
+from .readonly import ReadOnlyAdmin
 
 
 @admin.register(Worker)
-class WorkerAdmin(admin.ModelAdmin):
+class WorkerAdmin(ReadOnlyAdmin):
     list_display = [
         "hostname",
         "pid",
@@ -56,15 +57,6 @@ class WorkerAdmin(admin.ModelAdmin):
     def changelist_view(self, request, extra_context=None):
         extra_context = {"title": _("Workers"), **(extra_context or {})}
         return super().changelist_view(request, extra_context)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description=_("queues"))
     def queue_names(self, worker):

@@ -12,10 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.management.base import CommandError
-from django.tasks import task_backends
-from django.tasks.exceptions import InvalidTaskBackend
 
-from ..backend import JobsBackend
+from ..backend import JobsBackend, jobs_backend
 from ..conf import JobsOptions
 
 
@@ -55,21 +53,9 @@ class WorkerOptions:
 
 def _backend(alias: str) -> JobsBackend:
     try:
-        backend = task_backends[alias]
-    except InvalidTaskBackend:
-        raise CommandError(
-            f"--backend {alias!r} is not a key of the TASKS setting."
-        ) from None
-    if not isinstance(backend, JobsBackend):
-        raise CommandError(
-            f"--backend {alias!r} is {type(backend).__module__}."
-            f"{type(backend).__qualname__}, not django_jobs.backend.JobsBackend."
-        )
-    try:
-        backend.config  # noqa: B018  (parse OPTIONS now, to fail early)
-    except Exception as exc:
-        raise CommandError(f"TASKS[{alias!r}]['OPTIONS'] is invalid: {exc}") from None
-    return backend
+        return jobs_backend(alias)
+    except ValueError as exc:
+        raise CommandError(f"--backend {exc}") from None
 
 
 def _queues(backend: JobsBackend, names: Any) -> tuple[str, ...]:

@@ -48,7 +48,7 @@ def test_mistakes_are_form_errors(admin_client):
         ({"task_path": "tests.tasks.missing"}, "cannot be imported"),
         ({"task_path": "os.system"}, "is not a django.tasks.Task"),
         ({"args": "[]"}, "missing a required argument: &#x27;name&#x27;"),
-        ({"backend": "nope"}, "This is not a key of the TASKS setting"),
+        ({"backend": "nope"}, "is not a key of the TASKS setting"),
     ]
     for fields, message in cases:
         response = admin_client.post(f"{SCHEDULES}add/", form(**fields))

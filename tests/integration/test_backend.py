@@ -16,7 +16,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from django_jobs import queue
-from django_jobs.backend import JobsBackend
+from django_jobs.backend import JobsBackend, jobs_backend
 from django_jobs.models import Job
 from tests import tasks
 
@@ -280,3 +280,25 @@ def test_error_payload_is_json(db):
     queue.fail(job, queue.error_entry(job, ValueError("x")), backoff=(0, 0))
     job = Job.objects.get(pk=result.id)
     json.dumps(job.errors)
+
+
+def test_jobs_backend_refuses_wrong_aliases_with_one_sentence():
+    """Commands and the console resolve a person's alias through jobs_backend."""
+    assert jobs_backend("default") is task_backends["default"]
+    with pytest.raises(ValueError, match="'nope' is not a key of the TASKS setting"):
+        jobs_backend("nope")
+    settings = {
+        "default": {"BACKEND": "django_jobs.backend.JobsBackend"},
+        "other": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"},
+        "broken": {
+            "BACKEND": "django_jobs.backend.JobsBackend",
+            "OPTIONS": {"DEFAULT_TTR": -1},
+        },
+    }
+    with override_settings(TASKS=settings):
+        with pytest.raises(ValueError, match=r"not django_jobs\.backend\.JobsBackend"):
+            jobs_backend("other")
+        with pytest.raises(
+            ValueError, match=r"TASKS\['broken'\]\['OPTIONS'\] is invalid"
+        ):
+            jobs_backend("broken")

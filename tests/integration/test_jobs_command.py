@@ -87,7 +87,9 @@ def test_refusals_are_named_and_fail_the_command(db):
 
 
 def test_bad_input(db):
-    with pytest.raises(CommandError, match="--backend 'nope' is not a key of TASKS"):
+    with pytest.raises(
+        CommandError, match="--backend 'nope' is not a key of the TASKS setting"
+    ):
         jobs("--backend", "nope", "stats")
     with pytest.raises(CommandError, match="--limit must be at least 1"):
         jobs("list", "--limit", "0")

@@ -10,12 +10,10 @@ import json
 from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
-from django.tasks import task_backends
-from django.tasks.exceptions import InvalidTaskBackend
 from django.utils import timezone
 
 from django_jobs import queue as operations
-from django_jobs.backend import JobsBackend
+from django_jobs.backend import jobs_backend
 from django_jobs.exceptions import JobError
 from django_jobs.models import Job
 from django_jobs.states import DELAYED, State
@@ -67,13 +65,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, action, backend, **options):
         try:
-            backend = task_backends[backend]
-        except InvalidTaskBackend:
-            raise CommandError(
-                f"--backend {backend!r} is not a key of TASKS."
-            ) from None
-        if not isinstance(backend, JobsBackend):
-            raise CommandError(f"--backend {backend.alias!r} is not a JobsBackend.")
+            backend = jobs_backend(backend)
+        except ValueError as exc:
+            raise CommandError(f"--backend {exc}") from None
         getattr(self, f"do_{action}")(backend, **options)
 
     # Reading
