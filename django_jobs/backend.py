@@ -105,16 +105,11 @@ class JobsBackend(BaseTaskBackend):
             unique_keys=self.unique_keys(task, prepared),
             using=self.db,
         )
-        existing = {
-            job.pk: job
-            for job in Job.objects.using(self.db).filter(
-                pk__in=[
-                    pk
-                    for pk, new in zip(inserted.ids, inserted.created, strict=True)
-                    if not new
-                ]
-            )
-        }
+        # Unique calls that found their job already waiting return that job;
+        # in the common case every job is new and this costs no query at all.
+        ids = inserted.ids
+        waiting = [pk for pk, new in zip(ids, inserted.created, strict=True) if not new]
+        existing = Job.objects.using(self.db).in_bulk(waiting) if waiting else {}
         results = []
         for job_id, new, (args, kwargs) in zip(
             inserted.ids, inserted.created, prepared, strict=True
