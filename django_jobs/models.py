@@ -87,6 +87,7 @@ class Job(models.Model):
         on_delete=models.SET_NULL,
         related_name="jobs",
         db_constraint=False,
+        db_index=False,  # django_jobs_job_one_per_tick starts with it
     )
     scheduled_for = models.DateTimeField(_("scheduled for"), null=True, blank=True)
     # What the job saved while it ran (see django_jobs.context.JobContext).
@@ -104,6 +105,7 @@ class Job(models.Model):
         on_delete=models.SET_NULL,
         related_name="children",
         db_constraint=False,
+        db_index=False,  # see django_jobs_job_parent
     )
     batch = models.ForeignKey(
         "Batch",
@@ -113,6 +115,7 @@ class Job(models.Model):
         on_delete=models.SET_NULL,
         related_name="jobs",
         db_constraint=False,
+        db_index=False,  # see django_jobs_job_batch
     )
 
     objects = JobQuerySet.as_manager()
@@ -149,6 +152,18 @@ class Job(models.Model):
                 condition=Q(state__in=["done", "buried"]),
                 name="django_jobs_job_finished",
             ),
+            # Few jobs have a parent or a batch: partial indexes keep every
+            # other enqueue from writing a NULL entry into each of them.
+            models.Index(
+                fields=["parent"],
+                condition=Q(parent__isnull=False),
+                name="django_jobs_job_parent",
+            ),
+            models.Index(
+                fields=["batch"],
+                condition=Q(batch__isnull=False),
+                name="django_jobs_job_batch",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -158,6 +173,7 @@ class Job(models.Model):
             ),
             models.UniqueConstraint(
                 fields=["schedule", "scheduled_for"],
+                condition=Q(schedule__isnull=False),
                 name="django_jobs_job_one_per_tick",
             ),
             models.CheckConstraint(
