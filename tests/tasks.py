@@ -133,6 +133,24 @@ def touch_and_sleep(context, steps: int, seconds: float, then_hang: float = 0) -
     return steps
 
 
+@task(takes_context=True)
+def touch_until_lost(context, key: str) -> str:
+    """Touch every 0.1 s until the claim is gone; record what the task was told."""
+    import time
+
+    from django_jobs.exceptions import ClaimLost
+
+    for _ in range(300):
+        time.sleep(0.1)
+        try:
+            context.touch()
+        except ClaimLost as exc:
+            name = type(exc).__name__
+            Record.objects.create(key=f"{key}:{name}:{exc.operation}:{exc.job_id}")
+            return "stopped"
+    return "never lost"
+
+
 @task
 def overlap(key: str, seconds: float) -> None:
     """Record when the job starts and ends, to measure how many run at once."""

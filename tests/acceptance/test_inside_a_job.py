@@ -36,6 +36,32 @@ def test_touches_keep_a_job_alive_until_it_stops_touching(start_worker):
     assert job.errors[0]["exception_class_path"] == "django_jobs.exceptions.JobTimeout"
 
 
+def test_a_touch_after_the_claim_was_lost_raises_claim_lost_in_the_task(
+    start_worker,
+):
+    result = tasks.touch_until_lost.using(max_attempts=1).enqueue("lost")
+    worker = start_worker()
+    wait_for(
+        lambda: Job.objects.filter(pk=result.id, state="reserved").exists(),
+        timeout=20,
+        message="the job to start",
+    )
+    # What a rescue followed by another worker's claim does to the row.
+    Job.objects.filter(pk=result.id).update(claim_token="another-claim")
+    record = wait_for(
+        lambda: Record.objects.filter(key__startswith="lost:").first(),
+        timeout=20,
+        message="the task to be told",
+    )
+    assert record.key == f"lost:ClaimLost:touch:{result.id}"
+    worker.send(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0, worker.output
+    assert f"Cannot touch job {result.id}: this claim on it was lost" in worker.output
+    # The late outcome is not written over the new holder's claim.
+    job = Job.objects.get(pk=result.id)
+    assert (job.state, job.claim_token) == ("reserved", "another-claim")
+
+
 def test_progress_is_visible_while_the_job_runs(start_worker):
     result = tasks.report_progress.enqueue(5)
     worker = start_worker()
