@@ -14,11 +14,15 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import router
+from django.db.utils import load_backend
 
 if TYPE_CHECKING:
     from .backend import JobsBackend
 
 QUEUE_NAME_MAX_LENGTH = 100
+#: The claim needs UPDATE ... RETURNING, and FOR UPDATE SKIP LOCKED where
+#: several processes claim at once; only these have been tested.
+SUPPORTED_VENDORS = ("postgresql", "sqlite")
 
 
 def check_backend(backend: JobsBackend) -> list[checks.CheckMessage]:
@@ -66,6 +70,20 @@ def check_backend(backend: JobsBackend) -> list[checks.CheckMessage]:
                     id="django_jobs.W001",
                 )
             )
+    if apps.is_installed("django_jobs") and not any(
+        m.id == "django_jobs.E002" for m in messages
+    ):
+        vendor = database_vendor(backend.db)
+        if vendor not in SUPPORTED_VENDORS:
+            messages.append(
+                checks.Error(
+                    f"{where} keeps its jobs in database {backend.db!r} "
+                    f"(vendor {vendor!r}); django-jobs runs on PostgreSQL and "
+                    "SQLite only.",
+                    hint="Point OPTIONS['DATABASE'] at a PostgreSQL database.",
+                    id="django_jobs.E008",
+                )
+            )
     bad_queues = [
         name
         for name in backend.queues
@@ -103,3 +121,16 @@ def check_schedules(backend: JobsBackend) -> list[checks.CheckMessage]:
             except InvalidSchedule as exc:
                 messages.append(checks.Error(f"{where}: {exc}", id=check_id))
     return messages
+
+
+def database_vendor(alias: str) -> str:
+    """What kind of database ``alias`` is, without connecting to it.
+
+    Read from the engine's class, so that engines built on PostgreSQL
+    (PostGIS, instrumented wrappers) count as PostgreSQL.
+    """
+    engine = settings.DATABASES[alias].get("ENGINE", "")
+    try:
+        return load_backend(engine).DatabaseWrapper.vendor
+    except (ImportError, ImproperlyConfigured):
+        return engine

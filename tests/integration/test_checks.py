@@ -56,6 +56,26 @@ def test_e004_bad_queue_names():
 @override_settings(
     DATABASES={
         "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+        "other": {"ENGINE": "django.db.backends.dummy"},
+    },
+    DATABASE_ROUTERS=["django_jobs.routers.JobsRouter"],
+    TASKS={
+        "default": {
+            "BACKEND": "django_jobs.backend.JobsBackend",
+            "OPTIONS": {"DATABASE": "other"},
+        }
+    },
+)
+def test_e008_unsupported_database():
+    messages = backend_messages({"DATABASE": "other"})
+    assert ids(messages) == ["django_jobs.E008"]
+    assert "database 'other' (vendor 'unknown')" in messages[0].msg
+
+
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+@override_settings(
+    DATABASES={
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
         "jobs": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
     }
 )
