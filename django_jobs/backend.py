@@ -15,6 +15,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.tasks import Task, TaskResult, TaskResultStatus, task_backends
 from django.tasks.backends.base import BaseTaskBackend
 from django.tasks.base import TaskError
@@ -107,13 +108,11 @@ class JobsBackend(BaseTaskBackend):
         )
         # Unique calls that found their job already waiting return that job;
         # in the common case every job is new and this costs no query at all.
-        ids = inserted.ids
-        waiting = [pk for pk, new in zip(ids, inserted.created, strict=True) if not new]
+        ids, created = inserted.ids, inserted.created
+        waiting = [pk for pk, new in zip(ids, created, strict=True) if not new]
         existing = Job.objects.using(self.db).in_bulk(waiting) if waiting else {}
         results = []
-        for job_id, new, (args, kwargs) in zip(
-            inserted.ids, inserted.created, prepared, strict=True
-        ):
+        for job_id, new, (args, kwargs) in zip(ids, created, prepared, strict=True):
             if not new:  # a unique job already waiting: its own result
                 results.append(self.result_for(existing[job_id], task))
                 continue
@@ -277,6 +276,6 @@ def jobs_backend(alias: str) -> JobsBackend:
         raise ValueError(f"{alias!r} is {kind}, not django_jobs.backend.JobsBackend.")
     try:
         backend.config  # noqa: B018  (parse OPTIONS now, to fail early)
-    except Exception as exc:
+    except ImproperlyConfigured as exc:
         raise ValueError(f"TASKS[{alias!r}]['OPTIONS'] is invalid: {exc}") from None
     return backend
