@@ -151,10 +151,16 @@ def claim_query(connection, queue_count: int, excluded_count: int = 0) -> str:
 
     See ``queue.claim``: the candidates, in claim order and locked with SKIP
     LOCKED on PostgreSQL, are reserved in the same statement, which returns
-    every column of the claimed rows. Parameters: state, backend, now (due),
-    now (expiry), the queues to claim from, the queues not to, the backend
-    (paused queues), the limit, then the new claim's token, worker id, now
-    (deadline), now (started), now (attempted) and the worker id as JSON.
+    every column of the claimed rows.
+
+    The state is written into the SQL, not passed as a parameter: the generic
+    plan of a prepared statement (which PostgreSQL switches to after a few
+    runs, to stop planning every claim) can use the partial claim index only
+    if the statement itself says it wants ready rows. Parameters: backend,
+    now (due), now (expiry), the queues to claim from, the queues not to, the
+    backend (paused queues), the limit, then the new claim's token, worker
+    id, now (deadline), now (started), now (attempted) and the worker id as
+    JSON.
     """
     key = (connection.vendor, queue_count, excluded_count)
     if key not in _claim_sql:
@@ -180,7 +186,7 @@ def _build_claim_query(connection, queue_count: int, excluded_count: int) -> str
     )
     select_sql = (
         f"SELECT {col['id']} FROM {table}"
-        f" WHERE {col['state']} = %s AND {col['backend']} = %s"
+        f" WHERE {col['state']} = '{State.READY.value}' AND {col['backend']} = %s"
         f" AND {col['run_at']} <= %s"
         f" AND ({col['expires_at']} IS NULL OR {col['expires_at']} > %s)"
         f"{queue_filter}{paused}"

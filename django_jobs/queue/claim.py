@@ -145,7 +145,7 @@ def claim_statement(
 ) -> tuple[str, list[Any]]:
     """The claim's SQL and parameters (also used to EXPLAIN it in the tests)."""
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    params = [State.READY.value, backend, now, now, *(queues or ()), *excluded]
+    params = [backend, now, now, *(queues or ()), *excluded]
     params += [backend, limit]
     params += [uuid.uuid4().hex, worker_id, now, now, now, json.dumps(worker_id)]
     return statements.claim_query(connection, len(queues or ()), len(excluded)), params
