@@ -7,6 +7,11 @@ and measures from just before `Task.enqueue()` (so the INSERT and its commit
 are included) to the moment the job's code starts in its child process (the
 job sends its clock over UDP). Prints p50, p95 and max in milliseconds.
 PostgreSQL (LISTEN/NOTIFY); DATABASE_URL defaults to .../django_jobs_bench.
+
+For scale it then measures, with no worker at all, the database's part of
+the same path: ``Task.enqueue()`` on one connection, a second connection
+waiting in LISTEN, and on its wake-up a claim (the worker's prepared claim
+statement) on a third. No job can start sooner than that on this machine.
 """
 
 from __future__ import annotations
@@ -36,6 +41,49 @@ def wait_until_idle(timeout: float = 60) -> None:
             sys.exit("the worker did not start")
         time.sleep(0.1)
     time.sleep(1.0)  # let it fork its children
+
+
+def database_floor(tasks, jobs: int, gap: float) -> list[float]:
+    """Enqueue -> NOTIFY -> claimed, in milliseconds, without a worker."""
+    import select
+
+    import psycopg
+    from django.db import connections
+
+    from django_jobs import queue
+    from django_jobs.worker.database import configure_supervisor_connection
+    from django_jobs.worker.listener import CHANNEL
+
+    truncate_jobs()
+    configure_supervisor_connection("supervisor")
+    params = connections["default"].get_connection_params()
+    timings = []
+    with psycopg.connect(**params, autocommit=True) as listener:
+        listener.execute(f"LISTEN {CHANNEL}")
+        for _ in range(jobs):
+            time.sleep(gap)
+            before = time.perf_counter()
+            tasks.noop.enqueue(0)
+            select.select([listener.pgconn.socket], [], [], 10)
+            listener.pgconn.consume_input()
+            while listener.pgconn.notifies() is not None:
+                pass
+            claimed = queue.claim(
+                worker_id="floor", limit=2, prepare=True, limited=[], using="supervisor"
+            )
+            assert claimed, "the job was not claimed"
+            timings.append((time.perf_counter() - before) * 1000)
+    truncate_jobs()
+    return timings
+
+
+def row(latencies: list[float]) -> list[str]:
+    return [
+        f"{percentile(latencies, 0.5):.2f}",
+        f"{percentile(latencies, 0.95):.2f}",
+        f"{max(latencies):.2f}",
+        f"{statistics.mean(latencies):.2f}",
+    ]
 
 
 def main() -> None:
@@ -78,17 +126,14 @@ def main() -> None:
         worker.terminate()
         worker.wait(timeout=60)
         truncate_jobs()
+    floor = database_floor(tasks, options.jobs, options.gap)
     print_table(
         f"Enqueue-to-start latency, ms ({options.jobs} jobs one at a time, "
         f"runworker --concurrency {options.concurrency}, LISTEN/NOTIFY)",
-        ["p50", "p95", "max", "mean"],
+        ["path", "p50", "p95", "max", "mean"],
         [
-            [
-                f"{percentile(latencies, 0.5):.2f}",
-                f"{percentile(latencies, 0.95):.2f}",
-                f"{max(latencies):.2f}",
-                f"{statistics.mean(latencies):.2f}",
-            ]
+            ["enqueue -> job code starts in its child", *row(latencies)],
+            ["database alone: enqueue -> NOTIFY -> claimed", *row(floor)],
         ],
     )
 

@@ -8,9 +8,12 @@ os.environ.setdefault(
 os.environ.setdefault("DEBUG", "false")
 
 from testproject.settings import *  # noqa: F403
-from testproject.settings import INSTALLED_APPS
+from testproject.settings import DATABASES, INSTALLED_APPS
 
 INSTALLED_APPS = [*INSTALLED_APPS, "bench"]
+# A second connection to the same database, for latency.py's database floor:
+# a worker claims on a connection of its own.
+DATABASES = {**DATABASES, "supervisor": {**DATABASES["default"]}}
 TASKS = {
     "default": {
         "BACKEND": "django_jobs.backend.JobsBackend",
