@@ -28,6 +28,7 @@ from .models import Schedule
 
 if TYPE_CHECKING:
     from .backend import JobsBackend
+    from .task import Call
 
 logger = logging.getLogger("django_jobs.schedules")
 
@@ -161,22 +162,46 @@ def enqueue_due(backend: JobsBackend, now: datetime | None = None) -> int:
     return enqueued
 
 
+def scheduled_call(
+    backend: JobsBackend,
+    task_path: str,
+    *,
+    queue: str = "",
+    priority: int | None = None,
+    args: Any = None,
+    kwargs: Any = None,
+) -> tuple[Task, Call]:
+    """The task a schedule enqueues, with its overrides, and its checked call.
+
+    The admin's schedule form runs this too, so that it refuses exactly what
+    a worker could not enqueue. InvalidSchedule, InvalidTask or TypeError.
+    """
+    task = check_task(task_path)
+    changes: dict[str, Any] = {}
+    if queue:
+        changes["queue_name"] = queue
+    if priority is not None:
+        changes["priority"] = priority
+    if changes:
+        task = task.using(**changes)
+    backend.validate_task(task)
+    return task, backend.prepare_call(task, args or [], kwargs or {})
+
+
 def enqueue_ticks(
     backend: JobsBackend, schedule: Schedule, ticks: list[datetime]
 ) -> int:
     """One job per tick; a tick another worker enqueued first is skipped."""
     if not ticks:
         return 0
-    task = check_task(schedule.task_path)
-    changes = {}
-    if schedule.queue:
-        changes["queue_name"] = schedule.queue
-    if schedule.priority is not None:
-        changes["priority"] = schedule.priority
-    if changes:
-        task = task.using(**changes)
-    backend.validate_task(task)
-    call = backend.prepare_call(task, schedule.args, schedule.kwargs)
+    task, call = scheduled_call(
+        backend,
+        schedule.task_path,
+        queue=schedule.queue,
+        priority=schedule.priority,
+        args=schedule.args,
+        kwargs=schedule.kwargs,
+    )
     fields = backend.job_fields(task)
     enqueued = 0
     for tick in ticks:

@@ -66,16 +66,15 @@ class ScheduleForm(forms.ModelForm):
         except ValueError as exc:
             self.add_error("backend", str(exc))
             return data
-        task = schedules.check_task(data["task_path"])
-        changes = {}
-        if data.get("queue"):
-            changes["queue_name"] = data["queue"]
-        if data.get("priority") is not None:
-            changes["priority"] = data["priority"]
         try:
-            task = task.using(**changes) if changes else task
-            backend.validate_task(task)
-            backend.prepare_call(task, data.get("args") or [], data.get("kwargs") or {})
+            schedules.scheduled_call(
+                backend,
+                data["task_path"],
+                queue=data.get("queue"),
+                priority=data.get("priority"),
+                args=data.get("args"),
+                kwargs=data.get("kwargs"),
+            )
         except (InvalidTask, TypeError) as exc:
             raise forms.ValidationError(str(exc)) from None
         return data
