@@ -75,7 +75,7 @@ class JobActions:
 
     @admin.action(permissions=["change"], description=_("Bury"), location=EVERYWHERE)
     def bury_jobs(self, request, queryset):
-        changed, skipped = apply(queue.bury, queryset, Q(state=State.READY))
+        changed, skipped = apply(queue.bury, queryset, queue.unheld("bury"))
         self.report(request, "bury", changed, skipped)
 
     @admin.action(
@@ -116,7 +116,7 @@ class JobActions:
         changed, skipped = apply(
             lambda ids: queue.reprioritise(ids, priority),
             queryset,
-            Q(state=State.READY),
+            queue.unheld("reprioritise"),
         )
         self.report(request, "reprioritise", changed, skipped)
         return None
@@ -125,8 +125,8 @@ class JobActions:
     def delete_jobs(self, request, queryset):
         if "post" not in request.POST:
             return self.confirmation(request, queryset, "delete_jobs")
-        unheld = ~Q(state=State.RESERVED)  # a running job is cancelled instead
-        changed, skipped = apply(queue.delete, queryset, unheld)
+        # A running job is not deleted (it is cancelled instead).
+        changed, skipped = apply(queue.delete, queryset, queue.unheld("delete"))
         self.report(request, "delete", changed, skipped)
         return HttpResponseRedirect(
             reverse(f"{self.admin_site.name}:django_jobs_job_changelist")

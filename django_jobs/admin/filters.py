@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ..states import DELAYED, State
 from .display import DISPLAY_STATES
-from .values import distinct_values
+from .values import request_values
 
 
 class StateFilter(admin.SimpleListFilter):
@@ -31,9 +31,9 @@ class StateFilter(admin.SimpleListFilter):
         value = self.value()
         now = timezone.now()
         if value == State.READY:
-            return queryset.filter(state=State.READY, run_at__lte=now)
+            return queryset.ready(now)
         if value == DELAYED:
-            return queryset.filter(state=State.READY, run_at__gt=now)
+            return queryset.delayed(now)
         if value in (State.RESERVED, State.DONE, State.BURIED):
             return queryset.filter(state=value)
         return queryset
@@ -45,7 +45,7 @@ class ColumnFilter(admin.SimpleListFilter):
     column = ""
 
     def lookups(self, request, model_admin):
-        return [(value, value) for value in distinct_values(self.column)]
+        return [(value, value) for value in request_values(request, self.column)]
 
     def queryset(self, request, queryset):
         if self.value() is None:

@@ -18,10 +18,10 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from ..models import Job, Worker
+from ..models import Batch, Job, Worker
 from ..states import State
 from .display import pretty_json, progress_bar
-from .schedules import batch_progress
+from .schedules import BATCH_COUNTS, batch_progress
 
 RELATED = ["parent", "children", "batch_progress", "schedule", "scheduled_for"]
 SECTIONS = [
@@ -76,7 +76,7 @@ class JobPage:
             "saved_checkpoint": obj.checkpoint is None,
         }
         related = (obj.parent_id, obj.batch_id, obj.schedule_id)
-        if not any(related) and not Job.objects.filter(parent=obj).exists():
+        if not any(related) and not child_count(obj):
             empty.update(dict.fromkeys(RELATED, True))
         fieldsets = []
         for title, options in self.fieldsets:
@@ -137,18 +137,27 @@ class JobPage:
     def batch_progress(self, job):
         if job.batch_id is None:
             return "-"
-        return batch_progress(self.admin_site.name, job.batch)
+        batch = Batch.objects.annotate(**BATCH_COUNTS).get(pk=job.batch_id)
+        return batch_progress(self.admin_site.name, batch)
 
     @admin.display(description=_("children"))
     def children(self, job):
         """The jobs this job enqueued while it ran, as a filtered job list."""
-        count = Job.objects.filter(parent=job).count()
+        count = child_count(job)
         if not count:
             return "-"
         url = reverse(f"{self.admin_site.name}:django_jobs_job_changelist")
         query = urlencode({"parent__id__exact": job.pk})
         text = ngettext("%d job", "%d jobs", count) % count
         return format_html('<a href="{}?{}">{}</a>', url, query, text)
+
+
+def child_count(job: Job) -> int:
+    """How many jobs ``job`` enqueued; counted once per page (the fieldsets
+    ask, then the children field shows it)."""
+    if "_child_count" not in job.__dict__:
+        job._child_count = Job.objects.filter(parent=job).count()
+    return job._child_count
 
 
 def parse_moment(text) -> datetime | str:

@@ -27,6 +27,7 @@ from .display import age, countdown, progress_bar, short_time, state_badge
 from .filters import FailedFilter, QueueFilter, StateFilter, TaskFilter
 from .job_page import JobPage
 from .pagination import CappedPaginator
+from .values import request_values
 
 
 @admin.register(Job)
@@ -99,7 +100,8 @@ class JobAdmin(JobActions, JobPage, admin.ModelAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        return queryset.filter(search_filter(term)), False
+        paths = request_values(request, "task_path")
+        return queryset.filter(search_filter(term, paths)), False
 
     # Columns and fields
 

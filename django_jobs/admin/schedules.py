@@ -25,6 +25,7 @@ from django.utils.translation import ngettext
 from .. import schedules
 from ..backend import jobs_backend
 from ..models import Batch, Job, Schedule
+from ..queue.batches import WAITING
 from ..states import State
 from .readonly import ReadOnlyAdmin
 
@@ -204,17 +205,7 @@ class BatchAdmin(ReadOnlyAdmin):
     readonly_fields = fields
 
     def get_queryset(self, request):
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                job_count=Count("jobs"),
-                done=Count("jobs", filter=Q(jobs__state=State.DONE)),
-                waiting=Count(
-                    "jobs", filter=Q(jobs__state__in=[State.READY, State.RESERVED])
-                ),
-            )
-        )
+        return super().get_queryset(request).annotate(**BATCH_COUNTS)
 
     @admin.display(description=_("progress"))
     def progress(self, batch):
@@ -231,18 +222,21 @@ class BatchAdmin(ReadOnlyAdmin):
         return format_html('<a href="{}">#{}</a>', url, batch.callback_job_id)
 
 
+#: What a batch's progress is made of, counted with the batch in one query.
+BATCH_COUNTS = {
+    "job_count": Count("jobs"),
+    "done": Count("jobs", filter=Q(jobs__state=State.DONE)),
+    "waiting": Count("jobs", filter=Q(jobs__state__in=WAITING)),
+}
+
+
 def batch_progress(site: str, batch: Batch) -> str:
-    """'7 of 10 finished (6 done, 1 failed)', linked to the batch's jobs."""
-    total = batch.job_count if hasattr(batch, "job_count") else batch.jobs.count()
-    if not hasattr(batch, "done"):
-        counts = batch.jobs.aggregate(
-            done=Count("pk", filter=Q(state=State.DONE)),
-            waiting=Count("pk", filter=Q(state__in=[State.READY, State.RESERVED])),
-        )
-        done, waiting = counts["done"], counts["waiting"]
-    else:
-        done, waiting = batch.done, batch.waiting
-    finished = total - waiting
+    """'7 of 10 finished (6 done, 1 failed)', linked to the batch's jobs.
+
+    ``batch`` comes annotated with ``BATCH_COUNTS``.
+    """
+    total, done = batch.job_count, batch.done
+    finished = total - batch.waiting
     url = reverse(f"{site}:django_jobs_job_changelist")
     text = _(
         "%(finished)d of %(total)d finished (%(done)d done, %(failed)d failed)"

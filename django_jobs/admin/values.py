@@ -33,3 +33,15 @@ def distinct_values(column: str, limit: int = LIMIT) -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute(sql, [limit])
         return [row[0] for row in cursor.fetchall()]
+
+
+def request_values(request, column: str) -> list[str]:
+    """``distinct_values(column)``, walked once per request.
+
+    The task filter lists the task paths and a search matches against them:
+    one page showing both walks the index once.
+    """
+    cache = request.__dict__.setdefault("_django_jobs_values", {})
+    if column not in cache:
+        cache[column] = distinct_values(column)
+    return cache[column]

@@ -25,7 +25,7 @@ from .console import (
 from .duties import expire, prune, rescue
 from .enqueue import Inserted, enqueue, insert
 from .errors import attempt_error, error_entry
-from .guard import JobIds, get_db
+from .guard import JobIds, get_db, unheld
 from .holder import (
     backoff_delay,
     checkpoint,
@@ -74,4 +74,5 @@ __all__ = [
     "settle",
     "settle_pending",
     "touch",
+    "unheld",
 ]

@@ -32,6 +32,16 @@ def unreserved() -> dict[str, Any]:
     return {"reserved_until": None, "reserved_by": "", "claim_token": ""}
 
 
+def unheld(operation: str) -> Q:
+    """The jobs ``operation`` may change without a claim token.
+
+    Everything it may start from except reserved jobs, which belong to the
+    worker holding them. The console narrows its selections with this, so
+    that it only offers the queue what the queue would accept.
+    """
+    return Q(state__in=states.sources(operation) - {State.RESERVED})
+
+
 def change(
     operation: str,
     job_ids: JobIds,
@@ -48,11 +58,10 @@ def change(
     db = get_db(using)
     single = isinstance(job_ids, int)
     ids = [job_ids] if single else list(job_ids)
-    allowed = states.sources(operation)
     if token is None:
-        guard = Q(state__in=allowed - {State.RESERVED})
+        guard = unheld(operation)
     else:
-        guard = Q(state__in=allowed, claim_token=token)
+        guard = Q(state__in=states.sources(operation), claim_token=token)
     rows = Job.objects.using(db).filter(guard, pk__in=ids)
     batches = batches_of(rows) if operation in states.FINISHING else []
     new_state = states.target(operation)
