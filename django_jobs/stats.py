@@ -48,18 +48,23 @@ class QueueRow:
     rate_limit: float | None = None
 
 
-def queue_counts(now: datetime) -> dict[tuple[str, str], dict]:
-    """Counts per (backend, queue), from one grouped query."""
+def queue_counts(
+    now: datetime, backend: str | None = None
+) -> dict[tuple[str, str], dict]:
+    """Counts per (backend, queue), from one grouped query (of one backend's
+    jobs, if ``backend`` is given)."""
     recent = Q(finished_at__gte=now - HOUR)
     due = Q(state=State.READY, run_at__lte=now)
+    jobs = Job.objects.filter(
+        Q(state=State.READY)
+        | Q(state=State.RESERVED)
+        | Q(state=State.BURIED)
+        | (Q(state=State.DONE) & recent)
+    )
+    if backend is not None:
+        jobs = jobs.filter(backend=backend)
     rows = (
-        Job.objects.filter(
-            Q(state=State.READY)
-            | Q(state=State.RESERVED)
-            | Q(state=State.BURIED)
-            | (Q(state=State.DONE) & recent)
-        )
-        .order_by()
+        jobs.order_by()
         .values("backend", "queue")
         .annotate(
             ready=Count("pk", filter=due),
@@ -74,21 +79,25 @@ def queue_counts(now: datetime) -> dict[tuple[str, str], dict]:
     return {(row.pop("backend"), row.pop("queue")): row for row in rows}
 
 
-def configured_queues() -> set[tuple[str, str]]:
+def configured_queues(backend: str | None = None) -> set[tuple[str, str]]:
     """The queue names listed in TASKS for each django_jobs backend."""
     return {
-        (backend.alias, name)
-        for backend in task_backends.all()
-        if isinstance(backend, JobsBackend)
-        for name in backend.queues
+        (each.alias, name)
+        for each in task_backends.all()
+        if isinstance(each, JobsBackend) and backend in (None, each.alias)
+        for name in each.queues
     }
 
 
-def queue_rows(now: datetime) -> list[QueueRow]:
-    """Every queue that is configured, paused, or has jobs worth counting."""
-    counts = queue_counts(now)
-    flags = {(q.backend, q.name): q for q in Queue.objects.all()}
-    keys = sorted(set(counts) | set(flags) | configured_queues())
+def queue_rows(now: datetime, backend: str | None = None) -> list[QueueRow]:
+    """Every queue that is configured, paused, or has jobs worth counting
+    (of every backend, or of ``backend``)."""
+    counts = queue_counts(now, backend)
+    flags = Queue.objects.all()
+    if backend is not None:
+        flags = flags.filter(backend=backend)
+    flags = {(q.backend, q.name): q for q in flags}
+    keys = sorted(set(counts) | set(flags) | configured_queues(backend))
     rows = []
     for backend, name in keys:
         row = QueueRow(backend, name, **counts.get((backend, name), {}))
@@ -136,12 +145,6 @@ def is_stale(worker: Worker, now: datetime | None = None) -> bool:
     return silence.total_seconds() > worker_timeout(worker.backend)
 
 
-def worker_summary(now: datetime) -> dict[str, int]:
-    workers = list(Worker.objects.only("backend", "last_heartbeat"))
-    stale = sum(is_stale(worker, now) for worker in workers)
-    return {"live": len(workers) - stale, "stale": stale}
-
-
 def backend_stats(
     backend: str = "default", *, queues: list[str] | None = None
 ) -> dict[str, Any]:
@@ -150,11 +153,7 @@ def backend_stats(
     A stable document: keys are only ever added.
     """
     now = timezone.now()
-    rows = [
-        row
-        for row in queue_rows(now)
-        if row.backend == backend and (not queues or row.name in queues)
-    ]
+    rows = [row for row in queue_rows(now, backend) if not queues or row.name in queues]
 
     def age(oldest: datetime | None) -> float | None:
         return None if oldest is None else round((now - oldest).total_seconds(), 3)
@@ -180,12 +179,19 @@ def backend_stats(
             **totals(rows),
             "oldest_ready_seconds": age(min(oldest, default=None)),
         },
-        "workers": worker_capacity(backend, now),
+        "workers": worker_capacity(now, backend),
     }
 
 
-def worker_capacity(backend: str, now: datetime) -> dict[str, int]:
-    workers = list(Worker.objects.filter(backend=backend))
+def worker_capacity(now: datetime, backend: str | None = None) -> dict[str, int]:
+    """Live and stale workers (of ``backend``, or all), and the live ones'
+    slots and jobs in hand."""
+    workers = Worker.objects.only(
+        "backend", "last_heartbeat", "concurrency", "jobs_in_hand"
+    )
+    if backend is not None:
+        workers = workers.filter(backend=backend)
+    workers = list(workers)
     live = [worker for worker in workers if not is_stale(worker, now)]
     return {
         "live": len(live),

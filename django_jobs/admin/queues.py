@@ -65,7 +65,7 @@ class QueueAdmin(admin.ModelAdmin):
             "totals": stats.totals(rows),
             "several_backends": len({row.backend for row in rows}) > 1,
             "chart": chart.bars(stats.finished_per_minute(now)),
-            "workers": stats.worker_summary(now),
+            "workers": stats.worker_capacity(now),
             "can_pause": self.has_change_permission(request),
             "jobs_url": reverse(f"{self.admin_site.name}:django_jobs_job_changelist"),
             "workers_url": reverse(
