@@ -13,13 +13,12 @@ from django.utils import timezone
 from ..exceptions import (
     InvalidTransition,
     JobCancelled,
-    class_path,
 )
 from ..expressions import JSONAppend
 from ..models import Job, Queue
 from ..states import State
-from .batches import settle
-from .guard import JobIds, batches_of, change, get_db, refusal, unreserved
+from .errors import unstarted_error
+from .guard import JobIds, change, get_db, refusal, unreserved
 
 # Writes by people and duties
 
@@ -78,27 +77,21 @@ def cancel(job_ids: JobIds, *, using: str | None = None) -> int:
     db = get_db(using)
     single = isinstance(job_ids, int)
     ids = [job_ids] if single else list(job_ids)
-    error = {
-        "exception_class_path": class_path(JobCancelled),
-        "traceback": "JobCancelled: cancelled before it started\n",
-        "attempt": None,
-        "worker_id": "",
-        "at": timezone.now().isoformat(),
-    }
-    jobs = Job.objects.using(db).filter(pk__in=ids)
-    batches = batches_of(jobs.filter(state=State.READY))
-    buried = jobs.filter(state=State.READY).update(
-        state=State.BURIED,
-        finished_at=timezone.now(),
-        errors=JSONAppend("errors", error),
+    now = timezone.now()
+    error = unstarted_error(JobCancelled, "cancelled before it started", now)
+    buried = change(  # a list, so that it does not raise: the mark may apply
+        "cancel",
+        ids,
+        using=db,
+        values={"finished_at": now, "errors": JSONAppend("errors", error)},
     )
-    marked = jobs.filter(state=State.RESERVED, cancel_requested_at=None).update(
-        cancel_requested_at=timezone.now()
+    marked = (
+        Job.objects.using(db)
+        .filter(pk__in=ids, state=State.RESERVED, cancel_requested_at=None)
+        .update(cancel_requested_at=now)
     )
     if single and not buried + marked:
         refusal("cancel", job_ids, None, db)
-    if batches and buried:
-        settle(batches, using=db)
     return buried + marked
 
 

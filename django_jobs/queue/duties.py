@@ -13,13 +13,12 @@ from ..exceptions import (
     JobExpired,
     ReservationExpired,
     WorkerLost,
-    class_path,
 )
 from ..expressions import JSONAppend
 from ..models import Job
 from ..states import State
 from .batches import settle
-from .errors import error_entry
+from .errors import error_entry, unstarted_error
 from .guard import batches_of, get_db
 from .holder import fail
 
@@ -79,14 +78,8 @@ def expire(*, backend: str = "default", using: str | None = None) -> int:
         state=State.READY, backend=backend, expires_at__lte=now
     )
     batches = batches_of(late)
-    deleted = late.filter(on_failure="delete").delete()[0]
-    error = {
-        "exception_class_path": class_path(JobExpired),
-        "traceback": "JobExpired: not started before its deadline\n",
-        "attempt": None,
-        "worker_id": "",
-        "at": now.isoformat(),
-    }
+    deleted = late.filter(on_failure="delete").only("pk").delete()[0]
+    error = unstarted_error(JobExpired, "not started before its deadline", now)
     buried = late.update(
         state=State.BURIED, finished_at=now, errors=JSONAppend("errors", error)
     )
@@ -124,5 +117,7 @@ def prune(
             counts[state.value] = old.count()
             continue
         while ids := list(old.values_list("pk", flat=True)[:batch_size]):
-            counts[state.value] += Job.objects.using(db).filter(pk__in=ids).delete()[0]
+            counts[state.value] += (
+                Job.objects.using(db).filter(pk__in=ids).only("pk").delete()[0]
+            )
     return counts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import traceback as tb
+from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
@@ -25,6 +26,19 @@ def error_entry(
     else:
         traceback = f"{cls.__name__}: {message}\n" if message else f"{cls.__name__}\n"
     return attempt_error(job, class_path(cls), traceback)
+
+
+def unstarted_error(
+    exception: type[BaseException], reason: str, at: datetime | None = None
+) -> dict[str, Any]:
+    """The error of a job stopped before any attempt (cancelled, expired)."""
+    return {
+        "exception_class_path": class_path(exception),
+        "traceback": f"{exception.__name__}: {reason}\n",
+        "attempt": None,
+        "worker_id": "",
+        "at": (at or timezone.now()).isoformat(),
+    }
 
 
 def attempt_error(

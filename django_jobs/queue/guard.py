@@ -66,7 +66,9 @@ def change(
     batches = batches_of(rows) if operation in states.FINISHING else []
     new_state = states.target(operation)
     if new_state is None:
-        changed = rows.delete()[0]
+        # Only the ids: deleting makes Django collect the rows (for the jobs
+        # and batches that point at them), and a job's columns can be large.
+        changed = rows.only("pk").delete()[0]
     else:
         changed = rows.update(state=new_state, **(values or {}))
     if single and not changed:

@@ -24,13 +24,18 @@ from .guard import change, get_db, refusal, unreserved
 
 
 def touch(
-    job_id: int, *, token: str, seconds: float, using: str | None = None
+    job_id: int,
+    *,
+    token: str,
+    seconds: float,
+    using: str | None = None,
+    values: dict[str, Any] | None = None,
 ) -> datetime:
-    """Extend a reservation to ``seconds`` from now; return the new deadline."""
+    """Extend a reservation to ``seconds`` from now (writing ``values`` with
+    it); return the new deadline."""
     deadline = timezone.now() + timedelta(seconds=seconds)
-    change(
-        "touch", job_id, token=token, using=using, values={"reserved_until": deadline}
-    )
+    values = {**(values or {}), "reserved_until": deadline}
+    change("touch", job_id, token=token, using=using, values=values)
     return deadline
 
 
@@ -42,15 +47,9 @@ def checkpoint(
     The next attempt of the job, after a crash, a timeout or a failure,
     starts from it (``context.last_checkpoint``).
     """
-    deadline = timezone.now() + timedelta(seconds=seconds)
-    change(
-        "touch",
-        job_id,
-        token=token,
-        using=using,
-        values={"checkpoint": data, "reserved_until": deadline},
+    return touch(
+        job_id, token=token, seconds=seconds, using=using, values={"checkpoint": data}
     )
-    return deadline
 
 
 def progress(
