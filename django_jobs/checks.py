@@ -48,7 +48,8 @@ def check_backend(backend: JobsBackend) -> list[checks.CheckMessage]:
             )
         )
         return messages
-    if config.DATABASE is not None and config.DATABASE not in settings.DATABASES:
+    database_known = config.DATABASE is None or config.DATABASE in settings.DATABASES
+    if not database_known:
         messages.append(
             checks.Error(
                 f"{where}['OPTIONS']['DATABASE'] is {config.DATABASE!r}, which is "
@@ -70,9 +71,7 @@ def check_backend(backend: JobsBackend) -> list[checks.CheckMessage]:
                     id="django_jobs.W001",
                 )
             )
-    if apps.is_installed("django_jobs") and not any(
-        m.id == "django_jobs.E002" for m in messages
-    ):
+    if database_known and apps.is_installed("django_jobs"):
         vendor = database_vendor(backend.db)
         if vendor not in SUPPORTED_VENDORS:
             messages.append(

@@ -22,7 +22,7 @@ from .console import (
     reprioritise,
     resume,
 )
-from .duties import expire, prune, rescue
+from .duties import cutoff, expire, prune, rescue
 from .enqueue import Inserted, enqueue, insert
 from .errors import attempt_error, error_entry
 from .guard import JobIds, get_db, unheld
@@ -52,6 +52,7 @@ __all__ = [
     "complete",
     "complete_many",
     "configure",
+    "cutoff",
     "delete",
     "enqueue",
     "error_entry",

@@ -81,7 +81,6 @@ def _enqueue_callback(batch_id: int, db: str) -> int:
         "failed": (batch.total or 0) - done,
         "job_ids": sorted(pk for pk, _ in members),
     }
-    fields = {**callback["fields"], "run_at": None, "expires_at": None}
-    inserted = insert([(callback["args"], kwargs)], **fields, using=db)
+    inserted = insert([(callback["args"], kwargs)], **callback["fields"], using=db)
     Batch.objects.using(db).filter(pk=batch_id).update(callback_job=inserted.ids[0])
     return inserted.ids[0]

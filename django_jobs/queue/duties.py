@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import Q
 from django.utils import timezone
@@ -86,6 +86,12 @@ def expire(*, backend: str = "default", using: str | None = None) -> int:
     if batches:
         settle(batches, using=db)
     return deleted + buried
+
+
+def cutoff(now: datetime, retention: float | None) -> datetime | None:
+    """The finish time before which a job has outlived ``retention`` seconds
+    (``None``: kept forever), for ``prune``."""
+    return None if retention is None else now - timedelta(seconds=retention)
 
 
 def prune(

@@ -182,8 +182,8 @@ class Pruner(Duty):
     def run_once(self) -> dict[str, int]:
         now = timezone.now()
         counts = queue.prune(
-            done_before=before(now, self.done_retention),
-            buried_before=before(now, self.buried_retention),
+            done_before=queue.cutoff(now, self.done_retention),
+            buried_before=queue.cutoff(now, self.buried_retention),
             backend=self.backend,
             using=self.db,
         )
@@ -207,10 +207,6 @@ class LimitsWatcher(Duty):
     def run_once(self) -> list[str]:
         self.names = queue.limited_queues(self.backend, using=self.db)
         return self.names
-
-
-def before(now, retention: float | None):
-    return None if retention is None else now - timedelta(seconds=retention)
 
 
 def apply_queue_limits(options: WorkerOptions) -> None:

@@ -7,7 +7,6 @@ Thin: each subcommand parses its arguments and calls ``django_jobs.queue``
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
@@ -73,14 +72,13 @@ class Command(BaseCommand):
     # Reading
 
     def do_stats(self, backend, *, queue, as_json: bool, **options):
-        from django_jobs.stats import backend_stats
+        from django_jobs.stats import COUNTS, backend_stats
 
         report = backend_stats(backend.alias, queues=queue)
         if as_json:
             self.stdout.write(dump(report))
             return
-        columns = ["ready", "delayed", "reserved", "buried", "done_last_hour"]
-        columns += ["failed_last_hour", "oldest_ready_seconds"]
+        columns = [*COUNTS, "oldest_ready_seconds"]
         header = ["queue", *columns]
         rows = [
             [q["name"] + (" (paused)" if q["paused"] else ""), *(q[c] for c in columns)]
@@ -140,10 +138,10 @@ class Command(BaseCommand):
         buried = Job.objects.using(backend.db).filter(
             backend=backend.alias, queue=queue, state=State.BURIED
         )
-        ids = list(buried.order_by("finished_at", "pk").values_list("pk", flat=True))
+        ids = buried.order_by("finished_at", "pk").values_list("pk", flat=True)
         if limit is not None:
             ids = ids[: max(limit, 0)]
-        kicked = queue_kick(ids, backend)
+        kicked = operations.kick(list(ids), using=backend.db)
         self.stdout.write(f"{kicked} job(s) kicked in queue {queue!r}.")
 
     def do_bury(self, backend, *, ids, **options):
@@ -177,8 +175,8 @@ class Command(BaseCommand):
             if value is not None and value < 0:
                 raise CommandError(f"--{name}-older-than must not be negative.")
         counts = operations.prune(
-            done_before=None if done is None else now - timedelta(seconds=done),
-            buried_before=None if buried is None else now - timedelta(seconds=buried),
+            done_before=operations.cutoff(now, done),
+            buried_before=operations.cutoff(now, buried),
             backend=backend.alias,
             dry_run=dry_run,
             using=backend.db,
@@ -223,10 +221,6 @@ def describe_progress(progress: dict | None) -> str:
     if progress.get("message"):
         text += f" {progress['message']}"
     return text
-
-
-def queue_kick(ids: list[int], backend) -> int:
-    return operations.kick(ids, using=backend.db) if ids else 0
 
 
 def job_summary(job: Job) -> dict:
