@@ -169,6 +169,21 @@ def test_concurrency_with_batches(start_worker):
     assert most_at_once(Record.objects.all()) <= 2
 
 
+def test_jobs_waiting_in_a_batch_keep_their_reservation(start_worker):
+    """Quick jobs queued in a child behind a slow one outlive their own ttr."""
+    quick = tasks.noop.using(ttr=2)
+    quick.enqueue_many([((), {}) for _ in range(30)])
+    tasks.sleep.using(ttr=30).enqueue(4)
+    quick.enqueue_many([((), {}) for _ in range(10)])
+    worker = start_worker("--burst", "--concurrency", "1", "--jobs-per-child", "100")
+    assert worker.wait(timeout=60) == 0, worker.output
+    jobs = Job.objects.all()
+    assert [j.state for j in jobs] == ["done"] * 41
+    # Without renewals the rescuer would have taken back the jobs behind the
+    # slow one (their reservations end 2 s after the claim): a second attempt.
+    assert {j.attempts for j in jobs} == {1}
+
+
 def test_large_arguments_and_return_values_cross_the_pipes(start_worker):
     big = "x" * 2_000_000
     results = [tasks.echo.enqueue(big, n=i) for i in range(3)]
