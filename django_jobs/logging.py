@@ -12,8 +12,14 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 JOB_FIELDS = ("job_id", "task", "attempt")
+
+
+def job_fields(job: Any) -> dict[str, Any]:
+    """The ``extra`` of a log record about ``job``: JOB_FIELDS' values."""
+    return {"job_id": job.pk, "task": job.task_path, "attempt": job.attempts}
 
 
 class JSONFormatter(logging.Formatter):

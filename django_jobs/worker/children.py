@@ -62,10 +62,6 @@ class Child:
         """The job the child is running, or will run next."""
         return self.queue[0] if self.queue else None
 
-    @property
-    def idle(self) -> bool:
-        return not self.queue and not self.retiring and not self.reader.closed
-
 
 class Children:
     """Every child of this worker, and the zygote they are forked from."""
@@ -100,10 +96,6 @@ class Children:
     @property
     def busy(self) -> list[Child]:
         return [c for c in self.by_pid.values() if c.queue]
-
-    @property
-    def idle(self) -> list[Child]:
-        return [c for c in self.by_pid.values() if c.idle]
 
     def jobs_in_hand(self) -> int:
         return sum(len(c.queue) for c in self.by_pid.values())
@@ -238,12 +230,12 @@ class Children:
         ]
         return min(times, default=None)
 
-    def waiting(self) -> Iterator[tuple[Child, Job]]:
+    def waiting(self) -> Iterator[Job]:
         """Jobs given to a child that have not started yet."""
         for of in self.by_pid.values():
             for position, job in enumerate(of.queue):
                 if position > 0 or not of.started:
-                    yield of, job
+                    yield job
 
     def close(self) -> None:
         """Kill every child that is left and let the zygote go."""

@@ -84,3 +84,4 @@ class Claiming:
             given, jobs = jobs[: rooms[taker]], jobs[rooms[taker] :]
             if given:
                 self.children.dispatch(taker, given)
+                self.leases.expect(given)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from ..models import Job
-from .children import Child
+from .children import Child, lease_deadline
 from .process import describe_status
 
 logger = logging.getLogger("django_jobs.worker")
@@ -46,22 +45,22 @@ class ChildEvents:
             self.children.stop(sender, "cancel")
             return
         self.leases.renew_if_late(job)
-        sender.deadline = time.monotonic() + self.leases.left(job)
+        sender.deadline = lease_deadline(job)
         self.recorder.job_started(job)
 
     def on_touch(self, sender: Child, seconds: float | None) -> None:
         job = sender.job
         seconds = float(seconds) if seconds else float(job.ttr)
-        self.reply_with_deadline(sender, self.leases.renew(job, seconds), seconds)
+        self.reply_with_deadline(sender, self.leases.renew(job, seconds))
 
     def on_checkpoint(self, sender: Child, data) -> None:
         job = sender.job
         saved = self.leases.checkpoint(job, data)
-        self.reply_with_deadline(sender, saved, float(job.ttr))
+        self.reply_with_deadline(sender, saved)
 
-    def reply_with_deadline(self, sender: Child, ok: bool, seconds: float) -> None:
+    def reply_with_deadline(self, sender: Child, ok: bool) -> None:
         if ok:
-            sender.deadline = time.monotonic() + seconds
+            sender.deadline = lease_deadline(sender.job)
             deadline = sender.job.reserved_until.isoformat()
             reply = {"op": "reply", "ok": True, "deadline": deadline}
         else:
@@ -112,15 +111,16 @@ class ChildEvents:
         """
         head, *rest = gone.queue
         gone.queue.clear()
-        self.keep_logs(gone, head)
-        if gone.stopping == "shutdown":
+        if gone.stopping == "shutdown":  # not an attempt: no output kept
             self.recorder.release(head)
-        elif gone.stopping == "timeout":
-            self.recorder.timed_out(head, head.ttr)
-        elif gone.stopping == "cancel":
-            self.recorder.cancelled(head)
         else:
-            self.recorder.crashed(head, how)
+            self.keep_logs(gone, head)
+            if gone.stopping == "timeout":
+                self.recorder.timed_out(head, head.ttr)
+            elif gone.stopping == "cancel":
+                self.recorder.cancelled(head)
+            else:
+                self.recorder.crashed(head, how)
         for job in rest:
             self.recorder.release(job)
 

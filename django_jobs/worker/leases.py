@@ -9,6 +9,9 @@ in a child's batch), and for jobs still waiting once half their ttr is gone.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import DatabaseError
 from django.utils import timezone
@@ -22,45 +25,70 @@ from .outcomes import log_job
 class Leases:
     def __init__(self, db: str) -> None:
         self.db = db
+        #: When the first job waiting in a child's batch needs renewing.
+        self.next_renewal: datetime | None = None
 
     @staticmethod
     def left(job: Job) -> float:
         """Seconds until ``job``'s reservation runs out."""
         return (job.reserved_until - timezone.now()).total_seconds()
 
-    def renew(self, job: Job, seconds: float | None = None) -> bool:
-        """Extend the reservation to ``seconds`` (default: the ttr) from now."""
+    def renew(
+        self,
+        job: Job,
+        seconds: float | None = None,
+        *,
+        values: dict[str, Any] | None = None,
+        what: str = "renew its reservation",
+    ) -> bool:
+        """Extend the reservation to ``seconds`` (default: the ttr) from now,
+        writing ``values`` with it."""
         try:
             job.reserved_until = queue.touch(
                 job.pk,
                 token=job.claim_token,
                 seconds=seconds or job.ttr,
+                values=values,
                 using=self.db,
             )
         except (JobError, DatabaseError) as exc:
-            log_job(logging.ERROR, job, "could not renew its reservation: %s", exc)
+            log_job(logging.ERROR, job, "could not %s: %s", what, exc)
             return False
         return True
 
     def checkpoint(self, job: Job, data) -> bool:
         """Save a checkpoint for ``job``; it renews the reservation too."""
-        try:
-            job.reserved_until = queue.checkpoint(
-                job.pk, token=job.claim_token, data=data, seconds=job.ttr, using=self.db
-            )
-        except (JobError, DatabaseError) as exc:
-            log_job(logging.ERROR, job, "could not save its checkpoint: %s", exc)
-            return False
-        job.checkpoint = data
-        return True
+        saved = self.renew(job, values={"checkpoint": data}, what="save its checkpoint")
+        if saved:
+            job.checkpoint = data
+        return saved
 
     def renew_if_late(self, job: Job) -> None:
         """A job starting with less than 90% of its ttr left gets a full one."""
         if self.left(job) < 0.9 * job.ttr:
             self.renew(job)
 
-    def renew_waiting(self, waiting: list[Job]) -> None:
-        """Jobs waiting behind a slow one keep their reservation."""
-        for job in waiting:
-            if self.left(job) < job.ttr / 2:
+    def expect(self, jobs: Iterable[Job]) -> None:
+        """``jobs`` were handed to a child: watch their reservations."""
+        for job in jobs:
+            self._renew_by(job)
+
+    def renew_waiting(self, waiting: Callable[[], Iterable[Job]]) -> None:
+        """Jobs waiting behind a slow one keep their reservation.
+
+        Renewed once half their ttr is gone; the jobs are only looked at
+        when the first of them is due, not at every turn of the loop.
+        """
+        now = timezone.now()
+        if self.next_renewal is None or now < self.next_renewal:
+            return
+        self.next_renewal = None
+        for job in waiting():
+            if (job.reserved_until - now).total_seconds() < job.ttr / 2:
                 self.renew(job)
+            self._renew_by(job)
+
+    def _renew_by(self, job: Job) -> None:
+        due = job.reserved_until - timedelta(seconds=job.ttr / 2)
+        if self.next_renewal is None or due < self.next_renewal:
+            self.next_renewal = due

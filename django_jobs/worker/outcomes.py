@@ -27,7 +27,9 @@ from ..exceptions import (
     JobTimeout,
     class_path,
 )
+from ..logging import job_fields
 from ..models import Job
+from ..queue.guard import unreserved
 from ..states import State
 from .options import WorkerOptions
 
@@ -49,7 +51,7 @@ def log_job(level: int, job: Job, message: str, *args: Any, **kwargs: Any) -> No
         job.attempts,
         job.max_attempts,
         *args,
-        extra={"job_id": job.pk, "task": job.task_path, "attempt": job.attempts},
+        extra=job_fields(job),
         **kwargs,
     )
 
@@ -237,4 +239,6 @@ class Recorder:
 
 
 def _clear_reservation(job: Job) -> None:
-    job.reserved_until, job.reserved_by, job.claim_token = None, "", ""
+    """What the guarded write did to the row, done to our copy of it."""
+    for field, value in unreserved().items():
+        setattr(job, field, value)

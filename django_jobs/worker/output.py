@@ -17,6 +17,7 @@ import logging
 import os
 from collections.abc import Sequence
 
+from ..logging import job_fields
 from ..models import Job
 
 logger = logging.getLogger("django_jobs.output")
@@ -74,7 +75,7 @@ class OutputPipe:
             job.task_path,
             job.attempts,
             text,
-            extra={"job_id": job.pk, "task": job.task_path, "attempt": job.attempts},
+            extra=job_fields(job),
         )
         if self.tail_size:
             self.keep(job.pk, line + b"\n")

@@ -210,7 +210,7 @@ class Supervisor(ChildEvents, Claiming):
         clock = time.monotonic()
         for late in self.children.enforce_deadlines(clock):
             log_job(logging.WARNING, late.job, "ran past its deadline; stopping it")
-        self.leases.renew_waiting([job for _, job in self.children.waiting()])
+        self.leases.renew_waiting(self.children.waiting)
         self.run_duties(clock)
         if self.draining:
             self.drain(clock)
@@ -273,7 +273,7 @@ class Supervisor(ChildEvents, Claiming):
     def stop_cancelled(self) -> None:
         """Stop the jobs in hand that someone cancelled (see queue.cancel)."""
         heads = {c.job.pk: c for c in self.children.busy}
-        in_hand = [job.pk for _, job in self.children.waiting()] + list(heads)
+        in_hand = [job.pk for busy in self.children.busy for job in busy.queue]
         try:
             wanted = set(
                 Job.objects.using(self.db)
