@@ -1,6 +1,6 @@
 """Sphinx configuration for the django-jobs documentation."""
 
-project = "django-jobs"
+project = "django-jobs-queue"
 author = "the django-jobs developers"
 copyright = "2026, the django-jobs developers"
 release = "0.1.0.dev0"
