@@ -84,8 +84,12 @@ class JobsBackend(BaseTaskBackend):
 
     def enqueue_many(self, task: Task, calls: Iterable[Call]) -> list[TaskResult]:
         """Check every call, then write all the jobs in one statement."""
-        from . import queue
-        from .models import Job
+        try:
+            from . import queue
+            from .models import Job
+        except RuntimeError:
+            self.require_app()
+            raise
 
         self.validate_task(task)
         prepared = []
@@ -184,7 +188,11 @@ class JobsBackend(BaseTaskBackend):
     # Results
 
     def get_result(self, result_id: str) -> TaskResult:
-        from .models import Job
+        try:
+            from .models import Job
+        except RuntimeError:
+            self.require_app()
+            raise
 
         try:
             job_id = int(result_id)
@@ -252,6 +260,19 @@ class JobsBackend(BaseTaskBackend):
         from .checks import check_backend
 
         return check_backend(self)
+
+    def require_app(self) -> None:
+        """Raise ImproperlyConfigured, in check E001's words, if the app is missing.
+
+        Called when our models fail to import, so that the first enqueue of a
+        project that forgot INSTALLED_APPS says so instead of Django's
+        "Model class ... isn't in an application in INSTALLED_APPS".
+        """
+        from .checks import APP_MISSING_HINT, app_missing
+
+        missing = app_missing(self)
+        if missing:
+            raise ImproperlyConfigured(f"{missing} {APP_MISSING_HINT}") from None
 
 
 def import_string_or_none(path: str) -> Any:

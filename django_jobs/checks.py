@@ -7,7 +7,8 @@ so they work even when the app is missing from INSTALLED_APPS (E001).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
 from django.conf import settings
@@ -15,6 +16,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import router
 from django.db.utils import load_backend
+from django.tasks.exceptions import InvalidTask
 
 if TYPE_CHECKING:
     from .backend import JobsBackend
@@ -25,17 +27,31 @@ QUEUE_NAME_MAX_LENGTH = 100
 SUPPORTED_VENDORS = ("postgresql", "sqlite")
 
 
+def app_missing(backend: JobsBackend) -> str | None:
+    """Why ``backend`` cannot work without the app, or None if it is installed.
+
+    Without ``django_jobs`` in INSTALLED_APPS its models cannot even be
+    imported (Django raises a RuntimeError), so this is asked before anything
+    that needs them: by the checks (E001) and by the backend on enqueue.
+    """
+    if apps.is_installed("django_jobs"):
+        return None
+    return (
+        f"TASKS[{backend.alias!r}] uses django_jobs.backend.JobsBackend, but "
+        "'django_jobs' is not in INSTALLED_APPS."
+    )
+
+
+APP_MISSING_HINT = "Add 'django_jobs' to INSTALLED_APPS and run migrate."
+
+
 def check_backend(backend: JobsBackend) -> list[checks.CheckMessage]:
     messages: list[checks.CheckMessage] = []
     where = f"TASKS[{backend.alias!r}]"
-    if not apps.is_installed("django_jobs"):
+    missing = app_missing(backend)
+    if missing:
         messages.append(
-            checks.Error(
-                f"{where} uses django_jobs.backend.JobsBackend, but 'django_jobs' "
-                "is not in INSTALLED_APPS.",
-                hint="Add 'django_jobs' to INSTALLED_APPS and run migrate.",
-                id="django_jobs.E001",
-            )
+            checks.Error(missing, hint=APP_MISSING_HINT, id="django_jobs.E001")
         )
     try:
         config = backend.config
@@ -48,6 +64,8 @@ def check_backend(backend: JobsBackend) -> list[checks.CheckMessage]:
             )
         )
         return messages
+    if missing:  # the rest needs the models, which cannot be imported
+        return messages
     database_known = config.DATABASE is None or config.DATABASE in settings.DATABASES
     if not database_known:
         messages.append(
@@ -57,7 +75,7 @@ def check_backend(backend: JobsBackend) -> list[checks.CheckMessage]:
                 id="django_jobs.E002",
             )
         )
-    elif config.DATABASE is not None and apps.is_installed("django_jobs"):
+    elif config.DATABASE is not None:
         from .models import Job
 
         if router.db_for_read(Job) != config.DATABASE:
@@ -71,7 +89,7 @@ def check_backend(backend: JobsBackend) -> list[checks.CheckMessage]:
                     id="django_jobs.W001",
                 )
             )
-    if database_known and apps.is_installed("django_jobs"):
+    if database_known:
         vendor = database_vendor(backend.db)
         if vendor not in SUPPORTED_VENDORS:
             messages.append(
@@ -104,8 +122,12 @@ def check_backend(backend: JobsBackend) -> list[checks.CheckMessage]:
 
 
 def check_schedules(backend: JobsBackend) -> list[checks.CheckMessage]:
-    """Every schedule in OPTIONS["SCHEDULES"] must be able to run."""
-    from .schedules import InvalidSchedule, check_cron, check_task, check_time_zone
+    """Every schedule in OPTIONS["SCHEDULES"] must be able to enqueue its job.
+
+    The same test a worker makes at every tick (``schedules.scheduled_call``),
+    so that a schedule that would fail there fails here, at deploy time.
+    """
+    from .schedules import InvalidSchedule, check_cron, check_time_zone
 
     messages: list[checks.CheckMessage] = []
     for name, spec in backend.config.SCHEDULES.items():
@@ -113,13 +135,40 @@ def check_schedules(backend: JobsBackend) -> list[checks.CheckMessage]:
         for check, value, check_id in (
             (check_cron, spec["cron"], "django_jobs.E005"),
             (check_time_zone, spec.get("timezone", "UTC"), "django_jobs.E006"),
-            (check_task, spec["task"], "django_jobs.E007"),
         ):
             try:
                 check(value)
             except InvalidSchedule as exc:
                 messages.append(checks.Error(f"{where}: {exc}", id=check_id))
+        problem = schedule_call_problem(backend, spec)
+        if problem:
+            check_id, message = problem
+            messages.append(checks.Error(f"{where}: {message}", id=check_id))
     return messages
+
+
+def schedule_call_problem(
+    backend: JobsBackend, spec: Mapping[str, Any]
+) -> tuple[str, str] | None:
+    """The check id and message of what stops a schedule enqueuing its job."""
+    from .schedules import InvalidSchedule, scheduled_call
+
+    try:
+        scheduled_call(
+            backend,
+            spec["task"],
+            queue=spec.get("queue", ""),
+            priority=spec.get("priority"),
+            args=spec.get("args"),
+            kwargs=spec.get("kwargs"),
+        )
+    except InvalidSchedule as exc:  # the task cannot be imported or is no Task
+        return "django_jobs.E007", str(exc)
+    except InvalidTask as exc:  # a queue not in QUEUES, a priority out of range
+        return "django_jobs.E009", str(exc)
+    except TypeError as exc:  # arguments that do not fit, or are not JSON
+        return "django_jobs.E010", str(exc)
+    return None
 
 
 def database_vendor(alias: str) -> str:

@@ -135,11 +135,16 @@ def test_racing_workers_never_double_fire_a_tick():
             "BACKEND": "django_jobs.backend.JobsBackend",
             "OPTIONS": {
                 "SCHEDULES": {
-                    "bad-cron": {"task": "tests.tasks.tick", "cron": "every day"},
+                    "bad-cron": {
+                        "task": "tests.tasks.tick",
+                        "cron": "every day",
+                        "args": ["x"],
+                    },
                     "bad-zone": {
                         "task": "tests.tasks.tick",
                         "cron": "* * * * *",
                         "timezone": "Nowhere/City",
+                        "args": ["x"],
                     },
                     "bad-task": {"task": "tests.tasks.missing", "cron": "* * * * *"},
                 }
@@ -153,3 +158,53 @@ def test_invalid_schedules_are_check_errors():
     assert ids == ["django_jobs.E005", "django_jobs.E006", "django_jobs.E007"]
     assert all(isinstance(m, checks.Error) for m in messages)
     assert any("'bad-cron'" in m.msg and "every day" in m.msg for m in messages)
+
+
+@override_settings(
+    TASKS={
+        "default": {
+            "BACKEND": "django_jobs.backend.JobsBackend",
+            "QUEUES": ["default"],
+            "OPTIONS": {
+                "SCHEDULES": {
+                    "other-queue": {
+                        "task": "tests.tasks.tick",
+                        "cron": "* * * * *",
+                        "args": ["x"],
+                        "queue": "reports",
+                    },
+                    "too-urgent": {
+                        "task": "tests.tasks.tick",
+                        "cron": "* * * * *",
+                        "args": ["x"],
+                        "priority": 500,
+                    },
+                    "no-args": {"task": "tests.tasks.tick", "cron": "* * * * *"},
+                    "bad-kwargs": {
+                        "task": "tests.tasks.tick",
+                        "cron": "* * * * *",
+                        "kwargs": {"name": "x", "colour": "red"},
+                    },
+                    "fine": {
+                        "task": "tests.tasks.tick",
+                        "cron": "* * * * *",
+                        "kwargs": {"name": "x"},
+                    },
+                }
+            },
+        }
+    }
+)
+def test_schedules_that_cannot_enqueue_their_job_are_check_errors():
+    messages = {
+        message.msg.split("]: ")[0].rsplit("[", 1)[1]: message
+        for message in task_backends["default"].check()
+    }
+    assert {name: m.id for name, m in messages.items()} == {
+        "'other-queue'": "django_jobs.E009",
+        "'too-urgent'": "django_jobs.E009",
+        "'no-args'": "django_jobs.E010",
+        "'bad-kwargs'": "django_jobs.E010",
+    }
+    assert "priority must be a whole number" in messages["'too-urgent'"].msg
+    assert "missing a required argument: 'name'" in messages["'no-args'"].msg
