@@ -18,7 +18,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterBadCronError, croniter
+from croniter import croniter
+from django.db import DatabaseError, DataError, IntegrityError, transaction
 from django.tasks import Task
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -39,6 +40,58 @@ MAX_TICKS_AT_ONCE = 1000
 
 class InvalidSchedule(ValueError):
     """A schedule whose cron expression, time zone or task cannot be used."""
+
+
+class Problems:
+    """The last error of each schedule, so that each is logged once.
+
+    Workers look at the schedules every second or so, and a schedule that
+    cannot enqueue stays due until it can: without this, its error would be
+    logged every second by every worker.
+    """
+
+    def __init__(self) -> None:
+        self.last: dict[tuple[str, str], str] = {}
+
+    def report(self, backend: JobsBackend, name: str, exc: Exception) -> None:
+        """Log ``exc`` for schedule ``name``, unless it is what was logged last."""
+        self.raise_if_database_down(exc)
+        lines = str(exc).strip().splitlines()
+        message = f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+        key = (backend.alias, name)
+        if self.last.get(key) == message:
+            return
+        self.last[key] = message
+        logger.error(
+            "schedule %r cannot enqueue its jobs: %s (logged again only if the "
+            "error changes; the other schedules go on)",
+            name,
+            message,
+        )
+        logger.debug("schedule %r: %s", name, message, exc_info=exc)
+
+    def resolved(self, backend: JobsBackend, name: str) -> None:
+        if self.last.pop((backend.alias, name), None) is not None:
+            logger.info("schedule %r enqueues its jobs again", name)
+
+    def clear(self) -> None:
+        self.last.clear()
+
+    @staticmethod
+    def raise_if_database_down(exc: Exception) -> None:
+        """Re-raise errors of the database itself: they are no schedule's fault.
+
+        Bad data in one row (DataError, IntegrityError) is that row's problem;
+        any other database error (connection lost, table missing) stops the
+        round, for the worker to report once.
+        """
+        if isinstance(exc, DatabaseError) and not isinstance(
+            exc, DataError | IntegrityError
+        ):
+            raise exc
+
+
+problems = Problems()
 
 
 def check_cron(expression: str) -> None:
@@ -102,25 +155,37 @@ def sync(backend: JobsBackend) -> None:
     """Write the schedules declared in ``OPTIONS["SCHEDULES"]`` to the table.
 
     The settings win for everything but ``enabled``, which people may turn
-    off in the admin. Schedules that left the settings are removed.
+    off in the admin. Schedules that left the settings are removed. A row
+    that cannot be read or written is reported and skipped: the others are
+    still synced, and the worker still starts.
     """
     declared = backend.config.SCHEDULES
-    db = backend.db
-    rows = Schedule.objects.using(db).filter(backend=backend.alias)
-    rows.filter(from_settings=True).exclude(name__in=list(declared)).delete()
+    rows = Schedule.objects.using(backend.db).filter(backend=backend.alias)
+    try:
+        rows.filter(from_settings=True).exclude(name__in=list(declared)).delete()
+    except Exception as exc:
+        problems.report(backend, "(removed from the settings)", exc)
     for name, spec in declared.items():
-        fields = schedule_fields(spec)
-        row, created = rows.get_or_create(
-            name=name, defaults={**fields, "from_settings": True}
-        )
-        if not created and any(getattr(row, k) != v for k, v in fields.items()):
-            changed = row.cron != fields["cron"] or row.time_zone != fields["time_zone"]
-            for key, value in fields.items():
-                setattr(row, key, value)
-            row.from_settings = True
-            if changed:
-                row.next_tick = None
-            row.save(using=db)
+        try:
+            with transaction.atomic(using=backend.db):
+                sync_one(backend, rows, name, spec)
+        except Exception as exc:
+            problems.report(backend, name, exc)
+
+
+def sync_one(backend: JobsBackend, rows, name: str, spec: Mapping[str, Any]) -> None:
+    fields = schedule_fields(spec)
+    row, created = rows.get_or_create(
+        name=name, defaults={**fields, "from_settings": True}
+    )
+    if not created and any(getattr(row, k) != v for k, v in fields.items()):
+        changed = row.cron != fields["cron"] or row.time_zone != fields["time_zone"]
+        for key, value in fields.items():
+            setattr(row, key, value)
+        row.from_settings = True
+        if changed:
+            row.next_tick = None
+        row.save(using=backend.db)
 
 
 def schedule_fields(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -139,26 +204,58 @@ def schedule_fields(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def enqueue_due(backend: JobsBackend, now: datetime | None = None) -> int:
-    """Enqueue every due tick of every enabled schedule; return how many jobs."""
+    """Enqueue every due tick of every enabled schedule; return how many jobs.
+
+    Each schedule on its own: one that fails (a task that moved, arguments
+    that no longer fit, a row written by hand that cannot be read) is
+    reported once per distinct error and tried again next time; the others
+    run. Only a database that is unreachable stops the round.
+    """
     now = now or timezone.now()
-    db = backend.db
     catch_up = backend.config.SCHEDULE_CATCH_UP
-    due = Schedule.objects.using(db).filter(backend=backend.alias, enabled=True)
     enqueued = 0
-    for schedule in due.exclude(next_tick__gt=now):
+    for schedule in due_schedules(backend, now):
         try:
-            enqueued += enqueue_ticks(
-                backend, schedule, due_ticks(schedule, now, catch_up)
-            )
-            upcoming = next_tick(schedule.cron, schedule.time_zone, now)
-        except (InvalidSchedule, CroniterBadCronError, TypeError) as exc:
-            logger.error("schedule %r cannot run: %s", schedule.name, exc)
-            continue
-        last = schedule.last_tick
-        moved = Schedule.objects.using(db).filter(pk=schedule.pk)
-        if last is not None:
-            moved = moved.filter(last_tick__lte=now)
-        moved.update(last_tick=now, next_tick=upcoming)
+            with transaction.atomic(using=backend.db):
+                enqueued += enqueue_schedule(backend, schedule, now, catch_up)
+        except Exception as exc:
+            problems.report(backend, schedule.name, exc)
+        else:
+            problems.resolved(backend, schedule.name)
+    return enqueued
+
+
+def due_schedules(backend: JobsBackend, now: datetime) -> list[Schedule]:
+    """The enabled schedules whose next tick has come, each row read on its own
+    if reading them together fails (a row that cannot be loaded is reported)."""
+    due = (
+        Schedule.objects.using(backend.db)
+        .filter(backend=backend.alias, enabled=True)
+        .exclude(next_tick__gt=now)
+    )
+    try:
+        return list(due)
+    except Exception as exc:
+        problems.raise_if_database_down(exc)
+    loaded = []
+    for pk, name in due.values_list("pk", "name"):
+        try:
+            loaded.append(Schedule.objects.using(backend.db).get(pk=pk))
+        except Exception as exc:
+            problems.report(backend, name, exc)
+    return loaded
+
+
+def enqueue_schedule(
+    backend: JobsBackend, schedule: Schedule, now: datetime, catch_up: float
+) -> int:
+    """Enqueue a schedule's due ticks and move its ``last_tick`` to now."""
+    enqueued = enqueue_ticks(backend, schedule, due_ticks(schedule, now, catch_up))
+    upcoming = next_tick(schedule.cron, schedule.time_zone, now)
+    moved = Schedule.objects.using(backend.db).filter(pk=schedule.pk)
+    if schedule.last_tick is not None:
+        moved = moved.filter(last_tick__lte=now)
+    moved.update(last_tick=now, next_tick=upcoming)
     return enqueued
 
 
