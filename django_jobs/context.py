@@ -66,11 +66,7 @@ class JobContext(TaskContext):
         """
         from .worker import child
 
-        for name, value in (("done", done), ("total", total)):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float)
-            ):
-                raise TypeError(f"progress(): {name} must be a number, got {value!r}.")
+        check_progress(done, total)
         child.notify(
             {
                 "op": "progress",
@@ -87,3 +83,12 @@ class JobContext(TaskContext):
         deadline = parse_datetime(reply["deadline"])
         object.__setattr__(self, "deadline", deadline)
         return deadline
+
+
+def check_progress(done: Any, total: Any) -> None:
+    """TypeError unless ``done`` and ``total`` (or None) are numbers."""
+    for name, value in (("done", done), ("total", total)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float)
+        ):
+            raise TypeError(f"progress(): {name} must be a number, got {value!r}.")

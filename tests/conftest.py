@@ -1,6 +1,9 @@
 import pytest
 from django.db import connection
 
+# The fixtures django-jobs offers its users' test suites (run_jobs, eager_jobs).
+pytest_plugins = ["django_jobs.testing.fixtures"]
+
 
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``postgres`` run in the PostgreSQL pass of the suite only."""
