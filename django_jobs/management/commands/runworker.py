@@ -2,6 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
+from django_jobs import reloader
 from django_jobs.logging import use_json_lines
 from django_jobs.worker.options import WorkerOptions
 from django_jobs.worker.supervisor import run_worker
@@ -61,11 +62,18 @@ class Command(BaseCommand):
             metavar="ALIAS",
             help="The TASKS alias to work for. Default: 'default'.",
         )
+        parser.add_argument(
+            "--reload",
+            action="store_true",
+            help="For development: restart the worker when a Python file changes.",
+        )
 
     def handle(self, *args, **options):
         worker_options = WorkerOptions.from_command_line(options)
         if options["json_logs"]:
             use_json_lines()
+        if options["reload"] and not reloader.in_worker():
+            raise SystemExit(reloader.watch())
         code = run_worker(worker_options)
         if code:
             raise SystemExit(code)
