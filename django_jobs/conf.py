@@ -18,6 +18,8 @@ ON_FAILURE_CHOICES = ("bury", "delete")
 
 @dataclass(frozen=True, slots=True)
 class JobsOptions:
+    """A backend's ``OPTIONS``, checked and with every default filled in."""
+
     #: Database alias for the jobs tables; ``None`` asks the routers.
     DATABASE: str | None = None
     #: Seconds a job may run before it is killed, unless it touches.

@@ -30,6 +30,13 @@ current_job: contextvars.ContextVar[int | None] = contextvars.ContextVar(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobContext(TaskContext):
+    """The ``context`` a ``takes_context=True`` task is called with.
+
+    Django's ``TaskContext`` (``task_result``, ``attempt``) with the job's
+    id, queue and reservation deadline, what its previous attempt saved, and
+    ways to talk to its worker while it runs.
+    """
+
     job_id: int
     queue: str
     #: When the reservation runs out: touch() and checkpoint() move it.

@@ -35,7 +35,7 @@ release = "0.1.0.dev0"
 
 extensions = ["sphinx.ext.autodoc"]
 autodoc_member_order = "bysource"
-autodoc_typehints = "description"
+autodoc_typehints = "signature"
 exclude_patterns = ["_build"]
 html_theme = "alabaster"
 html_static_path = []
