@@ -45,7 +45,11 @@ class EagerRunner(Runner):
     def run_enqueued(self, task_result: TaskResult) -> None:
         """Run this job now, and bring ``task_result`` up to date with it."""
         backend = task_backends[task_result.backend]
-        claimed = self.claim_next(only={int(task_result.id)}, backends=[backend])
+        claimed = self.claim_next(
+            only={int(task_result.id)},
+            backends=[backend],
+            queues=[task_result.task.queue_name],
+        )
         if claimed is None:  # not due, expired, or rolled back meanwhile
             return
         final = self.run(*claimed)

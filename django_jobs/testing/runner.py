@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,11 +139,13 @@ class Runner:
         self,
         only: Collection[int] | None = None,
         backends: Iterable[JobsBackend] | None = None,
+        queues: Sequence[str] | None = None,
     ) -> tuple[JobsBackend, Job] | None:
-        """Claim the next due job of the selection (or of the ids ``only``)."""
+        """Claim the next due job of the selection (or of the ids ``only``,
+        from these ``backends`` and ``queues`` when the caller knows them)."""
         for backend in backends or self.selection.backends:
             self.prepare(backend, only)
-            job = self.claim_from(backend, only)
+            job = self.claim_from(backend, only, queues or self.selection.queues)
             if job is not None:
                 return backend, job
         return None
@@ -168,7 +170,10 @@ class Runner:
             queue.kick(ids, using=backend.db)
 
     def claim_from(
-        self, backend: JobsBackend, only: Collection[int] | None
+        self,
+        backend: JobsBackend,
+        only: Collection[int] | None,
+        queues: Sequence[str] | None,
     ) -> Job | None:
         """Claim the best due job that the selection takes.
 
@@ -182,7 +187,7 @@ class Runner:
             while True:
                 claimed = queue.claim(
                     worker_id=TEST_WORKER_ID,
-                    queues=self.selection.queues,
+                    queues=queues,
                     limit=1,
                     backend=backend.alias,
                     using=backend.db,

@@ -277,6 +277,14 @@ def test_eager_only_some_tasks_and_raising():
     assert Job.objects.get(task_path="tests.tasks.fail").errors
 
 
+def test_eager_leaves_the_other_queues_alone():
+    waiting = t.send_email.using(priority=90).enqueue("x@example.com")  # "emails"
+    with run_on_enqueue():
+        assert tasks.add.enqueue(1, 1).return_value == 2
+    left = t.send_email.get_result(waiting.id)
+    assert (left.status, left.started_at, left.attempts) == (READY, None, 0)
+
+
 def test_eager_delayed_jobs_wait_unless_asked():
     with run_on_enqueue():
         later = tasks.add.using(run_after=timedelta(minutes=5)).enqueue(1, 1)
