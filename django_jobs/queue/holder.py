@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connections
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from .. import sql as statements
@@ -142,6 +142,7 @@ def retry(
     error: dict[str, Any],
     delay: float = 0,
     using: str | None = None,
+    unless_moved: Q | None = None,
 ) -> None:
     """Record a failed attempt and put the job back, due after ``delay`` seconds."""
     change(
@@ -149,6 +150,7 @@ def retry(
         job_id,
         token=token,
         using=using,
+        unless_moved=unless_moved,
         values={
             "run_at": timezone.now() + timedelta(seconds=delay),
             "errors": JSONAppend("errors", error),
@@ -179,22 +181,24 @@ def fail(
     *,
     backoff: tuple[float, float] = (10.0, 3600.0),
     using: str | None = None,
+    unless_moved: Q | None = None,
 ) -> str:
     """Record a failed attempt of a claimed job and decide what comes next.
 
     The job is retried after an exponential, jittered delay while it has
     attempts left; after that it is buried with all its errors, or deleted if
     its task says ``on_failure="delete"``. Returns "retried", "buried" or
-    "deleted".
+    "deleted". ``unless_moved``: see ``guard.change``.
     """
+    held = {"token": job.claim_token, "using": using, "unless_moved": unless_moved}
     if job.attempts < job.max_attempts:
         delay = backoff_delay(job.attempts, *backoff)
-        retry(job.pk, token=job.claim_token, error=error, delay=delay, using=using)
+        retry(job.pk, error=error, delay=delay, **held)
         return "retried"
     if job.on_failure == "delete":
-        delete(job.pk, token=job.claim_token, using=using)
+        delete(job.pk, **held)
         return "deleted"
-    bury(job.pk, token=job.claim_token, error=error, using=using)
+    bury(job.pk, error=error, **held)
     return "buried"
 
 

@@ -19,8 +19,7 @@ from django.db import connections
 from django.utils import timezone
 
 from .. import queue, schedules
-from ..models import Job, Worker
-from ..states import State
+from ..models import Worker
 from .options import WorkerOptions
 
 logger = logging.getLogger("django_jobs.worker")
@@ -99,10 +98,12 @@ class Rescuer(Duty):
     """Takes back the jobs of dead workers and of expired reservations.
 
     A worker is presumed dead when its heartbeat is older than
-    ``WORKER_TIMEOUT``, or when it holds reservations but has no row at all.
-    An expired reservation is one whose deadline passed more than
-    ``KILL_GRACE`` plus a heartbeat ago: until then its own worker, if alive,
-    is still stopping the job and will record the timeout itself.
+    ``WORKER_TIMEOUT``; the jobs it claimed before its last heartbeat are
+    taken back (see ``queue.rescue``). An expired reservation is one whose
+    deadline passed more than ``KILL_GRACE`` plus a heartbeat ago: until then
+    its own worker, if alive, is still stopping the job and will record the
+    timeout itself. A reservation whose worker has no row at all waits for
+    its deadline like any other.
     """
 
     def __init__(self, options: WorkerOptions) -> None:
@@ -117,35 +118,29 @@ class Rescuer(Duty):
 
     def run_once(self) -> dict[str, int]:
         now = timezone.now()
-        silent = Worker.objects.using(self.db).filter(
-            backend=self.backend,
-            last_heartbeat__lt=now - timedelta(seconds=self.worker_timeout),
-        )
-        stale = set(silent.values_list("id", flat=True))
-        orphaned = set(
-            Job.objects.using(self.db)
-            .filter(state=State.RESERVED, backend=self.backend)
-            .exclude(reserved_by__in=Worker.objects.using(self.db).values("id"))
-            .values_list("reserved_by", flat=True)
-            .distinct()
-        )
+        silent_before = now - timedelta(seconds=self.worker_timeout)
         counts = queue.rescue(
             backend=self.backend,
-            stale_workers=sorted(stale | orphaned),
+            silent_before=silent_before,
             expired_before=now - timedelta(seconds=self.expiry_margin),
             backoff=self.backoff,
             using=self.db,
         )
-        if stale:
-            silent.filter(pk__in=stale).delete()
-        if any(counts.values()) or stale:
+        # Only now, and only if they are still silent: a worker that came
+        # back meanwhile keeps its row (and the jobs it claimed since).
+        dead, _ = (
+            Worker.objects.using(self.db)
+            .filter(backend=self.backend, last_heartbeat__lt=silent_before)
+            .delete()
+        )
+        if any(counts.values()) or dead:
             logger.warning(
-                "rescued jobs of %d dead worker(s) and expired reservations: "
-                "%d retried, %d buried, %d deleted",
-                len(stale | orphaned),
+                "rescued jobs of dead workers and expired reservations: "
+                "%d retried, %d buried, %d deleted; %d silent worker(s) removed",
                 counts["retried"],
                 counts["buried"],
                 counts["deleted"],
+                dead,
             )
         if expired := queue.expire(backend=self.backend, using=self.db):
             logger.info("%d job(s) passed their deadline unstarted", expired)
