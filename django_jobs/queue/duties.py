@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from ..exceptions import (
@@ -34,11 +34,10 @@ def rescue(
     """Take back reservations whose lease ran out or whose worker went silent.
 
     A reservation is lost when its deadline is before ``expired_before``
-    (default: now), or when its worker's last heartbeat is before
-    ``silent_before`` and the job was claimed before that heartbeat: a job
-    claimed after it was claimed by a worker that was alive then, and stays
-    its until its lease runs out. Each counts as a failed attempt: the job is
-    retried, or buried once its attempts are used up.
+    (default: now), or when its worker has shown no sign of life since
+    ``silent_before`` (see ``silent_workers``): then every job it holds was
+    claimed before it went silent. Each counts as a failed attempt: the job
+    is retried, or buried once its attempts are used up.
 
     The decision is part of every write: each job is taken back by one
     guarded UPDATE that checks its claim token *and* that it is still lost,
@@ -81,14 +80,28 @@ _RESCUE_FIELDS = (
 def _lost(backend: str, silent_before: datetime | None, expired_before: datetime) -> Q:
     lost = Q(reserved_until__lt=expired_before)
     if silent_before is not None:
-        silent = Worker.objects.filter(
-            pk=OuterRef("reserved_by"),
-            backend=backend,
-            last_heartbeat__lt=silent_before,
-            last_heartbeat__gte=OuterRef("last_attempted_at"),
+        holder = silent_workers(backend, silent_before).filter(
+            pk=OuterRef("reserved_by")
         )
-        lost |= Q(Exists(silent))
+        lost |= Q(Exists(holder))
     return lost
+
+
+def silent_workers(backend: str, silent_before: datetime) -> QuerySet[Worker]:
+    """Workers with no sign of life since ``silent_before``.
+
+    A heartbeat is one; so is a claim: a worker that came back from a stall
+    may claim before its next heartbeat gets through (its database was
+    away), and it is alive then. Only workers with neither are silent.
+    """
+    claimed_since = Job.objects.filter(
+        state=State.RESERVED,
+        reserved_by=OuterRef("pk"),
+        last_attempted_at__gte=silent_before,
+    )
+    return Worker.objects.filter(
+        backend=backend, last_heartbeat__lt=silent_before
+    ).exclude(Exists(claimed_since))
 
 
 def _rescue_one(

@@ -1,4 +1,10 @@
-"""Writes by the holder of a claim: its worker (or the rescuer acting for it)."""
+"""Writes by the holder of a claim: its worker (or the rescuer acting for it).
+
+What a job hands back (its return value, error, output, progress message) is
+stored as it came, except for the characters no database column can hold
+(``arguments.storable_text``): the write must not fail for it, on either
+database.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from .. import sql as statements
+from ..arguments import storable, storable_text
 from ..expressions import JSONAppend, JSONDropLast
 from ..models import Job
 from ..states import State
@@ -71,7 +78,7 @@ def progress(
             "progress": {
                 "done": done,
                 "total": total,
-                "message": message,
+                "message": storable_text(message),
                 "at": timezone.now().isoformat(),
             }
         },
@@ -88,7 +95,7 @@ def save_logs(
     using: str | None = None,
 ) -> None:
     """Keep the tail of an attempt's output on the job."""
-    entry = {"attempt": attempt, "text": text, "truncated": truncated}
+    entry = {"attempt": attempt, "text": storable_text(text), "truncated": truncated}
     change(
         "annotate",
         job_id,
@@ -125,7 +132,7 @@ def complete_many(
     sql = statements.complete_statement(connection, len(outcomes))
     params: list[Any] = []
     for job_id, token, return_value in outcomes:
-        params += [job_id, token, json.dumps(return_value)]
+        params += [job_id, token, json.dumps(storable(return_value))]
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     params += [State.DONE.value, now, State.RESERVED.value]
     rows = statements.fetch_all(connection, sql, params, prepare)

@@ -64,6 +64,9 @@ class Registry(Duty):
         self.db = options.backend.db
         self.interval = options.config.HEARTBEAT_INTERVAL
         self.jobs_in_hand = 0
+        #: Another worker's rescuer removed this one's row: its jobs may
+        #: have been taken back (the supervisor then checks its claims).
+        self.presumed_dead = False
 
     def register(self) -> None:
         Worker.objects.using(self.db).create(
@@ -88,6 +91,7 @@ class Registry(Duty):
                 "been rescued); registering again",
                 self.worker_id,
             )
+            self.presumed_dead = True
             self.register()
 
     def deregister(self) -> None:
@@ -129,9 +133,7 @@ class Rescuer(Duty):
         # Only now, and only if they are still silent: a worker that came
         # back meanwhile keeps its row (and the jobs it claimed since).
         dead, _ = (
-            Worker.objects.using(self.db)
-            .filter(backend=self.backend, last_heartbeat__lt=silent_before)
-            .delete()
+            queue.silent_workers(self.backend, silent_before).using(self.db).delete()
         )
         if any(counts.values()) or dead:
             logger.warning(

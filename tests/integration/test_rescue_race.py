@@ -43,20 +43,28 @@ def claimed_at(make_job, worker: str, seconds_ago: float) -> Job:
     return mine
 
 
-def test_jobs_claimed_after_the_last_heartbeat_stay_with_their_worker(make_job):
-    # The worker heartbeated 10 s ago, then stopped; it had claimed one job
-    # before that heartbeat. It came back, failed one heartbeat (the
-    # database was away) and claimed another job just now.
+def test_a_worker_that_claimed_since_its_last_heartbeat_is_alive(make_job):
+    # The worker heartbeated 10 s ago, then stopped, holding a job it had
+    # claimed before. It came back, failed one heartbeat (the database was
+    # away) and claimed another job just now: it is alive, and keeps both.
     silent_worker("w1", 10)
     held_before = claimed_at(make_job, "w1", 20)
     claimed_since = claimed_at(make_job, "w1", 0)
 
     counts = rescuer().run_once()  # WORKER_TIMEOUT is 3 s in the test settings
 
-    assert counts["retried"] == 1
-    assert Job.objects.get(pk=held_before.pk).state == "ready"
-    job = Job.objects.get(pk=claimed_since.pk)
-    assert (job.state, job.claim_token) == ("reserved", claimed_since.claim_token)
+    assert counts["retried"] == 0
+    for job in (held_before, claimed_since):
+        row = Job.objects.get(pk=job.pk)
+        assert (row.state, row.claim_token) == ("reserved", job.claim_token)
+    assert Worker.objects.filter(pk="w1").exists()
+
+    # Silent for longer than WORKER_TIMEOUT since that claim too: dead.
+    Job.objects.filter(pk=claimed_since.pk).update(
+        last_attempted_at=timezone.now() - timedelta(seconds=5)
+    )
+    assert rescuer().run_once()["retried"] == 2
+    assert not Worker.objects.filter(pk="w1").exists()
 
 
 def test_a_worker_that_comes_back_during_the_pass_keeps_its_jobs(make_job, monkeypatch):
