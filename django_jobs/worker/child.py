@@ -128,6 +128,23 @@ def run(job: dict[str, Any]) -> protocol.Message:
     finally:
         if "output" in job:  # what it prints between jobs is its own again
             print_into(_channel.own_output)
+        restore_streams()
+
+
+#: Python's stdout and stderr as the child started with them.
+_STREAMS = {"stdout": sys.stdout, "stderr": sys.stderr}
+
+
+def restore_streams() -> None:
+    """Give the next job the stdout and stderr a job may have replaced or
+    closed (``sys.stdout = ...``), writing to file descriptors 1 and 2."""
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        stream = _STREAMS[name]
+        if stream.closed:
+            stream = _STREAMS[name] = open(  # noqa: SIM115  (lives as long as the child)
+                fd, "w", buffering=1, closefd=False, errors="backslashreplace"
+            )
+        setattr(sys, name, stream)
 
 
 def _run(job: dict[str, Any]) -> protocol.Message:

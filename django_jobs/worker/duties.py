@@ -15,11 +15,14 @@ import time
 import uuid
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import connections
+from django.db.models import Count
 from django.utils import timezone
 
 from .. import queue, schedules
-from ..models import Worker
+from ..models import Job, Worker
+from ..states import State
 from .options import WorkerOptions
 
 logger = logging.getLogger("django_jobs.worker")
@@ -204,6 +207,40 @@ class LimitsWatcher(Duty):
     def run_once(self) -> list[str]:
         self.names = queue.limited_queues(self.backend, using=self.db)
         return self.names
+
+
+class StrayJobs(Duty):
+    """Warns of ready jobs whose backend alias is not in TASKS, once per alias.
+
+    No worker will ever run them (a typo in ``@task(backend=...)``, a backend
+    renamed in settings): without this they would wait in silence. Looked
+    for at start and then rarely, as it reads every ready row.
+    """
+
+    def __init__(self, options: WorkerOptions) -> None:
+        super().__init__()
+        self.db = options.backend.db
+        self.interval = options.config.PRUNE_INTERVAL
+        self.warned: set[str] = set()
+
+    def run_once(self) -> dict[str, int]:
+        strays = dict(
+            Job.objects.using(self.db)
+            .filter(state=State.READY)
+            .exclude(backend__in=list(settings.TASKS))
+            .values_list("backend")
+            .annotate(jobs=Count("pk"))
+            .order_by()
+        )
+        for alias in sorted(set(strays) - self.warned):
+            logger.warning(
+                "%d job(s) wait for backend %r, which is not in the TASKS setting: "
+                "no worker will run them (see `manage.py jobs stats`)",
+                strays[alias],
+                alias,
+            )
+        self.warned |= set(strays)
+        return strays
 
 
 def apply_queue_limits(options: WorkerOptions) -> None:

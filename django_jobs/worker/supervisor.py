@@ -33,6 +33,7 @@ from .duties import (
     Registry,
     Rescuer,
     Scheduler,
+    StrayJobs,
     apply_queue_limits,
     new_worker_id,
 )
@@ -77,6 +78,7 @@ class Supervisor(ChildEvents, Claiming):
             self.scheduler,
             self.pruner,
             self.limits,
+            StrayJobs(options),
         ]
         self.listener = Listener(self.db)
         self.batching = Batching(options.jobs_per_child)
