@@ -18,10 +18,11 @@ from django.db import router
 from django.db.utils import load_backend
 from django.tasks.exceptions import InvalidTask
 
+from .validation import QUEUE_NAME_MAX_LENGTH
+
 if TYPE_CHECKING:
     from .backend import JobsBackend
 
-QUEUE_NAME_MAX_LENGTH = 100
 #: The claim needs UPDATE ... RETURNING, and FOR UPDATE SKIP LOCKED where
 #: several processes claim at once; only these have been tested.
 SUPPORTED_VENDORS = ("postgresql", "sqlite")
