@@ -75,3 +75,8 @@ def broken_sql() -> None:
 @task
 def returns_a_set() -> set:
     return {1, 2}
+
+
+@task
+def returns_a_nul() -> str:
+    return "before\x00after"

@@ -276,12 +276,13 @@ def resolve(path: str) -> Task | TaskNotFound:
 
 
 def call(task: Task, job: Job, context: InProcessContext | None) -> Any:
-    """Call the task with the job's arguments; its return value as JSON."""
+    """Call the task with the job's arguments; its return value as JSON, with
+    text that databases cannot store escaped, as a worker's child does."""
     args = list(job.args)
     if context is not None:
         args.insert(0, context)
     value = task.call(*args, **job.kwargs)
-    return to_json(value, job.task_path, "the return value")
+    return to_json(value, job.task_path, "the return value", escape=True)
 
 
 def in_process_context(task: Task, job: Job, backend: JobsBackend) -> InProcessContext:

@@ -189,6 +189,14 @@ def test_an_unserialisable_return_value_is_a_failure():
         run_jobs()
 
 
+def test_text_the_database_cannot_store_is_escaped_as_by_a_worker():
+    t.returns_a_nul.enqueue()
+    (result,) = run_jobs()
+    assert result.status == SUCCESSFUL
+    assert result.return_value.startswith("before")
+    assert "\x00" not in result.return_value
+
+
 def test_signals_are_sent_as_by_a_worker():
     seen = []
 
