@@ -75,6 +75,15 @@ class TaskNotFound(ImportError):
     """The job's task path does not name a django.tasks.Task."""
 
 
+class TaskNotImportable(TaskNotFound):
+    """The job's task path cannot be imported in this worker (yet).
+
+    Retried for ``IMPORT_GRACE`` seconds before the job is buried: during a
+    rolling deploy, web servers with the new code enqueue jobs that workers
+    still running the old code cannot import.
+    """
+
+
 class JobCancelled(Exception):
     """Someone asked for the job to be stopped."""
 

@@ -8,6 +8,7 @@ from django.db import DatabaseError, connections
 
 from .. import queue
 from .children import Child
+from .health import transient
 
 logger = logging.getLogger("django_jobs.worker")
 
@@ -69,11 +70,15 @@ class Claiming:
                 limited=self.limits.names,
             )
         except DatabaseError as exc:
-            logger.error("cannot claim jobs (%s); will retry", exc)
-            connections[self.db].close()
+            if transient(exc):
+                self.health.failed(exc, "claim jobs")
+            else:
+                logger.exception("cannot claim jobs; will try again")
+                connections[self.db].close()
             self.next_poll = clock + DB_RETRY_DELAY
             self.wake = False
             return
+        self.health.ok()
         self.claimed_total += len(jobs)
         if len(jobs) < limit:
             self.wake = False

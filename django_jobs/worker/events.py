@@ -6,6 +6,7 @@ import logging
 
 from ..models import Job
 from .children import Child, lease_deadline
+from .failures import Failure, Kind
 from .outcomes import log_job
 from .process import describe_status
 from .protocol import ProtocolError
@@ -65,6 +66,7 @@ class ChildEvents:
             return
         self.leases.renew_if_late(job)
         sender.deadline = lease_deadline(job)
+        log_job(logging.DEBUG, job, "started in process %d", sender.pid)
         self.recorder.job_started(job)
 
     def on_touch(self, sender: Child, seconds: float | None) -> None:
@@ -94,14 +96,24 @@ class ChildEvents:
         self.batching.observe(elapsed)
         if outcome.get("ok"):
             self.recorder.succeeded(job, outcome.get("value"), elapsed)
-        elif outcome.get("unrunnable"):
-            error = outcome["error"]
-            self.recorder.unrunnable(
-                job, error["exception_class_path"], error["traceback"]
-            )
+            self.wake = True
+            return
+        error = outcome.get("error") or {}
+        if not outcome.get("unrunnable"):
+            kind = Kind.RAISED
+        elif error.get("importable") is False:
+            kind = Kind.NOT_IMPORTABLE
         else:
-            error = outcome["error"]
-            self.recorder.failed(job, error["exception_class_path"], error["traceback"])
+            kind = Kind.NOT_A_TASK
+        self.recorder.failed(
+            Failure(
+                job,
+                kind,
+                str(error.get("exception_class_path", "")),
+                str(error.get("traceback", "")),
+                seconds=elapsed if kind is Kind.RAISED else None,
+            )
+        )
         self.wake = True
 
     def keep_logs(self, of: Child, job: Job) -> None:

@@ -19,12 +19,14 @@ from django.utils import timezone
 from .. import queue
 from ..exceptions import JobError
 from ..models import Job
+from .health import DatabaseHealth, transient
 from .outcomes import log_job
 
 
 class Leases:
-    def __init__(self, db: str) -> None:
+    def __init__(self, db: str, health: DatabaseHealth) -> None:
         self.db = db
+        self.health = health
         #: When the first job waiting in a child's batch needs renewing.
         self.next_renewal: datetime | None = None
 
@@ -51,7 +53,13 @@ class Leases:
                 values=values,
                 using=self.db,
             )
-        except (JobError, DatabaseError) as exc:
+        except DatabaseError as exc:
+            if transient(exc):
+                self.health.failed(exc, what)
+            else:
+                log_job(logging.ERROR, job, "could not %s: %s", what, exc)
+            return False
+        except JobError as exc:
             log_job(logging.ERROR, job, "could not %s: %s", what, exc)
             return False
         return True

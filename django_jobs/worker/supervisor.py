@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import resource
 import selectors
 import signal
@@ -20,13 +21,13 @@ import time
 from django.db import DatabaseError, connections
 from django.utils.module_loading import autodiscover_modules
 
-from .. import schedules
+from .. import __version__, schedules
 from ..models import Job
 from ..states import State
 from .batching import Batching
 from .children import Child, Children
 from .claiming import DB_RETRY_DELAY, Claiming
-from .database import configure_supervisor_connection
+from .database import check_database, configure_supervisor_connection, describe_database
 from .duties import (
     LimitsWatcher,
     Pruner,
@@ -38,6 +39,7 @@ from .duties import (
     new_worker_id,
 )
 from .events import ChildEvents
+from .health import DatabaseHealth, first_line, transient
 from .leases import Leases
 from .listener import Listener
 from .options import WorkerOptions
@@ -47,6 +49,8 @@ from .output import OutputPipe
 logger = logging.getLogger("django_jobs.worker")
 
 CANCEL_CHECK_INTERVAL = 1.0
+#: While a shutdown waits for running jobs: how often it says so.
+SHUTDOWN_NOTE_EVERY = 10.0
 
 
 class HardStop(BaseException):
@@ -66,7 +70,8 @@ class Supervisor(ChildEvents, Claiming):
             capture_output=options.config.CAPTURE_OUTPUT,
             output_tail=options.config.OUTPUT_TAIL,
         )
-        self.recorder = Recorder(options)
+        self.health = DatabaseHealth(self.db)
+        self.recorder = Recorder(options, self.health)
         self.registry = Registry(options, self.worker_id)
         self.rescuer = Rescuer(options)
         self.scheduler = Scheduler(options)
@@ -80,14 +85,17 @@ class Supervisor(ChildEvents, Claiming):
             self.limits,
             StrayJobs(options),
         ]
+        for duty in self.duties:
+            duty.health = self.health
         self.listener = Listener(self.db)
         self.batching = Batching(options.jobs_per_child)
-        self.leases = Leases(self.db)
+        self.leases = Leases(self.db, self.health)
         self.draining = False
         self.stop_now = False
         self.stopped_now = False
         self.signal_name = ""
         self.shutdown_deadline: float | None = None
+        self.next_shutdown_note = 0.0
         self.wake = True  # there may be ready jobs: claim at the next chance
         self.next_poll = 0.0
         self.next_cancel_check = 0.0
@@ -106,6 +114,7 @@ class Supervisor(ChildEvents, Claiming):
 
     def run(self) -> int:
         """Run until told to stop (or, in burst mode, until idle); the exit code."""
+        check_database(self.db)  # one line and no worker, rather than tracebacks
         self.prepare_children()
         self.install_signal_handlers()
         configure_supervisor_connection(self.db)
@@ -133,13 +142,17 @@ class Supervisor(ChildEvents, Claiming):
             apply_queue_limits(self.options)
             self.connect_listener()
             logger.info(
-                "worker %s started: queues %s, concurrency %d, %d job(s) per child, "
-                "database %r%s",
+                "django-jobs %s worker %s started: backend %r, database %r (%s), "
+                "queues %s, concurrency %d, %d job(s) per child, pid %d%s",
+                __version__,
                 self.worker_id,
-                ", ".join(self.options.queues) or "(all)",
+                self.options.backend.alias,
+                self.db,
+                describe_database(self.db),
+                ", ".join(self.options.queues) or "all",
                 self.options.concurrency,
                 self.options.jobs_per_child,
-                self.db,
+                os.getpid(),
                 self.connection_pid(),
             )
             self.cpu_at_start = cpu_time()
@@ -219,7 +232,12 @@ class Supervisor(ChildEvents, Claiming):
         try:
             self.registry.deregister()
         except DatabaseError as exc:
-            logger.error("could not remove worker %s's row: %s", self.worker_id, exc)
+            logger.warning(
+                "could not remove worker %s's row (%s); another worker's rescuer "
+                "will, once it is silent",
+                self.worker_id,
+                first_line(exc),
+            )
         signal.set_wakeup_fd(-1)
         logger.info(
             "worker %s stopped after %d job(s) in %.3f s; supervisor CPU %.3f s; "
@@ -289,6 +307,8 @@ class Supervisor(ChildEvents, Claiming):
             wake_at.append(self.shutdown_deadline)
         elif self.may_claim() and self.rooms():
             wake_at.append(clock if self.wake else self.next_poll)
+        if self.draining and self.children.busy:
+            wake_at.append(self.next_shutdown_note)
         return max(0.0, min(wake_at) - clock)
 
     def on_wakeup(self) -> None:
@@ -346,7 +366,10 @@ class Supervisor(ChildEvents, Claiming):
             )
             rows = {pk: (state, token, cancel) for pk, state, token, cancel in rows}
         except DatabaseError as exc:
-            logger.error("cannot look at the jobs in hand (%s)", exc)
+            if transient(exc):
+                self.health.failed(exc, "look at the jobs in hand")
+            else:
+                logger.exception("cannot look at the jobs in hand")
             return
         for job_id, job in in_hand.items():
             state, token, cancel = rows.get(job_id, (None, None, None))
@@ -382,20 +405,45 @@ class Supervisor(ChildEvents, Claiming):
 
     def drain(self, clock: float) -> None:
         """Shutting down: no new jobs; stop the running ones when time is up."""
+        running = len(self.children.busy)
         if self.shutdown_deadline is None:
-            logger.info(
-                "%s: finishing %d running job(s) (up to %gs), claiming no more",
-                self.signal_name or "stopping",
-                len(self.children.busy),
-                self.options.shutdown_timeout,
-            )
             self.shutdown_deadline = clock + self.options.shutdown_timeout
+            self.next_shutdown_note = clock + SHUTDOWN_NOTE_EVERY
             for each in self.children:
                 self.children.tell_to_stop(each)
+            if running:
+                logger.info(
+                    "%s: waiting for %d running job(s), up to %g s; claiming no "
+                    "more (interrupt again to stop them now)",
+                    self.signal_name or "stopping",
+                    running,
+                    self.options.shutdown_timeout,
+                )
+            else:
+                logger.info(
+                    "%s: no job running; stopping", self.signal_name or "stopping"
+                )
+        elif running and clock >= self.next_shutdown_note and not self.stop_now:
+            self.next_shutdown_note = clock + SHUTDOWN_NOTE_EVERY
+            logger.info(
+                "still waiting for %d running job(s), %.0f s left",
+                running,
+                max(0.0, self.shutdown_deadline - clock),
+            )
         if self.stop_now and not self.stopped_now:
             self.stopped_now = True
-            logger.warning("second %s: stopping running jobs now", self.signal_name)
+            logger.warning(
+                "second %s: stopping %d running job(s) now; they go back to ready",
+                self.signal_name,
+                running,
+            )
         if self.stop_now or clock >= self.shutdown_deadline:
+            late = [busy for busy in self.children.busy if busy.stopping is None]
+            if late and not self.stop_now:
+                logger.warning(
+                    "shutdown timeout: stopping %d job(s); they go back to ready",
+                    len(late),
+                )
             for busy in self.children.busy:
                 if self.stop_now or busy.stopping is None:
                     self.children.stop(busy, "shutdown", now=self.stop_now)
