@@ -31,7 +31,7 @@ from ..arguments import to_json
 from ..backend import JobsBackend
 from ..batches import current_batch
 from ..context import current_job
-from ..exceptions import TaskNotFound, class_path
+from ..exceptions import TaskNotFound, TaskNotImportable, class_path
 from ..models import Job
 from ..states import State
 from .context import InProcessContext
@@ -237,9 +237,15 @@ class Runner:
         return result
 
     def unrunnable(self, backend: JobsBackend, job: Job, reason: TaskNotFound) -> None:
-        """Bury a job whose path names no Task, as a worker does; never call it."""
-        traceback = f"{TaskNotFound.__name__}: {reason}\n"
-        error = queue.attempt_error(job, class_path(TaskNotFound), traceback)
+        """Bury a job whose path names no Task; never call it.
+
+        A worker gives a path that does not import ``IMPORT_GRACE`` (a deploy
+        may be bringing it); a test has all its code already, so it is buried
+        at once.
+        """
+        cls = type(reason)
+        traceback = f"{cls.__name__}: {reason}\n"
+        error = queue.attempt_error(job, class_path(cls), traceback)
         queue.bury(job.pk, token=job.claim_token, error=error, using=backend.db)
         if self.raise_errors:
             raise reason
@@ -266,7 +272,7 @@ def resolve(path: str) -> Task | TaskNotFound:
     try:
         task = import_string(path)
     except ImportError as exc:
-        return TaskNotFound(f"{path!r} could not be imported: {exc}")
+        return TaskNotImportable(f"{path!r} could not be imported: {exc}")
     if not isinstance(task, Task):
         return TaskNotFound(
             f"{path!r} is {type(task).__qualname__}, not a django.tasks.Task; "

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from django_jobs import queue
 from django_jobs.batches import batch
-from django_jobs.exceptions import TaskNotFound
+from django_jobs.exceptions import TaskNotFound, TaskNotImportable
 from django_jobs.models import Job
 from django_jobs.testing import TEST_WORKER_ID, run_jobs, run_on_enqueue
 from tests import helper_tasks as t
@@ -181,6 +181,15 @@ def test_a_path_that_is_no_task_is_buried_and_never_called():
     job.refresh_from_db()
     assert job.state == "buried"
     assert "it was not called" in job.errors[0]["traceback"]
+
+
+def test_a_path_that_does_not_import_is_buried_at_once():
+    job = queue.enqueue(task_path="tests.helper_tasks.not_written_yet")
+    with pytest.raises(TaskNotImportable, match="could not be imported"):
+        run_jobs()
+    job.refresh_from_db()
+    assert job.state == "buried"
+    assert job.errors[0]["exception_class_path"].endswith("TaskNotImportable")
 
 
 def test_an_unserialisable_return_value_is_a_failure():
