@@ -40,6 +40,8 @@ def bury(
 def kick(job_ids: JobIds, *, using: str | None = None) -> int:
     """Make buried or delayed jobs ready now, with at least one attempt left.
 
+    A cancel request is cleared: it was for the run that was stopped, and
+    left in place it would stop the next run as soon as a worker claimed it.
     A unique job is not kicked while another job with its key is waiting or
     running: that one will do the work (refused for a single id, skipped in
     a list).
@@ -48,6 +50,7 @@ def kick(job_ids: JobIds, *, using: str | None = None) -> int:
         "run_at": timezone.now(),
         "finished_at": None,
         "expires_at": None,
+        "cancel_requested_at": None,
         "max_attempts": Greatest("max_attempts", F("attempts") + 1),
     }
     db = get_db(using)

@@ -74,6 +74,17 @@ def test_actions(db):
     assert not Queue.objects.get(name="emails").paused
 
 
+def test_retry_of_a_cancelled_job_clears_its_cancel_request(db):
+    tasks.add.enqueue(1, 2)
+    (job,) = queue.claim(worker_id="w")
+    jobs("cancel", job.pk)
+    queue.bury(job.pk, token=job.claim_token)  # as its worker does
+    out, _ = jobs("retry", job.pk)
+    assert "1 job(s) made ready" in out
+    job.refresh_from_db()
+    assert (job.state, job.cancel_requested_at) == ("ready", None)
+
+
 def test_refusals_are_named_and_fail_the_command(db):
     done = tasks.add.enqueue(1, 2)
     (job,) = queue.claim(worker_id="w")
