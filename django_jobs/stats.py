@@ -24,6 +24,7 @@ from django.utils import timezone
 from .backend import JobsBackend
 from .conf import JobsOptions
 from .models import Job, Queue, Worker
+from .queue.console import configured_queues as queues_of
 from .states import State
 
 HOUR = timedelta(hours=1)
@@ -80,23 +81,30 @@ def queue_counts(
 
 
 def configured_queues(backend: str | None = None) -> set[tuple[str, str]]:
-    """The queue names listed in TASKS for each django_jobs backend."""
+    """The queue names that TASKS gives each django_jobs backend."""
     return {
         (each.alias, name)
         for each in task_backends.all()
         if isinstance(each, JobsBackend) and backend in (None, each.alias)
-        for name in each.queues
+        for name in queues_of(each.alias)
     }
+
+
+def queue_flags(backend: str | None = None):
+    """The queue rows worth a line: paused or limited. A row left behind by
+    a resume (or by a pause of a mistyped name, before pause refused those)
+    says nothing, and a queue with nothing else to show is not listed."""
+    flags = Queue.objects.filter(
+        Q(paused=True) | Q(max_concurrency__isnull=False) | Q(rate_limit__isnull=False)
+    )
+    return flags if backend is None else flags.filter(backend=backend)
 
 
 def queue_rows(now: datetime, backend: str | None = None) -> list[QueueRow]:
     """Every queue that is configured, paused, or has jobs worth counting
     (of every backend, or of ``backend``)."""
     counts = queue_counts(now, backend)
-    flags = Queue.objects.all()
-    if backend is not None:
-        flags = flags.filter(backend=backend)
-    flags = {(q.backend, q.name): q for q in flags}
+    flags = {(q.backend, q.name): q for q in queue_flags(backend)}
     keys = sorted(set(counts) | set(flags) | configured_queues(backend))
     rows = []
     for backend, name in keys:

@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .. import queue, stats
+from ..exceptions import UnknownQueue
 from ..models import Job, Queue
 from . import chart
 from .display import age
@@ -95,9 +96,16 @@ class QueueAdmin(admin.ModelAdmin):
         max_length = Queue._meta.get_field("name").max_length
         if not name or len(name) > max_length or len(backend) > max_length:
             self.message_user(request, _("No such queue."), messages.ERROR)
-        else:
+            return self.to_dashboard()
+        try:
             operation(name, backend=backend)
+        except UnknownQueue as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
             self.message_user(request, message % name, messages.SUCCESS)
+        return self.to_dashboard()
+
+    def to_dashboard(self):
         return HttpResponseRedirect(
             reverse(f"{self.admin_site.name}:django_jobs_queue_changelist")
         )

@@ -68,6 +68,7 @@ def test_actions(db):
     assert "1 job(s) kicked in queue 'default'." in out
     out, _ = jobs("delete", ready.id)
     assert not Job.objects.exists()
+    tasks.add.using(queue_name="emails").enqueue(1, 2)
     jobs("pause", "emails")
     assert Queue.objects.get(name="emails").paused
     jobs("resume", "emails")
@@ -83,6 +84,28 @@ def test_retry_of_a_cancelled_job_clears_its_cancel_request(db):
     assert "1 job(s) made ready" in out
     job.refresh_from_db()
     assert (job.state, job.cancel_requested_at) == ("ready", None)
+
+
+def test_pause_and_resume_refuse_an_unknown_queue(db):
+    tasks.add.using(queue_name="emails").enqueue(1, 2)
+    for action in ("pause", "resume"):
+        with pytest.raises(CommandError) as refused:
+            jobs(action, "nosuch")
+        assert str(refused.value) == (
+            "Unknown queue 'nosuch' in backend 'default': it is not in QUEUES and "
+            "holds no job. Known queues: emails."
+        )
+    assert not Queue.objects.exists()
+    report = json.loads(jobs("stats", "--json")[0])
+    assert [q["name"] for q in report["queues"]] == ["emails"]
+
+
+def test_a_phantom_queue_is_resumed_and_then_no_longer_listed(db):
+    Queue.objects.create(name="nosuch", paused=True)  # left by an older pause
+    assert "nosuch (paused)" in jobs("stats")[0]
+    out, _ = jobs("resume", "nosuch")
+    assert out == "Queue 'nosuch' resumed.\n"
+    assert "nosuch" not in jobs("stats")[0]
 
 
 def test_refusals_are_named_and_fail_the_command(db):

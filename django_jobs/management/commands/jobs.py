@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from django_jobs import queue as operations
 from django_jobs.backend import jobs_backend
-from django_jobs.exceptions import JobError
+from django_jobs.exceptions import JobError, UnknownQueue
 from django_jobs.models import Job
 from django_jobs.states import DELAYED, State
 
@@ -157,11 +157,11 @@ class Command(BaseCommand):
         self.act("deleted", operations.delete, backend, ids)
 
     def do_pause(self, backend, *, queue: str, **options):
-        operations.pause(queue, backend=backend.alias, using=backend.db)
+        self.switch(operations.pause, backend, queue)
         self.stdout.write(f"Queue {queue!r} paused.")
 
     def do_resume(self, backend, *, queue: str, **options):
-        operations.resume(queue, backend=backend.alias, using=backend.db)
+        self.switch(operations.resume, backend, queue)
         self.stdout.write(f"Queue {queue!r} resumed.")
 
     def do_prune(self, backend, *, dry_run, done_older_than, buried_older_than, **o):
@@ -187,6 +187,12 @@ class Command(BaseCommand):
         )
 
     # Helpers
+
+    def switch(self, operation, backend, queue: str) -> None:
+        try:
+            operation(queue, backend=backend.alias, using=backend.db)
+        except UnknownQueue as exc:
+            raise CommandError(str(exc)) from None
 
     def act(self, what: str, operation, backend, ids: list[int]) -> None:
         done = 0
