@@ -20,12 +20,14 @@ from django.db.models.functions import TruncMinute
 from django.tasks import task_backends
 from django.tasks.exceptions import InvalidTaskBackend
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from .backend import JobsBackend
 from .conf import JobsOptions
-from .models import Job, Queue, Worker
+from .models import Batch, Job, Queue, Worker
+from .queue.batches import WAITING
 from .queue.console import configured_queues as queues_of
-from .states import State
+from .states import DELAYED, TASK_STATUS, State
 
 HOUR = timedelta(hours=1)
 COUNTS = ("ready", "delayed", "reserved", "buried", "done_last_hour")
@@ -47,6 +49,31 @@ class QueueRow:
     paused_at: datetime | None = None
     max_concurrency: int | None = None
     rate_limit: float | None = None
+
+
+#: Every state a job can show, in the order of its life.
+DISPLAY_STATES = (State.READY, DELAYED, State.RESERVED, State.DONE, State.BURIED)
+#: A state's django.tasks name means it too: --state failed is buried.
+STATE_ALIASES = {
+    status.lower(): state
+    for state, status in TASK_STATUS.items()
+    if status.lower() != state
+}
+
+
+def in_state(jobs, state: str | None, now: datetime | None = None):
+    """The jobs of ``jobs`` that show ``state`` (or an alias of it; None: all).
+
+    Ready and delayed split on ``run_at``, as people count them.
+    """
+    state = STATE_ALIASES.get(state, state)
+    if state == State.READY:
+        return jobs.ready(now)
+    if state == DELAYED:
+        return jobs.delayed(now)
+    if state in (State.RESERVED, State.DONE, State.BURIED):
+        return jobs.filter(state=state)
+    return jobs
 
 
 def queue_counts(
@@ -207,3 +234,30 @@ def worker_capacity(now: datetime, backend: str | None = None) -> dict[str, int]
         "capacity": sum(worker.concurrency for worker in live),
         "busy": sum(worker.jobs_in_hand for worker in live),
     }
+
+
+#: What a batch's progress is made of, counted with the batch in one query.
+BATCH_COUNTS = {
+    "job_count": Count("jobs"),
+    "done": Count("jobs", filter=Q(jobs__state=State.DONE)),
+    "waiting": Count("jobs", filter=Q(jobs__state__in=WAITING)),
+}
+
+
+def batch_summary(batch: Batch) -> dict[str, int]:
+    """How far a batch (annotated with ``BATCH_COUNTS``) has got."""
+    finished = batch.job_count - batch.waiting
+    return {
+        "jobs": batch.job_count,
+        "finished": finished,
+        "done": batch.done,
+        "failed": finished - batch.done,
+    }
+
+
+def describe_batch(summary: dict[str, int]) -> str:
+    """'7 of 10 finished (6 done, 1 failed)'."""
+    return (
+        _("%(finished)d of %(jobs)d finished (%(done)d done, %(failed)d failed)")
+        % summary
+    )

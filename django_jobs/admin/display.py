@@ -1,4 +1,4 @@
-"""How jobs look in the console: state badges, ages, countdowns and JSON.
+"""How jobs look in the console: state badges, times, progress and JSON.
 
 Plain functions of a value, so that the job list, the job page and the
 dashboard show the same thing the same way.
@@ -7,54 +7,16 @@ dashboard show the same thing the same way.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.translation import gettext as _
-
-from ..states import DELAYED, State
-
-#: Every state a job can show, in the order of its life.
-DISPLAY_STATES = (State.READY, DELAYED, State.RESERVED, State.DONE, State.BURIED)
 
 
 def state_badge(state: str) -> str:
     """A coloured label for a display state (the colours are in styles.html)."""
     return format_html('<span class="jobs-state jobs-state-{0}">{0}</span>', state)
-
-
-def duration(delta: timedelta) -> str:
-    """A short human duration: "42 s", "3 min", "2 h 5 min", "3 d 4 h"."""
-    seconds = int(abs(delta.total_seconds()))
-    if seconds < 60:
-        return _("%d s") % seconds
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return _("%d min") % minutes
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return _("%(h)d h %(m)d min") % {"h": hours, "m": minutes}
-    days, hours = divmod(hours, 24)
-    return _("%(d)d d %(h)d h") % {"d": days, "h": hours}
-
-
-def age(moment: datetime | None, now: datetime | None = None) -> str:
-    """How long ago ``moment`` was, or "" if there is none."""
-    if moment is None:
-        return ""
-    return duration((now or timezone.now()) - moment)
-
-
-def countdown(deadline: datetime | None, now: datetime | None = None) -> str:
-    """Time left until ``deadline``: "in 42 s", or "expired 3 s ago"."""
-    if deadline is None:
-        return ""
-    left = deadline - (now or timezone.now())
-    if left.total_seconds() >= 0:
-        return _("in %s") % duration(left)
-    return _("expired %s ago") % duration(left)
 
 
 def short_time(moment: datetime | None, now: datetime | None = None) -> str:

@@ -18,10 +18,11 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from .. import stats
 from ..models import Batch, Job, Worker
 from ..states import State
 from .display import pretty_json, progress_bar
-from .schedules import BATCH_COUNTS, batch_progress
+from .schedules import batch_progress
 
 RELATED = ["parent", "children", "batch_progress", "schedule", "scheduled_for"]
 SECTIONS = [
@@ -137,7 +138,7 @@ class JobPage:
     def batch_progress(self, job):
         if job.batch_id is None:
             return "-"
-        batch = Batch.objects.annotate(**BATCH_COUNTS).get(pk=job.batch_id)
+        batch = Batch.objects.annotate(**stats.BATCH_COUNTS).get(pk=job.batch_id)
         return batch_progress(self.admin_site.name, batch)
 
     @admin.display(description=_("children"))

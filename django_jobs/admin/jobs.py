@@ -19,11 +19,12 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from ..durations import age, countdown
 from ..models import Job, Worker
 from ..states import DELAYED, State
 from .actions import CHANGE_FORM_ACTION, JobActions
 from .changelist import JobChangeList, search_filter
-from .display import age, countdown, progress_bar, short_time, state_badge
+from .display import progress_bar, short_time, state_badge
 from .filters import FailedFilter, QueueFilter, StateFilter, TaskFilter
 from .job_page import JobPage
 from .pagination import CappedPaginator

@@ -22,10 +22,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .. import queue, stats
+from ..durations import age
 from ..exceptions import UnknownQueue
 from ..models import Job, Queue
 from . import chart
-from .display import age
 
 
 @admin.register(Queue)

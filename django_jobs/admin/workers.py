@@ -17,10 +17,11 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
+from ..durations import age
 from ..models import Worker
 from ..states import State
 from ..stats import is_stale
-from .display import age, state_badge
+from .display import state_badge
 from .readonly import ReadOnlyAdmin
 
 
