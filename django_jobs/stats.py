@@ -107,6 +107,11 @@ def queue_counts(
     return {(row.pop("backend"), row.pop("queue")): row for row in rows}
 
 
+def backend_aliases() -> list[str]:
+    """The TASKS aliases of every django_jobs backend."""
+    return [each.alias for each in task_backends.all() if isinstance(each, JobsBackend)]
+
+
 def configured_queues(backend: str | None = None) -> set[tuple[str, str]]:
     """The queue names that TASKS gives each django_jobs backend."""
     return {
@@ -218,22 +223,38 @@ def backend_stats(
     }
 
 
-def worker_capacity(now: datetime, backend: str | None = None) -> dict[str, int]:
-    """Live and stale workers (of ``backend``, or all), and the live ones'
-    slots and jobs in hand."""
+WORKER_COUNTS = ("live", "stale", "capacity", "busy")
+
+
+def worker_summaries(
+    now: datetime, backend: str | None = None
+) -> dict[str, dict[str, int]]:
+    """Per backend (or of ``backend`` only), from one query: live and stale
+    workers, and the live ones' slots and jobs in hand."""
     workers = Worker.objects.only(
         "backend", "last_heartbeat", "concurrency", "jobs_in_hand"
     )
     if backend is not None:
         workers = workers.filter(backend=backend)
-    workers = list(workers)
-    live = [worker for worker in workers if not is_stale(worker, now)]
-    return {
-        "live": len(live),
-        "stale": len(workers) - len(live),
-        "capacity": sum(worker.concurrency for worker in live),
-        "busy": sum(worker.jobs_in_hand for worker in live),
-    }
+    summaries: dict[str, dict[str, int]] = {}
+    for worker in workers:
+        summary = summaries.setdefault(worker.backend, dict.fromkeys(WORKER_COUNTS, 0))
+        if is_stale(worker, now):
+            summary["stale"] += 1
+            continue
+        summary["live"] += 1
+        summary["capacity"] += worker.concurrency
+        summary["busy"] += worker.jobs_in_hand
+    return summaries
+
+
+def worker_capacity(now: datetime, backend: str | None = None) -> dict[str, int]:
+    """``worker_summaries`` added up over the backends."""
+    total = dict.fromkeys(WORKER_COUNTS, 0)
+    for summary in worker_summaries(now, backend).values():
+        for name in WORKER_COUNTS:
+            total[name] += summary[name]
+    return total
 
 
 #: What a batch's progress is made of, counted with the batch in one query.
