@@ -10,8 +10,10 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from django_jobs import health
 from django_jobs import queue as operations
 from django_jobs.backend import jobs_backend
+from django_jobs.durations import age
 from django_jobs.exceptions import InvalidTransition, JobError, UnknownQueue
 from django_jobs.management.show import job_document, job_lines
 from django_jobs.management.text import describe_progress, dump, job_summary, table
@@ -81,6 +83,25 @@ class Command(BaseCommand):
             ("resume", "Claim from it again."),
         ):
             actions.add_parser(name, help=text).add_argument("queue")
+
+        health = actions.add_parser(
+            "health",
+            help="Exit 0 if the database answers (and a worker here beats).",
+        )
+        health.add_argument(
+            "--worker",
+            action="store_true",
+            help="Also need a worker on this host with a fresh heartbeat.",
+        )
+        health.add_argument(
+            "--host", help="The worker's host name (default: this host's)."
+        )
+        health.add_argument(
+            "--max-age",
+            type=float,
+            metavar="SECONDS",
+            help="Oldest heartbeat that is fresh (default: WORKER_TIMEOUT).",
+        )
 
         prune = actions.add_parser("prune", help="Delete old done and buried jobs.")
         prune.add_argument("--dry-run", action="store_true")
@@ -166,6 +187,23 @@ class Command(BaseCommand):
             self.stdout.write(dump(document))
             return
         self.write_lines(job_lines(document))
+
+    def do_health(self, backend, *, worker: bool, host, max_age, **options):
+        if max_age is not None and not max_age > 0:
+            raise CommandError("--max-age must be a number of seconds above zero.")
+        host = host or health.this_host()
+        max_age = backend.config.WORKER_TIMEOUT if max_age is None else max_age
+        try:
+            health.check_database(backend.db)
+            report = f"ok: database {backend.db!r} answers"
+            if worker:
+                found = health.check_worker(backend.db, backend.alias, host, max_age)
+                beat = age(found.last_heartbeat)
+                report += f"; worker {found.pk} beat {beat} ago"
+        except health.Unhealthy as exc:
+            self.stderr.write(f"unhealthy: {exc}")
+            raise SystemExit(1) from None
+        self.stdout.write(report)
 
     # Acting
 
