@@ -22,10 +22,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .. import queue, stats
-from ..durations import age
+from ..durations import age, relative
 from ..exceptions import UnknownQueue
 from ..models import Job, Queue
+from ..states import MEANINGS
 from . import chart
+from .display import console_context
 
 
 @admin.register(Queue)
@@ -58,8 +60,11 @@ class QueueAdmin(admin.ModelAdmin):
         rows = stats.queue_rows(now)
         for row in rows:
             row.waiting = age(row.oldest_ready, now)
+            row.paused_ago = relative(row.paused_at, now)
         context = {
             **self.admin_site.each_context(request),
+            **console_context("dashboard", now),
+            "meanings": MEANINGS,
             "title": _("Queues"),
             "opts": self.opts,
             "rows": rows,
@@ -72,7 +77,6 @@ class QueueAdmin(admin.ModelAdmin):
             "workers_url": reverse(
                 f"{self.admin_site.name}:django_jobs_worker_changelist"
             ),
-            "now": now,
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(

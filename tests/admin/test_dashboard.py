@@ -119,3 +119,17 @@ def test_the_app_index_links_to_the_dashboard(admin_client, viewer_client, db):
     assert f'href="{DASHBOARD}"' in html
     html = viewer_client.get("/admin/").content.decode()
     assert f'href="{DASHBOARD}"' in html
+
+
+def test_the_dashboard_explains_its_words_and_offers_to_refresh(admin_client, jobs):
+    queue.pause("emails")
+    html = admin_client.get(DASHBOARD).content.decode()
+    assert 'title="running: a worker has it">reserved</span>' in html  # a tooltip
+    assert 'title="waiting for a worker, due now">ready</span>' in html
+    assert 'class="jobs-legend"' in html
+    assert "kept for inspection; it runs again only if retried" in html
+    assert "retry</strong>" in html
+    assert "(kick)" in html
+    assert 'data-page="dashboard"' in html
+    assert "Refresh every 10 s" in html
+    assert " s ago</span>" in html  # how long a paused queue has been paused
