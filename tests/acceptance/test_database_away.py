@@ -38,8 +38,9 @@ def test_outcomes_wait_for_a_database_that_went_away(start_worker, proxy):
     assert Job.objects.filter(state="reserved").count() == 2
     proxy.up()
     wait_for(
-        lambda: Job.objects.filter(pk__in=[r.id for r in slow], state="done").count()
-        == 2,
+        lambda: (
+            Job.objects.filter(pk__in=[r.id for r in slow], state="done").count() == 2
+        ),
         timeout=30,
         message="outcomes recorded once the database is back",
     )
