@@ -40,6 +40,10 @@ class Duty:
     def __init__(self) -> None:
         self.next_run = 0.0
 
+    def due_at(self) -> float | None:
+        """When it next wants to run (None: not until something changes)."""
+        return self.next_run
+
     def maybe_run(self, now: float) -> None:
         if now >= self.next_run:
             self.next_run = now + self.interval * random.uniform(0.9, 1.1)

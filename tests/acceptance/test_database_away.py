@@ -68,7 +68,7 @@ def test_sigterm_stops_a_worker_within_its_bound_whatever_the_database_does(
     worker.send(signal.SIGTERM)
     code = worker.wait(timeout=15)
     took = time.monotonic() - started
-    assert took < 5, f"took {took:.1f} s\n{worker.output}"
+    assert took < 6, f"took {took:.1f} s\n{worker.output}"  # 4 s, and a loaded machine
     assert code == 1, worker.output  # it could not record everything
     proxy.up()
     job = Job.objects.get(pk=running.id)
