@@ -29,9 +29,8 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from . import arguments
-from .batches import current_batch
 from .conf import JobsOptions
-from .context import current_job
+from .scope import current_batch, current_job
 from .states import State, task_status
 from .task import Call, JobResult, JobTask
 from .validation import validate_task

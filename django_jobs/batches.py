@@ -18,16 +18,12 @@ deleted) and ``job_ids``.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from django.tasks import Task
 
-#: The batch that jobs enqueued now join (set by ``batch()``).
-current_batch: contextvars.ContextVar[int | None] = contextvars.ContextVar(
-    "django_jobs_current_batch", default=None
-)
+from .scope import current_batch
 
 #: The keyword arguments a callback receives on top of its own.
 RESULT_KWARGS = ("batch_id", "done", "failed", "job_ids")

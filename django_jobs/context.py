@@ -2,30 +2,38 @@
 
 ``JobContext`` is Django's ``TaskContext`` (``context.task_result``,
 ``context.attempt``) with the job's own handles: extend its reservation,
-save a checkpoint the next attempt resumes from, report progress. They talk
-to the worker's supervisor over the child's pipe; the supervisor writes them,
-fenced by the claim, so a job whose reservation was lost (rescued, timed
-out, cancelled) gets ``ClaimLost`` and should stop.
+save a checkpoint the next attempt resumes from, report progress. They go
+to the holder of the job's claim (the worker's supervisor, over the child's
+socket), which writes them fenced by the claim, so a job whose reservation
+was lost (rescued, timed out, cancelled) gets ``ClaimLost`` and should stop.
 """
 
 from __future__ import annotations
 
-import contextvars
+import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from django.tasks import TaskContext
-from django.utils.dateparse import parse_datetime
 
 from .arguments import to_json
-from .exceptions import ClaimLost
 
-#: The id of the job this process is running, if any: jobs it enqueues are
-#: its children.
-current_job: contextvars.ContextVar[int | None] = contextvars.ContextVar(
-    "django_jobs_current_job", default=None
-)
+
+class Holder(Protocol):
+    """Whoever holds the running job's claim, and writes for it.
+
+    In a worker, the child's channel to its supervisor (the supervisor
+    writes); in a test, ``django_jobs.testing`` (which writes itself). Each
+    raises ``ClaimLost`` when the claim is gone, and ``NotRecorded`` when the
+    write could not be made.
+    """
+
+    def touch(self, job_id: int, seconds: float | None) -> datetime: ...
+
+    def checkpoint(self, job_id: int, data: Any) -> datetime: ...
+
+    def progress(self, job_id: int, report: dict[str, Any]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,25 +51,30 @@ class JobContext(TaskContext):
     deadline: datetime
     #: What the previous attempt saved with checkpoint(), or None.
     last_checkpoint: Any = None
+    #: Who writes what the job asks (see ``Holder``).
+    holder: Holder | None = None
 
     def touch(self, seconds: float | None = None) -> datetime:
         """Extend the reservation to ``seconds`` from now (default: the ttr)."""
-        from .worker import child
-
-        reply = child.request({"op": "touch", "id": self.job_id, "seconds": seconds})
-        return self._moved(reply, "touch")
+        if seconds is not None and (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not math.isfinite(seconds)
+            or seconds <= 0
+        ):
+            raise TypeError(
+                f"touch(): seconds must be a number above 0, got {seconds!r}."
+            )
+        return self._moved(self._holder().touch(self.job_id, seconds))
 
     def checkpoint(self, data: Any) -> datetime:
         """Save ``data`` (JSON) on the job; the next attempt gets it back.
 
         A checkpoint also renews the reservation, like ``touch()``.
         """
-        from .worker import child
-
         data = to_json(data, self.task_result.task.module_path, "checkpoint data")
-        reply = child.request({"op": "checkpoint", "id": self.job_id, "data": data})
         object.__setattr__(self, "last_checkpoint", data)
-        return self._moved(reply, "checkpoint")
+        return self._moved(self._holder().checkpoint(self.job_id, data))
 
     def progress(
         self, done: float, total: float | None = None, message: str = ""
@@ -71,31 +84,31 @@ class JobContext(TaskContext):
         Cheap: it does not wait for the database, and the worker writes at
         most a couple of updates a second per job.
         """
-        from .worker import child
-
         check_progress(done, total)
-        child.notify(
-            {
-                "op": "progress",
-                "id": self.job_id,
-                "done": done,
-                "total": total,
-                "message": str(message)[:500],
-            }
-        )
+        report = {"done": done, "total": total, "message": str(message)[:500]}
+        self._holder().progress(self.job_id, report)
 
-    def _moved(self, reply: dict, operation: str) -> datetime:
-        if not reply.get("ok"):
-            raise ClaimLost(self.job_id, operation)
-        deadline = parse_datetime(reply["deadline"])
+    def _holder(self) -> Holder:
+        if self.holder is None:
+            raise RuntimeError(
+                "This can only be called from a job run by runworker (or by "
+                "django_jobs.testing)."
+            )
+        return self.holder
+
+    def _moved(self, deadline: datetime) -> datetime:
         object.__setattr__(self, "deadline", deadline)
         return deadline
 
 
 def check_progress(done: Any, total: Any) -> None:
-    """TypeError unless ``done`` and ``total`` (or None) are numbers."""
+    """TypeError unless ``done`` and ``total`` (or None) are finite numbers."""
     for name, value in (("done", done), ("total", total)):
         if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int | float)
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
         ):
-            raise TypeError(f"progress(): {name} must be a number, got {value!r}.")
+            raise TypeError(
+                f"progress(): {name} must be a number (finite), got {value!r}."
+            )

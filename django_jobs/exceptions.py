@@ -19,6 +19,11 @@ class JobError(Exception):
     """Base class for errors about a job's state."""
 
 
+class NotRecorded(JobError):
+    """What a running job asked (a touch, a checkpoint) could not be written:
+    the database refused it or is unavailable. The reservation is unchanged."""
+
+
 class JobDoesNotExist(JobError):
     def __init__(self, job_id: int) -> None:
         super().__init__(f"Job {job_id} does not exist.")

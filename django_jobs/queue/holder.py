@@ -30,6 +30,11 @@ from .guard import change, get_db, refusal, unreserved
 # Writes by the claim holder
 
 
+def lease_seconds(seconds: float | None, ttr: int) -> float:
+    """How long a touch extends a lease: the seconds asked, or the job's ttr."""
+    return float(seconds) if seconds else float(ttr)
+
+
 def touch(
     job_id: int,
     *,

@@ -2,7 +2,7 @@
 
 In a worker, ``touch()``, ``checkpoint()`` and ``progress()`` ask the
 supervisor over the child's pipe, and the supervisor writes them. A test runs
-the job in its own process and holds the claim itself, so this context makes
+the job in its own process and holds the claim itself, so its holder makes
 the same writes directly, through ``django_jobs.queue`` and fenced by the
 same claim token: a test sees in the row exactly what a worker would leave.
 """
@@ -14,12 +14,12 @@ from datetime import datetime
 from typing import Any
 
 from .. import queue
-from ..arguments import to_json
-from ..context import JobContext, check_progress
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class InProcessContext(JobContext):
+@dataclass(slots=True, kw_only=True)
+class InProcessHolder:
+    """The holder of a job's claim when a test runs it (``context.Holder``)."""
+
     claim_token: str
     ttr: int
     db: str
@@ -28,55 +28,32 @@ class InProcessContext(JobContext):
     #: supervisor writes them on its own connection, apart from the job's).
     written: dict[str, Any] = field(default_factory=dict)
 
-    def touch(self, seconds: float | None = None) -> datetime:
-        """Extend the reservation to ``seconds`` from now (default: the ttr)."""
-        deadline = queue.touch(
-            self.job_id,
+    def touch(self, job_id: int, seconds: float | None) -> datetime:
+        return queue.touch(
+            job_id,
             token=self.claim_token,
-            seconds=float(seconds) if seconds else float(self.ttr),
+            seconds=queue.lease_seconds(seconds, self.ttr),
             using=self.db,
         )
-        object.__setattr__(self, "deadline", deadline)
-        return deadline
 
-    def checkpoint(self, data: Any) -> datetime:
-        """Save ``data`` (JSON) on the job; the next attempt gets it back."""
-        data = to_json(data, self.task_result.task.module_path, "checkpoint data")
+    def checkpoint(self, job_id: int, data: Any) -> datetime:
         deadline = queue.checkpoint(
-            self.job_id,
+            job_id,
             token=self.claim_token,
             data=data,
             seconds=float(self.ttr),
             using=self.db,
         )
-        object.__setattr__(self, "last_checkpoint", data)
-        object.__setattr__(self, "deadline", deadline)
-        self.written["checkpoint"] = data
+        self.written["checkpoint"] = (job_id, data)
         return deadline
 
-    def progress(
-        self, done: float, total: float | None = None, message: str = ""
-    ) -> None:
-        """Record how far the job has got, as the worker would."""
-        check_progress(done, total)
-        report = {"done": done, "total": total, "message": str(message)[:500]}
-        queue.progress(self.job_id, token=self.claim_token, using=self.db, **report)
-        self.written["progress"] = report
+    def progress(self, job_id: int, report: dict[str, Any]) -> None:
+        queue.progress(job_id, token=self.claim_token, using=self.db, **report)
+        self.written["progress"] = (job_id, report)
 
     def write_again(self) -> None:
         """Write the latest checkpoint and progress again (after a rollback)."""
         if "checkpoint" in self.written:
-            queue.checkpoint(
-                self.job_id,
-                token=self.claim_token,
-                data=self.written["checkpoint"],
-                seconds=float(self.ttr),
-                using=self.db,
-            )
+            self.checkpoint(*self.written["checkpoint"])
         if "progress" in self.written:
-            queue.progress(
-                self.job_id,
-                token=self.claim_token,
-                using=self.db,
-                **self.written["progress"],
-            )
+            self.progress(*self.written["progress"])

@@ -29,12 +29,12 @@ from django.utils.module_loading import import_string
 from .. import queue
 from ..arguments import to_json
 from ..backend import JobsBackend
-from ..batches import current_batch
-from ..context import current_job
+from ..context import JobContext
 from ..exceptions import TaskNotFound, TaskNotImportable, class_path
 from ..models import Job
+from ..scope import current_batch, current_job
 from ..states import State
-from .context import InProcessContext
+from .context import InProcessHolder
 
 #: The worker id that test runs claim jobs with (in ``worker_ids``).
 TEST_WORKER_ID = "django-jobs-test-worker"
@@ -219,7 +219,7 @@ class Runner:
                 value = call(task, job, context)
         except (Exception, SystemExit) as exc:
             if rolled_back and context is not None:
-                context.write_again()  # the supervisor's writes, undone with the job's
+                context.holder.write_again()  # a worker's writes, undone with the job's
             error = queue.error_entry(job, exc)
             config = backend.config
             backoff = (config.RETRY_BACKOFF, config.RETRY_BACKOFF_MAX)
@@ -281,7 +281,7 @@ def resolve(path: str) -> Task | TaskNotFound:
     return task
 
 
-def call(task: Task, job: Job, context: InProcessContext | None) -> Any:
+def call(task: Task, job: Job, context: JobContext | None) -> Any:
     """Call the task with the job's arguments; its return value as JSON, with
     text that databases cannot store escaped, as a worker's child does."""
     args = list(job.args)
@@ -291,16 +291,15 @@ def call(task: Task, job: Job, context: InProcessContext | None) -> Any:
     return to_json(value, job.task_path, "the return value", escape=True)
 
 
-def in_process_context(task: Task, job: Job, backend: JobsBackend) -> InProcessContext:
-    return InProcessContext(
+def in_process_context(task: Task, job: Job, backend: JobsBackend) -> JobContext:
+    holder = InProcessHolder(claim_token=job.claim_token, ttr=job.ttr, db=backend.db)
+    return JobContext(
         task_result=backend.result_for(job, task),
         job_id=job.pk,
         queue=job.queue,
         deadline=job.reserved_until,
         last_checkpoint=job.checkpoint,
-        claim_token=job.claim_token,
-        ttr=job.ttr,
-        db=backend.db,
+        holder=holder,
     )
 
 

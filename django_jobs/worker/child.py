@@ -26,8 +26,15 @@ from django.utils.dateparse import parse_datetime
 from django.utils.module_loading import import_string
 
 from ..arguments import to_json
-from ..context import JobContext, current_job
-from ..exceptions import TaskNotFound, TaskNotImportable, class_path
+from ..context import JobContext
+from ..exceptions import (
+    ClaimLost,
+    NotRecorded,
+    TaskNotFound,
+    TaskNotImportable,
+    class_path,
+)
+from ..scope import current_job
 from ..task import JobResult
 from . import protocol
 
@@ -43,7 +50,6 @@ class _Channel:
         self.pending: deque[dict[str, Any]] = deque()
         self.last = False  # no more jobs will come after the pending ones
         self.stop = False  # the supervisor asked it to stop after this job
-        self.job_id: int | None = None
         #: A copy of the child's own output pipe (stdout and stderr), to go
         #: back to between jobs that each print into a pipe of their own.
         self.own_output: int | None = None
@@ -85,6 +91,30 @@ class _Channel:
             if self.accept(reply) is not None:
                 return reply
 
+    # The holder of the running job's claim, for its context (context.Holder)
+
+    def touch(self, job_id: int, seconds: float | None) -> datetime:
+        reply = self.request({"op": "touch", "id": job_id, "seconds": seconds})
+        return _deadline(reply, job_id, "touch")
+
+    def checkpoint(self, job_id: int, data: Any) -> datetime:
+        reply = self.request({"op": "checkpoint", "id": job_id, "data": data})
+        return _deadline(reply, job_id, "checkpoint")
+
+    def progress(self, job_id: int, report: dict[str, Any]) -> None:
+        protocol.send(self.sock, {"op": "progress", "id": job_id, **report})
+
+
+def _deadline(reply: protocol.Message, job_id: int, operation: str) -> datetime:
+    """The new deadline a reply gives, or the reason there is none."""
+    if reply.get("ok"):
+        return parse_datetime(reply["deadline"])
+    if reply.get("lost"):
+        raise ClaimLost(job_id, operation)
+    raise NotRecorded(
+        f"job {job_id}'s {operation} was not recorded: {reply.get('error')}"
+    )
+
 
 def main(sock: socket.socket, captured: bool = False) -> None:
     """Run jobs until told to stop, out of jobs, or the supervisor is gone.
@@ -98,9 +128,7 @@ def main(sock: socket.socket, captured: bool = False) -> None:
     warm_up()
     try:
         while (job := channel.next_job()) is not None:
-            channel.job_id = job["id"]
             outcome = run(job)
-            channel.job_id = None
             protocol.send(sock, outcome)
     finally:
         connections.close_all()
@@ -245,6 +273,7 @@ def job_context(task: Task, job: dict[str, Any]) -> JobContext:
         queue=job["queue"],
         deadline=parse_datetime(job["reserved_until"]),
         last_checkpoint=job["checkpoint"],
+        holder=_channel,
     )
 
 
@@ -264,22 +293,6 @@ def running_result(task: Task, job: dict[str, Any]) -> JobResult:
         errors=[],
         worker_ids=job["worker_ids"],
     )
-
-
-def request(message: protocol.Message) -> protocol.Message:
-    """Ask the supervisor something about the running job; wait for the reply."""
-    return _running_channel().request(message)
-
-
-def notify(message: protocol.Message) -> None:
-    """Tell the supervisor something about the running job; do not wait."""
-    protocol.send(_running_channel().sock, message)
-
-
-def _running_channel() -> _Channel:
-    if _channel is None or _channel.job_id is None:
-        raise RuntimeError("This can only be called from a job run by runworker.")
-    return _channel
 
 
 def describe(exc: BaseException) -> dict[str, str]:

@@ -50,7 +50,7 @@ class Leases:
             job.reserved_until = queue.touch(
                 job.pk,
                 token=job.claim_token,
-                seconds=seconds or job.ttr,
+                seconds=queue.lease_seconds(seconds, job.ttr),
                 values=values,
                 using=self.db,
             )

@@ -7,8 +7,9 @@ from django.db import connections, transaction
 
 from django_jobs import queue
 from django_jobs.batches import batch
-from django_jobs.context import JobContext, current_job
+from django_jobs.context import JobContext
 from django_jobs.models import Batch, Job
+from django_jobs.scope import current_job
 from tests import tasks
 
 
@@ -156,3 +157,56 @@ def test_the_last_two_jobs_finishing_at_once_fire_the_callback_once():
     callbacks = Job.objects.filter(task_path="tests.tasks.batch_done")
     assert callbacks.count() == 30
     assert sorted(job.kwargs["batch_id"] for job in callbacks) == sorted(groups)
+
+
+def test_a_touch_after_the_claim_was_lost_raises_claim_lost(db):
+    """What the worker's child makes of the supervisor's replies."""
+    from django_jobs.exceptions import ClaimLost, NotRecorded
+    from django_jobs.worker.child import _deadline
+
+    when = "2026-11-30T10:00:00+00:00"
+    assert _deadline({"ok": True, "deadline": when}, 7, "touch").isoformat() == when
+    with pytest.raises(
+        ClaimLost, match="Cannot touch job 7: this claim on it was lost"
+    ):
+        _deadline({"ok": False, "lost": True}, 7, "touch")
+    with pytest.raises(NotRecorded, match="job 7's checkpoint was not recorded: busy"):
+        _deadline({"ok": False, "error": "busy"}, 7, "checkpoint")
+
+
+def test_the_context_asks_its_holder(db):
+    result = tasks.add.enqueue(1, 2)
+    asked = []
+
+    class Holder:
+        def touch(self, job_id, seconds):
+            asked.append(("touch", job_id, seconds))
+            return result.enqueued_at
+
+        def checkpoint(self, job_id, data):
+            asked.append(("checkpoint", job_id, data))
+            return result.enqueued_at
+
+        def progress(self, job_id, report):
+            asked.append(("progress", job_id, report))
+
+    context = JobContext(
+        task_result=result,
+        job_id=int(result.id),
+        queue="default",
+        deadline=result.enqueued_at,
+        holder=Holder(),
+    )
+    context.touch(30)
+    context.checkpoint((1, 2))
+    context.progress(1, 2, "half")
+    job_id = int(result.id)
+    assert asked == [
+        ("touch", job_id, 30),
+        ("checkpoint", job_id, [1, 2]),
+        ("progress", job_id, {"done": 1, "total": 2, "message": "half"}),
+    ]
+    assert context.last_checkpoint == [1, 2]
+    for bad in (0, -1, float("nan"), "soon", True):
+        with pytest.raises(TypeError, match="seconds must be a number above 0"):
+            context.touch(bad)
