@@ -62,7 +62,7 @@ class Job(models.Model):
         _("reserved by"), max_length=64, blank=True, default=""
     )
     # A new random value for every claim: the fencing token that every write
-    # after the claim must show (see queue.py).
+    # after the claim must show (see django_jobs.queue).
     claim_token = models.CharField(max_length=32, blank=True, default="")
     worker_ids = ReadableJSONField(_("worker ids"), default=list, blank=True)
     errors = ReadableJSONField(_("errors"), default=list, blank=True)

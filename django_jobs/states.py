@@ -1,6 +1,6 @@
 """Job states, the transitions between them, and how they look to django.tasks.
 
-The transitions live here as data so that ``queue.py`` can build every guarded
+The transitions live here as data so that ``django_jobs.queue`` can build every guarded
 update from them, and so that a reader can see the whole life cycle at once.
 """
 
@@ -35,7 +35,7 @@ MEANINGS = {
     ),
 }
 
-# Every operation in queue.py, with the states it may start from and the state
+# Every operation of django_jobs.queue, with the states it may start from and the state
 # it leaves the job in. ``None`` as a target means the row is deleted.
 #
 # A reserved job belongs to the worker that claimed it: a transition out of
@@ -53,11 +53,19 @@ TRANSITIONS: dict[str, tuple[frozenset[State], State | None]] = {
     "bury": (frozenset({State.READY, State.RESERVED}), State.BURIED),
     "kick": (frozenset({State.READY, State.BURIED}), State.READY),
     "reprioritise": (frozenset({State.READY}), State.READY),
-    # A ready job is buried at once; a reserved one is only marked, and its
-    # worker (the token holder) stops it and buries it.
-    "cancel": (frozenset({State.READY, State.RESERVED}), State.BURIED),
+    # A ready job is buried at once; a reserved one is only marked (it is the
+    # one write anybody may make to a reserved job), and its worker, the
+    # token holder, stops it and buries it.
+    "cancel": (frozenset({State.READY}), State.BURIED),
+    "request_cancel": (frozenset({State.RESERVED}), State.RESERVED),
+    # A ready job past its deadline (``expires``), never started.
+    "expire": (frozenset({State.READY}), State.BURIED),
     "delete": (frozenset(State), None),
 }
+
+#: Operations anybody may apply to a reserved job, without its claim token:
+#: they change nothing its holder relies on.
+OPEN = frozenset({"request_cancel"})
 
 TASK_STATUS: dict[State, TaskResultStatus] = {
     State.READY: TaskResultStatus.READY,
@@ -68,7 +76,7 @@ TASK_STATUS: dict[State, TaskResultStatus] = {
 
 
 #: Operations after which a job may have left its batch's waiting set.
-FINISHING = frozenset({"bury", "cancel", "delete"})
+FINISHING = frozenset({"bury", "cancel", "expire", "delete"})
 
 
 def sources(operation: str) -> frozenset[State]:

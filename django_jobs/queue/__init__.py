@@ -27,10 +27,13 @@ from .enqueue import Inserted, enqueue, insert
 from .errors import attempt_error, error_entry
 from .guard import JobIds, get_db, unheld
 from .holder import (
+    Failed,
     backoff_delay,
+    bury_held,
     checkpoint,
     complete,
     complete_many,
+    complete_returning,
     fail,
     lease_seconds,
     postpone,
@@ -42,17 +45,20 @@ from .holder import (
 )
 
 __all__ = [
+    "Failed",
     "Inserted",
     "JobIds",
     "attempt_error",
     "backoff_delay",
     "bury",
+    "bury_held",
     "cancel",
     "checkpoint",
     "claim",
     "claim_statement",
     "complete",
     "complete_many",
+    "complete_returning",
     "configure",
     "cutoff",
     "delete",

@@ -11,9 +11,9 @@ from typing import Any
 from django.db import connections, transaction
 from django.utils import timezone
 
-from .. import sql as statements
 from ..models import Job, Queue
 from ..states import State
+from . import sql as statements
 from .guard import get_db
 from .rows import bury_unrunnable, problem
 

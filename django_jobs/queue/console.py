@@ -19,10 +19,10 @@ from ..exceptions import (
     JobCancelled,
     UnknownQueue,
 )
-from ..expressions import JSONAppend
 from ..models import Job, Queue
-from ..states import State
+from .batches import settle
 from .errors import unstarted_error
+from .expressions import JSONAppend
 from .guard import JobIds, change, get_db, refusal, unreserved
 
 # Writes by people and duties
@@ -40,7 +40,7 @@ def bury(
     values: dict[str, Any] = {"finished_at": timezone.now(), **unreserved()}
     if error is not None:
         values["errors"] = JSONAppend("errors", error)
-    return change(
+    changed = change(
         "bury",
         job_ids,
         token=token,
@@ -48,6 +48,8 @@ def bury(
         values=values,
         unless_moved=unless_moved,
     )
+    settle(changed.batches, using=get_db(using))
+    return changed.count
 
 
 def kick(job_ids: JobIds, *, using: str | None = None) -> int:
@@ -69,7 +71,7 @@ def kick(job_ids: JobIds, *, using: str | None = None) -> int:
     db = get_db(using)
     try:
         with transaction.atomic(using=db):
-            return change("kick", job_ids, using=db, values=values)
+            return change("kick", job_ids, using=db, values=values).count
     except IntegrityError:
         if isinstance(job_ids, int):
             raise InvalidTransition(
@@ -78,7 +80,7 @@ def kick(job_ids: JobIds, *, using: str | None = None) -> int:
     kicked = 0
     for job_id in job_ids:  # one at a time, skipping those that collide
         with contextlib.suppress(IntegrityError), transaction.atomic(using=db):
-            kicked += change("kick", [job_id], using=db, values=values)
+            kicked += change("kick", [job_id], using=db, values=values).count
     return kicked
 
 
@@ -101,11 +103,15 @@ def cancel(job_ids: JobIds, *, using: str | None = None) -> int:
         using=db,
         values={"finished_at": now, "errors": JSONAppend("errors", error)},
     )
-    marked = (
-        Job.objects.using(db)
-        .filter(pk__in=ids, state=State.RESERVED, cancel_requested_at=None)
-        .update(cancel_requested_at=now)
-    )
+    settle(buried.batches, using=db)
+    marked = change(
+        "request_cancel",
+        ids,
+        using=db,
+        values={"cancel_requested_at": now},
+        unless_moved=Q(cancel_requested_at=None),  # asked once is enough
+    ).count
+    buried = buried.count
     if single and not buried + marked:
         refusal("cancel", job_ids, None, db)
     return buried + marked
@@ -121,7 +127,8 @@ def reprioritise(job_ids: JobIds, priority: int, *, using: str | None = None) ->
         raise ValueError(
             f"priority must be a whole number from -100 to 100, got {priority!r}."
         )
-    return change("reprioritise", job_ids, using=using, values={"priority": priority})
+    values = {"priority": priority}
+    return change("reprioritise", job_ids, using=using, values=values).count
 
 
 def pause(name: str, *, backend: str = "default", using: str | None = None) -> None:
@@ -201,6 +208,8 @@ def delete(
     unless_moved: Q | None = None,
 ) -> int:
     """Delete jobs; a reserved job only by its claim holder."""
-    return change(
+    changed = change(
         "delete", job_ids, token=token, using=using, unless_moved=unless_moved
     )
+    settle(changed.batches, using=get_db(using))
+    return changed.count

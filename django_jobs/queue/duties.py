@@ -13,12 +13,12 @@ from ..exceptions import (
     ReservationExpired,
     WorkerLost,
 )
-from ..expressions import JSONAppend
 from ..models import Job, Worker
 from ..states import State
 from .batches import settle
 from .errors import error_entry, unstarted_error
-from .guard import batches_of, get_db
+from .expressions import JSONAppend
+from .guard import change, get_db
 from .holder import fail
 from .rows import bury_unrunnable
 
@@ -135,15 +135,16 @@ def expire(*, backend: str = "default", using: str | None = None) -> int:
     late = Job.objects.using(db).filter(
         state=State.READY, backend=backend, expires_at__lte=now
     )
-    batches = batches_of(late)
-    deleted = late.filter(on_failure="delete").only("pk").delete()[0]
+    doomed = list(late.filter(on_failure="delete").values_list("pk", flat=True))
+    kept = list(late.exclude(on_failure="delete").values_list("pk", flat=True))
     error = unstarted_error(JobExpired, "not started before its deadline", now)
-    buried = late.update(
-        state=State.BURIED, finished_at=now, errors=JSONAppend("errors", error)
-    )
-    if batches:
-        settle(batches, using=db)
-    return deleted + buried
+    values = {"finished_at": now, "errors": JSONAppend("errors", error)}
+    # Still ready and still past its deadline when written (a kick clears it).
+    late_now = Q(state=State.READY, expires_at__lte=now)
+    deleted = change("delete", doomed, using=db, unless_moved=late_now)
+    buried = change("expire", kept, using=db, values=values, unless_moved=late_now)
+    settle(deleted.batches | buried.batches, using=db)
+    return deleted.count + buried.count
 
 
 def cutoff(now: datetime, retention: float | None) -> datetime | None:

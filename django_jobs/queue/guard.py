@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import router
@@ -16,6 +17,7 @@ from ..exceptions import (
 )
 from ..models import Job
 from ..states import State
+from .sql import update_returning
 
 JobIds = int | Iterable[int]
 
@@ -36,10 +38,25 @@ def unheld(operation: str) -> Q:
     """The jobs ``operation`` may change without a claim token.
 
     Everything it may start from except reserved jobs, which belong to the
-    worker holding them. The console narrows its selections with this, so
-    that it only offers the queue what the queue would accept.
+    worker holding them (but for ``states.OPEN`` operations). The console
+    narrows its selections with this, so that it only offers the queue what
+    the queue would accept.
     """
-    return Q(state__in=states.sources(operation) - {State.RESERVED})
+    sources = states.sources(operation)
+    if operation not in states.OPEN:
+        sources -= {State.RESERVED}
+    return Q(state__in=sources)
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """What one guarded write did."""
+
+    count: int
+    #: The written values of the fields asked for (``returning``), per row.
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    #: The batches of the jobs it finished: settle them (``batches.settle``).
+    batches: frozenset[int] = frozenset()
 
 
 def change(
@@ -50,42 +67,49 @@ def change(
     using: str | None = None,
     values: dict[str, Any] | None = None,
     unless_moved: Q | None = None,
-) -> int:
+    returning: Sequence[str] = (),
+) -> Changed:
     """Apply ``operation`` as one guarded UPDATE (or DELETE).
 
     The guard is the set of states the operation may start from; a reserved
     job additionally needs its claim token, which only its holder knows.
     ``unless_moved`` adds a condition that must still hold when the write
     happens (the rescuer's "still lost"); if it no longer does, a single
-    job's write raises ClaimLost, as for a lost token.
+    job's write raises ClaimLost, as for a lost token. ``returning`` names
+    the fields whose written values come back, in ``Changed.rows``.
     """
     db = get_db(using)
     single = isinstance(job_ids, int)
     ids = [job_ids] if single else list(job_ids)
-    if token is None:
-        guard = unheld(operation)
-    else:
-        guard = Q(state__in=states.sources(operation), claim_token=token)
-    rows = Job.objects.using(db).filter(guard, pk__in=ids)
+    rows = Job.objects.using(db).filter(_guard(operation, token), pk__in=ids)
     if unless_moved is not None:
         rows = rows.filter(unless_moved)
-    batches = batches_of(rows) if operation in states.FINISHING else []
+    finishing = operation in states.FINISHING
     new_state = states.target(operation)
     if new_state is None:
+        batches = frozenset(batches_of(rows)) if finishing else frozenset()
         # Only the ids: deleting makes Django collect the rows (for the jobs
         # and batches that point at them), and a job's columns can be large.
-        changed = rows.only("pk").delete()[0]
+        changed = Changed(rows.only("pk").delete()[0], batches=batches)
+    elif returning or finishing:
+        names = [*returning, "batch"] if finishing else list(returning)
+        written = update_returning(rows, {"state": new_state, **(values or {})}, names)
+        batches = {row.pop("batch_id") for row in written} if finishing else set()
+        batches.discard(None)
+        changed = Changed(len(written), written, frozenset(batches))
     else:
-        changed = rows.update(state=new_state, **(values or {}))
-    if single and not changed:
+        changed = Changed(rows.update(state=new_state, **(values or {})))
+    if single and not changed.count:
         if unless_moved is not None:
             raise ClaimLost(job_ids, operation)
         refusal(operation, job_ids, token, db)
-    if batches and changed:
-        from .batches import settle
-
-        settle(batches, using=db)
     return changed
+
+
+def _guard(operation: str, token: str | None) -> Q:
+    if token is None:
+        return unheld(operation)
+    return Q(state__in=states.sources(operation), claim_token=token)
 
 
 def batches_of(rows) -> list[int]:

@@ -18,13 +18,13 @@ from django.db import connections
 from django.db.models import F, Q
 from django.utils import timezone
 
-from .. import sql as statements
 from ..arguments import storable, storable_text
-from ..expressions import JSONAppend, JSONDropLast
 from ..models import Job
 from ..states import State
+from . import sql as statements
 from .batches import settle
-from .console import bury, delete
+from .console import delete
+from .expressions import JSONAppend, JSONDropLast
 from .guard import change, get_db, refusal, unreserved
 
 # Writes by the claim holder
@@ -112,11 +112,12 @@ def save_logs(
 
 def complete(
     job_id: int, *, token: str, return_value: Any = None, using: str | None = None
-) -> None:
-    """Record a successful attempt: the job is done."""
-    lost = complete_many([(job_id, token, return_value)], using=using)
-    if lost:
+) -> dict[str, Any]:
+    """Record a successful attempt: the job is done. Returns what was written."""
+    written = complete_returning([(job_id, token, return_value)], using=using)
+    if job_id not in written:
         refusal("complete", job_id, token, get_db(using))
+    return written[job_id]
 
 
 def complete_many(
@@ -130,21 +131,51 @@ def complete_many(
     Returns the ids whose claim was lost (the rows were left alone): the
     caller must report them, since their work may have been done twice.
     """
+    written = complete_returning(outcomes, using=using, prepare=prepare)
+    return [job_id for job_id, _, _ in outcomes if job_id not in written]
+
+
+def complete_returning(
+    outcomes: Sequence[tuple[int, str, Any]],
+    *,
+    using: str | None = None,
+    prepare: bool = False,
+) -> dict[int, dict[str, Any]]:
+    """``complete_many``, returning what was written to each job completed,
+    by id (an id missing lost its claim)."""
     if not outcomes:
-        return []
+        return {}
     db = get_db(using)
     connection = connections[db]
-    sql = statements.complete_statement(connection, len(outcomes))
+    cleared = unreserved()
+    sql = statements.complete_statement(connection, len(outcomes), cleared)
     params: list[Any] = []
     for job_id, token, return_value in outcomes:
         params += [job_id, token, json.dumps(storable(return_value))]
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    params += [State.DONE.value, now, State.RESERVED.value]
+    params += [State.DONE.value, now, *cleared.values(), State.RESERVED.value]
     rows = statements.fetch_all(connection, sql, params, prepare)
-    if batches := {batch for _, batch in rows if batch is not None}:
+    fields = [Job._meta.get_field(n) for n in ("id", "batch", *statements.COMPLETED)]
+    names = [field.attname for field in fields]
+    written = {
+        values[0]: dict(zip(names[2:], values[2:], strict=True))
+        for values in statements.converted(connection, fields, rows)
+    }
+    if batches := {values[1] for values in rows if values[1] is not None}:
         settle(batches, using=db)
-    done = {job_id for job_id, _ in rows}
-    return [job_id for job_id, _, _ in outcomes if job_id not in done]
+    return written
+
+
+#: What a failed attempt's write changes: what it returns.
+WRITTEN = (
+    "state",
+    "run_at",
+    "finished_at",
+    "errors",
+    "attempts",
+    "worker_ids",
+    *unreserved(),
+)
 
 
 def retry(
@@ -155,9 +186,10 @@ def retry(
     delay: float = 0,
     using: str | None = None,
     unless_moved: Q | None = None,
-) -> None:
-    """Record a failed attempt and put the job back, due after ``delay`` seconds."""
-    change(
+) -> dict[str, Any]:
+    """Record a failed attempt and put the job back, due after ``delay``
+    seconds. Returns what was written."""
+    changed = change(
         "retry",
         job_id,
         token=token,
@@ -168,7 +200,9 @@ def retry(
             "errors": JSONAppend("errors", error),
             **unreserved(),
         },
+        returning=WRITTEN,
     )
+    return changed.rows[0]
 
 
 def release(job_id: int, *, token: str, using: str | None = None) -> None:
@@ -194,11 +228,12 @@ def postpone(
     error: dict[str, Any],
     delay: float,
     using: str | None = None,
-) -> None:
+) -> dict[str, Any]:
     """Give a job back to be tried again after ``delay`` seconds, keeping the
     error but not counting the attempt: it could not start (its task is not
-    importable here yet), which says nothing about the job itself."""
-    change(
+    importable here yet), which says nothing about the job itself. Returns
+    what was written."""
+    return change(
         "release",
         job_id,
         token=token,
@@ -210,7 +245,20 @@ def postpone(
             "errors": JSONAppend("errors", error),
             **unreserved(),
         },
-    )
+        returning=WRITTEN,
+    ).rows[0]
+
+
+class Failed(str):
+    """What ``fail`` did, "retried", "buried" or "deleted", with what it
+    wrote to the row (``written``; empty when the row was deleted)."""
+
+    written: dict[str, Any]
+
+    def __new__(cls, outcome: str, written: dict[str, Any]) -> Failed:
+        failed = super().__new__(cls, outcome)
+        failed.written = written
+        return failed
 
 
 def fail(
@@ -220,24 +268,48 @@ def fail(
     backoff: tuple[float, float] = (10.0, 3600.0),
     using: str | None = None,
     unless_moved: Q | None = None,
-) -> str:
+) -> Failed:
     """Record a failed attempt of a claimed job and decide what comes next.
 
     The job is retried after an exponential, jittered delay while it has
     attempts left; after that it is buried with all its errors, or deleted if
-    its task says ``on_failure="delete"``. Returns "retried", "buried" or
-    "deleted". ``unless_moved``: see ``guard.change``.
+    its task says ``on_failure="delete"``. ``unless_moved``: see
+    ``guard.change``.
     """
     held = {"token": job.claim_token, "using": using, "unless_moved": unless_moved}
     if job.attempts < job.max_attempts:
         delay = backoff_delay(job.attempts, *backoff)
-        retry(job.pk, error=error, delay=delay, **held)
-        return "retried"
+        return Failed("retried", retry(job.pk, error=error, delay=delay, **held))
     if job.on_failure == "delete":
         delete(job.pk, **held)
-        return "deleted"
-    bury(job.pk, error=error, **held)
-    return "buried"
+        return Failed("deleted", {})
+    return Failed("buried", bury_held(job.pk, error=error, **held))
+
+
+def bury_held(
+    job_id: int,
+    *,
+    token: str,
+    error: dict[str, Any],
+    using: str | None = None,
+    unless_moved: Q | None = None,
+) -> dict[str, Any]:
+    """Bury a job its holder failed for good; return what was written."""
+    changed = change(
+        "bury",
+        job_id,
+        token=token,
+        using=using,
+        unless_moved=unless_moved,
+        values={
+            "finished_at": timezone.now(),
+            "errors": JSONAppend("errors", error),
+            **unreserved(),
+        },
+        returning=WRITTEN,
+    )
+    settle(changed.batches, using=get_db(using))
+    return changed.rows[0]
 
 
 def backoff_delay(attempt: int, base: float, cap: float) -> float:

@@ -19,9 +19,10 @@ from django.utils import timezone
 
 from ..arguments import MAX_DEPTH, nesting_depth, storable_text
 from ..exceptions import InvalidJobRow, class_path
-from ..expressions import JSONAppend
 from ..fields import Unreadable
 from ..models import Job
+from .batches import settle
+from .expressions import JSONAppend
 from .guard import change, unreserved
 
 logger = logging.getLogger("django_jobs.queue")
@@ -94,7 +95,7 @@ def bury_unrunnable(
     # Errors that cannot be read cannot be appended to: start a new list.
     errors = JSONAppend("errors", error) if isinstance(job.errors, list) else [error]
     values = {"finished_at": timezone.now(), "errors": errors, **unreserved()}
-    change(
+    changed = change(
         "bury",
         job.pk,
         token=job.claim_token,
@@ -102,4 +103,5 @@ def bury_unrunnable(
         values=values,
         unless_moved=unless_moved,
     )
+    settle(changed.batches, using=using)
     logger.warning("job %s buried: its row cannot be run: %s", job.pk, reason)

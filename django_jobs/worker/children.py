@@ -118,9 +118,15 @@ class Children:
         alive = sum(1 for c in self.by_pid.values() if not c.retiring)
         return alive + len(self.pending)
 
-    def fork(self) -> None:
-        request, sock, output = self.zygote.fork(self.capture_output)
+    def fork(self) -> bool:
+        """Ask the zygote for a child; False if it is gone (the supervisor
+        learns it from the zygote's socket, and stops)."""
+        try:
+            request, sock, output = self.zygote.fork(self.capture_output)
+        except OSError:
+            return False
         self.pending[request] = (sock, output)
+        return True
 
     def forked(self, request: int, pid: int) -> Child:
         sock, output = self.pending.pop(request)

@@ -90,7 +90,8 @@ class Claimer:
         if self.options.max_jobs:
             wanted = min(wanted, self.options.max_jobs - self.claimed_total)
         while self.children.active_count() < wanted:
-            self.children.fork()
+            if not self.children.fork():
+                return
 
     def rooms(self) -> dict[Child, int]:
         """How many jobs each child may be given now."""

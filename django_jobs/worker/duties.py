@@ -2,7 +2,7 @@
 
 Each duty has an interval and a ``run_once()`` that a test can call. There is
 no leader: every worker runs every duty, and the guarded writes in
-``queue.py`` make it harmless when two workers do the same thing at once.
+``django_jobs.queue`` make it harmless when two workers do the same thing at once.
 """
 
 from __future__ import annotations

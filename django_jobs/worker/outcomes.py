@@ -1,4 +1,4 @@
-"""Recording what happened to each attempt, through queue.py only.
+"""Recording what happened to each attempt, through django_jobs.queue only.
 
 Successes are batched: every outcome that arrived in one turn of the loop is
 completed in one statement. Failures are rarer and each takes its own
@@ -33,8 +33,6 @@ from ..exceptions import (
 )
 from ..logging import job_fields
 from ..models import Job
-from ..queue.guard import unreserved
-from ..states import State
 from .failures import Failure, Kind
 from .health import DatabaseHealth, first_line, transient
 from .options import WorkerOptions
@@ -202,49 +200,48 @@ class Recorder:
             return
         for job, _, _ in self.successes:
             self._save_logs(job)
-        lost, refusals = self._complete(self.successes)
-        now = timezone.now()
+        written, refusals = self._complete(self.successes)
         batch, self.successes = self.successes, []
         for job, value, elapsed in batch:
             if job.pk in refusals:
                 self._not_stored(job, "return value", refusals[job.pk])
-                continue
-            if job.pk in lost:
+            elif job.pk not in written:
                 log_job(
                     logging.ERROR,
                     job,
                     "finished, but %s",
                     ClaimLost(job.pk, "complete"),
                 )
-                continue
-            job.state, job.return_value, job.finished_at = State.DONE, value, now
-            _clear_reservation(job)
-            log_job(logging.INFO, job, "done in %.1f ms", elapsed * 1000)
-            self._signal(task_finished, job)
+            else:
+                apply(job, written[job.pk], return_value=value)
+                log_job(logging.INFO, job, "done in %.1f ms", elapsed * 1000)
+                self._signal(task_finished, job)
 
     def _complete(
         self, successes: list[tuple[Job, Any, float]]
-    ) -> tuple[set[int], dict[int, DatabaseError]]:
-        """Complete jobs in one statement; the ids whose claim was lost, and
-        those whose return value the database refused (with its error)."""
+    ) -> tuple[dict[int, dict], dict[int, DatabaseError]]:
+        """Complete jobs in one statement: what was written to each (a job
+        missing lost its claim), and the return values the database refused."""
         outcomes = [(job.pk, job.claim_token, value) for job, value, _ in successes]
         try:
-            return set(queue.complete_many(outcomes, using=self.db, prepare=True)), {}
+            return queue.complete_returning(outcomes, using=self.db, prepare=True), {}
         except DatabaseError as exc:
             if transient(exc):
                 raise
             if len(outcomes) == 1:
-                return set(), {outcomes[0][0]: exc}
-        lost: set[int] = set()
+                return {}, {outcomes[0][0]: exc}
+        written: dict[int, dict] = {}
         refusals: dict[int, DatabaseError] = {}
         for one in outcomes:  # the database refused one of them: find which
             try:
-                lost.update(queue.complete_many([one], using=self.db, prepare=True))
+                written.update(
+                    queue.complete_returning([one], using=self.db, prepare=True)
+                )
             except DatabaseError as exc:
                 if transient(exc):
                     raise
                 refusals[one[0]] = exc
-        return lost, refusals
+        return written, refusals
 
     def _not_stored(self, job: Job, what: str, exc: DatabaseError) -> None:
         """The database refused an outcome: bury the job, saying why."""
@@ -269,7 +266,7 @@ class Recorder:
             job, failure.exception_class_path, failure.traceback
         )
         try:
-            state, result = self._decide(failure, error)
+            result, written = self._decide(failure, error)
         except ClaimLost as exc:
             log_job(logging.ERROR, job, "%s, but %s", failure.describe(), exc)
             return
@@ -282,44 +279,44 @@ class Recorder:
             logging.WARNING, job, "%s: %s; %s", failure.describe(), failure.summary(),
             result,
         )  # fmt: skip
-        job.errors = [*job.errors, error] if isinstance(job.errors, list) else [error]
-        job.state = state
-        if state == State.BURIED:
-            job.finished_at = timezone.now()
-        _clear_reservation(job)
+        apply(job, written)
         if failure.kind.attempted:
             self._signal(task_finished, job)
 
-    def _decide(self, failure: Failure, error: dict[str, Any]) -> tuple[State, str]:
-        """Write what comes after ``failure``: the job's new state, and words
-        for the log."""
+    def _decide(self, failure: Failure, error: dict[str, Any]) -> tuple[str, dict]:
+        """Write what comes after ``failure``: words for the log, and what
+        was written to the row."""
         job = failure.job
         if failure.kind is Kind.NOT_IMPORTABLE:
             return self._not_importable(job, error)
         if failure.kind.final:
-            queue.bury(job.pk, token=job.claim_token, error=error, using=self.db)
-            return State.BURIED, "buried"
-        result = queue.fail(job, error, backoff=self.backoff, using=self.db)
-        return (State.READY if result == "retried" else State.BURIED), result
+            return "buried", self._bury(job, error)
+        failed = queue.fail(job, error, backoff=self.backoff, using=self.db)
+        return failed, failed.written
 
-    def _not_importable(self, job: Job, error: dict[str, Any]) -> tuple[State, str]:
+    def _bury(self, job: Job, error: dict[str, Any]) -> dict:
+        return queue.bury_held(
+            job.pk, token=job.claim_token, error=error, using=self.db
+        )
+
+    def _not_importable(self, job: Job, error: dict[str, Any]) -> tuple[str, dict]:
         """Try again later, uncounted, until IMPORT_GRACE is over; then bury."""
         waited = import_failing_for(job)
         if waited >= self.import_grace:
-            queue.bury(job.pk, token=job.claim_token, error=error, using=self.db)
-            return State.BURIED, (
+            return (
                 f"buried: not importable for {waited:.0f} s "
-                f"(IMPORT_GRACE is {self.import_grace:g} s)"
+                f"(IMPORT_GRACE is {self.import_grace:g} s)",
+                self._bury(job, error),
             )
         delay = min(
             IMPORT_RETRY_MAX,
             max(1.0, self.backoff[0]) * 2 ** import_tries(job),
             self.import_grace - waited,
         )
-        queue.postpone(
+        written = queue.postpone(
             job.pk, token=job.claim_token, error=error, delay=delay, using=self.db
         )
-        return State.READY, f"tried again in {delay:.0f} s, the attempt not counted"
+        return f"tried again in {delay:.0f} s, the attempt not counted", written
 
     def _signal(self, signal, job: Job) -> None:
         """Send a django.tasks signal for ``job``, as the backend's class."""
@@ -367,7 +364,7 @@ def import_tries(job: Job) -> int:
     )
 
 
-def _clear_reservation(job: Job) -> None:
-    """What the guarded write did to the row, done to our copy of it."""
-    for field, value in unreserved().items():
-        setattr(job, field, value)
+def apply(job: Job, written: dict[str, Any], **more: Any) -> None:
+    """Our copy of ``job``, as the guarded write left the row (RETURNING)."""
+    for name, value in {**written, **more}.items():
+        setattr(job, name, value)

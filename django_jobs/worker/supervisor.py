@@ -193,10 +193,14 @@ class Supervisor:
     def close(self) -> None:
         if time.monotonic() >= self.db_retry_at:
             self.recorder.flush()  # outcomes that arrived must not be lost
-        for busy in self.children.busy:  # only after an error
-            for job in busy.jobs:
-                self.recorder.release(job)
+        # Jobs still in hand here mean the loop ended on an error: a job that
+        # started counts an attempt (it may have done its work, or may be
+        # what broke the worker); the others go back unstarted.
+        for busy in self.children.busy:
+            self.events.lost_child(busy, "the worker stopped on an error")
         self.children.close()
+        if self.recorder.pending and time.monotonic() >= self.db_retry_at:
+            self.recorder.flush()
         self.listener.close()
         try:
             self.registry.deregister()

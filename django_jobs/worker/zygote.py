@@ -52,6 +52,11 @@ class ZygoteHandle:
         request = json.dumps({"op": "fork", "id": self.next_request}).encode()
         try:
             socket.send_fds(self.sock, [request], fds)
+        except OSError:  # the zygote is gone: its exit is reported apart
+            ours.close()
+            if output is not None:
+                os.close(output)
+            raise
         finally:
             theirs.close()
             if capture_output:

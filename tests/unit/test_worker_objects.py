@@ -175,3 +175,14 @@ def test_what_each_kind_of_failure_means():
         job(1), Kind.CRASHED, "p", "ChildCrashed: ...\n", "exit code 3", 0.5
     )
     assert timed.describe() == "crashed (exit code 3) after 500.0 ms"
+
+
+def test_a_fork_server_gone_is_no_crash(pool):
+    from django_jobs.worker.zygote import ZygoteHandle
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    theirs.close()  # the zygote died
+    pool.zygote = ZygoteHandle(ours, pid=0)
+    assert pool.fork() is False
+    assert pool.pending == {}
+    ours.close()

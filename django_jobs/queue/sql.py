@@ -2,7 +2,7 @@
 
 These statements run for every job, so they are written by hand, built once
 per database vendor and cached, and their rows are turned into ``Job``
-objects without building a queryset. Only ``queue.py`` executes them: this
+objects without building a queryset. Only this package executes them: this
 module builds statements and runs them, it decides nothing.
 Supported databases: PostgreSQL and SQLite.
 """
@@ -10,12 +10,17 @@ Supported databases: PostgreSQL and SQLite.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
+from django.db.models import Field, QuerySet
+from django.db.models.sql import UpdateQuery
+
+from ..fields import ReadableDateTimeField, Unreadable, readable_time_sql
+from ..models import Job, Queue
+from ..states import State
 from .expressions import JSONAppend
-from .fields import ReadableDateTimeField, Unreadable, readable_time_sql
-from .models import Job, Queue
-from .states import State
 
 
 def fetch_all(
@@ -66,40 +71,96 @@ def _server_bound_cursor(prepare: bool) -> type:
     return PreparingCursor
 
 
-_converters: dict[str, list[tuple[int, list, Any]]] = {}
-
-
-def jobs_from_rows(connection, rows: list[tuple]) -> list[Job]:
-    """Job instances from rows of every concrete column, in field order.
-
-    What a queryset does for each row, without building a query each time:
-    the claim runs several times a second in every worker.
+def converted(connection, fields: Sequence[Field], rows: list[tuple]) -> list[list]:
+    """Rows of ``fields``' columns as Python values, as a queryset would give
+    them, without building a query each time (the claim runs several times a
+    second in every worker). A value that cannot be converted becomes an
+    ``Unreadable``: one bad value must not cost the rest of the rows.
     """
-    alias = connection.alias
-    if alias not in _converters:
-        table = Job._meta.db_table
-        found = []
-        for position, field in enumerate(Job._meta.concrete_fields):
-            column = field.get_col(table)
-            converters = connection.ops.get_db_converters(
-                column
-            ) + column.get_db_converters(connection)
-            if converters:
-                found.append((position, converters, column))
-        _converters[alias] = found
-    converters = _converters[alias]
-    names = [field.attname for field in Job._meta.concrete_fields]
-    jobs = []
+    converters = _converters(connection, tuple(fields))
+    result = []
     for row in rows:
         values = list(row)
         for position, functions, column in converters:
             try:
                 for function in functions:
                     values[position] = function(values[position], column, connection)
-            except Exception as exc:  # one bad value must not cost the others
+            except Exception as exc:
                 values[position] = Unreadable(f"{type(exc).__name__}: {exc}"[:200])
-        jobs.append(Job.from_db(connection.alias, names, values))
-    return jobs
+        result.append(values)
+    return result
+
+
+_found: dict[tuple[str, tuple[Field, ...]], list[tuple[int, list, Any]]] = {}
+
+
+def _converters(connection, fields: tuple[Field, ...]) -> list[tuple[int, list, Any]]:
+    """Each field's converters, looked up once per database alias and fields."""
+    key = (connection.alias, fields)
+    if key in _found:
+        return _found[key]
+    table = Job._meta.db_table
+    found = _found[key] = []
+    for position, field in enumerate(fields):
+        column = field.get_col(table)
+        functions = connection.ops.get_db_converters(column)
+        functions += column.get_db_converters(connection)
+        if functions:
+            found.append((position, functions, column))
+    return found
+
+
+def jobs_from_rows(connection, rows: list[tuple]) -> list[Job]:
+    """Job instances from rows of every concrete column, in field order."""
+    fields = Job._meta.concrete_fields
+    names = [field.attname for field in fields]
+    return [
+        Job.from_db(connection.alias, names, values)
+        for values in converted(connection, fields, rows)
+    ]
+
+
+def returning(connection, fields: Sequence[Field], *, qualified: bool = False) -> str:
+    """A RETURNING list of ``fields``' columns, as a statement should return
+    them: timestamps that Python cannot read come back as NULL (see
+    ``django_jobs.fields``), so that one bad row cannot fail a whole claim."""
+    qn = connection.ops.quote_name
+    prefix = f"{qn(Job._meta.db_table)}." if qualified else ""
+    columns = []
+    for field in fields:
+        column = prefix + qn(field.column)
+        if isinstance(field, ReadableDateTimeField):
+            column = readable_time_sql(connection.vendor, column)[0]
+        columns.append(column)
+    return ", ".join(columns)
+
+
+def update_returning(
+    rows: QuerySet, values: dict[str, Any], names: Sequence[str]
+) -> list[dict[str, Any]]:
+    """``rows.update(**values)``, returning the values written to the fields
+    ``names`` of each row changed: one ``UPDATE ... RETURNING`` statement, on
+    PostgreSQL and SQLite alike, so that a caller learns what the guarded
+    write did instead of repeating it by hand."""
+    query = rows.query.chain(UpdateQuery)
+    query.add_update_values(values)
+    compiler = query.get_compiler(rows.db)
+    connection = compiler.connection
+    try:
+        update_sql, params = compiler.as_sql()
+    except EmptyResultSet:  # no row can match (no ids): nothing to write
+        return []
+    fields = [Job._meta.get_field(name) for name in names]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"{update_sql} RETURNING {returning(connection, fields)}", params
+        )
+        raw = cursor.fetchall()
+    attnames = [field.attname for field in fields]
+    return [
+        dict(zip(attnames, row, strict=True))
+        for row in converted(connection, fields, raw)
+    ]
 
 
 #: The columns an enqueue writes: shared by every job of one enqueue, then
@@ -231,7 +292,7 @@ def _build_claim_query(connection, queue_count: int, excluded_count: int) -> str
     append_worker = JSONAppend.templates[connection.vendor].format(
         col["worker_ids"], "%s"
     )
-    returning = ", ".join(returned_columns(connection))
+    returned = returning(connection, Job._meta.concrete_fields)
     return (
         f"WITH candidates AS {'MATERIALIZED ' if postgres else ''}({select_sql})"
         f" UPDATE {table} SET {col['state']} = '{State.RESERVED.value}',"
@@ -242,33 +303,23 @@ def _build_claim_query(connection, queue_count: int, excluded_count: int) -> str
         f" {col['last_attempted_at']} = %s,"
         f" {col['worker_ids']} = {append_worker}"
         f" WHERE {col['id']} IN (SELECT {col['id']} FROM candidates)"
-        f" RETURNING {returning}"
+        f" RETURNING {returned}"
     )
-
-
-def returned_columns(connection) -> list[str]:
-    """Every column of a job, in field order, as a statement should return
-    them: timestamps that Python cannot read come back as NULL (see
-    ``django_jobs.fields``), so that one bad row cannot fail a whole claim."""
-    qn = connection.ops.quote_name
-    columns = []
-    for field in Job._meta.concrete_fields:
-        column = qn(field.column)
-        if isinstance(field, ReadableDateTimeField):
-            column = readable_time_sql(connection.vendor, column)[0]
-        columns.append(column)
-    return columns
 
 
 _complete_sql: dict[tuple[str, int], str] = {}
 
+#: What a completion writes besides the return value, and returns.
+COMPLETED = ("state", "finished_at", "reserved_until", "reserved_by", "claim_token")
 
-def complete_statement(connection, count: int) -> str:
+
+def complete_statement(connection, count: int, cleared: dict[str, Any]) -> str:
     """Mark ``count`` claimed jobs done, each with its token and return value.
 
-    Parameters: (id, token, JSON value) for each job, then the new state,
-    the finish time and the state the jobs must still be in. Returns the ids
-    it completed, with their batch.
+    Parameters: (id, token, JSON value) for each job, then the new state, the
+    finish time, the values of ``cleared`` (the reservation's fields) and the
+    state the jobs must still be in. Returns each completed job's id, batch
+    and ``COMPLETED`` fields.
     """
     key = (connection.vendor, count)
     if key in _complete_sql:
@@ -277,15 +328,17 @@ def complete_statement(connection, count: int) -> str:
     table = qn(Job._meta.db_table)
     value = "v.value::jsonb" if connection.vendor == "postgresql" else "v.value"
     rows = ", ".join(["(%s, %s, %s)"] * count)
+    clear = ", ".join(f"{qn(name)} = %s" for name in cleared)
+    fields = [Job._meta.get_field(name) for name in ("id", "batch", *COMPLETED)]
+    returned = returning(connection, fields, qualified=True)
     sql = (
         f"WITH v(id, token, value) AS (VALUES {rows})"
         f" UPDATE {table} SET {qn('state')} = %s, {qn('finished_at')} = %s,"
-        f" {qn('return_value')} = {value}, {qn('reserved_until')} = NULL,"
-        f" {qn('reserved_by')} = '', {qn('claim_token')} = ''"
+        f" {qn('return_value')} = {value}, {clear}"
         f" FROM v WHERE {table}.{qn('id')} = v.id"
         f" AND {table}.{qn('claim_token')} = v.token AND {table}.{qn('state')} = %s"
-        f" RETURNING {table}.{qn('id')}, {table}.{qn('batch_id')}"
+        f" RETURNING {returned}"
     )
-    if count <= 64:  # keep the cache small: batches are usually short
+    if count <= 64:  # keep the cache small: portions are usually short
         _complete_sql[key] = sql
     return sql
