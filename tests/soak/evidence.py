@@ -71,16 +71,20 @@ class Evidence:
             f"{error.get('worker_id')}: {last[0][:160]!r}"
         )
 
-    def chaos_around(self, job: JobRecord, margin: float = 5.0) -> list[str]:
-        if not job.runs:
-            return []
-        low = job.runs[0].start - margin
-        high = max(run.last_seen for run in job.runs) + margin
+    def chaos_around(self, job: JobRecord, margin: float = 2.0) -> list[str]:
+        """The chaos actions during any of the job's runs, or just around one."""
+        near = [
+            e
+            for e in self.f.events
+            if any(
+                e.at <= run.last_seen + margin and e.until >= run.start - margin
+                for run in job.runs
+            )
+        ]
         return [
             f"    chaos {self.t(e.at)}..{self.t(e.until)}: {e.action} slot {e.slot} "
             f"worker {e.worker} hits {e.hits} {e.detail}"
-            for e in self.f.events
-            if e.at <= high and e.until >= low
+            for e in near
         ]
 
     def workers(self, title: str, gone: list[Incarnation]) -> str:
