@@ -84,7 +84,8 @@ class Duplicate:
     job: JobRecord
     earlier: RunRecord
     later: RunRecord
-    #: The window: the earlier run's work row, and the next run's start.
+    #: The window: the earlier run's work row and the next run's start (for
+    #: runs at the same time: when the second started, when the first ended).
     window: tuple[float, float]
     reason: str | None
 
@@ -164,43 +165,36 @@ def explain(
     """Why ``earlier``'s completion was not recorded before ``until``, if the
     contract allows one; None if nothing in its window does.
 
-    The most specific reason wins: what hit the run's own processes, then
-    its own timeout, and a restart of the database (which hits everyone)
-    only when nothing else does.
+    Of several reasons the first to happen is named: what hit the run's own
+    processes (or its own timeout), and a restart of the database (which hits
+    everyone) only when nothing did.
     """
     low = earlier.done - SLACK
     mine = earlier.identities()
-    reasons: list[tuple[int, float, str]] = []
+    own: list[tuple[float, str]] = []
+    shared: list[tuple[float, str]] = []
     for event in events:
         hit = mine & set(event.hits)
         in_window = overlaps_in_time(event, low, until)
-        if event.action in KILLS and hit and in_window:
-            rank = 0
-        elif (
-            event.action == "stop_worker"
-            and hit
-            and stopped_long(event)
-            and overlaps_in_time(event, earlier.start, until)
-        ):
-            rank = 1
-        elif (
-            event.action == "terminate_connections"
-            and earlier.supervisor in event.hits
-            and in_window
-        ):
-            rank = 2
+        killed = event.action in KILLS and hit and in_window
+        cut = event.action == "terminate_connections" and in_window
+        cut = cut and earlier.supervisor in event.hits
+        # A stall counts from the run's start: presumed dead, the worker may
+        # lose the job while the run goes on to finish its work.
+        stalled = event.action == "stop_worker" and hit and stopped_long(event)
+        stalled = stalled and overlaps_in_time(event, earlier.start, until)
+        if killed or cut or stalled:
+            own.append((event.at, describe(event, t0)))
         elif event.action == "restart_database" and in_window:
-            rank = 4
-        else:
-            continue
-        reasons.append((rank, event.at, describe(event, t0)))
+            shared.append((event.at, describe(event, t0)))
     lease_out = earlier.start + 0.9 * job.ttr - SLACK
     for error in job.errors_of(earlier.attempt):
         if error.get("exception_class_path", "").endswith(".JobTimeout") and (
             earlier.done >= lease_out
         ):
-            reasons.append((3, 0.0, "its attempt timed out after its work row"))
-    return min(reasons)[2] if reasons else None
+            own.append((lease_out, "its attempt timed out after its work row"))
+    reasons = own or shared
+    return min(reasons)[1] if reasons else None
 
 
 def excuse(
@@ -230,9 +224,10 @@ def duplicates(job: JobRecord, events: list[Event], t0: float) -> list[Duplicate
     found = []
     done = job.completions
     for earlier, later in itertools.pairwise(done):
-        if later.start < earlier.done:  # ran at the same time: see overlaps
-            reason = excuse(earlier, later, events, t0)
-            window = (earlier.done, later.start)
+        if later.start < earlier.done:  # they ran at the same time
+            first, second = sorted((earlier, later), key=lambda run: run.start)
+            reason = excuse(first, second, events, t0)
+            window = (second.start, first.last_seen)
         else:
             after = next(r for r in job.runs if r.start > earlier.done)
             reason = explain(job, earlier, after.start, events, t0)
@@ -314,8 +309,8 @@ class Findings:
             for each in self.incarnations
             if each.ended is not None
             and each.expected is None
-            and not each.announced
             and any(overlaps_in_time(e, each.started, each.ended) for e in outages)
+            and not each.announced
         ]
 
     def unexpected_exits(self) -> list[Incarnation]:

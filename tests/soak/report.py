@@ -200,6 +200,12 @@ class Writer:
 
     def duplicate_note(self, d) -> str:
         t = self.evidence.t
+        if d.later.start < d.earlier.done:
+            return (
+                f"runs {d.earlier.run[:8]} and {d.later.run[:8]} both completed "
+                f"(at {t(d.earlier.done)} and {t(d.later.done)}) and ran at the same "
+                f"time, from {t(d.window[0])} to {t(d.window[1])}"
+            )
         return (
             f"work of run {d.earlier.run[:8]} at {t(d.earlier.done)}, again by run "
             f"{d.later.run[:8]} at {t(d.later.done)}; nothing hit run "

@@ -1,0 +1,151 @@
+"""The soak's rules, on made-up data: what the duplicate window explains, what
+it does not, and which overlaps are excused. No database, no processes."""
+
+import pytest
+
+from tests.soak.analysis import SLACK, Findings, JobRecord, RunRecord
+from tests.soak.chaos import Event
+from tests.soak.kinds import KINDS
+from tests.soak.timing import OPTIONS
+from tests.soak.workers import Incarnation
+
+CHILD, ZYGOTE, SUP = "300@30", "200@20", "100@10"
+OTHER_SUP = "101@11"
+TIMEOUT = OPTIONS["WORKER_TIMEOUT"]
+
+
+def run(name, start, done=None, last=None, attempt=1, chain=(CHILD, ZYGOTE, SUP)):
+    return RunRecord(name, 1, attempt, *chain, start, last or done or start, done)
+
+
+def job(*runs, state="done", kind="noop", errors=()):
+    return JobRecord(1, f"tests.soak.tasks.{kind}", KINDS[kind], state, 2, 20, 5,
+                     list(errors), list(runs))  # fmt: skip
+
+
+def findings(*jobs, events=(), unfinished=(), enqueued=None, incarnations=()):
+    enqueued = [j.id for j in jobs] if enqueued is None else enqueued
+    return Findings(list(jobs), enqueued, list(unfinished), list(events),
+                    list(incarnations), t0=0.0)  # fmt: skip
+
+
+def event(action, at, hits=(), until=None):
+    return Event(action, at, until if until is not None else at, hits=list(hits))
+
+
+def twice(*events, second_start=20.0, errors=()):
+    """A job whose first run did its work at t=10 and which ran again later."""
+    first = run("a", start=9.0, done=10.0)
+    second = run("b", start=second_start, done=second_start + 0.1, attempt=2)
+    return findings(job(first, second, errors=errors), events=events).duplicates
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        [event("kill_supervisor", 11.0, [SUP])],
+        [event("kill_fork_server", 12.0, [ZYGOTE])],
+        [event("kill_child", 10.0 - SLACK / 2, [CHILD])],  # its last row in flight
+        [event("stop_worker", 5.0, [SUP], until=5.0 + TIMEOUT + 6)],
+        [event("terminate_connections", 15.0, [SUP])],
+        [event("restart_database", 19.0, until=19.5)],
+    ],
+)
+def test_what_hits_the_run_in_its_window_explains_the_duplicate(events):
+    [duplicate] = twice(*events)
+    assert duplicate.reason is not None
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        [],
+        [event("kill_supervisor", 11.0, [OTHER_SUP])],  # another worker
+        [event("kill_supervisor", 8.0, [SUP])],  # before the work row
+        [event("kill_supervisor", 21.0, [SUP])],  # after the next run started
+        [event("kill_supervisor", 11.0, ["100@99"])],  # its pid, another process
+        [event("stop_worker", 12.0, [SUP], until=12.0 + TIMEOUT - 1)],  # too short
+        [event("stop_worker", 1.0, [SUP], until=1.0 + TIMEOUT + 1)],  # before it
+        [event("terminate_connections", 15.0, [OTHER_SUP])],
+        [event("restart_database", 5.0, until=9.0)],
+        [event("term_worker", 11.0, [SUP])],  # a graceful stop records outcomes
+    ],
+)
+def test_anything_else_leaves_the_duplicate_unexplained(events):
+    [duplicate] = twice(*events)
+    assert duplicate.reason is None
+
+
+def test_a_timeout_explains_only_a_run_that_did_its_work_near_its_ttr():
+    timed_out = {
+        "attempt": 1,
+        "exception_class_path": "django_jobs.exceptions.JobTimeout",
+    }
+    [late] = findings(
+        job(run("a", 0.0, done=4.6), run("b", 8.0, 8.1, attempt=2), errors=[timed_out])
+    ).duplicates
+    [early] = twice(errors=[timed_out])
+    assert late.reason is not None
+    assert early.reason is None
+
+
+def test_a_run_started_while_another_ran_is_an_overlap_unless_its_worker_stalled():
+    first = run("a", start=0.0, done=6.0)
+    second = run(
+        "b", start=5.0, done=5.5, attempt=2, chain=("301@31", "201@21", OTHER_SUP)
+    )
+    live = findings(job(first, second))
+    stalled = findings(
+        job(first, second),
+        events=[event("stop_worker", 0.5, [SUP], until=0.5 + TIMEOUT)],
+    )
+    assert len(live.live_overlaps()) == 1
+    assert len(live.unexplained()) == 1
+    assert stalled.overlaps
+    assert not stalled.live_overlaps()
+    assert not stalled.unexplained()
+
+
+def test_a_run_killed_with_its_last_row_in_flight_is_no_overlap_to_report():
+    first = run("a", start=0.0, last=3.0)
+    second = run(
+        "b", start=2.9, done=3.1, attempt=2, chain=("301@31", "201@21", OTHER_SUP)
+    )
+    killed = findings(job(first, second), events=[event("kill_child", 2.8, [CHILD])])
+    alive = findings(job(first, second))
+    assert not killed.live_overlaps()
+    assert len(alive.live_overlaps()) == 1
+
+
+def test_lost_stuck_missing_wrong_end_and_done_without_work():
+    done_nothing = job(state="done")
+    buried_noop = JobRecord(2, "tests.soak.tasks.noop", KINDS["noop"], "buried", 20,
+                            20, 5, [], [run("c", 1.0)])  # fmt: skip
+    f = findings(
+        done_nothing,
+        buried_noop,
+        enqueued=[1, 2, 3],
+        unfinished=[
+            (4, "ready", "", None, None, 1),
+            (5, "reserved", "w", None, None, 1),
+        ],
+    )
+    assert f.missing() == [3]
+    assert f.lost() == [4]
+    assert f.stuck() == [5]
+    assert [j.id for j in f.done_without_work()] == [1]
+    assert [j.id for j in f.wrong_end()] == [2]
+
+
+def test_exits_that_nobody_asked_for_are_unexpected():
+    def gone(expected, code):
+        return Incarnation(0, 1, "1@1", log=None, started=0, ended=1, code=code,
+                           expected=expected)  # fmt: skip
+
+    f = findings(incarnations=[gone("SIGKILL", -9), gone("SIGTERM", 0),
+                               gone("SIGTERM", -15), gone(None, 1),
+                               gone("SIGTERM", 1)])  # fmt: skip
+    assert [(i.expected, i.code) for i in f.unexpected_exits()] == [
+        (None, 1),
+        ("SIGTERM", 1),
+    ]
