@@ -1,26 +1,34 @@
 """The soak's figures, computed from data: job rows, soak rows, chaos events.
 
-The duplicate window (DESIGN.md, guarantee 2): a job may run again after its
-work committed only if its worker died or stalled past its lease (or past
-WORKER_TIMEOUT, after which it is presumed dead) before the outcome was
-recorded. So a duplicate completion is *explained* only if, between the
-earlier run's work row (less ``SLACK``: a row in flight when its process was
-killed) and the start of the next run, one of these hit that earlier run:
+The duplicate window (DESIGN.md, guarantee 2; docs/worker.rst, "Delivery: at
+least once"): a job may run again after its work committed only if its
+worker died or stalled past its lease (or past WORKER_TIMEOUT, after which it
+is presumed dead) before the outcome was recorded. So a duplicate completion
+is *explained* only if one of these hit the earlier run:
 
-- a SIGKILL of its child, its fork server or its supervisor;
-- a SIGSTOP of any of them lasting at least WORKER_TIMEOUT, at any time from
-  the earlier run's start (a worker stalled that long is presumed dead, and
-  its job may be taken while the run goes on to finish its work);
-- the termination of its supervisor's database connections;
-- a restart of the database;
+- a SIGKILL of its child, its fork server or its supervisor, between its work
+  row (less ``SLACK``: a row in flight when its process was killed) and the
+  start of the next run;
+- a SIGSTOP of its worker lasting at least WORKER_TIMEOUT, either while the
+  run ran (from its start to the next run's start), or while the job was in
+  the worker's hands: the rescuer took the attempt back (WorkerLost,
+  ReservationExpired) while the worker was stopped, or within ``SLACK`` plus
+  a heartbeat of its return, and the run then started late;
+- the termination of its supervisor's database connections, or a restart of
+  the database, in the same window as a kill, *and* the rescuer took the
+  attempt back as WorkerLost during that outage or within WORKER_TIMEOUT
+  (plus ``SLACK``) after it: the worker was cut off long enough to be
+  presumed dead;
 - its own attempt timing out: the worker recorded JobTimeout for it, and the
   work row came within ``SLACK`` of 90% of its ttr (the earliest its lease
   can run out, see Leases.renew_if_late).
 
 Anything else is unexplained: a bug. Two runs of one job *overlap* when the
-second started before the first wrote its last row; that is excused only if
-the first run's worker was stopped for WORKER_TIMEOUT or more meanwhile, or
-the first run was SIGKILLed with its last row in flight.
+second started before the first wrote its last row. That is excused only if
+the first run's worker was stopped for WORKER_TIMEOUT or more meanwhile, if
+the first run was SIGKILLed with its last row in flight, or if the second run
+was started late by a worker just back from such a stall (within a
+heartbeat and ``SLACK``), which kills it as soon as it sees its claim lost.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from .chaos import Event
@@ -37,6 +46,10 @@ from .workers import Incarnation
 
 SLACK = 0.5
 KILLS = {"kill_supervisor", "kill_fork_server", "kill_child", "kill_stuck_worker"}
+WORKER_LOST = "django_jobs.exceptions.WorkerLost"
+TAKEN_BACK = {WORKER_LOST, "django_jobs.exceptions.ReservationExpired"}
+#: How soon after a stall a worker learns that it lost its claims.
+COMEBACK = OPTIONS["HEARTBEAT_INTERVAL"] + SLACK
 
 
 def identity(pid: int | None, start: int | None) -> str:
@@ -77,6 +90,14 @@ class JobRecord:
 
     def errors_of(self, attempt: int) -> list[dict[str, Any]]:
         return [e for e in self.errors if e.get("attempt") == attempt]
+
+    def taken_back(self, attempt: int, classes: set[str] = TAKEN_BACK) -> list[float]:
+        """When a rescuer took ``attempt`` back (as one of ``classes``)."""
+        return [
+            datetime.fromisoformat(error["at"]).timestamp()
+            for error in self.errors_of(attempt)
+            if error.get("exception_class_path") in classes and error.get("at")
+        ]
 
 
 @dataclass
@@ -163,7 +184,7 @@ def explain(
     job: JobRecord, earlier: RunRecord, until: float, events: list[Event], t0: float
 ) -> str | None:
     """Why ``earlier``'s completion was not recorded before ``until``, if the
-    contract allows one; None if nothing in its window does.
+    contract allows one (see the module's docstring); None if nothing does.
 
     Of several reasons the first to happen is named: what hit the run's own
     processes (or its own timeout), and a restart of the database (which hits
@@ -171,22 +192,30 @@ def explain(
     """
     low = earlier.done - SLACK
     mine = earlier.identities()
+    stalled_at = job.taken_back(earlier.attempt)
+    lost_at = job.taken_back(earlier.attempt, {WORKER_LOST})
     own: list[tuple[float, str]] = []
     shared: list[tuple[float, str]] = []
     for event in events:
         hit = mine & set(event.hits)
         in_window = overlaps_in_time(event, low, until)
-        killed = event.action in KILLS and hit and in_window
-        cut = event.action == "terminate_connections" and in_window
-        cut = cut and earlier.supervisor in event.hits
-        # A stall counts from the run's start: presumed dead, the worker may
-        # lose the job while the run goes on to finish its work.
-        stalled = event.action == "stop_worker" and hit and stopped_long(event)
-        stalled = stalled and overlaps_in_time(event, earlier.start, until)
-        if killed or cut or stalled:
+        if event.action in KILLS and hit and in_window:
             own.append((event.at, describe(event, t0)))
-        elif event.action == "restart_database" and in_window:
-            shared.append((event.at, describe(event, t0)))
+        elif event.action == "stop_worker" and hit and stopped_long(event):
+            during_run = overlaps_in_time(event, earlier.start, until)
+            resumed = event.until + COMEBACK
+            in_hand = any(event.at <= when <= resumed for when in stalled_at)
+            if during_run or in_hand:
+                own.append((event.at, describe(event, t0)))
+        elif in_window and event.action in (
+            "terminate_connections",
+            "restart_database",
+        ):
+            mine_cut = event.action == "restart_database" or earlier.supervisor in hit
+            silent_until = event.until + OPTIONS["WORKER_TIMEOUT"] + SLACK
+            if mine_cut and any(event.at <= when <= silent_until for when in lost_at):
+                reasons = shared if event.action == "restart_database" else own
+                reasons.append((event.at, describe(event, t0)))
     lease_out = earlier.start + 0.9 * job.ttr - SLACK
     for error in job.errors_of(earlier.attempt):
         if error.get("exception_class_path", "").endswith(".JobTimeout") and (
@@ -201,19 +230,20 @@ def excuse(
     first: RunRecord, second: RunRecord, events: list[Event], t0: float
 ) -> str | None:
     """Why ``second`` may have started while ``first`` still ran, if anything."""
-    mine = first.identities()
+    mine, theirs = first.identities(), second.identities()
     for event in events:
-        hit = mine & set(event.hits)
-        if not hit:
-            continue
-        if (
-            event.action == "stop_worker"
-            and stopped_long(event)
-            and overlaps_in_time(event, first.start, second.start)
-        ):
-            return describe(event, t0)
+        if event.action == "stop_worker" and stopped_long(event):
+            if mine & set(event.hits) and overlaps_in_time(
+                event, first.start, second.start
+            ):
+                return describe(event, t0)
+            if theirs & set(event.hits) and (
+                event.until <= second.start <= event.until + COMEBACK
+            ):
+                return describe(event, t0) + ", then a late start"
         if (
             event.action in KILLS
+            and mine & set(event.hits)
             and first.last_seen - SLACK <= event.at <= second.start
         ):
             return describe(event, t0) + ", its last row in flight"

@@ -1,6 +1,8 @@
 """The soak's rules, on made-up data: what the duplicate window explains, what
 it does not, and which overlaps are excused. No database, no processes."""
 
+from datetime import UTC, datetime
+
 import pytest
 
 from tests.soak.analysis import SLACK, Findings, JobRecord, RunRecord
@@ -33,6 +35,13 @@ def event(action, at, hits=(), until=None):
     return Event(action, at, until if until is not None else at, hits=list(hits))
 
 
+def taken_back(at, attempt=1, how="WorkerLost"):
+    """The error a rescuer records when it takes an attempt back at ``at``."""
+    when = datetime.fromtimestamp(at, UTC).isoformat()
+    return {"attempt": attempt, "exception_class_path": f"django_jobs.exceptions.{how}",
+            "at": when}  # fmt: skip
+
+
 def twice(*events, second_start=20.0, errors=()):
     """A job whose first run did its work at t=10 and which ran again later."""
     first = run("a", start=9.0, done=10.0)
@@ -47,13 +56,37 @@ def twice(*events, second_start=20.0, errors=()):
         [event("kill_fork_server", 12.0, [ZYGOTE])],
         [event("kill_child", 10.0 - SLACK / 2, [CHILD])],  # its last row in flight
         [event("stop_worker", 5.0, [SUP], until=5.0 + TIMEOUT + 6)],
-        [event("terminate_connections", 15.0, [SUP])],
-        [event("restart_database", 19.0, until=19.5)],
     ],
 )
 def test_what_hits_the_run_in_its_window_explains_the_duplicate(events):
     [duplicate] = twice(*events)
     assert duplicate.reason is not None
+
+
+@pytest.mark.parametrize(
+    ("outage", "rescued_at", "explained"),
+    [
+        (event("restart_database", 11.0, until=13.0), 16.0, True),
+        (event("terminate_connections", 11.0, [SUP]), 14.0, True),
+        (event("restart_database", 11.0, until=13.0), None, False),  # not rescued
+        (event("restart_database", 11.0, until=13.0), 19.0, False),  # long after
+        (event("terminate_connections", 11.0, [OTHER_SUP]), 14.0, False),
+    ],
+)
+def test_a_database_outage_explains_only_a_worker_it_left_silent(
+    outage, rescued_at, explained
+):
+    errors = [] if rescued_at is None else [taken_back(rescued_at)]
+    [duplicate] = twice(outage, errors=errors)
+    assert (duplicate.reason is not None) is explained
+
+
+def test_a_job_taken_back_during_a_stall_may_run_late_on_its_worker():
+    stall = event("stop_worker", 2.0, [SUP], until=9.8)  # the run starts at 9
+    [late] = twice(stall, errors=[taken_back(7.0)])
+    [not_taken] = twice(event("stop_worker", 2.0, [SUP], until=8.0))
+    assert late.reason is not None
+    assert not_taken.reason is None
 
 
 @pytest.mark.parametrize(
@@ -104,6 +137,15 @@ def test_a_run_started_while_another_ran_is_an_overlap_unless_its_worker_stalled
     assert stalled.overlaps
     assert not stalled.live_overlaps()
     assert not stalled.unexplained()
+
+
+def test_a_late_start_by_a_worker_back_from_a_stall_is_excused_only_at_once():
+    elsewhere = run("a", start=0.0, done=8.0, chain=("301@31", "201@21", OTHER_SUP))
+    late = run("b", start=5.2, done=5.3)
+    stall = event("stop_worker", 0.0, [SUP], until=5.0)
+    assert not findings(job(elsewhere, late), events=[stall]).live_overlaps()
+    long_after = run("b", start=6.5, done=6.6)
+    assert findings(job(elsewhere, long_after), events=[stall]).live_overlaps()
 
 
 def test_a_run_killed_with_its_last_row_in_flight_is_no_overlap_to_report():
