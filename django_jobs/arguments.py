@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -16,7 +17,19 @@ from typing import Any
 # and which keywords it names, never on their values: cache by that shape.
 _fits: dict[tuple[Callable[..., Any], int, frozenset[str]], bool] = {}
 
-_SCALARS = frozenset({str, int, bool, type(None)})
+#: How deeply lists and dicts may nest in a job's arguments, checkpoint and
+#: return value. Deeper data is refused at enqueue (and a row holding it is
+#: buried by the claim): Python's JSON codec and the worker's protocol
+#: recurse, and a few thousand levels would break them.
+MAX_DEPTH = 100
+
+#: Integers must be printable by ``json.dumps`` (Python refuses more than
+#: 4,300 digits by default).
+_INT_DIGITS = 4000
+_INT_LIMIT = 10**_INT_DIGITS
+
+#: What no database column of a job can hold: NUL, and lone surrogates.
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
 def bind(
@@ -43,53 +56,152 @@ def bind(
     _fits[shape] = True
 
 
-def to_json(value: Any, path: str, where: str) -> Any:
+def to_json(value: Any, path: str, where: str, *, escape: bool = False) -> Any:
     """``value`` as plain JSON data (tuples become lists), or TypeError.
 
-    Stricter than a plain ``json.dumps``: keys must be strings and floats
-    finite, because anything else would come back different (or not at all)
-    from the database.
+    Stricter than a plain ``json.dumps``: keys must be strings, floats
+    finite, integers printable, nesting at most ``MAX_DEPTH`` deep, and text
+    free of NUL characters and lone surrogates, because anything else would
+    come back different from the database, or not be stored at all
+    (PostgreSQL refuses them; SQLite keeps them), and the two must agree.
+    With ``escape`` such text is escaped instead of refused (see
+    ``storable_text``): for what a job hands back, which must be kept.
     """
+    return _convert(value, path, where, escape, 1)
+
+
+def _convert(value: Any, path: str, where: str, escape: bool, depth: int) -> Any:
     kind = type(value)
-    if kind in _SCALARS:
+    if kind is str:
+        return _text(value, path, where, escape)
+    if kind is int:
+        return _integer(value, path, where)
+    if value is None or kind is bool:
         return value
     if kind is list or kind is tuple:
+        _check_depth(depth, path, where)
         return [
-            item if type(item) in _SCALARS else to_json(item, path, f"{where}[{i}]")
+            item
+            if _plain(item)
+            else _convert(item, path, f"{where}[{i}]", escape, depth + 1)
             for i, item in enumerate(value)
         ]
     if kind is dict:
+        _check_depth(depth, path, where)
         result = {}
         for key, item in value.items():
             if not isinstance(key, str):
                 raise _not_json(path, where, f"key {key!r} is not a string")
+            key = _text(key, path, f"{where} key {key!r}", escape)
             result[key] = (
                 item
-                if type(item) in _SCALARS
-                else to_json(item, path, f"{where}[{key!r}]")
+                if _plain(item)
+                else _convert(item, path, f"{where}[{key!r}]", escape, depth + 1)
             )
         return result
-    return _to_json_other(value, path, where)
+    return _convert_other(value, path, where, escape, depth)
 
 
-def _to_json_other(value: Any, path: str, where: str) -> Any:
+def _plain(item: Any) -> bool:
+    """Whether ``item`` is a scalar that is already fine as it is (fast path)."""
+    kind = type(item)
+    if kind is str:
+        return not _BAD_TEXT.search(item)
+    if kind is int:
+        return -_INT_LIMIT < item < _INT_LIMIT
+    return item is None or kind is bool
+
+
+def _convert_other(value: Any, path: str, where: str, escape: bool, depth: int) -> Any:
     """The less common types: floats, bytes, and other mappings and sequences."""
-    if isinstance(value, str | bool | int):
-        return value  # subclasses, such as enums with str or int values
+    if isinstance(value, str):  # subclasses, such as enums with str values
+        return _text(value, path, where, escape)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return _integer(value, path, where)
     if isinstance(value, float):
         if not math.isfinite(value):
             raise _not_json(path, where, f"{value!r} is not a finite number")
-        return value
+        return float(value)
     if isinstance(value, bytes):
         try:
-            return value.decode()
+            return _text(value.decode(), path, where, escape)
         except UnicodeDecodeError:
             raise _not_json(path, where, "bytes that are not UTF-8") from None
     if isinstance(value, Mapping):
-        return to_json(dict(value), path, where)
+        return _convert(dict(value), path, where, escape, depth)
     if isinstance(value, Sequence):
-        return to_json(list(value), path, where)
+        return _convert(list(value), path, where, escape, depth)
     raise _not_json(path, where, f"Unsupported type: {type(value).__qualname__}")
+
+
+def _text(value: str, path: str, where: str, escape: bool) -> str:
+    if not _BAD_TEXT.search(value):
+        return value
+    if escape:
+        return storable_text(value)
+    found = _BAD_TEXT.search(value).group()
+    what = "a NUL character" if found == "\x00" else f"a lone surrogate ({found!r})"
+    raise _not_json(path, where, f"text with {what}, which databases cannot store")
+
+
+def _integer(value: int, path: str, where: str) -> int:
+    if -_INT_LIMIT < value < _INT_LIMIT:
+        return value
+    raise _not_json(path, where, f"an integer of more than {_INT_DIGITS} digits")
+
+
+def _check_depth(depth: int, path: str, where: str) -> None:
+    if depth > MAX_DEPTH:
+        top = where.partition("[")[0]  # the whole path would be MAX_DEPTH long
+        raise _not_json(path, top, f"it nests deeper than {MAX_DEPTH} lists and dicts")
+
+
+def storable_text(text: str) -> str:
+    """``text`` with NUL characters and lone surrogates written as escapes.
+
+    Neither can be stored by PostgreSQL (in text or JSON), and a lone
+    surrogate cannot even be encoded as UTF-8. What a job hands back (an
+    error, its output, a return value, a progress message) is kept on both
+    databases alike: a NUL becomes the four characters ``\\x00`` and a lone
+    surrogate such as U+D800 the six characters ``\\ud800``, as Python
+    writes them.
+    """
+    if not _BAD_TEXT.search(text):
+        return text
+    return _BAD_TEXT.sub(_escape_one, text)
+
+
+def _escape_one(match: re.Match) -> str:
+    return "\\x00" if match.group() == "\x00" else f"\\u{ord(match.group()):04x}"
+
+
+def storable(value: Any) -> Any:
+    """JSON data with every string (keys too) made storable by ``storable_text``."""
+    kind = type(value)
+    if kind is str:
+        return storable_text(value)
+    if kind is list:
+        return [storable(item) for item in value]
+    if kind is dict:
+        return {storable_text(k): storable(item) for k, item in value.items()}
+    return value
+
+
+def nesting_depth(value: Any) -> int:
+    """How many lists and dicts deep ``value`` goes (without recursion, so that
+    any value a database hands back can be measured)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in item)
+    return deepest
 
 
 def _not_json(path: str, where: str, reason: str) -> TypeError:

@@ -16,10 +16,11 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import router
 from django.db.utils import load_backend
 
+from .validation import QUEUE_NAME_MAX_LENGTH
+
 if TYPE_CHECKING:
     from .backend import JobsBackend
 
-QUEUE_NAME_MAX_LENGTH = 100
 #: The claim needs UPDATE ... RETURNING, and FOR UPDATE SKIP LOCKED where
 #: several processes claim at once; only these have been tested.
 SUPPORTED_VENDORS = ("postgresql", "sqlite")

@@ -81,3 +81,11 @@ class JobCancelled(Exception):
 
 class JobExpired(TimeoutError):
     """The job was not started before its deadline (``expires``)."""
+
+
+class InvalidJobRow(ValueError):
+    """The job's row cannot be run as it is (written by hand, or damaged)."""
+
+
+class OutcomeNotStored(RuntimeError):
+    """The database refused to store what the job's attempt ended with."""

@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .fields import ReadableDateTimeField, ReadableJSONField
 from .states import DELAYED, State
 
 
@@ -30,15 +31,15 @@ class Job(models.Model):
     )
     queue = models.CharField(_("queue"), max_length=100, default="default")
     task_path = models.CharField(_("task"), max_length=255, editable=False)
-    args = models.JSONField(_("arguments"), default=list, blank=True, editable=False)
-    kwargs = models.JSONField(
+    args = ReadableJSONField(_("arguments"), default=list, blank=True, editable=False)
+    kwargs = ReadableJSONField(
         _("keyword arguments"), default=dict, blank=True, editable=False
     )
     state = models.CharField(
         _("state"), max_length=10, choices=State.choices, default=State.READY
     )
     priority = models.SmallIntegerField(_("priority"), default=0)
-    run_at = models.DateTimeField(_("run at"), default=timezone.now)
+    run_at = ReadableDateTimeField(_("run at"), default=timezone.now)
     ttr = models.PositiveIntegerField(
         _("time to run"), default=300, help_text=_("Seconds, renewed by a touch.")
     )
@@ -50,25 +51,25 @@ class Job(models.Model):
         default="bury",
         choices=[("bury", _("bury")), ("delete", _("delete"))],
     )
-    enqueued_at = models.DateTimeField(_("enqueued at"), default=timezone.now)
-    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
-    last_attempted_at = models.DateTimeField(
+    enqueued_at = ReadableDateTimeField(_("enqueued at"), default=timezone.now)
+    started_at = ReadableDateTimeField(_("started at"), null=True, blank=True)
+    last_attempted_at = ReadableDateTimeField(
         _("last attempted at"), null=True, blank=True
     )
-    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
-    reserved_until = models.DateTimeField(_("reserved until"), null=True, blank=True)
+    finished_at = ReadableDateTimeField(_("finished at"), null=True, blank=True)
+    reserved_until = ReadableDateTimeField(_("reserved until"), null=True, blank=True)
     reserved_by = models.CharField(
         _("reserved by"), max_length=64, blank=True, default=""
     )
     # A new random value for every claim: the fencing token that every write
     # after the claim must show (see queue.py).
     claim_token = models.CharField(max_length=32, blank=True, default="")
-    worker_ids = models.JSONField(_("worker ids"), default=list, blank=True)
-    errors = models.JSONField(_("errors"), default=list, blank=True)
-    return_value = models.JSONField(_("return value"), null=True, blank=True)
+    worker_ids = ReadableJSONField(_("worker ids"), default=list, blank=True)
+    errors = ReadableJSONField(_("errors"), default=list, blank=True)
+    return_value = ReadableJSONField(_("return value"), null=True, blank=True)
     # Set by a person (the admin's cancel action) on a reserved job; its
     # worker stops the job and buries it as cancelled.
-    cancel_requested_at = models.DateTimeField(
+    cancel_requested_at = ReadableDateTimeField(
         _("cancel requested at"), null=True, blank=True
     )
     # Unique jobs: while a job with this key is ready or reserved, enqueuing
@@ -77,7 +78,7 @@ class Job(models.Model):
         _("unique key"), max_length=255, blank=True, default="", db_default=""
     )
     # Deadline: a job not started by then is never started.
-    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    expires_at = ReadableDateTimeField(_("expires at"), null=True, blank=True)
     # The schedule tick this job is, if any: one job per (schedule, tick).
     schedule = models.ForeignKey(
         "Schedule",
@@ -89,12 +90,12 @@ class Job(models.Model):
         db_constraint=False,
         db_index=False,  # django_jobs_job_one_per_tick starts with it
     )
-    scheduled_for = models.DateTimeField(_("scheduled for"), null=True, blank=True)
+    scheduled_for = ReadableDateTimeField(_("scheduled for"), null=True, blank=True)
     # What the job saved while it ran (see django_jobs.context.JobContext).
-    checkpoint = models.JSONField(_("checkpoint"), null=True, blank=True)
-    progress = models.JSONField(_("progress"), null=True, blank=True)
+    checkpoint = ReadableJSONField(_("checkpoint"), null=True, blank=True)
+    progress = ReadableJSONField(_("progress"), null=True, blank=True)
     #: The tail of each attempt's output: [{"attempt", "text", "truncated"}].
-    logs = models.JSONField(_("logs"), default=list, blank=True, db_default=[])
+    logs = ReadableJSONField(_("logs"), default=list, blank=True, db_default=[])
     # Jobs enqueued by a running job are its children; a batch groups jobs
     # whose completion runs a callback.
     parent = models.ForeignKey(
@@ -200,7 +201,11 @@ class Job(models.Model):
     @property
     def display_state(self) -> str:
         """The state as people count it: a ready job due later is delayed."""
-        if self.state == State.READY and self.run_at > timezone.now():
+        if (
+            self.state == State.READY
+            and self.run_at is not None  # unreadable: see django_jobs.fields
+            and self.run_at > timezone.now()
+        ):
             return DELAYED
         return self.state
 

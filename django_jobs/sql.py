@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .expressions import JSONAppend
+from .fields import ReadableDateTimeField, Unreadable, readable_time_sql
 from .models import Job, Queue
 from .states import State
 
@@ -72,8 +73,11 @@ def jobs_from_rows(connection, rows: list[tuple]) -> list[Job]:
     for row in rows:
         values = list(row)
         for position, functions, column in converters:
-            for function in functions:
-                values[position] = function(values[position], column, connection)
+            try:
+                for function in functions:
+                    values[position] = function(values[position], column, connection)
+            except Exception as exc:  # one bad value must not cost the others
+                values[position] = Unreadable(f"{type(exc).__name__}: {exc}"[:200])
         jobs.append(Job.from_db(connection.alias, names, values))
     return jobs
 
@@ -207,7 +211,7 @@ def _build_claim_query(connection, queue_count: int, excluded_count: int) -> str
     append_worker = JSONAppend.templates[connection.vendor].format(
         col["worker_ids"], "%s"
     )
-    returning = ", ".join(col.values())
+    returning = ", ".join(returned_columns(connection))
     return (
         f"WITH candidates AS {'MATERIALIZED ' if postgres else ''}({select_sql})"
         f" UPDATE {table} SET {col['state']} = '{State.RESERVED.value}',"
@@ -220,6 +224,20 @@ def _build_claim_query(connection, queue_count: int, excluded_count: int) -> str
         f" WHERE {col['id']} IN (SELECT {col['id']} FROM candidates)"
         f" RETURNING {returning}"
     )
+
+
+def returned_columns(connection) -> list[str]:
+    """Every column of a job, in field order, as a statement should return
+    them: timestamps that Python cannot read come back as NULL (see
+    ``django_jobs.fields``), so that one bad row cannot fail a whole claim."""
+    qn = connection.ops.quote_name
+    columns = []
+    for field in Job._meta.concrete_fields:
+        column = qn(field.column)
+        if isinstance(field, ReadableDateTimeField):
+            column = readable_time_sql(connection.vendor, column)[0]
+        columns.append(column)
+    return columns
 
 
 _complete_sql: dict[tuple[str, int], str] = {}

@@ -26,6 +26,11 @@ if TYPE_CHECKING:
     from .backend import JobsBackend
 
 UNIQUE_KEY_MAX_LENGTH = 200
+#: The widths of a job's columns: longer values cannot be stored.
+QUEUE_NAME_MAX_LENGTH = 100
+TASK_PATH_MAX_LENGTH = 255
+#: The largest ttr (seconds) and max_attempts: a 32-bit column's range.
+MAX_COUNT = 2**31 - 1
 
 Invalid = Callable[[str], InvalidTask]
 
@@ -39,15 +44,18 @@ def validate_task(backend: JobsBackend, task: Task) -> None:
     _check_function(backend, task, invalid)
     _check_priority(task.priority, invalid)
     _check_datetime_or_delay("run_after", task.run_after, invalid)
-    if backend.queues and task.queue_name not in backend.queues:
+    _check_queue(backend, task.queue_name, invalid)
+    if len(task.module_path) > TASK_PATH_MAX_LENGTH:
         raise invalid(
-            f"queue {task.queue_name!r} is not one of this backend's QUEUES "
-            f"({', '.join(sorted(backend.queues))})."
+            f"its dotted path is longer than {TASK_PATH_MAX_LENGTH} characters."
         )
     for name in ("ttr", "max_attempts"):
         value = getattr(task, name, None)
         if value is not None and not _positive_int(value):
-            raise invalid(f"{name} must be a positive whole number, got {value!r}.")
+            raise invalid(
+                f"{name} must be a positive whole number of at most {MAX_COUNT}, "
+                f"got {value!r}."
+            )
     on_failure = getattr(task, "on_failure", None)
     if on_failure is not None and on_failure not in ON_FAILURE_CHOICES:
         raise invalid(
@@ -68,6 +76,7 @@ def validate_task(backend: JobsBackend, task: Task) -> None:
             "expires must be a positive number of seconds, a timedelta or an "
             f"aware datetime, got {expires!r}."
         )
+    _check_reachable(task.run_after, expires, invalid)
 
 
 def _check_function(backend: JobsBackend, task: Task, invalid: Invalid) -> None:
@@ -80,6 +89,36 @@ def _check_function(backend: JobsBackend, task: Task, invalid: Invalid) -> None:
         raise invalid("this backend does not run async tasks.")
     if task.takes_context and get_func_args(task.func)[:1] != ["context"]:
         raise invalid("takes_context=True needs 'context' as the first argument.")
+
+
+def _check_queue(backend: JobsBackend, name: Any, invalid: Invalid) -> None:
+    if not isinstance(name, str) or not name or len(name) > QUEUE_NAME_MAX_LENGTH:
+        raise invalid(
+            f"queue_name must be a non-empty string of at most "
+            f"{QUEUE_NAME_MAX_LENGTH} characters, got {name!r}."
+        )
+    if backend.queues and name not in backend.queues:
+        raise invalid(
+            f"queue {name!r} is not one of this backend's QUEUES "
+            f"({', '.join(sorted(backend.queues))})."
+        )
+
+
+def _check_reachable(run_after: Any, expires: Any, invalid: Invalid) -> None:
+    """run_after and expires must give times a datetime can hold (year 9999)."""
+    now = timezone.now()
+    try:
+        run_at = now + run_after if isinstance(run_after, timedelta) else now
+        run_at = run_after if isinstance(run_after, datetime) else run_at
+    except OverflowError:
+        raise invalid(f"run_after is too far in the future: {run_after!r}.") from None
+    try:
+        if isinstance(expires, int | float):
+            expires = timedelta(seconds=expires)
+        if isinstance(expires, timedelta):
+            _ = run_at + expires  # the overflow is what is checked
+    except OverflowError:
+        raise invalid(f"expires is too far in the future: {expires!r}.") from None
 
 
 def _check_priority(priority: Any, invalid: Invalid) -> None:
@@ -133,4 +172,8 @@ def _check_datetime_or_delay(
 
 
 def _positive_int(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int) and value >= 1
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, int)
+        and 1 <= value <= MAX_COUNT
+    )

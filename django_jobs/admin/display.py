@@ -80,10 +80,14 @@ def pretty_json(value: Any) -> str:
 
 def progress_bar(progress: dict[str, Any] | None) -> str:
     """A job's reported progress: a bar when it gave a total, and its message."""
+    if progress and not isinstance(progress, dict):
+        return pretty_json(progress)
     if not progress:
         return ""
     done, total = progress.get("done"), progress.get("total")
     message = progress.get("message") or ""
+    if not all(isinstance(n, int | float) for n in (done, total or 0)):
+        return pretty_json(progress)  # not what a worker writes
     if total:
         return format_html(
             '<progress class="jobs-progress" value="{}" max="{}"></progress> '

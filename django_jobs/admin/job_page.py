@@ -91,6 +91,8 @@ class JobPage:
 
     @admin.display(description=_("errors"))
     def error_list(self, job):
+        if not is_list_of_objects(job.errors):  # written by hand: show it as it is
+            return pretty_json(job.errors)
         errors = [
             {**error, "at": parse_moment(error.get("at"))}
             for error in reversed(job.errors)
@@ -100,6 +102,8 @@ class JobPage:
     @admin.display(description=_("output"))
     def output(self, job):
         """The tail of each attempt's stdout and stderr, newest first."""
+        if not is_list_of_objects(job.logs):
+            return pretty_json(job.logs)
         return render_to_string(
             "admin/django_jobs/job/logs.html", {"logs": list(reversed(job.logs))}
         )
@@ -124,6 +128,10 @@ class JobPage:
     def worker_history(self, job):
         if not job.worker_ids:
             return "-"
+        if not isinstance(job.worker_ids, list) or not all(
+            isinstance(w, str) for w in job.worker_ids
+        ):
+            return pretty_json(job.worker_ids)
         alive = set(
             Worker.objects.filter(pk__in=set(job.worker_ids)).values_list(
                 "pk", flat=True
@@ -150,6 +158,12 @@ class JobPage:
         query = urlencode({"parent__id__exact": job.pk})
         text = ngettext("%d job", "%d jobs", count) % count
         return format_html('<a href="{}?{}">{}</a>', url, query, text)
+
+
+def is_list_of_objects(value) -> bool:
+    """Whether a JSON column holds what django-jobs writes there: a list of
+    objects (a row written by hand may hold anything)."""
+    return isinstance(value, list) and all(isinstance(v, dict) for v in value)
 
 
 def child_count(job: Job) -> int:

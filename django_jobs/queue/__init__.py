@@ -22,7 +22,7 @@ from .console import (
     reprioritise,
     resume,
 )
-from .duties import cutoff, expire, prune, rescue
+from .duties import cutoff, expire, prune, rescue, silent_workers
 from .enqueue import Inserted, enqueue, insert
 from .errors import attempt_error, error_entry
 from .guard import JobIds, get_db, unheld
@@ -74,6 +74,7 @@ __all__ = [
     "seal",
     "settle",
     "settle_pending",
+    "silent_workers",
     "touch",
     "unheld",
 ]

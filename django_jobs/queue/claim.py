@@ -15,6 +15,10 @@ from .. import sql as statements
 from ..models import Job, Queue
 from ..states import State
 from .guard import get_db
+from .rows import bury_unrunnable, problem
+
+#: Claims in a row that one call may make in place of buried bad rows.
+BAD_ROW_ROUNDS = 10
 
 
 def claim(
@@ -28,6 +32,9 @@ def claim(
     limited: Collection[str] | None = None,
 ) -> list[Job]:
     """Reserve up to ``limit`` due jobs for ``worker_id``, best first.
+
+    A reserved row that cannot be run (see ``queue.rows``) is buried on its
+    own and not returned, so a claim may return fewer jobs than it reserved.
 
     One statement: it picks the candidates in claim order (priority, then
     run_at, then id) and marks them reserved. On PostgreSQL the candidates are
@@ -74,16 +81,28 @@ def limited_queues(backend: str = "default", *, using: str | None = None) -> lis
 
 def _claim(db, worker_id, queues, limit, backend, prepare, excluded=()) -> list[Job]:
     connection = connections[db]
-    sql, params = claim_statement(
-        connection,
-        worker_id=worker_id,
-        queues=queues,
-        limit=limit,
-        backend=backend,
-        excluded=excluded if not queues else (),
-    )
-    rows = statements.fetch_all(connection, sql, params, prepare)
-    jobs = statements.jobs_from_rows(connection, rows)
+    jobs: list[Job] = []
+    # Claim again in place of the rows buried, so that a claim that met bad
+    # rows does not look like an empty queue to its worker.
+    for _ in range(BAD_ROW_ROUNDS):
+        sql, params = claim_statement(
+            connection,
+            worker_id=worker_id,
+            queues=queues,
+            limit=limit - len(jobs),
+            backend=backend,
+            excluded=excluded if not queues else (),
+        )
+        rows = statements.fetch_all(connection, sql, params, prepare)
+        buried = 0
+        for job in statements.jobs_from_rows(connection, rows):
+            if reason := problem(job):
+                bury_unrunnable(job, reason, worker_id=worker_id, using=db)
+                buried += 1
+            else:
+                jobs.append(job)
+        if not buried or len(jobs) >= limit:
+            break
     jobs.sort(key=lambda job: (-job.priority, job.run_at, job.pk))
     return jobs
 

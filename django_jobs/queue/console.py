@@ -6,7 +6,7 @@ import contextlib
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -29,12 +29,20 @@ def bury(
     token: str | None = None,
     error: dict[str, Any] | None = None,
     using: str | None = None,
+    unless_moved: Q | None = None,
 ) -> int:
     """Set jobs aside for a human; they never run again until kicked."""
     values: dict[str, Any] = {"finished_at": timezone.now(), **unreserved()}
     if error is not None:
         values["errors"] = JSONAppend("errors", error)
-    return change("bury", job_ids, token=token, using=using, values=values)
+    return change(
+        "bury",
+        job_ids,
+        token=token,
+        using=using,
+        values=values,
+        unless_moved=unless_moved,
+    )
 
 
 def kick(job_ids: JobIds, *, using: str | None = None) -> int:
@@ -141,7 +149,13 @@ def resume(name: str, *, backend: str = "default", using: str | None = None) -> 
 
 
 def delete(
-    job_ids: JobIds, *, token: str | None = None, using: str | None = None
+    job_ids: JobIds,
+    *,
+    token: str | None = None,
+    using: str | None = None,
+    unless_moved: Q | None = None,
 ) -> int:
     """Delete jobs; a reserved job only by its claim holder."""
-    return change("delete", job_ids, token=token, using=using)
+    return change(
+        "delete", job_ids, token=token, using=using, unless_moved=unless_moved
+    )

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from ..exceptions import (
@@ -15,54 +14,113 @@ from ..exceptions import (
     WorkerLost,
 )
 from ..expressions import JSONAppend
-from ..models import Job
+from ..models import Job, Worker
 from ..states import State
 from .batches import settle
 from .errors import error_entry, unstarted_error
 from .guard import batches_of, get_db
 from .holder import fail
+from .rows import bury_unrunnable
 
 
 def rescue(
     *,
     backend: str = "default",
-    stale_workers: Sequence[str] = (),
+    silent_before: datetime | None = None,
     expired_before: datetime | None = None,
     backoff: tuple[float, float] = (10.0, 3600.0),
     using: str | None = None,
 ) -> dict[str, int]:
-    """Take back reservations whose lease ran out or whose worker is gone.
+    """Take back reservations whose lease ran out or whose worker went silent.
 
     A reservation is lost when its deadline is before ``expired_before``
-    (default: now) or its worker is one of ``stale_workers``. Each counts as a
-    failed attempt: the job is retried, or buried once its attempts are used
-    up. The rescuer acts with the claim token it read, so if the original
-    worker finishes at the same moment exactly one of the two writes wins.
+    (default: now), or when its worker has shown no sign of life since
+    ``silent_before`` (see ``silent_workers``): then every job it holds was
+    claimed before it went silent. Each counts as a failed attempt: the job
+    is retried, or buried once its attempts are used up.
+
+    The decision is part of every write: each job is taken back by one
+    guarded UPDATE that checks its claim token *and* that it is still lost,
+    so a worker that comes back (or renews a lease, or finishes the job) in
+    the meantime keeps what it holds.
     """
     db = get_db(using)
-    lost = Q(reserved_until__lt=expired_before or timezone.now())
-    if stale_workers:
-        lost |= Q(reserved_by__in=list(stale_workers))
+    expired_before = expired_before or timezone.now()
+    guard = _lost(backend, silent_before, expired_before)
+    lost = (
+        Job.objects.using(db)
+        .filter(guard, state=State.RESERVED, backend=backend)
+        .values_list(*_RESCUE_FIELDS)
+    )
     counts = {"retried": 0, "buried": 0, "deleted": 0}
-    for job in Job.objects.using(db).filter(
-        lost, state=State.RESERVED, backend=backend
-    ):
-        if job.reserved_by in stale_workers:
-            exc, message = WorkerLost, f"worker {job.reserved_by} stopped responding"
-        else:
-            exc, message = (
-                ReservationExpired,
-                f"reservation by worker {job.reserved_by} expired at "
-                f"{job.reserved_until.isoformat()}",
-            )
+    for values in lost:
+        job = Job(**dict(zip(_RESCUE_FIELDS, values, strict=True)))
         try:
-            outcome = fail(
-                job, error_entry(job, exc, message), backoff=backoff, using=db
-            )
+            outcome = _rescue_one(job, guard, expired_before, backoff, db)
         except ClaimLost:
-            continue  # finished or rescued by someone else meanwhile
+            continue  # finished, renewed or rescued by someone else meanwhile
         counts[outcome] += 1
     return counts
+
+
+#: What the rescuer reads of a lost job: never its arguments or results,
+#: which it does not need and which a damaged row may not be able to give.
+_RESCUE_FIELDS = (
+    "pk",
+    "claim_token",
+    "reserved_by",
+    "reserved_until",
+    "attempts",
+    "max_attempts",
+    "on_failure",
+    "errors",
+)
+
+
+def _lost(backend: str, silent_before: datetime | None, expired_before: datetime) -> Q:
+    lost = Q(reserved_until__lt=expired_before)
+    if silent_before is not None:
+        holder = silent_workers(backend, silent_before).filter(
+            pk=OuterRef("reserved_by")
+        )
+        lost |= Q(Exists(holder))
+    return lost
+
+
+def silent_workers(backend: str, silent_before: datetime) -> QuerySet[Worker]:
+    """Workers with no sign of life since ``silent_before``.
+
+    A heartbeat is one; so is a claim: a worker that came back from a stall
+    may claim before its next heartbeat gets through (its database was
+    away), and it is alive then. Only workers with neither are silent.
+    """
+    claimed_since = Job.objects.filter(
+        state=State.RESERVED,
+        reserved_by=OuterRef("pk"),
+        last_attempted_at__gte=silent_before,
+    )
+    return Worker.objects.filter(
+        backend=backend, last_heartbeat__lt=silent_before
+    ).exclude(Exists(claimed_since))
+
+
+def _rescue_one(
+    job: Job, guard: Q, expired_before: datetime, backoff: tuple[float, float], db: str
+) -> str:
+    if not all(isinstance(getattr(job, n), int) for n in ("attempts", "max_attempts")):
+        reason = "attempts or max_attempts is not a whole number"
+        bury_unrunnable(
+            job, reason, worker_id=job.reserved_by, using=db, unless_moved=guard
+        )
+        return "buried"
+    if job.reserved_until is None or job.reserved_until < expired_before:
+        until = f" at {job.reserved_until.isoformat()}" if job.reserved_until else ""
+        exc = ReservationExpired
+        message = f"reservation by worker {job.reserved_by} expired{until}"
+    else:
+        exc, message = WorkerLost, f"worker {job.reserved_by} stopped responding"
+    error = error_entry(job, exc, message)
+    return fail(job, error, backoff=backoff, using=db, unless_moved=guard)
 
 
 def expire(*, backend: str = "default", using: str | None = None) -> int:

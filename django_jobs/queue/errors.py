@@ -8,9 +8,8 @@ from typing import Any
 
 from django.utils import timezone
 
-from ..exceptions import (
-    class_path,
-)
+from ..arguments import storable_text
+from ..exceptions import class_path
 from ..models import Job
 
 # Errors
@@ -46,8 +45,8 @@ def attempt_error(
 ) -> dict[str, Any]:
     """A job error in the shape django.tasks' TaskError needs, plus context."""
     return {
-        "exception_class_path": exception_class_path,
-        "traceback": traceback,
+        "exception_class_path": storable_text(exception_class_path),
+        "traceback": storable_text(traceback),
         "attempt": job.attempts,
         "worker_id": job.reserved_by,
         "at": timezone.now().isoformat(),

@@ -49,11 +49,15 @@ def change(
     token: str | None = None,
     using: str | None = None,
     values: dict[str, Any] | None = None,
+    unless_moved: Q | None = None,
 ) -> int:
     """Apply ``operation`` as one guarded UPDATE (or DELETE).
 
     The guard is the set of states the operation may start from; a reserved
     job additionally needs its claim token, which only its holder knows.
+    ``unless_moved`` adds a condition that must still hold when the write
+    happens (the rescuer's "still lost"); if it no longer does, a single
+    job's write raises ClaimLost, as for a lost token.
     """
     db = get_db(using)
     single = isinstance(job_ids, int)
@@ -63,6 +67,8 @@ def change(
     else:
         guard = Q(state__in=states.sources(operation), claim_token=token)
     rows = Job.objects.using(db).filter(guard, pk__in=ids)
+    if unless_moved is not None:
+        rows = rows.filter(unless_moved)
     batches = batches_of(rows) if operation in states.FINISHING else []
     new_state = states.target(operation)
     if new_state is None:
@@ -72,6 +78,8 @@ def change(
     else:
         changed = rows.update(state=new_state, **(values or {}))
     if single and not changed:
+        if unless_moved is not None:
+            raise ClaimLost(job_ids, operation)
         refusal(operation, job_ids, token, db)
     if batches and changed:
         from .batches import settle

@@ -1,4 +1,10 @@
-"""Writes by the holder of a claim: its worker (or the rescuer acting for it)."""
+"""Writes by the holder of a claim: its worker (or the rescuer acting for it).
+
+What a job hands back (its return value, error, output, progress message) is
+stored as it came, except for the characters no database column can hold
+(``arguments.storable_text``): the write must not fail for it, on either
+database.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connections
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from .. import sql as statements
+from ..arguments import storable, storable_text
 from ..expressions import JSONAppend, JSONDropLast
 from ..models import Job
 from ..states import State
@@ -71,7 +78,7 @@ def progress(
             "progress": {
                 "done": done,
                 "total": total,
-                "message": message,
+                "message": storable_text(message),
                 "at": timezone.now().isoformat(),
             }
         },
@@ -88,7 +95,7 @@ def save_logs(
     using: str | None = None,
 ) -> None:
     """Keep the tail of an attempt's output on the job."""
-    entry = {"attempt": attempt, "text": text, "truncated": truncated}
+    entry = {"attempt": attempt, "text": storable_text(text), "truncated": truncated}
     change(
         "annotate",
         job_id,
@@ -125,7 +132,7 @@ def complete_many(
     sql = statements.complete_statement(connection, len(outcomes))
     params: list[Any] = []
     for job_id, token, return_value in outcomes:
-        params += [job_id, token, json.dumps(return_value)]
+        params += [job_id, token, json.dumps(storable(return_value))]
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     params += [State.DONE.value, now, State.RESERVED.value]
     rows = statements.fetch_all(connection, sql, params, prepare)
@@ -142,6 +149,7 @@ def retry(
     error: dict[str, Any],
     delay: float = 0,
     using: str | None = None,
+    unless_moved: Q | None = None,
 ) -> None:
     """Record a failed attempt and put the job back, due after ``delay`` seconds."""
     change(
@@ -149,6 +157,7 @@ def retry(
         job_id,
         token=token,
         using=using,
+        unless_moved=unless_moved,
         values={
             "run_at": timezone.now() + timedelta(seconds=delay),
             "errors": JSONAppend("errors", error),
@@ -179,22 +188,24 @@ def fail(
     *,
     backoff: tuple[float, float] = (10.0, 3600.0),
     using: str | None = None,
+    unless_moved: Q | None = None,
 ) -> str:
     """Record a failed attempt of a claimed job and decide what comes next.
 
     The job is retried after an exponential, jittered delay while it has
     attempts left; after that it is buried with all its errors, or deleted if
     its task says ``on_failure="delete"``. Returns "retried", "buried" or
-    "deleted".
+    "deleted". ``unless_moved``: see ``guard.change``.
     """
+    held = {"token": job.claim_token, "using": using, "unless_moved": unless_moved}
     if job.attempts < job.max_attempts:
         delay = backoff_delay(job.attempts, *backoff)
-        retry(job.pk, token=job.claim_token, error=error, delay=delay, using=using)
+        retry(job.pk, error=error, delay=delay, **held)
         return "retried"
     if job.on_failure == "delete":
-        delete(job.pk, token=job.claim_token, using=using)
+        delete(job.pk, **held)
         return "deleted"
-    bury(job.pk, token=job.claim_token, error=error, using=using)
+    bury(job.pk, error=error, **held)
     return "buried"
 
 

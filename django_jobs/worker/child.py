@@ -38,19 +38,21 @@ class _Channel:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.reader = protocol.Reader(sock)
+        self.reader = protocol.Reader(sock, fds=True)
         self.pending: deque[dict[str, Any]] = deque()
         self.last = False  # no more jobs will come after the pending ones
         self.stop = False  # the supervisor asked it to stop after this job
         self.job_id: int | None = None
-        self.captured = False
-        self.single: bool | None = None
+        #: A copy of the child's own output pipe (stdout and stderr), to go
+        #: back to between jobs that each print into a pipe of their own.
+        self.own_output: int | None = None
 
     def accept(self, message: protocol.Message) -> protocol.Message | None:
         """Take in jobs and stop requests; return any other message."""
         if message.get("op") == "run":
-            if self.single is None:  # its only job: no need to mark its output
-                self.single = len(message["jobs"]) == 1 and bool(message.get("last"))
+            for job in message["jobs"][: message.get("pipes", 0)]:
+                if self.reader.fds:  # sent with the message, in job order
+                    job["output"] = self.reader.fds.popleft()
             self.pending.extend(message["jobs"])
             self.last = self.last or bool(message.get("last"))
         elif message.get("op") == "stop":
@@ -86,12 +88,12 @@ class _Channel:
 def main(sock: socket.socket, captured: bool = False) -> None:
     """Run jobs until told to stop, out of jobs, or the supervisor is gone.
 
-    ``captured``: stdout and stderr go to the supervisor, which is told where
-    each job's output starts and ends.
+    ``captured``: stdout and stderr go to the supervisor (see output.py).
     """
     global _channel
     _channel = channel = _Channel(sock)
-    channel.captured = captured
+    if captured:
+        channel.own_output = os.dup(1)
     warm_up()
     try:
         while (job := channel.next_job()) is not None:
@@ -101,8 +103,7 @@ def main(sock: socket.socket, captured: bool = False) -> None:
             protocol.send(sock, outcome)
     finally:
         connections.close_all()
-        sys.stdout.flush()
-        sys.stderr.flush()
+        flush_output()
 
 
 def warm_up() -> None:
@@ -113,7 +114,7 @@ def warm_up() -> None:
     pay for copying every page it touches. The child is idle now; pay here.
     """
     sample = {"id": 0, "task_path": __name__ + ".run", "args": [], "kwargs": {}}
-    protocol.Reader(_channel.sock)._messages(protocol.encode(sample))
+    protocol.decode(protocol.encode({"op": "run", "jobs": [sample]}))
     resolve(sample["task_path"])
     describe(ValueError("warm-up"))
     to_json({"a": [1, 2.5, None]}, "warm-up", "value")
@@ -121,6 +122,32 @@ def warm_up() -> None:
 
 def run(job: dict[str, Any]) -> protocol.Message:
     """Run one job; return the outcome message for the supervisor."""
+    print_into(job.get("output"), close=True)
+    try:
+        return _run(job)
+    finally:
+        if "output" in job:  # what it prints between jobs is its own again
+            print_into(_channel.own_output)
+        restore_streams()
+
+
+#: Python's stdout and stderr as the child started with them.
+_STREAMS = {"stdout": sys.stdout, "stderr": sys.stderr}
+
+
+def restore_streams() -> None:
+    """Give the next job the stdout and stderr a job may have replaced or
+    closed (``sys.stdout = ...``), writing to file descriptors 1 and 2."""
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        stream = _STREAMS[name]
+        if stream.closed:
+            stream = _STREAMS[name] = open(  # noqa: SIM115  (lives as long as the child)
+                fd, "w", buffering=1, closefd=False, errors="backslashreplace"
+            )
+        setattr(sys, name, stream)
+
+
+def _run(job: dict[str, Any]) -> protocol.Message:
     job_id = job["id"]
     task = resolve(job["task_path"])
     if not isinstance(task, Task):
@@ -133,32 +160,38 @@ def run(job: dict[str, Any]) -> protocol.Message:
         if task.takes_context:
             args = [job_context(task, job), *args]
         value = task.call(*args, **job["kwargs"])
-        value = to_json(value, job["task_path"], "the return value")
+        value = to_json(value, job["task_path"], "the return value", escape=True)
         outcome = {"op": "outcome", "id": job_id, "ok": True, "value": value}
     except BaseException as exc:  # SystemExit too: every ending is an outcome
         outcome = {"op": "outcome", "id": job_id, "ok": False, "error": describe(exc)}
     finally:
         current_job.reset(running)
         close_old_connections()
-        end_output(job_id)
+        # Before the outcome is sent: the supervisor, reading the job's pipe
+        # when the outcome arrives, then has every line of it.
+        flush_output()
     outcome["seconds"] = time.perf_counter() - started
     return outcome
 
 
-def end_output(job_id: int) -> None:
-    """Flush, then mark in the output where a job's lines end.
+def flush_output() -> None:
+    """Flush Python's stdout and stderr, whatever the job did to them."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
 
-    Done before the outcome is sent, so the supervisor, reading the pipe
-    when the outcome arrives, has every line of the job. A child that runs a
-    single job needs no mark: all its output is that job's.
-    """
-    if not _channel.captured:
+
+def print_into(fd: int | None, *, close: bool = False) -> None:
+    """Point stdout and stderr (file descriptors 1 and 2) at ``fd``."""
+    if fd is None:
         return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    if not _channel.single:
+    flush_output()
+    with contextlib.suppress(OSError):  # the job may have closed anything
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+    if close:
         with contextlib.suppress(OSError):
-            os.write(1, b"\x00django-jobs:end %d\n" % job_id)
+            os.close(fd)
 
 
 def resolve(path: str) -> Task | dict[str, str]:
@@ -228,10 +261,13 @@ def _running_channel() -> _Channel:
 
 
 def describe(exc: BaseException) -> dict[str, str]:
-    return {
-        "exception_class_path": class_path(type(exc)),
-        "traceback": "".join(traceback.format_exception(exc)),
-    }
+    """An error as django.tasks keeps it; never fails, whatever ``exc`` is."""
+    try:
+        text = "".join(traceback.format_exception(exc))
+    except Exception as failure:  # an exception too odd to format
+        text = f"{type(exc).__qualname__} (its traceback could not be formatted: "
+        text += f"{type(failure).__name__})\n"
+    return {"exception_class_path": class_path(type(exc)), "traceback": text}
 
 
 def _datetime(value: str | None) -> datetime | None:

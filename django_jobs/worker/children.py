@@ -46,13 +46,20 @@ class Child:
     retiring: bool = False
     #: Monotonic time by which the head must be finished.
     deadline: float = 0.0
-    #: Why the supervisor is stopping it ("timeout", "shutdown"), if it is.
+    #: Why the supervisor is stopping it ("timeout", "shutdown", "cancel",
+    #: "lost", "protocol"), if it is.
     stopping: str | None = None
+    #: What it did wrong, for the error of its job (a protocol breach).
+    problem: str = ""
     kill_at: float | None = None
-    #: Bytes not yet taken by the child: the supervisor never blocks on one.
-    outbox: bytearray = field(default_factory=bytearray)
-    #: Its stdout and stderr, when they are captured.
+    #: What the child has not taken yet, each part with the file descriptors
+    #: that go with its first byte: the supervisor never blocks on a child.
+    outbox: deque[tuple[bytearray, list[int]]] = field(default_factory=deque)
+    #: Its stdout and stderr, when they are captured: its only job's output,
+    #: or, for a child that runs several, what it prints between jobs.
     output: OutputPipe | None = None
+    #: A child that runs several jobs: the pipe of each job's output.
+    job_outputs: dict[int, OutputPipe] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.reader = protocol.Reader(self.sock)
@@ -119,22 +126,42 @@ class Children:
             self.selector.register(new.output, selectors.EVENT_READ, new.output)
         return new
 
-    def read_output(self, of: Child) -> None:
-        """Relay what the child printed (up to now) to the worker's logging."""
-        if of.output is not None and not of.output.closed:
-            of.output.read(of.queue)
-            if of.output.closed:
-                with contextlib.suppress(KeyError, ValueError):
-                    self.selector.unregister(of.output)
+    def read_output(self, pipe: OutputPipe) -> None:
+        """Relay what was printed into ``pipe`` to the worker's logging."""
+        pipe.read()
+        if pipe.closed:
+            self._drop_pipe(pipe)
+
+    def collect_output(self, of: Child, job: Job) -> tuple[str, bool] | None:
+        """Everything ``job`` printed, now that it ended: relayed, and its tail."""
+        pipe = of.job_outputs.pop(job.pk, None)
+        if pipe is None:
+            pipe = of.output if self.jobs_per_child == 1 else None
+        if pipe is None:
+            return None
+        pipe.read_all()
+        if pipe is not of.output:
+            self._drop_pipe(pipe)
+        return pipe.take_tail()
+
+    def _drop_pipe(self, pipe: OutputPipe) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(pipe)
+        pipe.close()
 
     def remove(self, gone: Child) -> None:
         self.by_pid.pop(gone.pid, None)
         self.stop_listening(gone)
         gone.sock.close()
-        if gone.output is not None:
-            with contextlib.suppress(KeyError, ValueError):
-                self.selector.unregister(gone.output)
-            gone.output.close()
+        for pipe in [gone.output, *gone.job_outputs.values()]:
+            if pipe is not None:
+                pipe.read()  # its last lines
+                self._drop_pipe(pipe)
+        gone.job_outputs.clear()
+        for _, fds in gone.outbox:
+            for fd in fds:
+                os.close(fd)
+        gone.outbox.clear()
 
     def stop_listening(self, to: Child) -> None:
         with contextlib.suppress(KeyError, ValueError):
@@ -142,21 +169,34 @@ class Children:
 
     # Messages
 
-    def send(self, to: Child, message: dict[str, Any]) -> None:
-        """Send without blocking: what the child does not take now waits."""
-        to.outbox += protocol.encode(message)
+    def send(
+        self, to: Child, message: dict[str, Any], fds: list[int] | None = None
+    ) -> None:
+        """Send without blocking: what the child does not take now waits.
+
+        ``fds`` go with the message (they are ours until sent, then closed).
+        """
+        to.outbox.append((bytearray(protocol.encode(message)), fds or []))
         self.flush(to)
 
     def flush(self, to: Child) -> None:
         while to.outbox:
+            data, fds = to.outbox[0]
             try:
-                sent = to.sock.send(to.outbox, socket.MSG_DONTWAIT)
+                if fds:
+                    sent = socket.send_fds(to.sock, [data], fds, socket.MSG_DONTWAIT)
+                    for fd in fds:  # the child has them now
+                        os.close(fd)
+                    fds.clear()
+                else:
+                    sent = to.sock.send(data, socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:  # the child is gone; its exit will be reported
-                to.outbox.clear()
                 break
-            del to.outbox[:sent]
+            del data[:sent]
+            if not data:
+                to.outbox.popleft()
         if to.reader.closed:
             return
         events = selectors.EVENT_READ | (selectors.EVENT_WRITE if to.outbox else 0)
@@ -181,10 +221,31 @@ class Children:
         to.queue.extend(jobs)
         to.assigned += len(jobs)
         to.retiring = to.assigned >= self.jobs_per_child
-        self.send(
-            to,
-            {"op": "run", "jobs": [job_message(j) for j in jobs], "last": to.retiring},
-        )
+        pipes = self._job_pipes(to, jobs)
+        message = {"op": "run", "jobs": [job_message(j) for j in jobs]}
+        message.update(last=to.retiring, pipes=len(pipes))
+        self.send(to, message, pipes)
+
+    def _job_pipes(self, to: Child, jobs: list[Job]) -> list[int]:
+        """The output pipes of ``jobs``: their write ends, to send to the child.
+
+        A child that runs one job prints into its own pipe: all of it is that
+        job's. A child that runs several gets a pipe per job (see output.py).
+        """
+        if to.output is None:
+            return []
+        if self.jobs_per_child == 1:
+            to.output.job = jobs[0]
+            return []
+        ends = []
+        for job in jobs:
+            read_end, write_end = os.pipe()
+            os.set_blocking(read_end, False)
+            pipe = OutputPipe(read_end, to.pid, self.output_tail, job)
+            to.job_outputs[job.pk] = pipe
+            self.selector.register(pipe, selectors.EVENT_READ, pipe)
+            ends.append(write_end)
+        return ends
 
     def finish_head(self, of: Child) -> Job:
         """The head's outcome arrived: drop it; the next job becomes the head."""

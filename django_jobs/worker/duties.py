@@ -15,7 +15,9 @@ import time
 import uuid
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import connections
+from django.db.models import Count
 from django.utils import timezone
 
 from .. import queue, schedules
@@ -65,6 +67,9 @@ class Registry(Duty):
         self.db = options.backend.db
         self.interval = options.config.HEARTBEAT_INTERVAL
         self.jobs_in_hand = 0
+        #: Another worker's rescuer removed this one's row: its jobs may
+        #: have been taken back (the supervisor then checks its claims).
+        self.presumed_dead = False
 
     def register(self) -> None:
         Worker.objects.using(self.db).create(
@@ -89,6 +94,7 @@ class Registry(Duty):
                 "been rescued); registering again",
                 self.worker_id,
             )
+            self.presumed_dead = True
             self.register()
 
     def deregister(self) -> None:
@@ -99,10 +105,12 @@ class Rescuer(Duty):
     """Takes back the jobs of dead workers and of expired reservations.
 
     A worker is presumed dead when its heartbeat is older than
-    ``WORKER_TIMEOUT``, or when it holds reservations but has no row at all.
-    An expired reservation is one whose deadline passed more than
-    ``KILL_GRACE`` plus a heartbeat ago: until then its own worker, if alive,
-    is still stopping the job and will record the timeout itself.
+    ``WORKER_TIMEOUT``; the jobs it claimed before its last heartbeat are
+    taken back (see ``queue.rescue``). An expired reservation is one whose
+    deadline passed more than ``KILL_GRACE`` plus a heartbeat ago: until then
+    its own worker, if alive, is still stopping the job and will record the
+    timeout itself. A reservation whose worker has no row at all waits for
+    its deadline like any other.
     """
 
     def __init__(self, options: WorkerOptions) -> None:
@@ -117,35 +125,27 @@ class Rescuer(Duty):
 
     def run_once(self) -> dict[str, int]:
         now = timezone.now()
-        silent = Worker.objects.using(self.db).filter(
-            backend=self.backend,
-            last_heartbeat__lt=now - timedelta(seconds=self.worker_timeout),
-        )
-        stale = set(silent.values_list("id", flat=True))
-        orphaned = set(
-            Job.objects.using(self.db)
-            .filter(state=State.RESERVED, backend=self.backend)
-            .exclude(reserved_by__in=Worker.objects.using(self.db).values("id"))
-            .values_list("reserved_by", flat=True)
-            .distinct()
-        )
+        silent_before = now - timedelta(seconds=self.worker_timeout)
         counts = queue.rescue(
             backend=self.backend,
-            stale_workers=sorted(stale | orphaned),
+            silent_before=silent_before,
             expired_before=now - timedelta(seconds=self.expiry_margin),
             backoff=self.backoff,
             using=self.db,
         )
-        if stale:
-            silent.filter(pk__in=stale).delete()
-        if any(counts.values()) or stale:
+        # Only now, and only if they are still silent: a worker that came
+        # back meanwhile keeps its row (and the jobs it claimed since).
+        dead, _ = (
+            queue.silent_workers(self.backend, silent_before).using(self.db).delete()
+        )
+        if any(counts.values()) or dead:
             logger.warning(
-                "rescued jobs of %d dead worker(s) and expired reservations: "
-                "%d retried, %d buried, %d deleted",
-                len(stale | orphaned),
+                "rescued jobs of dead workers and expired reservations: "
+                "%d retried, %d buried, %d deleted; %d silent worker(s) removed",
                 counts["retried"],
                 counts["buried"],
                 counts["deleted"],
+                dead,
             )
         if expired := queue.expire(backend=self.backend, using=self.db):
             logger.info("%d job(s) passed their deadline unstarted", expired)
@@ -207,6 +207,40 @@ class LimitsWatcher(Duty):
     def run_once(self) -> list[str]:
         self.names = queue.limited_queues(self.backend, using=self.db)
         return self.names
+
+
+class StrayJobs(Duty):
+    """Warns of ready jobs whose backend alias is not in TASKS, once per alias.
+
+    No worker will ever run them (a typo in ``@task(backend=...)``, a backend
+    renamed in settings): without this they would wait in silence. Looked
+    for at start and then rarely, as it reads every ready row.
+    """
+
+    def __init__(self, options: WorkerOptions) -> None:
+        super().__init__()
+        self.db = options.backend.db
+        self.interval = options.config.PRUNE_INTERVAL
+        self.warned: set[str] = set()
+
+    def run_once(self) -> dict[str, int]:
+        strays = dict(
+            Job.objects.using(self.db)
+            .filter(state=State.READY)
+            .exclude(backend__in=list(settings.TASKS))
+            .values_list("backend")
+            .annotate(jobs=Count("pk"))
+            .order_by()
+        )
+        for alias in sorted(set(strays) - self.warned):
+            logger.warning(
+                "%d job(s) wait for backend %r, which is not in the TASKS setting: "
+                "no worker will run them (see `manage.py jobs stats`)",
+                strays[alias],
+                alias,
+            )
+        self.warned |= set(strays)
+        return strays
 
 
 def apply_queue_limits(options: WorkerOptions) -> None:

@@ -6,7 +6,9 @@ import logging
 
 from ..models import Job
 from .children import Child, lease_deadline
+from .outcomes import log_job
 from .process import describe_status
+from .protocol import ProtocolError
 
 logger = logging.getLogger("django_jobs.worker")
 
@@ -15,10 +17,23 @@ class ChildEvents:
     """Part of ``Supervisor``: the handlers of its children's messages and exits."""
 
     def on_child(self, sender: Child) -> None:
-        for message in sender.reader.read():
+        for message in self.messages(sender):
             self.on_message(sender, message)
         if sender.reader.closed:
             self.children.stop_listening(sender)
+
+    def messages(self, sender: Child) -> list[dict]:
+        """What the child said; a child that says nonsense is stopped."""
+        try:
+            return sender.reader.read()
+        except ProtocolError as exc:
+            logger.error(
+                "child %d broke the protocol (%s); stopping it", sender.pid, exc
+            )
+            sender.reader.closed = True
+            sender.problem = "it sent the worker something that is not a message"
+            self.children.stop(sender, "protocol", now=True)
+            return []
 
     def on_message(self, sender: Child, message: dict) -> None:
         job = sender.job
@@ -40,6 +55,10 @@ class ChildEvents:
     def on_started(self, sender: Child, job: Job) -> None:
         """The head started: its ttr counts from now (renewing its lease if late)."""
         sender.started = True
+        if job.pk in self.lost:
+            log_job(logging.ERROR, job, "its claim was lost; stopping it now")
+            self.children.stop(sender, "lost", now=True)
+            return
         if job.pk in self.cancelling:
             self.cancelling.discard(job.pk)
             self.children.stop(sender, "cancel")
@@ -69,9 +88,8 @@ class ChildEvents:
 
     def on_outcome(self, sender: Child, outcome: dict) -> None:
         """Queue an outcome for recording (at the end of this turn)."""
-        self.children.read_output(sender)  # every line it printed first
         job = self.children.finish_head(sender)
-        self.keep_logs(sender, job)
+        self.keep_logs(sender, job)  # every line it printed comes first
         elapsed = outcome.get("seconds", 0.0)
         self.batching.observe(elapsed)
         if outcome.get("ok"):
@@ -87,7 +105,7 @@ class ChildEvents:
         self.wake = True
 
     def keep_logs(self, of: Child, job: Job) -> None:
-        if of.output is not None and (tail := of.output.take_tail(job.pk)):
+        if tail := self.children.collect_output(of, job):
             self.recorder.keep_logs(job, *tail)
 
     def on_exit(self, pid: int, status: int) -> None:
@@ -95,9 +113,10 @@ class ChildEvents:
         if gone is None:
             return
         if not gone.reader.closed:
-            for message in gone.reader.read():  # what it said before dying
+            for message in self.messages(gone):  # what it said before dying
                 self.on_message(gone, message)
-        self.children.read_output(gone)
+        if gone.output is not None and not gone.output.closed:
+            self.children.read_output(gone.output)
         if gone.queue:
             self.lost_child(gone, describe_status(status))
         self.children.remove(gone)
@@ -113,6 +132,9 @@ class ChildEvents:
         gone.queue.clear()
         if gone.stopping == "shutdown":  # not an attempt: no output kept
             self.recorder.release(head)
+        elif head.pk in self.lost:  # not ours to record any more
+            self.lost.discard(head.pk)
+            log_job(logging.WARNING, head, "stopped: its claim was lost")
         else:
             self.keep_logs(gone, head)
             if gone.stopping == "timeout":
@@ -120,9 +142,14 @@ class ChildEvents:
             elif gone.stopping == "cancel":
                 self.recorder.cancelled(head)
             else:
-                self.recorder.crashed(head, how)
+                self.recorder.crashed(
+                    head, f"{gone.problem}; {how}" if gone.problem else how
+                )
         for job in rest:
-            self.recorder.release(job)
+            if job.pk in self.lost:
+                self.lost.discard(job.pk)
+            else:
+                self.recorder.release(job)
 
     def fatal(self) -> None:
         """The zygote is gone: its children die with it; count their attempts."""

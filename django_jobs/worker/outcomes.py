@@ -11,9 +11,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.tasks.signals import task_finished, task_started
 from django.utils import timezone
 
@@ -25,6 +26,7 @@ from ..exceptions import (
     JobCancelled,
     JobError,
     JobTimeout,
+    OutcomeNotStored,
     class_path,
 )
 from ..logging import job_fields
@@ -71,6 +73,10 @@ class Recorder:
     @property
     def pending(self) -> bool:
         return bool(self.successes or self.failures)
+
+    @property
+    def pending_count(self) -> int:
+        return len(self.successes) + len(self.failures)
 
     # What the children report
 
@@ -122,7 +128,13 @@ class Recorder:
     # Writing it down
 
     def flush(self) -> bool:
-        """Write every pending outcome; False if the database is unavailable."""
+        """Write every pending outcome; False if the database is unavailable.
+
+        Only an unavailable database (see ``transient``) is waited for: the
+        outcomes stay pending and are written once it is back. A write the
+        database refuses for what it holds is never retried: the job is
+        buried with an error that says what could not be stored, and why.
+        """
         try:
             self._flush_progress()
             self._flush_successes()
@@ -130,6 +142,8 @@ class Recorder:
                 self._record_failure(*self.failures[0])
                 self.failures.pop(0)
         except DatabaseError as exc:
+            if not transient(exc):
+                raise
             logger.error("cannot record outcomes (%s); will retry", exc)
             connections[self.db].close()
             return False
@@ -153,20 +167,21 @@ class Recorder:
             del self.progresses[job_id]
             self.progress_written[job_id] = now
             # A job that finished or was lost meanwhile has nothing to show.
-            with contextlib.suppress(JobError):
+            with contextlib.suppress(JobError), refused(job, "progress report"):
                 queue.progress(
                     job_id,
                     token=job.claim_token,
                     done=report.get("done"),
                     total=report.get("total"),
-                    message=report.get("message", ""),
+                    message=str(report.get("message", "")),
                     using=self.db,
                 )
 
     def _save_logs(self, job: Job) -> None:
         kept = self.logs.pop(job.pk, None)
         if kept is not None:
-            with contextlib.suppress(JobError):  # lost: its outcome says so
+            # Lost: its outcome says so. Refused: the outcome still counts.
+            with contextlib.suppress(JobError), refused(job, "output"):
                 queue.save_logs(
                     job.pk,
                     token=job.claim_token,
@@ -181,16 +196,13 @@ class Recorder:
             return
         for job, _, _ in self.successes:
             self._save_logs(job)
-        lost = set(
-            queue.complete_many(
-                [(job.pk, job.claim_token, value) for job, value, _ in self.successes],
-                using=self.db,
-                prepare=True,
-            )
-        )
+        lost, refusals = self._complete(self.successes)
         now = timezone.now()
         batch, self.successes = self.successes, []
         for job, value, elapsed in batch:
+            if job.pk in refusals:
+                self._not_stored(job, "return value", refusals[job.pk])
+                continue
             if job.pk in lost:
                 log_job(
                     logging.ERROR,
@@ -203,6 +215,45 @@ class Recorder:
             _clear_reservation(job)
             log_job(logging.INFO, job, "done in %.1f ms", elapsed * 1000)
             self._signal(task_finished, job)
+
+    def _complete(
+        self, successes: list[tuple[Job, Any, float]]
+    ) -> tuple[set[int], dict[int, DatabaseError]]:
+        """Complete jobs in one statement; the ids whose claim was lost, and
+        those whose return value the database refused (with its error)."""
+        outcomes = [(job.pk, job.claim_token, value) for job, value, _ in successes]
+        try:
+            return set(queue.complete_many(outcomes, using=self.db, prepare=True)), {}
+        except DatabaseError as exc:
+            if transient(exc):
+                raise
+            if len(outcomes) == 1:
+                return set(), {outcomes[0][0]: exc}
+        lost: set[int] = set()
+        refusals: dict[int, DatabaseError] = {}
+        for one in outcomes:  # the database refused one of them: find which
+            try:
+                lost.update(queue.complete_many([one], using=self.db, prepare=True))
+            except DatabaseError as exc:
+                if transient(exc):
+                    raise
+                refusals[one[0]] = exc
+        return lost, refusals
+
+    def _not_stored(self, job: Job, what: str, exc: DatabaseError) -> None:
+        """The database refused an outcome: bury the job, saying why."""
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        message = (
+            f"{OutcomeNotStored.__name__}: the database refused to store this "
+            f"attempt's {what} ({type(exc).__name__}: {reason}); the job is "
+            "buried rather than retried, since its work may have been done.\n"
+        )
+        error = queue.attempt_error(job, class_path(OutcomeNotStored), message)
+        log_job(logging.ERROR, job, "%s", message.strip())
+        # Refused even that: its reservation runs out and the rescuer takes
+        # it back; nothing here waits for it.
+        with contextlib.suppress(ClaimLost), refused(job, "burial"):
+            queue.bury(job.pk, token=job.claim_token, error=error, using=self.db)
 
     def _record_failure(self, job: Job, what: str, path: str, traceback: str) -> None:
         self.forget_progress(job)
@@ -217,9 +268,14 @@ class Recorder:
         except ClaimLost as exc:
             log_job(logging.ERROR, job, "%s, but %s", what, exc)
             return
+        except DatabaseError as exc:
+            if transient(exc):
+                raise
+            self._not_stored(job, "error", exc)
+            return
         summary = traceback.strip().splitlines()[-1] if traceback.strip() else path
         log_job(logging.WARNING, job, "%s: %s; %s", what, summary, result)
-        job.errors = [*job.errors, error]
+        job.errors = [*job.errors, error] if isinstance(job.errors, list) else [error]
         if result == "retried":
             job.state = State.READY
         else:
@@ -236,6 +292,23 @@ class Recorder:
             logger.debug("no %s signal for job %s", signal, job.pk, exc_info=True)
             return
         signal.send(type(self.backend), task_result=result)
+
+
+def transient(exc: DatabaseError) -> bool:
+    """Whether ``exc`` says the database is unavailable (worth waiting for),
+    rather than that it refuses what was written (never worth retrying)."""
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
+@contextlib.contextmanager
+def refused(job: Job, what: str) -> Iterator[None]:
+    """Log and swallow a write the database refuses for what it holds."""
+    try:
+        yield
+    except DatabaseError as exc:
+        if transient(exc):
+            raise
+        log_job(logging.ERROR, job, "the database refused its %s: %s", what, exc)
 
 
 def _clear_reservation(job: Job) -> None:

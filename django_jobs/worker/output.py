@@ -4,10 +4,14 @@ A child's stdout and stderr (Python's, its logging's console handler, any C
 library's or subprocess's) go to a pipe that the supervisor reads. Each line
 is logged under ``django_jobs.output`` with the job's id, task and attempt,
 and the last ``OUTPUT_TAIL`` bytes of each attempt are stored on the job.
-Lines are the output of the child's current job: the supervisor reads the
-pipe before it takes an outcome, and a child that runs several jobs in a row
-marks the end of each job's lines, so that a job's lines are never taken for
-the next one's.
+
+Which job a line belongs to is never read from the output itself: whatever
+a job prints is data, whatever it looks like. A child that runs a single job
+prints into the pipe the fork server gave it, and all of it is that job's. A
+child that runs several jobs in a row is given one pipe per job by the
+supervisor (``jobs.pipes``); it points its stdout and stderr at the job's
+pipe while the job runs, and back at its own pipe between jobs, so each
+pipe holds one job's output and nothing else.
 """
 
 from __future__ import annotations
@@ -15,36 +19,44 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Sequence
 
 from ..logging import job_fields
 from ..models import Job
 
 logger = logging.getLogger("django_jobs.output")
 
-END = b"\x00django-jobs:end "
+#: A line longer than this is logged in pieces: a job that prints megabytes
+#: without a newline must not grow the supervisor's memory.
+MAX_LINE = 16 * 1024
+#: Bytes read from one pipe per turn of the loop, so that a job that prints
+#: without pause cannot keep its supervisor from everything else.
+READ_BUDGET = 1024 * 1024
 
 
 class OutputPipe:
-    """The read end of one child's output, and the tails of its jobs."""
+    """The read end of one pipe: a child's output, or one job's."""
 
-    def __init__(self, fd: int, pid: int, tail_size: int) -> None:
+    def __init__(
+        self, fd: int, pid: int, tail_size: int, job: Job | None = None
+    ) -> None:
         self.fd = fd
         self.pid = pid
+        #: Whose output this is (None: the child's own, between jobs).
+        self.job = job
         self.tail_size = tail_size
         self.pending = b""
         self.closed = False
-        self.ended: set[int] = set()  # jobs whose end mark was read
-        self.tails: dict[int, tuple[bytearray, bool]] = {}
+        self.tail = bytearray()
+        self.truncated = False
 
     def fileno(self) -> int:
         return self.fd
 
-    def read(self, jobs: Sequence[Job]) -> None:
-        """Read what is there; ``jobs`` are the child's, current one first."""
-        while not self.closed:
+    def read(self, budget: int = READ_BUDGET) -> None:
+        """Read what is there, up to ``budget`` bytes."""
+        while not self.closed and budget > 0:
             try:
-                data = os.read(self.fd, 65536)
+                data = os.read(self.fd, min(65536, budget))
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
@@ -52,20 +64,32 @@ class OutputPipe:
             if not data:
                 self.closed = True
                 break
+            budget -= len(data)
             *lines, self.pending = (self.pending + data).split(b"\n")
+            while len(self.pending) > MAX_LINE:
+                lines.append(self.pending[:MAX_LINE])
+                self.pending = self.pending[MAX_LINE:]
             for line in lines:
-                self.line(line, jobs)
+                self.line(line)
         if self.closed and self.pending:
-            self.line(self.pending, jobs)
+            self.line(self.pending)
             self.pending = b""
 
-    def line(self, line: bytes, jobs: Sequence[Job]) -> None:
-        if line.startswith(END):
-            self.ended.add(int(line[len(END) :]))
-            return
+    def read_all(self) -> None:
+        """Read what was written before the job ended (its outcome arrived).
+
+        That is at most a pipe's capacity: a child blocks when its pipe is
+        full, so the budget is never the limit, except against a process
+        the job left behind that writes without end.
+        """
+        self.read()
+        if self.pending:  # a last line without a newline: the job has ended
+            self.line(self.pending)
+            self.pending = b""
+
+    def line(self, line: bytes) -> None:
+        job = self.job
         text = line.decode(errors="replace").rstrip("\r")
-        # The current job: the first of the child's jobs not marked ended.
-        job = next((job for job in jobs if job.pk not in self.ended), None)
         if job is None:
             logger.info("child %d: %s", self.pid, text)
             return
@@ -78,25 +102,26 @@ class OutputPipe:
             extra=job_fields(job),
         )
         if self.tail_size:
-            self.keep(job.pk, line + b"\n")
+            self.keep(line + b"\n")
 
-    def keep(self, job_id: int, data: bytes) -> None:
-        tail, truncated = self.tails.get(job_id, (bytearray(), False))
-        tail += data
-        if len(tail) > self.tail_size:
-            del tail[: len(tail) - self.tail_size]
-            truncated = True
-        self.tails[job_id] = (tail, truncated)
+    def keep(self, data: bytes) -> None:
+        self.tail += data
+        if len(self.tail) > self.tail_size:
+            del self.tail[: len(self.tail) - self.tail_size]
+            self.truncated = True
 
-    def take_tail(self, job_id: int) -> tuple[str, bool] | None:
-        """The output kept for a job (and whether its start was cut), once."""
-        self.ended.discard(job_id)
-        kept = self.tails.pop(job_id, None)
-        if kept is None:
+    def take_tail(self) -> tuple[str, bool] | None:
+        """The output kept (and whether its start was cut), once."""
+        if not self.tail:
             return None
-        tail, truncated = kept
-        return tail.decode(errors="replace"), truncated
+        kept = self.tail.decode(errors="replace"), self.truncated
+        self.tail, self.truncated = bytearray(), False
+        return kept
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
+        """Close the read end, once: its number may be reused right after."""
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+        self.fd = -1
+        self.closed = True

@@ -8,9 +8,18 @@ from __future__ import annotations
 
 import json
 import socket
+from collections import deque
 from typing import Any
 
 Message = dict[str, Any]
+
+#: Most file descriptors one message may carry (a run message's job pipes).
+MAX_FDS = 256
+_ANCILLARY = socket.CMSG_SPACE(MAX_FDS * 4)
+
+
+class ProtocolError(ValueError):
+    """A message that is not what a child or the supervisor sends."""
 
 
 def encode(message: Message) -> bytes:
@@ -22,19 +31,38 @@ def send(sock: socket.socket, message: Message) -> None:
 
 
 class Reader:
-    """Turns the bytes of a stream socket back into messages."""
+    """Turns the bytes of a stream socket back into messages.
 
-    def __init__(self, sock: socket.socket) -> None:
+    With ``fds``, it also takes the file descriptors that come with them, in
+    the order they arrive (each arrives no later than its message's bytes).
+    """
+
+    def __init__(self, sock: socket.socket, *, fds: bool = False) -> None:
         self.sock = sock
         self.buffer = b""
         self.closed = False
+        self.takes_fds = fds
+        self.fds: deque[int] = deque()
+
+    def _recv(self, flags: int = 0) -> bytes:
+        if not self.takes_fds:
+            return self.sock.recv(65536, flags)
+        data, ancillary, _, _ = self.sock.recvmsg(65536, _ANCILLARY, flags)
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                usable = len(payload) - len(payload) % 4
+                self.fds.extend(
+                    int.from_bytes(payload[i : i + 4], "little", signed=True)
+                    for i in range(0, usable, 4)
+                )
+        return data
 
     def read(self) -> list[Message]:
         """The messages available now, without waiting; marks end of stream."""
         chunks = []
         while True:
             try:
-                data = self.sock.recv(65536, socket.MSG_DONTWAIT)
+                data = self._recv(socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
@@ -48,17 +76,28 @@ class Reader:
     def read_blocking(self) -> Message | None:
         """The next message, waiting for it; ``None`` at end of stream."""
         while b"\n" not in self.buffer:
-            data = self.sock.recv(65536)
+            data = self._recv()
             if not data:
                 self.closed = True
                 return None
             self.buffer += data
         line, _, self.buffer = self.buffer.partition(b"\n")
-        return json.loads(line)
+        return decode(line)
 
     def _messages(self, data: bytes) -> list[Message]:
         self.buffer += data
         if b"\n" not in self.buffer:
             return []
         *lines, self.buffer = self.buffer.split(b"\n")
-        return [json.loads(line) for line in lines]
+        return [decode(line) for line in lines]
+
+
+def decode(line: bytes) -> Message:
+    """One message; ProtocolError if the line is not one (never a crash)."""
+    try:
+        message = json.loads(line)
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError(f"not a message: {line[:80]!r} ({exc})") from None
+    if not isinstance(message, dict) or not isinstance(message.get("op"), str):
+        raise ProtocolError(f"not a message: {line[:80]!r}")
+    return message

@@ -22,8 +22,9 @@ from django.utils.module_loading import autodiscover_modules
 
 from .. import schedules
 from ..models import Job
+from ..states import State
 from .batching import Batching
-from .children import Children
+from .children import Child, Children
 from .claiming import DB_RETRY_DELAY, Claiming
 from .database import configure_supervisor_connection
 from .duties import (
@@ -32,6 +33,7 @@ from .duties import (
     Registry,
     Rescuer,
     Scheduler,
+    StrayJobs,
     apply_queue_limits,
     new_worker_id,
 )
@@ -45,6 +47,10 @@ from .output import OutputPipe
 logger = logging.getLogger("django_jobs.worker")
 
 CANCEL_CHECK_INTERVAL = 1.0
+
+
+class HardStop(BaseException):
+    """Raised by the alarm that bounds a shutdown, wherever the worker is."""
 
 
 class Supervisor(ChildEvents, Claiming):
@@ -72,6 +78,7 @@ class Supervisor(ChildEvents, Claiming):
             self.scheduler,
             self.pruner,
             self.limits,
+            StrayJobs(options),
         ]
         self.listener = Listener(self.db)
         self.batching = Batching(options.jobs_per_child)
@@ -90,6 +97,10 @@ class Supervisor(ChildEvents, Claiming):
         self.exit_code = 0
         self.cpu_at_start = 0.0
         self.started_at = time.monotonic()
+        #: While the database is away: when to try recording outcomes again.
+        self.db_retry_at = 0.0
+        #: Jobs in hand whose claim was lost (rescued meanwhile): never run.
+        self.lost: set[int] = set()
 
     # Life cycle
 
@@ -98,6 +109,24 @@ class Supervisor(ChildEvents, Claiming):
         self.prepare_children()
         self.install_signal_handlers()
         configure_supervisor_connection(self.db)
+        try:
+            self.run_until_stopped()
+        except HardStop:
+            logger.error(
+                "worker %s: still stopping %.3g s after %s (the database does not "
+                "answer); stopping now. Jobs it could not record stay reserved "
+                "and will be rescued.",
+                self.worker_id,
+                self.hard_stop_after(),
+                self.signal_name,
+            )
+            self.children.close()
+            return 1
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        return self.exit_code
+
+    def run_until_stopped(self) -> None:
         try:
             self.registry.register()
             schedules.sync(self.options.backend)
@@ -119,7 +148,6 @@ class Supervisor(ChildEvents, Claiming):
                 self.turn()
         finally:
             self.close()
-        return self.exit_code
 
     def prepare_children(self) -> None:
         """Import the task modules, then fork the zygote before any connection."""
@@ -138,24 +166,51 @@ class Supervisor(ChildEvents, Claiming):
         self.selector.register(self.wakeup_r, selectors.EVENT_READ, "signal")
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self.on_signal)
+        signal.signal(signal.SIGALRM, self.on_hard_stop)
 
     def on_signal(self, signum: int, frame) -> None:
         if self.draining:
             self.stop_now = True
+        else:
+            # However the database behaves, the worker is gone by then.
+            signal.setitimer(signal.ITIMER_REAL, self.hard_stop_after())
         self.draining = True
         self.signal_name = signal.Signals(signum).name
 
+    def hard_stop_after(self) -> float:
+        """Seconds after a stop signal by which the worker has exited."""
+        return self.options.shutdown_timeout + self.options.config.KILL_GRACE + 1.0
+
+    def on_hard_stop(self, signum: int, frame) -> None:
+        raise HardStop
+
     def finished(self) -> bool:
-        if self.children.busy or self.recorder.pending:
+        if self.children.busy:
             return False
+        if self.recorder.pending:
+            if not self.draining or time.monotonic() < self.give_up_at():
+                return False
+            logger.error(
+                "stopping with %d outcome(s) not recorded (the database is "
+                "unavailable); their jobs stay reserved and will be rescued",
+                self.recorder.pending_count,
+            )
+            self.exit_code = 1
+            return True
         if self.draining or self.stop_now:
             return True
         if self.options.max_jobs and self.claimed_total >= self.options.max_jobs:
             return True
         return self.options.burst and self.idle_and_empty
 
+    def give_up_at(self) -> float:
+        """Shutting down: when outcomes the database refuses to take are let go."""
+        deadline = self.shutdown_deadline or time.monotonic()
+        return deadline + self.options.config.KILL_GRACE
+
     def close(self) -> None:
-        self.recorder.flush()  # outcomes that arrived must not be lost
+        if time.monotonic() >= self.db_retry_at:
+            self.recorder.flush()  # outcomes that arrived must not be lost
         for busy in self.children.busy:  # only after an error
             for job in busy.queue:
                 self.recorder.release(job)
@@ -197,24 +252,26 @@ class Supervisor(ChildEvents, Claiming):
             elif handler == "listen":
                 self.on_notify()
             elif isinstance(handler, OutputPipe):
-                if source := self.children.by_pid.get(handler.pid):
-                    self.children.read_output(source)
+                self.children.read_output(handler)
             elif handler.pid in self.children.by_pid:  # not gone this turn
                 if events & selectors.EVENT_WRITE:
                     self.children.flush(handler)
                 if events & selectors.EVENT_READ:
                     self.on_child(handler)
-        if not self.recorder.flush():
-            time.sleep(DB_RETRY_DELAY)
-            return
         clock = time.monotonic()
+        database = clock >= self.db_retry_at and self.recorder.flush()
+        if not database and clock >= self.db_retry_at:
+            self.db_retry_at = clock + DB_RETRY_DELAY
+        # What needs no database goes on while it is away: deadlines are
+        # kept, and a shutdown takes no longer than it should.
         for late in self.children.enforce_deadlines(clock):
             log_job(logging.WARNING, late.job, "ran past its deadline; stopping it")
-        self.leases.renew_waiting(self.children.waiting)
-        self.run_duties(clock)
+        if database:
+            self.leases.renew_waiting(self.children.waiting)
+            self.run_duties(clock)
         if self.draining:
             self.drain(clock)
-        else:
+        elif database:
             self.replenish()
             self.claim(clock)
         self.registry.jobs_in_hand = self.children.jobs_in_hand()
@@ -226,6 +283,8 @@ class Supervisor(ChildEvents, Claiming):
             wake_at.append(self.next_cancel_check)
         if deadline := self.children.next_deadline():
             wake_at.append(deadline)
+        if self.recorder.pending:
+            wake_at.append(self.db_retry_at)
         if self.draining and self.shutdown_deadline is not None:
             wake_at.append(self.shutdown_deadline)
         elif self.may_claim() and self.rooms():
@@ -265,31 +324,52 @@ class Supervisor(ChildEvents, Claiming):
     def run_duties(self, clock: float) -> None:
         for duty in self.duties:
             duty.maybe_run(clock)
+        if self.registry.presumed_dead:  # it may have lost jobs: look now
+            self.registry.presumed_dead = False
+            self.next_cancel_check = 0.0
         if clock >= self.next_cancel_check and self.children.busy:
             self.next_cancel_check = clock + CANCEL_CHECK_INTERVAL
-            self.stop_cancelled()
+            self.check_claims()
         self.connect_listener()
 
-    def stop_cancelled(self) -> None:
-        """Stop the jobs in hand that someone cancelled (see queue.cancel)."""
+    def check_claims(self) -> None:
+        """Stop the jobs in hand that someone cancelled (see queue.cancel), and
+        those whose claim was lost: taken back by another worker's rescuer
+        while this one was stopped or cut off, they may be running there."""
         heads = {c.job.pk: c for c in self.children.busy}
-        in_hand = [job.pk for busy in self.children.busy for job in busy.queue]
+        in_hand = {job.pk: job for busy in self.children.busy for job in busy.queue}
         try:
-            wanted = set(
+            rows = (
                 Job.objects.using(self.db)
-                .filter(pk__in=in_hand, cancel_requested_at__isnull=False)
-                .values_list("pk", flat=True)
+                .filter(pk__in=list(in_hand))
+                .values_list("pk", "state", "claim_token", "cancel_requested_at")
             )
+            rows = {pk: (state, token, cancel) for pk, state, token, cancel in rows}
         except DatabaseError as exc:
-            logger.error("cannot look for cancelled jobs (%s)", exc)
+            logger.error("cannot look at the jobs in hand (%s)", exc)
             return
-        for job_id in wanted:
-            running = heads.get(job_id)
-            if running is not None and running.stopping is None:
-                log_job(logging.WARNING, running.job, "cancelled; stopping it")
+        for job_id, job in in_hand.items():
+            state, token, cancel = rows.get(job_id, (None, None, None))
+            if state != State.RESERVED or token != job.claim_token:
+                self.lost_claim(job, heads.get(job_id))
+            elif cancel is not None:
+                self.cancel(job, heads.get(job_id))
+
+    def lost_claim(self, job: Job, running: Child | None) -> None:
+        if job.pk in self.lost:
+            return
+        self.lost.add(job.pk)
+        if running is not None and running.started:
+            log_job(logging.ERROR, job, "its claim was lost; stopping it now")
+            self.children.stop(running, "lost", now=True)
+
+    def cancel(self, job: Job, running: Child | None) -> None:
+        if running is not None and running.started:
+            if running.stopping is None:
+                log_job(logging.WARNING, job, "cancelled; stopping it")
                 self.children.stop(running, "cancel")
-            elif running is None:
-                self.cancelling.add(job_id)  # stopped as soon as it starts
+        else:
+            self.cancelling.add(job.pk)  # stopped as soon as it starts
 
     def connect_listener(self) -> None:
         """(Re)open the LISTEN connection when there is none (PostgreSQL only)."""

@@ -22,6 +22,7 @@ import selectors
 import signal
 import socket
 import sys
+import traceback
 from collections.abc import Callable
 
 from .process import gather_into_huge_pages, set_parent_death_signal
@@ -174,6 +175,10 @@ class Zygote:
             set_parent_death_signal(signal.SIGKILL)
             self.child_main(socket.socket(fileno=fd), output is not None)
             code = 0
+        except BaseException:  # the worker's own failure: say what it was
+            with contextlib.suppress(BaseException):
+                traceback.print_exc()
+                sys.stderr.flush()
         finally:
             os._exit(code)
 

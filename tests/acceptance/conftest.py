@@ -82,8 +82,10 @@ def start_worker(transactional_db) -> Callable[..., Worker]:
         "PYTHONUNBUFFERED": "1",
     }
 
-    def start(*args: str) -> Worker:
-        worker = Worker(list(args), env)
+    def start(*args: str, database_url: str | None = None) -> Worker:
+        """``database_url``: another way to the test database (a proxy)."""
+        worker_env = {**env, "DATABASE_URL": database_url} if database_url else env
+        worker = Worker(list(args), worker_env)
         started.append(worker)
         return worker
 

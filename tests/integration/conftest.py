@@ -1,6 +1,9 @@
 import pytest
 
+from django.db import connection
+
 from django_jobs import queue
+from django_jobs.models import Job
 
 
 @pytest.fixture
@@ -26,3 +29,18 @@ def claimed(make_job):
         return claimed_job
 
     return claim
+
+
+def write_by_hand(job_id: int, column: str, text: str) -> None:
+    """Store ``text`` in a job's column with plain SQL, as an operator might:
+    no model field, no validation (a time or JSON, cast on PostgreSQL)."""
+    field = Job._meta.get_field(column)
+    cast = ""
+    if connection.vendor == "postgresql":
+        cast = "::jsonb" if field.get_internal_type() == "JSONField" else ""
+        cast = "::timestamptz" if field.get_internal_type() == "DateTimeField" else cast
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE django_jobs_job SET {field.column} = %s{cast} WHERE id = %s",
+            [text, job_id],
+        )

@@ -13,7 +13,7 @@ from django_jobs.exceptions import (
     ReservationExpired,
     WorkerLost,
 )
-from django_jobs.models import Job
+from django_jobs.models import Job, Worker
 
 
 def stored(job):
@@ -256,10 +256,14 @@ def test_rescue_buries_jobs_out_of_attempts(claimed):
     assert stored(job).state == "buried"
 
 
-def test_rescue_jobs_of_stale_workers(claimed):
+def test_rescue_jobs_of_silent_workers(claimed):
     job = claimed()
-    assert queue.rescue(stale_workers=["someone-else"])["retried"] == 0
-    assert queue.rescue(stale_workers=["w1"], backoff=(0, 0))["retried"] == 1
+    silent_since = timezone.now() + timedelta(seconds=1)
+    Worker.objects.create(id="w1", hostname="h", pid=1, concurrency=1)
+    Worker.objects.filter(pk="w1").update(last_heartbeat=silent_since)
+    assert queue.rescue(silent_before=silent_since)["retried"] == 0  # not silent
+    later = silent_since + timedelta(seconds=1)
+    assert queue.rescue(silent_before=later, backoff=(0, 0))["retried"] == 1
     error = stored(job).errors[0]
     assert error["exception_class_path"] == "django_jobs.exceptions.WorkerLost"
     assert stored(job).state == "ready"

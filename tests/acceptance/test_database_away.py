@@ -1,0 +1,75 @@
+"""A database that goes away, hangs, and comes back (PostgreSQL, via a proxy).
+
+The worker reaches the test database through ``DatabaseProxy``, which a test
+cuts or freezes: the PostgreSQL server every other test uses is untouched.
+"""
+
+import signal
+import time
+
+import pytest
+from django.db import connection
+
+from django_jobs.models import Job
+from tests import tasks
+from tests.acceptance.conftest import wait_for
+from tests.acceptance.dbproxy import DatabaseProxy
+from tests.models import Record
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def proxy(transactional_db):
+    settings = connection.settings_dict
+    target = (settings.get("HOST") or "127.0.0.1", int(settings.get("PORT") or 5432))
+    proxy = DatabaseProxy(target)
+    proxy.name = settings["NAME"]
+    yield proxy
+    proxy.close()
+
+
+def test_outcomes_wait_for_a_database_that_went_away(start_worker, proxy):
+    slow = [tasks.sleep.enqueue(1.5, key=f"slow{i}") for i in range(2)]
+    worker = start_worker("--concurrency", "2", database_url=proxy.url(proxy.name))
+    wait_for(lambda: Record.objects.filter(key__startswith="slow").count() == 2)
+    proxy.down()  # the jobs finish while the database is away
+    time.sleep(4)
+    assert Job.objects.filter(state="reserved").count() == 2
+    proxy.up()
+    wait_for(
+        lambda: Job.objects.filter(pk__in=[r.id for r in slow], state="done").count()
+        == 2,
+        timeout=30,
+        message="outcomes recorded once the database is back",
+    )
+    after = tasks.add.enqueue(1, 2)  # and the worker goes on claiming
+    wait_for(lambda: Job.objects.filter(pk=after.id, state="done").exists())
+    assert all(Job.objects.get(pk=r.id).attempts == 1 for r in slow)
+    worker.send(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0, worker.output
+
+
+@pytest.mark.parametrize("fault", ["down", "hang"])
+def test_sigterm_stops_a_worker_within_its_bound_whatever_the_database_does(
+    start_worker, proxy, fault
+):
+    """--shutdown-timeout 2 and KILL_GRACE 1: gone within about 4 s."""
+    running = tasks.sleep.enqueue(1, key="running")
+    worker = start_worker(
+        "--concurrency", "1", "--shutdown-timeout", "2",
+        database_url=proxy.url(proxy.name),
+    )  # fmt: skip
+    wait_for(lambda: Record.objects.filter(key="running").exists())
+    getattr(proxy, fault)()
+    time.sleep(1.5)  # the job ends; its outcome cannot be written
+    started = time.monotonic()
+    worker.send(signal.SIGTERM)
+    code = worker.wait(timeout=15)
+    took = time.monotonic() - started
+    assert took < 5, f"took {took:.1f} s\n{worker.output}"
+    assert code == 1, worker.output  # it could not record everything
+    proxy.up()
+    job = Job.objects.get(pk=running.id)
+    assert job.state == "reserved"  # not lost: rescued once its lease runs out
+    assert job.reserved_by
