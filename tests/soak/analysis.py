@@ -332,14 +332,25 @@ class Findings:
         return [i for i in self.incarnations if i.stuck]
 
     def refused_to_start(self) -> list[Incarnation]:
-        """Workers that exited before they started, while the database was down."""
-        outages = [e for e in self.events if e.action == "restart_database"]
+        """Workers that exited before they started, because the database was
+        down or their connection was cut meanwhile (they exit 1 with the
+        error; a service manager starts them again)."""
+
+        def cut_off(each: Incarnation, event: Event) -> bool:
+            return (
+                event.action == "restart_database"
+                or (
+                    event.action == "terminate_connections"
+                    and each.identity in event.hits
+                )
+            ) and overlaps_in_time(event, each.started, each.ended)
+
         return [
             each
             for each in self.incarnations
             if each.ended is not None
             and each.expected is None
-            and any(overlaps_in_time(e, each.started, each.ended) for e in outages)
+            and any(cut_off(each, event) for event in self.events)
             and not each.announced
         ]
 

@@ -134,7 +134,7 @@ class Writer:
             ("stuck workers (alive after SIGTERM + grace)",
              len(f.stuck_workers()), "yes"),
             ("unexpected worker exits", len(f.unexpected_exits()), "yes"),
-            ("workers that could not start (database down)",
+            ("workers that could not start (database away)",
              len(f.refused_to_start()), ""),
             ("runs sharing an attempt number", len(f.uncounted_runs()), ""),
             ("enqueue batches retried", self.feeder.failures, ""),

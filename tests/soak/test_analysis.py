@@ -191,3 +191,15 @@ def test_exits_that_nobody_asked_for_are_unexpected():
         (None, 1),
         ("SIGTERM", 1),
     ]
+
+
+def test_a_worker_cut_off_before_it_started_could_not_start(tmp_path):
+    log = tmp_path / "worker.log"
+    log.write_text("OperationalError: terminating connection\n")
+    cut = Incarnation(0, 1, "1@1", log=log, started=0, ended=2, code=1)
+    lonely = Incarnation(1, 2, "2@2", log=log, started=0, ended=2, code=1)
+    f = findings(
+        incarnations=[cut, lonely], events=[event("terminate_connections", 1, ["1@1"])]
+    )
+    assert f.refused_to_start() == [cut]
+    assert f.unexpected_exits() == [lonely]
