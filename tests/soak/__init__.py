@@ -11,6 +11,7 @@ completions and whether each one falls in the window the contract allows
 Modules: ``instance`` (the private PostgreSQL), ``procs`` (process
 identities), ``kinds`` and ``tasks`` (the jobs), ``workers`` (the worker
 processes), ``chaos`` (the faults), ``driver`` (one soak, start to end),
-``timing`` (the workers' intervals), ``analysis`` (the figures, from the
-data), ``report`` and ``evidence`` (the table, and what to look at).
+``timing`` (the workers' intervals), ``records`` (what the rows say),
+``window`` (the duplicates and overlaps the contract allows), ``analysis``
+(the figures), ``report`` and ``evidence`` (the table, and what to look at).
 """

@@ -14,7 +14,8 @@ from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 
-from .analysis import Findings, JobRecord
+from .analysis import Findings
+from .records import JobRecord
 from .workers import Incarnation
 
 EXAMPLES = 8  # jobs (or workers) shown in full per failing figure

@@ -10,9 +10,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .analysis import Findings, load_jobs, load_runs
+from .analysis import Findings
 from .evidence import Evidence
 from .kinds import KINDS
+from .records import load_jobs, load_runs
 
 if TYPE_CHECKING:
     from .chaos import Chaos
@@ -200,16 +201,12 @@ class Writer:
 
     def duplicate_note(self, d) -> str:
         t = self.evidence.t
-        if d.later.start < d.earlier.done:
-            return (
-                f"runs {d.earlier.run[:8]} and {d.later.run[:8]} both completed "
-                f"(at {t(d.earlier.done)} and {t(d.later.done)}) and ran at the same "
-                f"time, from {t(d.window[0])} to {t(d.window[1])}"
-            )
         return (
-            f"work of run {d.earlier.run[:8]} at {t(d.earlier.done)}, again by run "
-            f"{d.later.run[:8]} at {t(d.later.done)}; nothing hit run "
-            f"{d.earlier.run[:8]} between {t(d.window[0])} and {t(d.window[1])}"
+            f"run {d.run.run[:8]} (attempt {d.run.attempt}) did the work at "
+            f"{t(d.run.done)}; the success recorded is run {d.kept.run[:8]}'s "
+            f"(attempt {d.kept.attempt}, work at {t(d.kept.done)}); nothing that "
+            f"the contract allows hit run {d.run.run[:8]} between {t(d.window[0])} "
+            f"and the next attempt at {t(d.window[1])}"
         )
 
     def overlap_note(self, o) -> str:
@@ -222,8 +219,9 @@ class Writer:
     def explained(self) -> str:
         t = self.evidence.t
         lines = [
-            f"  job {d.job.id} ({d.job.kind.name if d.job.kind else '?'}): work at "
-            f"{t(d.earlier.done)}, next run {t(d.window[1])}: {d.reason}"
+            f"  job {d.job.id} ({d.job.kind.name if d.job.kind else '?'}): attempt "
+            f"{d.run.attempt} did the work at {t(d.run.done)}, next attempt at "
+            f"{t(d.window[1])}: {d.reason}"
             for d in self.f.duplicates
             if d.reason
         ]

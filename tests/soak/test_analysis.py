@@ -5,10 +5,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.soak.analysis import SLACK, Findings, JobRecord, RunRecord
+from tests.soak.analysis import Findings
 from tests.soak.chaos import Event
 from tests.soak.kinds import KINDS
+from tests.soak.records import JobRecord, RunRecord
 from tests.soak.timing import OPTIONS
+from tests.soak.window import SLACK
 from tests.soak.workers import Incarnation
 
 CHILD, ZYGOTE, SUP = "300@30", "200@20", "100@10"
@@ -55,7 +57,6 @@ def twice(*events, second_start=20.0, errors=()):
         [event("kill_supervisor", 11.0, [SUP])],
         [event("kill_fork_server", 12.0, [ZYGOTE])],
         [event("kill_child", 10.0 - SLACK / 2, [CHILD])],  # its last row in flight
-        [event("stop_worker", 5.0, [SUP], until=5.0 + TIMEOUT + 6)],
     ],
 )
 def test_what_hits_the_run_in_its_window_explains_the_duplicate(events):
@@ -81,12 +82,43 @@ def test_a_database_outage_explains_only_a_worker_it_left_silent(
     assert (duplicate.reason is not None) is explained
 
 
-def test_a_job_taken_back_during_a_stall_may_run_late_on_its_worker():
-    stall = event("stop_worker", 2.0, [SUP], until=9.8)  # the run starts at 9
-    [late] = twice(stall, errors=[taken_back(7.0)])
-    [not_taken] = twice(event("stop_worker", 2.0, [SUP], until=8.0))
-    assert late.reason is not None
-    assert not_taken.reason is None
+@pytest.mark.parametrize(
+    ("stall", "rescued_at", "explained"),
+    [
+        ((5.0, 5.0 + TIMEOUT + 6), 12.0, True),  # taken back while it was stopped
+        ((2.0, 9.8), 7.0, True),  # taken back before its run, which started late
+        ((5.0, 5.0 + TIMEOUT + 6), None, False),  # stopped, but never taken back
+        ((2.0, 8.0), 15.0, False),  # taken back long after the stall
+        ((12.0, 12.0 + TIMEOUT - 1), 12.5, False),  # too short to be presumed dead
+    ],
+)
+def test_a_stall_explains_a_duplicate_if_the_job_was_taken_back_meanwhile(
+    stall, rescued_at, explained
+):
+    errors = [] if rescued_at is None else [taken_back(rescued_at)]
+    [duplicate] = twice(
+        event("stop_worker", stall[0], [SUP], until=stall[1]), errors=errors
+    )
+    assert (duplicate.reason is not None) is explained
+
+
+def test_the_duplicate_is_the_completion_whose_success_was_not_recorded():
+    # Attempt 2 waited in a stopped worker and was taken back; attempt 3 ran
+    # elsewhere and its success was recorded; attempt 2 then started late.
+    recorded = run(
+        "c", start=8.0, done=8.1, attempt=3, chain=("301@31", "201@21", OTHER_SUP)
+    )
+    late = run("b", start=9.5, done=9.6, attempt=2)
+    stall = event("stop_worker", 3.0, [SUP], until=9.4)
+    errors = [taken_back(7.9, attempt=2)]
+    [explained] = findings(
+        job(recorded, late, errors=errors), events=[stall]
+    ).duplicates
+    [unexplained] = findings(job(recorded, late)).duplicates
+    assert explained.run is late
+    assert explained.kept is recorded
+    assert explained.reason is not None
+    assert unexplained.reason is None
 
 
 @pytest.mark.parametrize(
@@ -129,8 +161,8 @@ def test_a_run_started_while_another_ran_is_an_overlap_unless_its_worker_stalled
     )
     live = findings(job(first, second))
     stalled = findings(
-        job(first, second),
-        events=[event("stop_worker", 0.5, [SUP], until=0.5 + TIMEOUT)],
+        job(first, second, errors=[taken_back(4.6)]),
+        events=[event("stop_worker", 0.5, [SUP], until=0.5 + TIMEOUT + 1)],
     )
     assert len(live.live_overlaps()) == 1
     assert len(live.unexplained()) == 1
@@ -140,12 +172,17 @@ def test_a_run_started_while_another_ran_is_an_overlap_unless_its_worker_stalled
 
 
 def test_a_late_start_by_a_worker_back_from_a_stall_is_excused_only_at_once():
-    elsewhere = run("a", start=0.0, done=8.0, chain=("301@31", "201@21", OTHER_SUP))
-    late = run("b", start=5.2, done=5.3)
+    chain = ("301@31", "201@21", OTHER_SUP)
+    elsewhere = run("a", start=0.0, done=8.0, attempt=2, chain=chain)
     stall = event("stop_worker", 0.0, [SUP], until=5.0)
-    assert not findings(job(elsewhere, late), events=[stall]).live_overlaps()
-    long_after = run("b", start=6.5, done=6.6)
-    assert findings(job(elsewhere, long_after), events=[stall]).live_overlaps()
+    errors = [taken_back(4.5)]
+    late = run("b", start=5.2, done=5.3)
+    assert not findings(
+        job(elsewhere, late, errors=errors), events=[stall]
+    ).live_overlaps()
+    long_after = run("b", start=6.9, done=7.0)
+    f = findings(job(elsewhere, long_after, errors=errors), events=[stall])
+    assert f.live_overlaps()
 
 
 def test_a_run_killed_with_its_last_row_in_flight_is_no_overlap_to_report():
