@@ -7,13 +7,12 @@ state; workers stuck or gone when nobody asked.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 from .chaos import Event
-from .records import JobRecord
+from .records import JobRecord, RunRecord
 from .window import Duplicate, Overlap, duplicates, overlaps, overlaps_in_time
-from .workers import Incarnation
+from .workers import SHUTDOWN_TIMEOUT, Incarnation
 
 
 @dataclass
@@ -94,7 +93,8 @@ class Findings:
         ]
 
     def unexpected_exits(self) -> list[Incarnation]:
-        """Workers that exited when nobody asked, or not as asked."""
+        """Workers that exited when nobody asked, or not as asked: with another
+        exit code, or on an unhandled exception (whatever the chaos did)."""
         odd = []
         refused = {id(each) for each in self.refused_to_start()}
         for each in self.incarnations:
@@ -106,16 +106,31 @@ class Findings:
                 # it holds no job yet, so that is as good as exit code 0.
                 or (each.expected == "SIGTERM" and each.code not in (0, -15))
                 or (each.expected == "SIGKILL" and each.code != -9)
+                or each.died_with_traceback
             ):
                 odd.append(each)
         return odd
 
-    def uncounted_runs(self) -> list[tuple[JobRecord, int]]:
-        """Attempt numbers that two runs of one job shared (an uncounted run)."""
+    def uncounted_runs(self) -> list[tuple[JobRecord, RunRecord, RunRecord]]:
+        """Runs that started and were given back without counting an attempt
+        (two runs of one job share an attempt number), with the run after.
+
+        Only a graceful stop may do that (guarantee 6: a job stopped at the
+        shutdown deadline goes back uncounted); a crash of any kind counts.
+        """
         found = []
         for job in self.jobs:
-            seen: dict[int, int] = defaultdict(int)
-            for run in job.runs:
-                seen[run.attempt] += 1
-            found += [(job, attempt) for attempt, n in seen.items() if n > 1]
+            for i, run in enumerate(job.runs):
+                again = [r for r in job.runs[i + 1 :] if r.attempt == run.attempt]
+                if again and not self.stopped_gracefully(run, again[0]):
+                    found.append((job, run, again[0]))
         return found
+
+    def stopped_gracefully(self, run: RunRecord, then: RunRecord) -> bool:
+        """Whether ``run``'s worker was told to stop (SIGTERM) before ``then``."""
+        return any(
+            event.action == "term_worker"
+            and run.supervisor in event.hits
+            and run.start - SHUTDOWN_TIMEOUT - 1 <= event.at <= then.start
+            for event in self.events
+        )

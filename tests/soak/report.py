@@ -76,6 +76,7 @@ class Writer:
             "overlaps with a live worker": len(f.live_overlaps()),
             "stuck workers": len(f.stuck_workers()),
             "unexpected worker exits": len(f.unexpected_exits()),
+            "runs given back uncounted": len(f.uncounted_runs()),
         }
 
     def text(self) -> str:
@@ -137,7 +138,8 @@ class Writer:
             ("unexpected worker exits", len(f.unexpected_exits()), "yes"),
             ("workers that could not start (database away)",
              len(f.refused_to_start()), ""),
-            ("runs sharing an attempt number", len(f.uncounted_runs()), ""),
+            ("started runs given back uncounted, not at a SIGTERM",
+             len(f.uncounted_runs()), "yes"),
             ("enqueue batches retried", self.feeder.failures, ""),
             ("longest database outage", f"{max(outages, default=0):.2f}s", ""),
             ("settled in", "NOT SETTLED" if settled is None else f"{settled:.1f}s", ""),
@@ -195,8 +197,11 @@ class Writer:
             sections.append(e.workers("UNEXPECTED WORKER EXITS", gone))
         sections.append(self.explained())
         if uncounted := f.uncounted_runs():
-            listed = ", ".join(f"job {job.id} attempt {n}" for job, n in uncounted[:30])
-            sections.append(f"runs sharing an attempt number (not gated): {listed}")
+            notes = {
+                job.id: self.uncounted_note(run, then) for job, run, then in uncounted
+            }
+            jobs = [job for job, _, _ in uncounted]
+            sections.append(e.jobs("STARTED RUNS GIVEN BACK UNCOUNTED", jobs, notes))
         return sections
 
     def duplicate_note(self, d) -> str:
@@ -207,6 +212,14 @@ class Writer:
             f"(attempt {d.kept.attempt}, work at {t(d.kept.done)}); nothing that "
             f"the contract allows hit run {d.run.run[:8]} between {t(d.window[0])} "
             f"and the next attempt at {t(d.window[1])}"
+        )
+
+    def uncounted_note(self, run, then) -> str:
+        t = self.evidence.t
+        return (
+            f"run {run.run[:8]} started {t(run.start)} as attempt {run.attempt}; "
+            f"run {then.run[:8]} started {t(then.start)} as attempt {then.attempt} "
+            "again, and no SIGTERM reached the first run's worker"
         )
 
     def overlap_note(self, o) -> str:

@@ -216,18 +216,36 @@ def test_lost_stuck_missing_wrong_end_and_done_without_work():
     assert [j.id for j in f.wrong_end()] == [2]
 
 
-def test_exits_that_nobody_asked_for_are_unexpected():
-    def gone(expected, code):
-        return Incarnation(0, 1, "1@1", log=None, started=0, ended=1, code=code,
+def test_exits_that_nobody_asked_for_are_unexpected(tmp_path):
+    quiet, crashed = tmp_path / "quiet.log", tmp_path / "crashed.log"
+    quiet.write_text("2026-01-01 00:00:00,000 INFO django_jobs.worker stopped\n")
+    crashed.write_text(
+        "2026-01-01 00:00:00,000 INFO django_jobs.worker stopped\n"
+        "Traceback (most recent call last):\n  ...\nBrokenPipeError: [Errno 32]\n"
+    )
+
+    def gone(expected, code, log=quiet):
+        return Incarnation(0, 1, "1@1", log=log, started=0, ended=1, code=code,
                            expected=expected)  # fmt: skip
 
     f = findings(incarnations=[gone("SIGKILL", -9), gone("SIGTERM", 0),
                                gone("SIGTERM", -15), gone(None, 1),
-                               gone("SIGTERM", 1)])  # fmt: skip
+                               gone("SIGTERM", 1),
+                               gone("fork server killed", 1),
+                               gone("fork server killed", 1, crashed)])  # fmt: skip
     assert [(i.expected, i.code) for i in f.unexpected_exits()] == [
         (None, 1),
         ("SIGTERM", 1),
+        ("fork server killed", 1),
     ]
+
+
+def test_a_started_run_given_back_uncounted_is_a_failure_unless_at_a_sigterm():
+    first = run("a", start=1.0)
+    again = run("b", start=3.0, done=3.1, chain=("301@31", "201@21", OTHER_SUP))
+    assert len(findings(job(first, again)).uncounted_runs()) == 1
+    stopped = findings(job(first, again), events=[event("term_worker", 2.0, [SUP])])
+    assert not stopped.uncounted_runs()
 
 
 def test_a_worker_cut_off_before_it_started_could_not_start(tmp_path):

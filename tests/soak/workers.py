@@ -73,6 +73,20 @@ class Incarnation:
             return False
         return " started: queues " in text
 
+    @property
+    def died_with_traceback(self) -> bool:
+        """Whether it ended on an unhandled exception (a traceback after its
+        last log record), rather than by a signal or its own decision."""
+        try:
+            lines = self.log.read_text(errors="replace").splitlines()
+        except OSError:
+            return False
+        records = [i for i, line in enumerate(lines) if line[:2] == "20"]
+        after = lines[records[-1] + 1 :] if records else lines
+        return any(
+            line.startswith("Traceback (most recent call last)") for line in after
+        )
+
 
 @dataclass
 class Slot:
