@@ -71,7 +71,13 @@ def parse(argv: list[str]) -> Config:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return Soak(parse(sys.argv[1:] if argv is None else argv)).run()
+    soak = Soak(parse(sys.argv[1:] if argv is None else argv))
+    try:
+        return soak.run()
+    except KeyboardInterrupt:
+        # Every worker and the instance were stopped on the way out.
+        print(f"soak interrupted; logs so far in {soak.run_dir}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

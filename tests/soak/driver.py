@@ -173,6 +173,7 @@ class Soak:
                     workers.kill_all()
                 report = build_report(self, instance, workers, chaos, feeder)
                 self.monitor.close()
+                chaos.monitor.close()
         finally:
             signal.signal(signal.SIGTERM, previous)
         print(report.text, flush=True)

@@ -56,6 +56,14 @@ class JobRecord:
     def errors_of(self, attempt: int) -> list[dict[str, Any]]:
         return [e for e in self.errors if e.get("attempt") == attempt]
 
+    def ended_at(self, attempt: int) -> list[float]:
+        """When ``attempt`` was recorded as failed (by its worker or a rescuer)."""
+        return [
+            datetime.fromisoformat(error["at"]).timestamp()
+            for error in self.errors_of(attempt)
+            if error.get("at")
+        ]
+
     def taken_back(self, attempt: int, classes: set[str] = TAKEN_BACK) -> list[float]:
         """When a rescuer took ``attempt`` back (as one of ``classes``)."""
         return [

@@ -6,8 +6,10 @@ any of them is not 0. The others describe the run.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .analysis import Findings
@@ -48,14 +50,26 @@ def build_report(
 ) -> Report:
     """Read the data, compute the figures, write them down."""
     with instance.connect() as connection:
-        runs = load_runs(connection.execute(ROWS).fetchall())
-        jobs = load_jobs(connection.execute(JOBS).fetchall(), runs)
+        rows = connection.execute(ROWS).fetchall()
+        job_rows = connection.execute(JOBS).fetchall()
+    keep(soak.run_dir / "soak_rows.jsonl", rows)
+    keep(soak.run_dir / "jobs.jsonl", job_rows)
+    runs = load_runs(rows)
+    jobs = load_jobs(job_rows, runs)
     events = sorted(chaos.events, key=lambda event: event.at)
     findings = Findings(
         jobs, feeder.ids, soak.unfinished, events, workers.incarnations(), soak.t0
     )
     writer = Writer(findings, soak, feeder)
     return Report(writer.text(), passed=not any(writer.gate().values()))
+
+
+def keep(path: Path, rows: list[tuple]) -> None:
+    """Write the rows the figures come from, one JSON array a line, for a
+    person who wants to look again once the instance is gone."""
+    with open(path, "w") as file:
+        for row in rows:
+            file.write(json.dumps(row, default=str) + "\n")
 
 
 class Writer:

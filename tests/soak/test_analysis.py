@@ -141,6 +141,13 @@ def test_anything_else_leaves_the_duplicate_unexplained(events):
     assert duplicate.reason is None
 
 
+def test_a_kill_after_the_job_was_taken_back_is_not_why():
+    [duplicate] = twice(
+        event("kill_supervisor", 15.0, [SUP]), errors=[taken_back(12.0)]
+    )
+    assert duplicate.reason is None
+
+
 def test_a_timeout_explains_only_a_run_that_did_its_work_near_its_ttr():
     timed_out = {
         "attempt": 1,

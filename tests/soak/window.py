@@ -10,7 +10,8 @@ attempt's) and others whose success was not: each of those is a duplicate,
 
 - a SIGKILL of its child, its fork server or its supervisor, between its work
   row (less ``SLACK``: a row in flight when its process was killed) and the
-  start of the job's next attempt;
+  start of the job's next attempt, and before the attempt was recorded as
+  ended (a kill after a rescue is not why the job was rescued);
 - a SIGSTOP of its worker lasting at least WORKER_TIMEOUT, during which (or
   within ``COMEBACK`` of its end) the rescuer took the attempt back
   (WorkerLost, ReservationExpired): the run went on, or started late, in a
@@ -99,35 +100,35 @@ def explain(
     job's next attempt began at ``until``, if the contract allows a reason
     (see the module's docstring); None if nothing does.
 
-    Of several reasons the first to happen is named: what hit the run's own
-    processes (or its own timeout), and a restart of the database (which hits
-    everyone) only when nothing did.
+    A kill counts only if it came before the attempt was recorded as ended
+    (a rescue, a crash): one after that cannot be why. Of several reasons the
+    strongest is named (a kill, a stall, a cut connection, its own timeout,
+    a restart of the database that hit everyone), then the first.
     """
     low = run.done - SLACK
     mine = run.identities()
+    ended = min(job.ended_at(run.attempt), default=float("inf"))
     lost_at = job.taken_back(run.attempt, {WORKER_LOST})
-    own = [(e.at, describe(e, t0)) for e in stalls(run, job, events)]
-    shared: list[tuple[float, str]] = []
+    reasons = [(1, e.at, describe(e, t0)) for e in stalls(run, job, events)]
     for event in events:
         if not overlaps_in_time(event, low, until):
             continue
         hit = mine & set(event.hits)
-        if event.action in KILLS and hit:
-            own.append((event.at, describe(event, t0)))
+        if event.action in KILLS and hit and event.at <= ended:
+            reasons.append((0, event.at, describe(event, t0)))
         elif event.action in ("terminate_connections", "restart_database"):
             mine_cut = event.action == "restart_database" or run.supervisor in hit
             silent_until = event.until + OPTIONS["WORKER_TIMEOUT"] + SLACK
             if mine_cut and any(event.at <= when <= silent_until for when in lost_at):
-                reasons = shared if event.action == "restart_database" else own
-                reasons.append((event.at, describe(event, t0)))
+                rank = 4 if event.action == "restart_database" else 2
+                reasons.append((rank, event.at, describe(event, t0)))
     lease_out = run.start + 0.9 * job.ttr - SLACK
     for error in job.errors_of(run.attempt):
         if error.get("exception_class_path", "").endswith(".JobTimeout") and (
             run.done >= lease_out
         ):
-            own.append((lease_out, "its attempt timed out after its work row"))
-    reasons = own or shared
-    return min(reasons)[1] if reasons else None
+            reasons.append((3, lease_out, "its attempt timed out after its work row"))
+    return min(reasons)[2] if reasons else None
 
 
 def excuse(
