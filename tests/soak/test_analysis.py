@@ -239,7 +239,8 @@ def test_exits_that_nobody_asked_for_are_unexpected(tmp_path):
                                gone("SIGTERM", -15), gone(None, 1),
                                gone("SIGTERM", 1),
                                gone("fork server killed", 1),
-                               gone("fork server killed", 1, crashed)])  # fmt: skip
+                               gone("fork server killed", 1, crashed),
+                               gone("SIGKILL", -9, crashed)])  # fmt: skip
     assert [(i.expected, i.code) for i in f.unexpected_exits()] == [
         (None, 1),
         ("SIGTERM", 1),

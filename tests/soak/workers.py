@@ -76,7 +76,13 @@ class Incarnation:
     @property
     def died_with_traceback(self) -> bool:
         """Whether it ended on an unhandled exception (a traceback after its
-        last log record), rather than by a signal or its own decision."""
+        last log record), rather than by a signal or its own decision.
+
+        A process killed by a signal printed nothing at its end: a traceback
+        at the end of its log was logged (by logger.exception), not fatal.
+        """
+        if self.code is None or self.code < 0:
+            return False
         try:
             lines = self.log.read_text(errors="replace").splitlines()
         except OSError:
