@@ -1,4 +1,4 @@
-"""The console over a million jobs: response times of the job list and dashboard.
+"""The console over a million jobs: response times of its pages and the metrics.
 
     python bench/console.py [--jobs 1000000] [--runs 7] [--refill] [--explain]
 
@@ -12,8 +12,10 @@ tenth delayed; 8 queues, 16 tasks, one queue paused.
 
 Every figure is the response time of a GET through Django's test client,
 logged in as a superuser (the whole request: middleware, session, queries,
-templates), the median of --runs runs after one warm-up. --explain prints
-the plan of each page's slowest query.
+templates), the median of --runs runs after one warm-up; the metrics
+endpoint is also scraped as Prometheus does, with a bearer token and no
+session, in both of its formats. --explain prints the plan of each page's
+slowest query.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import argparse
 import statistics
 import time
 from datetime import timedelta
+from types import ModuleType
 
 from common import print_table, setup_django
 
@@ -197,7 +200,34 @@ def cases() -> list[tuple[str, str]]:
         ("a buried job's page", f"{jobs}{buried.pk}/change/"),
         ("queue dashboard", "/admin/django_jobs/queue/"),
         ("workers", "/admin/django_jobs/worker/"),
+        ("metrics (staff session)", METRICS),
     ]
+
+
+METRICS = "/jobs/metrics"
+TOKEN = "bench-token"
+#: (label, Accept header) of the scrapes made with the token.
+SCRAPES = [
+    ("metrics (token, Prometheus text)", ""),
+    ("metrics (token, OpenMetrics)", "application/openmetrics-text; version=1.0.0"),
+]
+
+
+def serve_metrics() -> None:
+    """The test project's URLs plus django_jobs.urls, and a scrape token."""
+    from django.conf import settings
+    from django.urls import clear_url_caches, include, path
+
+    from testproject import urls
+
+    urlconf = ModuleType("bench_urls")  # a module: Django caches resolvers by it
+    urlconf.urlpatterns = [
+        *urls.urlpatterns,
+        path("jobs/", include("django_jobs.urls")),
+    ]
+    settings.ROOT_URLCONF = urlconf
+    settings.JOBS_METRICS_TOKEN = TOKEN
+    clear_url_caches()
 
 
 def measure(client, url: str, runs: int) -> tuple[list[float], list[dict]]:
@@ -241,14 +271,28 @@ def main() -> None:
     from django.test import Client
 
     settings.DEBUG = False
+    serve_metrics()
     fill(options.jobs, options.refill)
     user = User.objects.filter(username="bench-admin").first()
     user = user or User.objects.create_superuser("bench-admin", password="x")
     client = Client(HTTP_HOST="localhost")
     client.force_login(user)
+    pages = [(client, label, url) for label, url in cases()]
+    pages += [
+        (
+            Client(
+                HTTP_HOST="localhost",
+                HTTP_AUTHORIZATION=f"Bearer {TOKEN}",
+                HTTP_ACCEPT=accept,
+            ),
+            label,
+            METRICS,
+        )
+        for label, accept in SCRAPES
+    ]
     rows = []
-    for label, url in cases():
-        times, queries = measure(client, url, options.runs)
+    for browser, label, url in pages:
+        times, queries = measure(browser, url, options.runs)
         slowest = max(float(query["time"]) for query in queries) * 1000
         rows.append(
             [

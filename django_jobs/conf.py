@@ -58,6 +58,9 @@ class JobsOptions:
     CAPTURE_OUTPUT: bool = True
     #: Bytes of each attempt's output kept on the job (0: none).
     OUTPUT_TAIL: int = 16384
+    #: Seconds a job whose task cannot be imported is retried (uncounted)
+    #: before it is buried: a deploy reaching web servers before workers.
+    IMPORT_GRACE: float = 900.0
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any]) -> JobsOptions:
@@ -234,4 +237,5 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "PRUNE_INTERVAL": positive_number,
     "CAPTURE_OUTPUT": boolean,
     "OUTPUT_TAIL": non_negative_int,
+    "IMPORT_GRACE": non_negative_number,
 }

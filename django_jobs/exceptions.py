@@ -52,6 +52,24 @@ class ClaimLost(JobError):
         self.operation = operation
 
 
+class UnknownQueue(ValueError):
+    """A queue name that nothing knows: not configured, no row, no job.
+
+    Pausing it would create a queue that only exists to be paused: a typo
+    left on the dashboard, while the queue meant goes on running.
+    """
+
+    def __init__(self, name: str, backend: str, known: list[str]) -> None:
+        listed = ", ".join(known) if known else "none yet"
+        super().__init__(
+            f"Unknown queue {name!r} in backend {backend!r}: it is not in "
+            f"QUEUES and holds no job. Known queues: {listed}."
+        )
+        self.name = name
+        self.backend = backend
+        self.known = known
+
+
 # Recorded as job errors; never raised by django_jobs itself.
 
 
@@ -73,6 +91,15 @@ class WorkerLost(RuntimeError):
 
 class TaskNotFound(ImportError):
     """The job's task path does not name a django.tasks.Task."""
+
+
+class TaskNotImportable(TaskNotFound):
+    """The job's task path cannot be imported in this worker (yet).
+
+    Retried for ``IMPORT_GRACE`` seconds before the job is buried: during a
+    rolling deploy, web servers with the new code enqueue jobs that workers
+    still running the old code cannot import.
+    """
 
 
 class JobCancelled(Exception):

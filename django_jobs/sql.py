@@ -9,6 +9,7 @@ Supported databases: PostgreSQL and SQLite.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from .expressions import JSONAppend
@@ -28,22 +29,41 @@ def fetch_all(
     planned once per connection: for the worker, which runs the same few
     statements over and over (not for connections behind a pooler in
     transaction mode). The statement runs in the connection's current
-    transaction, as any query would.
+    transaction, as any query would, and through Django's cursor wrapper,
+    so that ``connection.execute_wrapper()``, ``connection.queries``,
+    ``assertNumQueries`` and the tools built on them see it as they see any
+    other query.
     """
     if connection.vendor == "postgresql":
-        import psycopg
-
-        connection.validate_no_broken_transaction()
         connection.ensure_connection()
-        with (
-            connection.wrap_database_errors,
-            psycopg.Cursor(connection.connection) as cursor,
-        ):
-            cursor.execute(sql, params, prepare=prepare)
-            return cursor.fetchall()
+        cursor = _server_bound_cursor(prepare)(connection.connection)
+        wrap = (
+            connection.make_debug_cursor
+            if connection.queries_logged
+            else connection.make_cursor
+        )
+        with wrap(cursor) as wrapped:
+            wrapped.execute(sql, params)
+            return wrapped.fetchall()
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+@functools.cache
+def _server_bound_cursor(prepare: bool) -> type:
+    """psycopg's plain (server-binding) cursor, preparing every statement if
+    ``prepare``: Django's wrapper calls ``execute(sql, params)`` only."""
+    import psycopg
+
+    if not prepare:
+        return psycopg.Cursor
+
+    class PreparingCursor(psycopg.Cursor):
+        def execute(self, query, params=None, **options):
+            return super().execute(query, params, **{**options, "prepare": True})
+
+    return PreparingCursor
 
 
 _converters: dict[str, list[tuple[int, list, Any]]] = {}

@@ -22,6 +22,19 @@ class State(models.TextChoices):
 # It is reported as a state of its own wherever states are counted.
 DELAYED = "delayed"
 
+#: What each state a person sees means, in words that need no beanstalkd:
+#: the console's legend and tooltips and ``jobs show`` say these.
+MEANINGS = {
+    State.READY: _("waiting for a worker, due now"),
+    DELAYED: _("waiting for its time: a retry's backoff, or enqueued to run later"),
+    State.RESERVED: _("running: a worker has it"),
+    State.DONE: _("finished successfully"),
+    State.BURIED: _(
+        "failed for good (or cancelled), kept for inspection; "
+        "it runs again only if retried"
+    ),
+}
+
 # Every operation in queue.py, with the states it may start from and the state
 # it leaves the job in. ``None`` as a target means the row is deleted.
 #

@@ -20,11 +20,14 @@ from django.db.models.functions import TruncMinute
 from django.tasks import task_backends
 from django.tasks.exceptions import InvalidTaskBackend
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from .backend import JobsBackend
 from .conf import JobsOptions
-from .models import Job, Queue, Worker
-from .states import State
+from .models import Batch, Job, Queue, Worker
+from .queue.batches import WAITING
+from .queue.console import configured_queues as queues_of
+from .states import DELAYED, TASK_STATUS, State
 
 HOUR = timedelta(hours=1)
 COUNTS = ("ready", "delayed", "reserved", "buried", "done_last_hour")
@@ -46,6 +49,31 @@ class QueueRow:
     paused_at: datetime | None = None
     max_concurrency: int | None = None
     rate_limit: float | None = None
+
+
+#: Every state a job can show, in the order of its life.
+DISPLAY_STATES = (State.READY, DELAYED, State.RESERVED, State.DONE, State.BURIED)
+#: A state's django.tasks name means it too: --state failed is buried.
+STATE_ALIASES = {
+    status.lower(): state
+    for state, status in TASK_STATUS.items()
+    if status.lower() != state
+}
+
+
+def in_state(jobs, state: str | None, now: datetime | None = None):
+    """The jobs of ``jobs`` that show ``state`` (or an alias of it; None: all).
+
+    Ready and delayed split on ``run_at``, as people count them.
+    """
+    state = STATE_ALIASES.get(state, state)
+    if state == State.READY:
+        return jobs.ready(now)
+    if state == DELAYED:
+        return jobs.delayed(now)
+    if state in (State.RESERVED, State.DONE, State.BURIED):
+        return jobs.filter(state=state)
+    return jobs
 
 
 def queue_counts(
@@ -79,24 +107,36 @@ def queue_counts(
     return {(row.pop("backend"), row.pop("queue")): row for row in rows}
 
 
+def backend_aliases() -> list[str]:
+    """The TASKS aliases of every django_jobs backend."""
+    return [each.alias for each in task_backends.all() if isinstance(each, JobsBackend)]
+
+
 def configured_queues(backend: str | None = None) -> set[tuple[str, str]]:
-    """The queue names listed in TASKS for each django_jobs backend."""
+    """The queue names that TASKS gives each django_jobs backend."""
     return {
         (each.alias, name)
         for each in task_backends.all()
         if isinstance(each, JobsBackend) and backend in (None, each.alias)
-        for name in each.queues
+        for name in queues_of(each.alias)
     }
+
+
+def queue_flags(backend: str | None = None):
+    """The queue rows worth a line: paused or limited. A row left behind by
+    a resume (or by a pause of a mistyped name, before pause refused those)
+    says nothing, and a queue with nothing else to show is not listed."""
+    flags = Queue.objects.filter(
+        Q(paused=True) | Q(max_concurrency__isnull=False) | Q(rate_limit__isnull=False)
+    )
+    return flags if backend is None else flags.filter(backend=backend)
 
 
 def queue_rows(now: datetime, backend: str | None = None) -> list[QueueRow]:
     """Every queue that is configured, paused, or has jobs worth counting
     (of every backend, or of ``backend``)."""
     counts = queue_counts(now, backend)
-    flags = Queue.objects.all()
-    if backend is not None:
-        flags = flags.filter(backend=backend)
-    flags = {(q.backend, q.name): q for q in flags}
+    flags = {(q.backend, q.name): q for q in queue_flags(backend)}
     keys = sorted(set(counts) | set(flags) | configured_queues(backend))
     rows = []
     for backend, name in keys:
@@ -183,19 +223,62 @@ def backend_stats(
     }
 
 
-def worker_capacity(now: datetime, backend: str | None = None) -> dict[str, int]:
-    """Live and stale workers (of ``backend``, or all), and the live ones'
-    slots and jobs in hand."""
+WORKER_COUNTS = ("live", "stale", "capacity", "busy")
+
+
+def worker_summaries(
+    now: datetime, backend: str | None = None
+) -> dict[str, dict[str, int]]:
+    """Per backend (or of ``backend`` only), from one query: live and stale
+    workers, and the live ones' slots and jobs in hand."""
     workers = Worker.objects.only(
         "backend", "last_heartbeat", "concurrency", "jobs_in_hand"
     )
     if backend is not None:
         workers = workers.filter(backend=backend)
-    workers = list(workers)
-    live = [worker for worker in workers if not is_stale(worker, now)]
+    summaries: dict[str, dict[str, int]] = {}
+    for worker in workers:
+        summary = summaries.setdefault(worker.backend, dict.fromkeys(WORKER_COUNTS, 0))
+        if is_stale(worker, now):
+            summary["stale"] += 1
+            continue
+        summary["live"] += 1
+        summary["capacity"] += worker.concurrency
+        summary["busy"] += worker.jobs_in_hand
+    return summaries
+
+
+def worker_capacity(now: datetime, backend: str | None = None) -> dict[str, int]:
+    """``worker_summaries`` added up over the backends."""
+    total = dict.fromkeys(WORKER_COUNTS, 0)
+    for summary in worker_summaries(now, backend).values():
+        for name in WORKER_COUNTS:
+            total[name] += summary[name]
+    return total
+
+
+#: What a batch's progress is made of, counted with the batch in one query.
+BATCH_COUNTS = {
+    "job_count": Count("jobs"),
+    "done": Count("jobs", filter=Q(jobs__state=State.DONE)),
+    "waiting": Count("jobs", filter=Q(jobs__state__in=WAITING)),
+}
+
+
+def batch_summary(batch: Batch) -> dict[str, int]:
+    """How far a batch (annotated with ``BATCH_COUNTS``) has got."""
+    finished = batch.job_count - batch.waiting
     return {
-        "live": len(live),
-        "stale": len(workers) - len(live),
-        "capacity": sum(worker.concurrency for worker in live),
-        "busy": sum(worker.jobs_in_hand for worker in live),
+        "jobs": batch.job_count,
+        "finished": finished,
+        "done": batch.done,
+        "failed": finished - batch.done,
     }
+
+
+def describe_batch(summary: dict[str, int]) -> str:
+    """'7 of 10 finished (6 done, 1 failed)'."""
+    return (
+        _("%(finished)d of %(jobs)d finished (%(done)d done, %(failed)d failed)")
+        % summary
+    )

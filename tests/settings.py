@@ -16,6 +16,7 @@ TASKS = {
             "WORKER_TIMEOUT": 3,
             "RESCUE_INTERVAL": 0.5,
             "KILL_GRACE": 1,
+            "IMPORT_GRACE": 3,
         },
     },
     "strict": {

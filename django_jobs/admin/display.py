@@ -1,4 +1,4 @@
-"""How jobs look in the console: state badges, ages, countdowns and JSON.
+"""How jobs look in the console: state badges, times, progress and JSON.
 
 Plain functions of a value, so that the job list, the job page and the
 dashboard show the same thing the same way.
@@ -7,58 +7,48 @@ dashboard show the same thing the same way.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 
-from ..states import DELAYED, State
+from ..durations import clock, duration, relative
+from ..states import MEANINGS
+from ..stats import DISPLAY_STATES
 
-#: Every state a job can show, in the order of its life.
-DISPLAY_STATES = (State.READY, DELAYED, State.RESERVED, State.DONE, State.BURIED)
+
+def console_context(page: str, now: datetime) -> dict[str, Any]:
+    """What the refresh switch and the legend need (refresh.html, legend.html)."""
+    return {
+        "page": page,
+        "now": now,
+        "legend": [(state, MEANINGS[state]) for state in DISPLAY_STATES],
+        "refresh_text": {
+            "next": _("next in %s s"),
+            "paused": _("paused while %s"),
+            "refreshing": _("refreshing..."),
+            "selected": _("jobs are selected"),
+            "typing": _("you type"),
+            "changed": _("a form is changed"),
+        },
+    }
 
 
 def state_badge(state: str) -> str:
-    """A coloured label for a display state (the colours are in styles.html)."""
-    return format_html('<span class="jobs-state jobs-state-{0}">{0}</span>', state)
-
-
-def duration(delta: timedelta) -> str:
-    """A short human duration: "42 s", "3 min", "2 h 5 min", "3 d 4 h"."""
-    seconds = int(abs(delta.total_seconds()))
-    if seconds < 60:
-        return _("%d s") % seconds
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return _("%d min") % minutes
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return _("%(h)d h %(m)d min") % {"h": hours, "m": minutes}
-    days, hours = divmod(hours, 24)
-    return _("%(d)d d %(h)d h") % {"d": days, "h": hours}
-
-
-def age(moment: datetime | None, now: datetime | None = None) -> str:
-    """How long ago ``moment`` was, or "" if there is none."""
-    if moment is None:
-        return ""
-    return duration((now or timezone.now()) - moment)
-
-
-def countdown(deadline: datetime | None, now: datetime | None = None) -> str:
-    """Time left until ``deadline``: "in 42 s", or "expired 3 s ago"."""
-    if deadline is None:
-        return ""
-    left = deadline - (now or timezone.now())
-    if left.total_seconds() >= 0:
-        return _("in %s") % duration(left)
-    return _("expired %s ago") % duration(left)
+    """A coloured label for a display state (the colours are in styles.html),
+    saying what the state means on hover."""
+    return format_html(
+        '<span class="jobs-state jobs-state-{0}" title="{1}">{0}</span>',
+        state,
+        MEANINGS.get(state, ""),
+    )
 
 
 def short_time(moment: datetime | None, now: datetime | None = None) -> str:
-    """A clock time if ``moment`` is today, else a date too; in full on hover.
+    """A clock time to the second, with the date unless it is today; the
+    full date, time and zone on hover.
 
     Plain ``strftime``: the job list shows a hundred of these, and Django's
     localised formatting costs as much as the rest of the row.
@@ -67,9 +57,49 @@ def short_time(moment: datetime | None, now: datetime | None = None) -> str:
         return "-"
     local = timezone.localtime(moment)
     today = timezone.localtime(now or timezone.now()).date()
-    short = local.strftime("%H:%M:%S" if local.date() == today else "%b %d, %H:%M")
-    full = local.isoformat(sep=" ", timespec="seconds")
-    return format_html('<span title="{}">{}</span>', full, short)
+    short = local.strftime("%H:%M:%S" if local.date() == today else "%b %d %H:%M:%S")
+    return format_html('<time datetime="{}" title="{}">{}</time>', *full(local), short)
+
+
+def full(local: datetime) -> tuple[str, str]:
+    """(ISO 8601, the same for people with the zone's name)."""
+    return local.isoformat(), f"{clock(local)} {local.tzname() or ''}".rstrip()
+
+
+def when(moment: datetime | None, now: datetime | None = None) -> str:
+    """A moment to the second and how long ago (or how soon) it is:
+    "10:00:03 (3 min ago)" in a list, on two lines."""
+    if moment is None:
+        return "-"
+    return format_html(
+        '{}<br><span class="jobs-note">{}</span>',
+        short_time(moment, now),
+        relative(moment, now),
+    )
+
+
+def moment(value: datetime | None, now: datetime | None = None) -> str:
+    """A moment in full, to the second, and how long ago (or how soon) it is:
+    "2026-11-27 10:00:03 UTC (3 min ago)", for a job's page."""
+    if value is None:
+        return "-"
+    local = timezone.localtime(value)
+    iso, text = full(local)
+    return format_html(
+        '<time datetime="{}">{}</time> <span class="jobs-note">({})</span>',
+        iso,
+        text,
+        relative(value, now),
+    )
+
+
+def lease(deadline: datetime, now: datetime | None = None) -> str:
+    """When a reservation ends: "lease ends in 4 min", or "lease expired 3 s ago"
+    (the rescuer will give the job back)."""
+    left = deadline - (now or timezone.now())
+    if left.total_seconds() >= 0:
+        return _("lease ends in %s") % duration(left)
+    return _("lease expired %s ago") % duration(left)
 
 
 def pretty_json(value: Any) -> str:

@@ -12,11 +12,9 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from ..states import DELAYED, State
-from .display import DISPLAY_STATES
+from ..stats import DISPLAY_STATES, in_state
 from .values import request_values
 
 
@@ -28,14 +26,8 @@ class StateFilter(admin.SimpleListFilter):
         return [(state, state) for state in DISPLAY_STATES]
 
     def queryset(self, request, queryset):
-        value = self.value()
-        now = timezone.now()
-        if value == State.READY:
-            return queryset.ready(now)
-        if value == DELAYED:
-            return queryset.delayed(now)
-        if value in (State.RESERVED, State.DONE, State.BURIED):
-            return queryset.filter(state=value)
+        if self.value() in DISPLAY_STATES:
+            return in_state(queryset, self.value())
         return queryset
 
 

@@ -12,23 +12,23 @@ from datetime import datetime
 from django.contrib import admin
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from .. import stats
 from ..models import Batch, Job, Worker
-from ..states import State
-from .display import pretty_json, progress_bar
-from .schedules import BATCH_COUNTS, batch_progress
+from ..states import MEANINGS, State
+from .display import moment, pretty_json, progress_bar, state_badge
+from .schedules import batch_progress
 
-RELATED = ["parent", "children", "batch_progress", "schedule", "scheduled_for"]
+RELATED = ["parent", "children", "batch_progress", "schedule", "scheduled_tick"]
 SECTIONS = [
     (
         None,
         [
-            "state_label",
+            "state_explained",
             "task_path",
             "queue",
             "backend",
@@ -43,14 +43,14 @@ SECTIONS = [
     (
         _("Times"),
         [
-            "enqueued_at",
-            "run_at",
-            "started_at",
-            "last_attempted_at",
+            "enqueued",
+            "due_at",
+            "started",
+            "last_attempted",
             "reservation",
-            "finished_at",
-            "expires_at",
-            "cancel_requested_at",
+            "finished",
+            "expires",
+            "cancel_requested",
         ],
     ),
     (_("Workers"), ["worker", "worker_history"]),
@@ -59,8 +59,29 @@ SECTIONS = [
 ]
 
 
+def moment_of(field: str):
+    """A page field showing the job's ``field`` to the second, and its age."""
+
+    @admin.display(description=Job._meta.get_field(field).verbose_name)
+    def show(self, job):
+        return moment(getattr(job, field))
+
+    return show
+
+
 class JobPage:
     """The read-only fields of ``JobAdmin``'s page for one job."""
+
+    # Times to the second, with how long ago (Django's own format stops at
+    # the minute).
+    enqueued = moment_of("enqueued_at")
+    due_at = moment_of("run_at")
+    started = moment_of("started_at")
+    last_attempted = moment_of("last_attempted_at")
+    finished = moment_of("finished_at")
+    expires = moment_of("expires_at")
+    cancel_requested = moment_of("cancel_requested_at")
+    scheduled_tick = moment_of("scheduled_for")
 
     fieldsets = [(title, {"fields": fields}) for title, fields in SECTIONS]
     readonly_fields = [name for _title, fields in SECTIONS for name in fields]
@@ -84,6 +105,18 @@ class JobPage:
             if fields:
                 fieldsets.append((title, {**options, "fields": fields}))
         return fieldsets
+
+    @admin.display(description=_("state"))
+    def state_explained(self, job):
+        """The state and what it means; whether a running job is being cancelled."""
+        state = job.display_state
+        text = format_html(
+            '{} <span class="jobs-note">{}</span>', state_badge(state), MEANINGS[state]
+        )
+        if job.state == State.RESERVED and job.cancel_requested_at:
+            note = _("cancelling: its worker stops it within seconds")
+            return format_html('{}<br><span class="jobs-note">{}</span>', text, note)
+        return text
 
     @admin.display(description=_("progress"))
     def progress_value(self, job):
@@ -145,7 +178,7 @@ class JobPage:
     def batch_progress(self, job):
         if job.batch_id is None:
             return "-"
-        batch = Batch.objects.annotate(**BATCH_COUNTS).get(pk=job.batch_id)
+        batch = Batch.objects.annotate(**stats.BATCH_COUNTS).get(pk=job.batch_id)
         return batch_progress(self.admin_site.name, batch)
 
     @admin.display(description=_("children"))
@@ -174,8 +207,9 @@ def child_count(job: Job) -> int:
     return job._child_count
 
 
-def parse_moment(text) -> datetime | str:
+def parse_moment(text) -> str:
+    """An error's time as the page shows times, if it parses."""
     try:
-        return timezone.localtime(datetime.fromisoformat(text))
+        return moment(datetime.fromisoformat(text))
     except (TypeError, ValueError):
         return text or ""

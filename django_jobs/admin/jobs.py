@@ -15,15 +15,16 @@ from django.contrib.admin import helpers
 from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from ..models import Job, Worker
-from ..states import DELAYED, State
+from ..states import State
 from .actions import CHANGE_FORM_ACTION, JobActions
 from .changelist import JobChangeList, search_filter
-from .display import age, countdown, progress_bar, short_time, state_badge
+from .display import console_context, lease, moment, progress_bar, state_badge, when
 from .filters import FailedFilter, QueueFilter, StateFilter, TaskFilter
 from .job_page import JobPage
 from .pagination import CappedPaginator
@@ -32,17 +33,17 @@ from .values import request_values
 
 @admin.register(Job)
 class JobAdmin(JobActions, JobPage, admin.ModelAdmin):
+    # Few columns, with what belongs together in one cell (state and
+    # attempts, queue and priority, worker and lease) and times on two lines
+    # (clock, then how long ago): the list fits beside the admin's sidebar
+    # and the filters at 1,280 px.
     list_display = [
         "id",
         "task",
-        "queue",
+        "queue_label",
         "state_label",
-        "priority",
-        "attempts_label",
         "due",
-        "reservation",
-        "worker",
-        "job_age",
+        "holder",
     ]
     list_display_links = ["id"]
     list_filter = [StateFilter, QueueFilter, TaskFilter, FailedFilter]
@@ -83,7 +84,11 @@ class JobAdmin(JobActions, JobPage, admin.ModelAdmin):
     def changelist_view(self, request, extra_context=None):
         location = admin.ActionLocation.CHANGE_LIST
         self.refuse_unpermitted_action(request, "action", location)
-        extra_context = {"title": _("Jobs"), **(extra_context or {})}
+        extra_context = {
+            "title": _("Jobs"),
+            **console_context("jobs", timezone.now()),
+            **(extra_context or {}),
+        }
         return super().changelist_view(request, extra_context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -119,19 +124,35 @@ class JobAdmin(JobActions, JobPage, admin.ModelAdmin):
     def task(self, job):
         return format_html('<span title="{}">{}</span>', job.task_path, job.task_name)
 
+    @admin.display(description=_("queue"))
+    def queue_label(self, job):
+        """The queue, and the priority when it is not the default 0."""
+        if not job.priority:
+            return job.queue
+        return format_html(
+            '{}<br><span class="jobs-note" title="{}">{}</span>',
+            job.queue,
+            _("higher runs first, from -100 to 100"),
+            _("priority %d") % job.priority,
+        )
+
     @admin.display(description=_("state"))
     def state_label(self, job):
+        """The state, the attempts made of those allowed, and for a running
+        job whether it is being cancelled, or its progress."""
+        label = format_html(
+            '{} <span class="jobs-note" title="{}">{}</span>',
+            state_badge(job.display_state),
+            _("attempts made, of those allowed"),
+            self.attempts_label(job),
+        )
         if job.cancel_requested_at and job.state == State.RESERVED:
             return format_html(
-                '{} <span class="jobs-note">{}</span>',
-                state_badge(job.display_state),
-                _("cancelling"),
+                '{}<br><span class="jobs-note">{}</span>', label, _("cancelling")
             )
         if job.state == State.RESERVED and job.progress:
-            return format_html(
-                "{}<br>{}", state_badge(job.display_state), progress_bar(job.progress)
-            )
-        return state_badge(job.display_state)
+            return format_html("{}<br>{}", label, progress_bar(job.progress))
+        return label
 
     @admin.display(description=_("attempts"))
     def attempts_label(self, job):
@@ -139,13 +160,7 @@ class JobAdmin(JobActions, JobPage, admin.ModelAdmin):
 
     @admin.display(description=_("run at"))
     def due(self, job):
-        if job.display_state != DELAYED:
-            return short_time(job.run_at)
-        return format_html(
-            '{} <span class="jobs-note">({})</span>',
-            short_time(job.run_at),
-            countdown(job.run_at),
-        )
+        return when(job.run_at)
 
     @admin.display(description=_("reserved until"))
     def reservation(self, job):
@@ -153,8 +168,8 @@ class JobAdmin(JobActions, JobPage, admin.ModelAdmin):
             return "-"
         return format_html(
             '{} <span class="jobs-note">({})</span>',
-            short_time(job.reserved_until),
-            countdown(job.reserved_until),
+            moment(job.reserved_until),
+            lease(job.reserved_until),
         )
 
     @admin.display(description=_("worker"))
@@ -166,17 +181,27 @@ class JobAdmin(JobActions, JobPage, admin.ModelAdmin):
             alive = Worker.objects.filter(pk=job.reserved_by).exists()
         return self.worker_link(job.reserved_by, alive)
 
-    @admin.display(description=_("age"))
-    def job_age(self, job):
-        return age(job.enqueued_at)
+    @admin.display(description=_("worker"))
+    def holder(self, job):
+        """The worker running the job, and when its lease ends."""
+        if job.state != State.RESERVED or job.reserved_until is None:
+            return self.worker(job)
+        return format_html(
+            '{}<br><span class="jobs-note">{}</span>',
+            self.worker(job),
+            lease(job.reserved_until),
+        )
 
     def worker_link(self, worker_id: str, alive: bool) -> str:
         if not alive:
             return format_html(
-                '{} <span class="jobs-note">({})</span>', worker_id, _("gone")
+                '<span class="jobs-worker">{}</span> '
+                '<span class="jobs-note">({})</span>',
+                worker_id,
+                _("gone"),
             )
         url = reverse(
             f"{self.admin_site.name}:django_jobs_worker_change",
             args=[quote(worker_id)],
         )
-        return format_html('<a href="{}">{}</a>', url, worker_id)
+        return format_html('<a class="jobs-worker" href="{}">{}</a>', url, worker_id)

@@ -22,9 +22,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .. import queue, stats
+from ..durations import age, relative
+from ..exceptions import UnknownQueue
 from ..models import Job, Queue
+from ..states import MEANINGS
 from . import chart
-from .display import age
+from .display import console_context
 
 
 @admin.register(Queue)
@@ -57,8 +60,11 @@ class QueueAdmin(admin.ModelAdmin):
         rows = stats.queue_rows(now)
         for row in rows:
             row.waiting = age(row.oldest_ready, now)
+            row.paused_ago = relative(row.paused_at, now)
         context = {
             **self.admin_site.each_context(request),
+            **console_context("dashboard", now),
+            "meanings": MEANINGS,
             "title": _("Queues"),
             "opts": self.opts,
             "rows": rows,
@@ -71,7 +77,6 @@ class QueueAdmin(admin.ModelAdmin):
             "workers_url": reverse(
                 f"{self.admin_site.name}:django_jobs_worker_changelist"
             ),
-            "now": now,
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(
@@ -95,9 +100,16 @@ class QueueAdmin(admin.ModelAdmin):
         max_length = Queue._meta.get_field("name").max_length
         if not name or len(name) > max_length or len(backend) > max_length:
             self.message_user(request, _("No such queue."), messages.ERROR)
-        else:
+            return self.to_dashboard()
+        try:
             operation(name, backend=backend)
+        except UnknownQueue as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
             self.message_user(request, message % name, messages.SUCCESS)
+        return self.to_dashboard()
+
+    def to_dashboard(self):
         return HttpResponseRedirect(
             reverse(f"{self.admin_site.name}:django_jobs_queue_changelist")
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import OuterRef, Subquery
 from django.tasks.exceptions import InvalidTask
 from django.urls import reverse
 from django.utils import timezone
@@ -22,11 +22,9 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .. import schedules
+from .. import schedules, stats
 from ..backend import jobs_backend
 from ..models import Batch, Job, Schedule
-from ..queue.batches import WAITING
-from ..states import State
 from .readonly import ReadOnlyAdmin
 
 SETTINGS_FIELDS = [
@@ -205,7 +203,7 @@ class BatchAdmin(ReadOnlyAdmin):
     readonly_fields = fields
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(**BATCH_COUNTS)
+        return super().get_queryset(request).annotate(**stats.BATCH_COUNTS)
 
     @admin.display(description=_("progress"))
     def progress(self, batch):
@@ -222,30 +220,13 @@ class BatchAdmin(ReadOnlyAdmin):
         return format_html('<a href="{}">#{}</a>', url, batch.callback_job_id)
 
 
-#: What a batch's progress is made of, counted with the batch in one query.
-BATCH_COUNTS = {
-    "job_count": Count("jobs"),
-    "done": Count("jobs", filter=Q(jobs__state=State.DONE)),
-    "waiting": Count("jobs", filter=Q(jobs__state__in=WAITING)),
-}
-
-
 def batch_progress(site: str, batch: Batch) -> str:
     """'7 of 10 finished (6 done, 1 failed)', linked to the batch's jobs.
 
-    ``batch`` comes annotated with ``BATCH_COUNTS``.
+    ``batch`` comes annotated with ``stats.BATCH_COUNTS``.
     """
-    total, done = batch.job_count, batch.done
-    finished = total - batch.waiting
     url = reverse(f"{site}:django_jobs_job_changelist")
-    text = _(
-        "%(finished)d of %(total)d finished (%(done)d done, %(failed)d failed)"
-    ) % {
-        "finished": finished,
-        "total": total,
-        "done": done,
-        "failed": finished - done,
-    }
+    text = stats.describe_batch(stats.batch_summary(batch))
     return format_html(
         '<a href="{}?{}">{}</a>', url, urlencode({"batch__id__exact": batch.pk}), text
     )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import reverse
-from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
@@ -20,23 +19,17 @@ from django.utils.translation import gettext_lazy as _
 from ..models import Worker
 from ..states import State
 from ..stats import is_stale
-from .display import age, state_badge
+from .display import when
 from .readonly import ReadOnlyAdmin
 
 
 @admin.register(Worker)
 class WorkerAdmin(ReadOnlyAdmin):
-    list_display = [
-        "hostname",
-        "pid",
-        "queue_names",
-        "concurrency",
-        "jobs",
-        "started_at",
-        "heartbeat",
-        "status",
-        "id",
-    ]
+    # The status right after the host, and the long id only on hover and on
+    # the worker's page: the list fits beside the sidebar and filters at 1,280 px.
+    list_display = ["host", "status", "queue_names", "load", "started", "heartbeat"]
+    list_display_links = ["host"]
+    sortable_by = []  # a handful of rows, in host order; arrows cost width
     list_filter = ["backend", "hostname"]
     search_fields = ["=id", "hostname"]
     ordering = ["hostname", "pid"]
@@ -48,7 +41,7 @@ class WorkerAdmin(ReadOnlyAdmin):
         "queue_names",
         "concurrency",
         "jobs",
-        "started_at",
+        "started",
         "heartbeat",
         "status",
     ]
@@ -68,14 +61,38 @@ class WorkerAdmin(ReadOnlyAdmin):
         url = reverse(f"{self.admin_site.name}:django_jobs_job_changelist")
         return format_html('<a href="{}?{}">{}</a>', url, query, worker.jobs_in_hand)
 
+    @admin.display(description=_("host"))
+    def host(self, worker):
+        return format_html(
+            '<span title="{}">{}</span><br><span class="jobs-note">pid {}</span>',
+            worker.pk,
+            worker.hostname,
+            worker.pid,
+        )
+
+    @admin.display(description=_("jobs / slots"))
+    def load(self, worker):
+        """Jobs in hand (linked to them) out of the worker's concurrency."""
+        return format_html("{} / {}", self.jobs(worker), worker.concurrency)
+
+    @admin.display(description=_("started at"))
+    def started(self, worker):
+        return when(worker.started_at)
+
     @admin.display(description=_("last heartbeat"))
     def heartbeat(self, worker):
-        return format_html(
-            '{} <span class="jobs-note">({})</span>',
-            formats.time_format(timezone.localtime(worker.last_heartbeat), "H:i:s"),
-            _("%s ago") % age(worker.last_heartbeat),
-        )
+        return when(worker.last_heartbeat)
 
     @admin.display(description=_("status"))
     def status(self, worker):
-        return state_badge("stale" if is_stale(worker) else "live")
+        if is_stale(worker):
+            return format_html(
+                '<span class="jobs-state jobs-state-stale" title="{}">{}</span>',
+                _("silent past WORKER_TIMEOUT: presumed dead, its jobs are rescued"),
+                _("stale"),
+            )
+        return format_html(
+            '<span class="jobs-state jobs-state-live" title="{}">{}</span>',
+            _("sending heartbeats"),
+            _("live"),
+        )

@@ -5,14 +5,19 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Greatest
+from django.tasks import task_backends
+from django.tasks.exceptions import InvalidTaskBackend
 from django.utils import timezone
 
+from ..distinct import distinct_values
 from ..exceptions import (
     InvalidTransition,
     JobCancelled,
+    UnknownQueue,
 )
 from ..expressions import JSONAppend
 from ..models import Job, Queue
@@ -48,6 +53,8 @@ def bury(
 def kick(job_ids: JobIds, *, using: str | None = None) -> int:
     """Make buried or delayed jobs ready now, with at least one attempt left.
 
+    A cancel request is cleared: it was for the run that was stopped, and
+    left in place it would stop the next run as soon as a worker claimed it.
     A unique job is not kicked while another job with its key is waiting or
     running: that one will do the work (refused for a single id, skipped in
     a list).
@@ -56,6 +63,7 @@ def kick(job_ids: JobIds, *, using: str | None = None) -> int:
         "run_at": timezone.now(),
         "finished_at": None,
         "expires_at": None,
+        "cancel_requested_at": None,
         "max_attempts": Greatest("max_attempts", F("attempts") + 1),
     }
     db = get_db(using)
@@ -117,8 +125,13 @@ def reprioritise(job_ids: JobIds, priority: int, *, using: str | None = None) ->
 
 
 def pause(name: str, *, backend: str = "default", using: str | None = None) -> None:
-    """Stop workers from claiming jobs of queue ``name``; jobs keep arriving."""
-    Queue.objects.using(get_db(using)).update_or_create(
+    """Stop workers from claiming jobs of queue ``name``; jobs keep arriving.
+
+    Raises ``UnknownQueue`` for a name that nothing knows (see ``check_queue``).
+    """
+    db = get_db(using)
+    check_queue(name, backend, db)
+    Queue.objects.using(db).update_or_create(
         backend=backend,
         name=name,
         defaults={"paused": True, "paused_at": timezone.now()},
@@ -142,10 +155,42 @@ def configure(
 
 
 def resume(name: str, *, backend: str = "default", using: str | None = None) -> None:
-    """Let workers claim from queue ``name`` again."""
-    Queue.objects.using(get_db(using)).filter(backend=backend, name=name).update(
+    """Let workers claim from queue ``name`` again (``UnknownQueue`` as pause)."""
+    db = get_db(using)
+    check_queue(name, backend, db)
+    Queue.objects.using(db).filter(backend=backend, name=name).update(
         paused=False, paused_at=None
     )
+
+
+def configured_queues(backend: str) -> set[str]:
+    """The queues a backend's settings name: its QUEUES and QUEUE_LIMITS."""
+    try:
+        configured = task_backends[backend]
+    except InvalidTaskBackend:
+        return set()
+    names = set(getattr(configured, "queues", None) or ())
+    with contextlib.suppress(AttributeError, ImproperlyConfigured):
+        names |= set(configured.config.QUEUE_LIMITS)
+    return names
+
+
+def check_queue(name: str, backend: str, db: str) -> None:
+    """Refuse a queue that is not configured, has no row and holds no job.
+
+    A row (a paused or limited queue) is enough: a queue paused before its
+    last jobs were pruned must still be resumable.
+    """
+    if (
+        name in configured_queues(backend)
+        or Queue.objects.using(db).filter(backend=backend, name=name).exists()
+        or Job.objects.using(db).filter(queue=name, backend=backend).exists()
+    ):
+        return
+    rows = Queue.objects.using(db).filter(backend=backend)
+    known = configured_queues(backend) | set(rows.values_list("name", flat=True))
+    known |= set(distinct_values("queue", backend=backend, using=db))
+    raise UnknownQueue(name, backend, sorted(known))
 
 
 def delete(

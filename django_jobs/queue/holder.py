@@ -182,6 +182,32 @@ def release(job_id: int, *, token: str, using: str | None = None) -> None:
     )
 
 
+def postpone(
+    job_id: int,
+    *,
+    token: str,
+    error: dict[str, Any],
+    delay: float,
+    using: str | None = None,
+) -> None:
+    """Give a job back to be tried again after ``delay`` seconds, keeping the
+    error but not counting the attempt: it could not start (its task is not
+    importable here yet), which says nothing about the job itself."""
+    change(
+        "release",
+        job_id,
+        token=token,
+        using=using,
+        values={
+            "attempts": F("attempts") - 1,
+            "worker_ids": JSONDropLast("worker_ids"),
+            "run_at": timezone.now() + timedelta(seconds=delay),
+            "errors": JSONAppend("errors", error),
+            **unreserved(),
+        },
+    )
+
+
 def fail(
     job: Job,
     error: dict[str, Any],

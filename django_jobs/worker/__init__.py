@@ -1,13 +1,47 @@
 """The ``runworker`` supervisor, its fork server and the child processes.
 
-Three kinds of process cooperate:
+A map for maintainers.
 
-- the **supervisor** (``supervisor.py``) owns the database connection. It
-  claims jobs, hands them to children, records outcomes, enforces deadlines
-  and runs the maintenance duties. It never runs a job.
-- the **zygote** (``zygote.py``) is a fork server started before any
-  database connection or thread exists. It forks children on request and
-  reports their exit statuses.
-- each **child** (``child.py``) runs the jobs it is given (one, by default)
-  and reports outcomes over its pipe. It never writes job state.
+Processes::
+
+    runworker (the supervisor) ── the only one that talks to the database
+      └─ zygote (the fork server: warm, no connection, no threads)
+           ├─ child ── runs a job (or a portion of jobs) and reports back
+           ├─ child
+           └─ ...
+
+    supervisor <─ socketpair (JSON lines, file descriptors) ─> each child
+    supervisor <─ pipe (stdout and stderr; one per job in a portion) ─ child
+    supervisor <─ SEQPACKET socket ("forked", "exited") ─> zygote
+
+Objects of the supervisor (one module each)::
+
+    Supervisor (supervisor.py)   the select loop and the life cycle
+      Children (children.py)     the pool: fork ahead, hand out, deadlines
+        OutputPipe (output.py)   what a child or a job printed
+      Claimer (claiming.py)      when and how many to claim; refill the pool
+      ChildEvents (events.py)    a child spoke, started a job, or died
+      Recorder (outcomes.py)     outcomes written through django_jobs.queue
+      Leases (leases.py)         touches, checkpoints, renewals of waiting jobs
+      Shutdown (shutdown.py)     signals, the drain, the hard stop
+      duties (duties.py)         Registry (heartbeat), Rescuer, Scheduler,
+                                 Pruner, LimitsWatcher, StrayJobs, and
+      ClaimWatch (watch.py)      cancelled and lost claims of jobs in hand
+      DatabaseHealth (health.py) one line when the database goes, one when back
+      Portions (portions.py)     how many jobs a child gets at once
+
+The path of one job::
+
+    NOTIFY or poll ─> Claimer.claim() ─ queue.claim() ─> Children.dispatch()
+      ─> child: resolve the task, "started" ─> ChildEvents.on_started()
+           (Leases: renew if it waited; its deadline starts)
+      ─> child: run it, flush its output, "outcome" ─> ChildEvents.on_outcome()
+           (OutputPipe: its lines and tail; Recorder: queued)
+      ─> next turn: Recorder.flush() ─ queue.complete_many() / fail() / ...
+    or, if the child dies first: zygote "exited" ─> ChildEvents.on_exit()
+           ─> timed out, cancelled, crashed (recorded) or released (shutdown)
+
+Each turn of ``Supervisor.turn()``: record outcomes, stop the late, run due
+duties, refill the pool, claim. Only ``django_jobs.queue`` writes job state;
+children never do.
 """

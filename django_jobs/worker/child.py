@@ -10,6 +10,7 @@ connections, which it closes before it exits.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import socket
 import sys
@@ -26,7 +27,7 @@ from django.utils.module_loading import import_string
 
 from ..arguments import to_json
 from ..context import JobContext, current_job
-from ..exceptions import TaskNotFound, class_path
+from ..exceptions import TaskNotFound, TaskNotImportable, class_path
 from ..task import JobResult
 from . import protocol
 
@@ -194,15 +195,26 @@ def print_into(fd: int | None, *, close: bool = False) -> None:
             os.close(fd)
 
 
-def resolve(path: str) -> Task | dict[str, str]:
-    """The Task at ``path``, or an error saying why there is none."""
+def resolve(path: str) -> Task | dict[str, Any]:
+    """The Task at ``path``, or an error saying why there is none.
+
+    An error with ``importable: False`` may go away (a deploy in progress);
+    one without names something that is no Task, and never will be.
+    """
     try:
-        task = import_string(path)
+        task = _import(path)
     except Exception as exc:
-        error = describe(exc)
-        error["exception_class_path"] = class_path(TaskNotFound)
-        error["traceback"] = f"{path!r} could not be imported:\n{error['traceback']}"
-        return error
+        cause = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        return {
+            "exception_class_path": class_path(TaskNotImportable),
+            "traceback": (
+                f"{TaskNotImportable.__name__}: {path!r} cannot be imported in this "
+                f"worker ({cause}). A deploy may be in progress, or this worker "
+                "runs older code than the code that enqueued the job.\n\n"
+                + describe(exc)["traceback"]
+            ),
+            "importable": False,
+        }
     if not isinstance(task, Task):
         return {
             "exception_class_path": class_path(TaskNotFound),
@@ -213,6 +225,16 @@ def resolve(path: str) -> Task | dict[str, str]:
             ),
         }
     return task
+
+
+def _import(path: str) -> Any:
+    try:
+        return import_string(path)
+    except ImportError:
+        # A module written since this process looked at its folder (a deploy)
+        # is found once the import system forgets what it saw.
+        importlib.invalidate_caches()
+        return import_string(path)
 
 
 def job_context(task: Task, job: dict[str, Any]) -> JobContext:

@@ -1,15 +1,19 @@
 """The supervisor's view of its children: forking, handing out jobs, deadlines.
 
-Each child has a queue of the jobs it was given, in order. Its head is the
-job it runs (or is about to run); by default the queue holds one job at a
-time. With ``--jobs-per-child N`` a child may be given a short batch (see
-``batching.py``) and runs it back to back, reporting each job's start and
+Each child has the jobs it was given, in order. Its head is the job it runs
+(or is about to run); by default it holds one job at a time. With
+``--jobs-per-child N`` a child may be given a short portion (see
+``portions.py``) and runs it back to back, reporting each job's start and
 outcome as it goes.
+
+The children register their sockets and output pipes with the supervisor's
+selector themselves, each with the callback that handles it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import selectors
@@ -17,7 +21,7 @@ import signal
 import socket
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +41,7 @@ class Child:
     sock: socket.socket
     reader: protocol.Reader = field(init=False)
     #: Jobs given to the child and not finished, in the order it runs them.
-    queue: deque[Job] = field(default_factory=deque)
+    jobs: deque[Job] = field(default_factory=deque)
     #: Whether the head of the queue reported that it started.
     started: bool = False
     #: Jobs given to this child so far, against its --jobs-per-child budget.
@@ -67,7 +71,7 @@ class Child:
     @property
     def job(self) -> Job | None:
         """The job the child is running, or will run next."""
-        return self.queue[0] if self.queue else None
+        return self.jobs[0] if self.jobs else None
 
 
 class Children:
@@ -88,6 +92,8 @@ class Children:
         self.capture_output = capture_output
         self.output_tail = output_tail
         self.by_pid: dict[int, Child] = {}
+        #: What handles a child that has something to say (set by its owner).
+        self.on_readable: Callable[[Child], None] = lambda child: None
         # fork request id -> our end of its socket, and of its output pipe
         self.pending: dict[int, tuple[socket.socket, int | None]] = {}
         self.zygote: zygote.ZygoteHandle | None = None
@@ -102,10 +108,10 @@ class Children:
 
     @property
     def busy(self) -> list[Child]:
-        return [c for c in self.by_pid.values() if c.queue]
+        return [c for c in self.by_pid.values() if c.jobs]
 
     def jobs_in_hand(self) -> int:
-        return sum(len(c.queue) for c in self.by_pid.values())
+        return sum(len(c.jobs) for c in self.by_pid.values())
 
     def active_count(self) -> int:
         """Children that are or will be able to take a job."""
@@ -120,11 +126,32 @@ class Children:
         sock, output = self.pending.pop(request)
         new = Child(pid=pid, sock=sock)
         self.by_pid[pid] = new
-        self.selector.register(new.sock, selectors.EVENT_READ, new)
+        ready = functools.partial(self._child_ready, new)
+        self.selector.register(new.sock, selectors.EVENT_READ, ready)
         if output is not None:
             new.output = OutputPipe(output, pid, self.output_tail)
-            self.selector.register(new.output, selectors.EVENT_READ, new.output)
+            self._watch_pipe(new.output)
         return new
+
+    def _child_ready(self, of: Child, mask: int) -> None:
+        if of.pid not in self.by_pid:  # gone earlier in this turn
+            return
+        if mask & selectors.EVENT_WRITE:
+            self.flush(of)
+        if mask & selectors.EVENT_READ:
+            self.on_readable(of)
+
+    def _watch_pipe(self, pipe: OutputPipe) -> None:
+        ready = functools.partial(self._pipe_ready, pipe)
+        self.selector.register(pipe, selectors.EVENT_READ, ready)
+
+    def _pipe_ready(self, pipe: OutputPipe, mask: int) -> None:
+        self.read_output(pipe)
+
+    def forget_zygote(self) -> None:
+        """The fork server died: stop listening to it."""
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(self.zygote.sock)
 
     def read_output(self, pipe: OutputPipe) -> None:
         """Relay what was printed into ``pipe`` to the worker's logging."""
@@ -201,24 +228,25 @@ class Children:
             return
         events = selectors.EVENT_READ | (selectors.EVENT_WRITE if to.outbox else 0)
         with contextlib.suppress(KeyError, ValueError):
-            if self.selector.get_key(to.sock).events != events:
-                self.selector.modify(to.sock, events, to)
+            key = self.selector.get_key(to.sock)
+            if key.events != events:
+                self.selector.modify(to.sock, events, key.data)
 
     # Jobs
 
-    def room(self, of: Child, batch: int) -> int:
-        """How many more jobs ``of`` may be given now, with batches of ``batch``."""
+    def room(self, of: Child, portion: int) -> int:
+        """How many more jobs ``of`` may be given now, in portions of ``portion``."""
         if of.retiring or of.stopping or of.reader.closed:
             return 0
         budget = self.jobs_per_child - of.assigned
-        return max(0, min(batch - len(of.queue), budget))
+        return max(0, min(portion - len(of.jobs), budget))
 
     def dispatch(self, to: Child, jobs: list[Job]) -> None:
         """Append ``jobs`` to a child's queue and send them to it."""
-        if not to.queue:
+        if not to.jobs:
             to.started = False
             to.deadline = lease_deadline(jobs[0])
-        to.queue.extend(jobs)
+        to.jobs.extend(jobs)
         to.assigned += len(jobs)
         to.retiring = to.assigned >= self.jobs_per_child
         pipes = self._job_pipes(to, jobs)
@@ -243,16 +271,16 @@ class Children:
             os.set_blocking(read_end, False)
             pipe = OutputPipe(read_end, to.pid, self.output_tail, job)
             to.job_outputs[job.pk] = pipe
-            self.selector.register(pipe, selectors.EVENT_READ, pipe)
+            self._watch_pipe(pipe)
             ends.append(write_end)
         return ends
 
     def finish_head(self, of: Child) -> Job:
         """The head's outcome arrived: drop it; the next job becomes the head."""
-        job = of.queue.popleft()
+        job = of.jobs.popleft()
         of.started = False
-        if of.queue:
-            of.deadline = lease_deadline(of.queue[0])
+        if of.jobs:
+            of.deadline = lease_deadline(of.jobs[0])
         return job
 
     def tell_to_stop(self, of: Child) -> None:
@@ -294,7 +322,7 @@ class Children:
     def waiting(self) -> Iterator[Job]:
         """Jobs given to a child that have not started yet."""
         for of in self.by_pid.values():
-            for position, job in enumerate(of.queue):
+            for position, job in enumerate(of.jobs):
                 if position > 0 or not of.started:
                     yield job
 

@@ -1,4 +1,9 @@
-"""How the supervisor keeps its children fed: forks ahead, claims, hands out."""
+"""Keeping the children fed: forking ahead, claiming, handing out jobs.
+
+The claimer owns when to claim (woken by a NOTIFY, an outcome or the poll
+interval) and how many: as many jobs as idle children have room for, never
+more, so that nothing waits in this worker that another worker could run.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,79 @@ import logging
 from django.db import DatabaseError, connections
 
 from .. import queue
-from .children import Child
+from .children import Child, Children
+from .duties import LimitsWatcher
+from .health import DatabaseHealth, transient
+from .leases import Leases
+from .options import WorkerOptions
+from .portions import Portions
+from .shutdown import Shutdown
 
 logger = logging.getLogger("django_jobs.worker")
 
 DB_RETRY_DELAY = 1.0
 
 
-class Claiming:
-    """Part of ``Supervisor``: its slots, its claims and who gets which job."""
+class Claimer:
+    def __init__(
+        self,
+        options: WorkerOptions,
+        worker_id: str,
+        *,
+        children: Children,
+        portions: Portions,
+        leases: Leases,
+        health: DatabaseHealth,
+        shutdown: Shutdown,
+        limits: LimitsWatcher,
+    ) -> None:
+        self.options = options
+        self.worker_id = worker_id
+        self.db = options.backend.db
+        self.children = children
+        self.portions = portions
+        self.leases = leases
+        self.health = health
+        self.shutdown = shutdown
+        #: Which queues have limits (they are claimed apart).
+        self.limits = limits
+        #: There may be ready jobs: claim at the next chance.
+        self.wake = True
+        self.next_poll = 0.0
+        self.claimed_total = 0
+        #: Burst mode: the last claim found nothing and nothing runs.
+        self.idle_and_empty = False
 
-    def replenish(self) -> None:
+    # When
+
+    def wake_up(self) -> None:
+        self.wake = True
+
+    def on_notify(self, queues: list[str]) -> None:
+        """Jobs were enqueued (PostgreSQL NOTIFY): wake if they are ours."""
+        served = self.options.queues
+        if not served or any(name in served for name in queues):
+            self.wake = True
+
+    def wake_at(self, clock: float) -> float | None:
+        if not self.may_claim() or not self.rooms():
+            return None
+        return clock if self.wake else self.next_poll
+
+    def may_claim(self) -> bool:
+        if self.shutdown.draining:
+            return False
+        return not self.options.max_jobs or self.claimed_total < self.options.max_jobs
+
+    def done(self) -> bool:
+        """Whether this worker has done what it was asked (--max-jobs, --burst)."""
+        if self.options.max_jobs and self.claimed_total >= self.options.max_jobs:
+            return True
+        return self.options.burst and self.idle_and_empty
+
+    # How many
+
+    def refill(self) -> None:
         """Keep one child per slot, forked ahead of the job it will run."""
         wanted = self.options.concurrency
         if self.options.max_jobs:
@@ -25,30 +92,27 @@ class Claiming:
         while self.children.active_count() < wanted:
             self.children.fork()
 
-    def may_claim(self) -> bool:
-        if self.draining:
-            return False
-        return not self.options.max_jobs or self.claimed_total < self.options.max_jobs
-
     def rooms(self) -> dict[Child, int]:
         """How many jobs each child may be given now."""
-        batch = self.batching.per_child()
+        portion = self.portions.size()
         # A slot is a job running: spare children wait for a free slot.
         free_slots = self.options.concurrency - len(self.children.busy)
         rooms = {}
         for candidate in self.children:
-            room = self.children.room(candidate, batch)
+            room = self.children.room(candidate, portion)
             if not room:
                 continue
-            if candidate.queue:
-                # Top up a busy child only by half a batch or more, so that
+            if candidate.jobs:
+                # Top up a busy child only by half a portion or more, so that
                 # one claim serves several jobs.
-                if room * 2 >= batch:
+                if room * 2 >= portion:
                     rooms[candidate] = room
             elif free_slots > 0:
                 rooms[candidate] = room
                 free_slots -= 1
         return rooms
+
+    # Claim
 
     def claim(self, clock: float) -> None:
         """Claim as many jobs as the children have room for; hand them out."""
@@ -69,18 +133,22 @@ class Claiming:
                 limited=self.limits.names,
             )
         except DatabaseError as exc:
-            logger.error("cannot claim jobs (%s); will retry", exc)
-            connections[self.db].close()
+            if transient(exc):
+                self.health.failed(exc, "claim jobs")
+            else:
+                logger.exception("cannot claim jobs; will try again")
+                connections[self.db].close()
             self.next_poll = clock + DB_RETRY_DELAY
             self.wake = False
             return
+        self.health.ok()
         self.claimed_total += len(jobs)
         if len(jobs) < limit:
             self.wake = False
             self.next_poll = clock + self.options.poll_interval
         self.idle_and_empty = not jobs and not self.children.busy
         # Idle children first, so that every job starts as soon as possible.
-        for taker in sorted(rooms, key=lambda c: len(c.queue)):
+        for taker in sorted(rooms, key=lambda c: len(c.jobs)):
             given, jobs = jobs[: rooms[taker]], jobs[rooms[taker] :]
             if given:
                 self.children.dispatch(taker, given)

@@ -12,14 +12,18 @@ plans that do not.
 
 from __future__ import annotations
 
-from django.db import connections
+from django.core.management.base import CommandError
+from django.db import DatabaseError, connections
 from django.db.backends.signals import connection_created
+
+from .health import first_line
 
 PLANNER_SETTINGS = ("SET enable_bitmapscan = off", "SET enable_seqscan = off")
 
 
 def configure_supervisor_connection(db: str) -> None:
-    """Apply the planner settings to ``db``'s connections in this process."""
+    """Apply the planner settings to ``db``'s connections in this process,
+    once the fork server (which must not inherit them) is forked."""
 
     def configure(sender, connection, **kwargs) -> None:
         if connection.alias == db and connection.vendor == "postgresql":
@@ -33,3 +37,56 @@ def configure_supervisor_connection(db: str) -> None:
     connection = connections[db]
     if connection.connection is not None:
         configure(None, connection)
+
+
+#: Seconds a worker waits for a PostgreSQL connection (unless OPTIONS say):
+#: libpq waits for ever, and a supervisor stuck connecting keeps nobody's
+#: deadlines.
+CONNECT_TIMEOUT = 10
+
+
+def set_connect_timeout(db: str) -> None:
+    connection = connections[db]
+    if connection.vendor == "postgresql":
+        connection.settings_dict.setdefault("OPTIONS", {}).setdefault(
+            "connect_timeout", CONNECT_TIMEOUT
+        )
+
+
+def describe_database(db: str) -> str:
+    """Where ``db`` is, in a few words, for the logs and for error messages."""
+    settings = connections[db].settings_dict
+    if connections[db].vendor == "sqlite":
+        return f"sqlite {settings['NAME']}"
+    host = settings.get("HOST") or "local socket"
+    port = f":{settings['PORT']}" if settings.get("PORT") else ""
+    return f"{connections[db].vendor} {host}{port}/{settings.get('NAME')}"
+
+
+def check_database(db: str) -> None:
+    """Refuse to start, in one line, without a database or its tables.
+
+    A worker started before ``migrate``, or with the database down, would
+    otherwise fail on its first statement with a long traceback.
+    """
+    from django.db.migrations.executor import MigrationExecutor
+
+    set_connect_timeout(db)
+    connection = connections[db]
+    try:
+        connection.ensure_connection()
+        executor = MigrationExecutor(connection)
+        targets = executor.loader.graph.leaf_nodes("django_jobs")
+        plan = executor.migration_plan(targets)
+    except DatabaseError as exc:
+        raise CommandError(
+            f"cannot reach database {db!r} ({describe_database(db)}): {first_line(exc)}"
+        ) from None
+    missing = [
+        migration for migration, _ in plan if migration.app_label == "django_jobs"
+    ]
+    if missing:
+        raise CommandError(
+            f"database {db!r} ({describe_database(db)}) lacks {len(missing)} "
+            "django_jobs migration(s): run `python manage.py migrate` first."
+        )

@@ -16,13 +16,14 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.db.models import Count
 from django.utils import timezone
 
 from .. import queue, schedules
 from ..models import Job, Worker
 from ..states import State
+from .health import DatabaseHealth, transient
 from .options import WorkerOptions
 
 logger = logging.getLogger("django_jobs.worker")
@@ -32,21 +33,30 @@ class Duty:
     """Something to do every ``interval`` seconds (jittered by 10%)."""
 
     interval: float = 1.0
+    db: str
+    #: Told when the database is away (set by the supervisor).
+    health: DatabaseHealth | None = None
 
     def __init__(self) -> None:
         self.next_run = 0.0
 
-    def due_in(self, now: float) -> float:
-        return max(0.0, self.next_run - now)
+    def due_at(self) -> float | None:
+        """When it next wants to run (None: not until something changes)."""
+        return self.next_run
 
     def maybe_run(self, now: float) -> None:
         if now >= self.next_run:
             self.next_run = now + self.interval * random.uniform(0.9, 1.1)
             try:
                 self.run_once()
-            except Exception:
+            except DatabaseError as exc:
+                if self.health is not None and transient(exc):
+                    self.health.failed(exc, type(self).__name__)
+                    return
                 logger.exception("%s failed; it will run again", type(self).__name__)
                 connections[self.db].close_if_unusable_or_obsolete()
+            except Exception:
+                logger.exception("%s failed; it will run again", type(self).__name__)
 
     def run_once(self) -> None:
         raise NotImplementedError

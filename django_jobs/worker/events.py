@@ -1,20 +1,79 @@
-"""What the supervisor does when a child speaks, starts a job, or dies."""
+"""What the supervisor does when a child speaks, starts a job, or dies.
+
+``ChildEvents`` is handed what it acts on: the children, the recorder of
+outcomes, the leases, the claimer (an outcome frees a slot: claim again),
+the claim watch (a job that starts may have been cancelled or lost) and
+the shutdown (the fork server dying ends the worker).
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 
 from ..models import Job
-from .children import Child, lease_deadline
-from .outcomes import log_job
+from .children import Child, Children, lease_deadline
+from .claiming import Claimer
+from .failures import Failure, Kind
+from .leases import Leases
+from .outcomes import Recorder, log_job
+from .portions import Portions
 from .process import describe_status
 from .protocol import ProtocolError
+from .shutdown import Shutdown
+from .watch import ClaimWatch
 
 logger = logging.getLogger("django_jobs.worker")
 
 
 class ChildEvents:
-    """Part of ``Supervisor``: the handlers of its children's messages and exits."""
+    def __init__(
+        self,
+        *,
+        children: Children,
+        recorder: Recorder,
+        leases: Leases,
+        portions: Portions,
+        claimer: Claimer,
+        watch: ClaimWatch,
+        shutdown: Shutdown,
+    ) -> None:
+        self.children = children
+        self.recorder = recorder
+        self.leases = leases
+        self.portions = portions
+        self.claimer = claimer
+        self.watch = watch
+        self.shutdown = shutdown
+        #: Set when the fork server died: the worker exits with it.
+        self.failed = False
+
+    # The fork server
+
+    def on_zygote(self, mask: int = 0) -> None:
+        messages = self.children.zygote.read()
+        if messages is None:
+            logger.error("the worker's fork server died; stopping")
+            self.children.forget_zygote()
+            self.fatal()
+            return
+        for message in messages:
+            if message["op"] == "forked":
+                self.children.forked(message["id"], message["pid"])
+            elif message["op"] == "exited":
+                self.on_exit(message["pid"], message["status"])
+
+    def fatal(self) -> None:
+        """The zygote is gone: its children die with it; count their attempts."""
+        for gone in self.children:
+            if gone.jobs:
+                gone.stopping = None
+                self.lost_child(gone, "the worker's fork server died")
+            self.children.remove(gone)
+        self.failed = True
+        self.shutdown.abort("the fork server died")
+
+    # Messages
 
     def on_child(self, sender: Child) -> None:
         for message in self.messages(sender):
@@ -44,9 +103,9 @@ class ChildEvents:
         if op == "started":
             self.on_started(sender, job)
         elif op == "touch":
-            self.on_touch(sender, message.get("seconds"))
+            self.on_touch(sender, job, message.get("seconds"))
         elif op == "checkpoint":
-            self.on_checkpoint(sender, message.get("data"))
+            self.reply(sender, job, self.leases.checkpoint(job, message.get("data")))
         elif op == "progress":
             self.recorder.progress(job, message)
         elif op == "outcome":
@@ -55,35 +114,34 @@ class ChildEvents:
     def on_started(self, sender: Child, job: Job) -> None:
         """The head started: its ttr counts from now (renewing its lease if late)."""
         sender.started = True
-        if job.pk in self.lost:
-            log_job(logging.ERROR, job, "its claim was lost; stopping it now")
-            self.children.stop(sender, "lost", now=True)
-            return
-        if job.pk in self.cancelling:
-            self.cancelling.discard(job.pk)
-            self.children.stop(sender, "cancel")
+        if not self.watch.may_start(sender, job):
             return
         self.leases.renew_if_late(job)
         sender.deadline = lease_deadline(job)
+        log_job(logging.DEBUG, job, "started in process %d", sender.pid)
         self.recorder.job_started(job)
 
-    def on_touch(self, sender: Child, seconds: float | None) -> None:
-        job = sender.job
-        seconds = float(seconds) if seconds else float(job.ttr)
-        self.reply_with_deadline(sender, self.leases.renew(job, seconds))
+    def on_touch(self, sender: Child, job: Job, seconds) -> None:
+        if seconds is not None and not (
+            isinstance(seconds, int | float) and math.isfinite(seconds) and seconds > 0
+        ):
+            self.reply(sender, job, f"touch() takes seconds above 0, got {seconds!r}")
+            return
+        self.reply(sender, job, self.leases.renew(job, seconds))
 
-    def on_checkpoint(self, sender: Child, data) -> None:
-        job = sender.job
-        saved = self.leases.checkpoint(job, data)
-        self.reply_with_deadline(sender, saved)
-
-    def reply_with_deadline(self, sender: Child, ok: bool) -> None:
-        if ok:
-            sender.deadline = lease_deadline(sender.job)
-            deadline = sender.job.reserved_until.isoformat()
-            reply = {"op": "reply", "ok": True, "deadline": deadline}
+    def reply(self, sender: Child, job: Job, failure: str | None) -> None:
+        """Answer a touch or a checkpoint: the new deadline, or why not."""
+        if failure is None:
+            sender.deadline = lease_deadline(job)
+            reply = {
+                "op": "reply",
+                "ok": True,
+                "deadline": job.reserved_until.isoformat(),
+            }
+        elif failure == "lost":
+            reply = {"op": "reply", "ok": False, "lost": True}
         else:
-            reply = {"op": "reply", "ok": False}
+            reply = {"op": "reply", "ok": False, "error": failure}
         self.children.send(sender, reply)
 
     def on_outcome(self, sender: Child, outcome: dict) -> None:
@@ -91,22 +149,28 @@ class ChildEvents:
         job = self.children.finish_head(sender)
         self.keep_logs(sender, job)  # every line it printed comes first
         elapsed = outcome.get("seconds", 0.0)
-        self.batching.observe(elapsed)
+        self.portions.observe(elapsed)
+        self.claimer.wake_up()
         if outcome.get("ok"):
             self.recorder.succeeded(job, outcome.get("value"), elapsed)
-        elif outcome.get("unrunnable"):
-            error = outcome["error"]
-            self.recorder.unrunnable(
-                job, error["exception_class_path"], error["traceback"]
-            )
+            return
+        error = outcome.get("error") or {}
+        if not outcome.get("unrunnable"):
+            kind = Kind.RAISED
+        elif error.get("importable") is False:
+            kind = Kind.NOT_IMPORTABLE
         else:
-            error = outcome["error"]
-            self.recorder.failed(job, error["exception_class_path"], error["traceback"])
-        self.wake = True
+            kind = Kind.NOT_A_TASK
+        path = str(error.get("exception_class_path", ""))
+        traceback = str(error.get("traceback", ""))
+        seconds = elapsed if kind is Kind.RAISED else None
+        self.recorder.failed(Failure(job, kind, path, traceback, seconds=seconds))
 
     def keep_logs(self, of: Child, job: Job) -> None:
         if tail := self.children.collect_output(of, job):
             self.recorder.keep_logs(job, *tail)
+
+    # Exits
 
     def on_exit(self, pid: int, status: int) -> None:
         gone = self.children.by_pid.get(pid)
@@ -117,7 +181,7 @@ class ChildEvents:
                 self.on_message(gone, message)
         if gone.output is not None and not gone.output.closed:
             self.children.read_output(gone.output)
-        if gone.queue:
+        if gone.jobs:
             self.lost_child(gone, describe_status(status))
         self.children.remove(gone)
 
@@ -128,12 +192,11 @@ class ChildEvents:
         it is recorded as timed out or crashed, or released if the worker
         stopped it to shut down. Jobs behind it never started: released.
         """
-        head, *rest = gone.queue
-        gone.queue.clear()
+        head, *rest = gone.jobs
+        gone.jobs.clear()
         if gone.stopping == "shutdown":  # not an attempt: no output kept
             self.recorder.release(head)
-        elif head.pk in self.lost:  # not ours to record any more
-            self.lost.discard(head.pk)
+        elif self.watch.forget_lost(head):  # not ours to record any more
             log_job(logging.WARNING, head, "stopped: its claim was lost")
         else:
             self.keep_logs(gone, head)
@@ -146,17 +209,5 @@ class ChildEvents:
                     head, f"{gone.problem}; {how}" if gone.problem else how
                 )
         for job in rest:
-            if job.pk in self.lost:
-                self.lost.discard(job.pk)
-            else:
+            if not self.watch.forget_lost(job):
                 self.recorder.release(job)
-
-    def fatal(self) -> None:
-        """The zygote is gone: its children die with it; count their attempts."""
-        for gone in self.children:
-            if gone.queue:
-                gone.stopping = None
-                self.lost_child(gone, "the worker's fork server died")
-            self.children.remove(gone)
-        self.exit_code = 1
-        self.draining = self.stop_now = True

@@ -17,15 +17,17 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from .. import queue
-from ..exceptions import JobError
+from ..exceptions import ClaimLost, JobError
 from ..models import Job
+from .health import DatabaseHealth, first_line, transient
 from .outcomes import log_job
 
 
 class Leases:
-    def __init__(self, db: str) -> None:
+    def __init__(self, db: str, health: DatabaseHealth) -> None:
         self.db = db
-        #: When the first job waiting in a child's batch needs renewing.
+        self.health = health
+        #: When the first job waiting in a child's portion needs renewing.
         self.next_renewal: datetime | None = None
 
     @staticmethod
@@ -40,9 +42,10 @@ class Leases:
         *,
         values: dict[str, Any] | None = None,
         what: str = "renew its reservation",
-    ) -> bool:
+    ) -> str | None:
         """Extend the reservation to ``seconds`` (default: the ttr) from now,
-        writing ``values`` with it."""
+        writing ``values`` with it. None if done; else why not ("lost" when
+        the claim is gone)."""
         try:
             job.reserved_until = queue.touch(
                 job.pk,
@@ -51,17 +54,23 @@ class Leases:
                 values=values,
                 using=self.db,
             )
-        except (JobError, DatabaseError) as exc:
+        except ClaimLost as exc:
             log_job(logging.ERROR, job, "could not %s: %s", what, exc)
-            return False
-        return True
+            return "lost"
+        except (JobError, DatabaseError) as exc:
+            if isinstance(exc, DatabaseError) and transient(exc):
+                self.health.failed(exc, what)
+                return "the database is unavailable"
+            log_job(logging.ERROR, job, "could not %s: %s", what, exc)
+            return f"the database refused it ({first_line(exc)})"
+        return None
 
-    def checkpoint(self, job: Job, data) -> bool:
+    def checkpoint(self, job: Job, data: Any) -> str | None:
         """Save a checkpoint for ``job``; it renews the reservation too."""
-        saved = self.renew(job, values={"checkpoint": data}, what="save its checkpoint")
-        if saved:
+        failure = self.renew(job, values={"checkpoint": data}, what="save a checkpoint")
+        if failure is None:
             job.checkpoint = data
-        return saved
+        return failure
 
     def renew_if_late(self, job: Job) -> None:
         """A job starting with less than 90% of its ttr left gets a full one."""

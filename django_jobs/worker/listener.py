@@ -25,6 +25,8 @@ class Listener:
         self.db = db
         self.connection = None
         self.retry_at = 0.0
+        #: Whether the last attempt failed: the next failures are not news.
+        self.failing = False
 
     @property
     def available(self) -> bool:
@@ -44,10 +46,18 @@ class Listener:
             self.connection = psycopg.connect(**params, autocommit=True)
             self.connection.execute(f"LISTEN {CHANNEL}")
         except psycopg.Error as exc:
-            logger.warning("cannot LISTEN for new jobs (%s); polling meanwhile", exc)
+            level = logging.DEBUG if self.failing else logging.WARNING
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc
+            logger.log(
+                level, "cannot LISTEN for new jobs (%s); polling meanwhile", reason
+            )
+            self.failing = True
             self.close()
             self.retry_at = time.monotonic() + RECONNECT_DELAY
             return False
+        if self.failing:
+            logger.info("listening for new jobs again")
+            self.failing = False
         return True
 
     def fileno(self) -> int:
@@ -60,6 +70,7 @@ class Listener:
             pgconn.consume_input()
         except Exception as exc:
             logger.warning("lost the LISTEN connection (%s); polling meanwhile", exc)
+            self.failing = True
             self.close()
             self.retry_at = time.monotonic() + RECONNECT_DELAY
             return None

@@ -14,9 +14,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from django.db import DatabaseError, InterfaceError, OperationalError, connections
+from django.db import DatabaseError
 from django.tasks.signals import task_finished, task_started
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from .. import queue
 from ..backend import JobsBackend
@@ -27,17 +28,22 @@ from ..exceptions import (
     JobError,
     JobTimeout,
     OutcomeNotStored,
+    TaskNotImportable,
     class_path,
 )
 from ..logging import job_fields
 from ..models import Job
 from ..queue.guard import unreserved
 from ..states import State
+from .failures import Failure, Kind
+from .health import DatabaseHealth, first_line, transient
 from .options import WorkerOptions
 
 logger = logging.getLogger("django_jobs.worker")
 
 PROGRESS_EVERY = 0.5  # seconds between two progress writes for one job
+#: Longest wait between two tries of a job whose task does not import yet.
+IMPORT_RETRY_MAX = 60.0
 #: One record per attempt's events; a logger of its own, so that busy sites
 #: can turn the per-job lines down without losing the worker's own messages.
 job_logger = logging.getLogger("django_jobs.job")
@@ -59,13 +65,15 @@ def log_job(level: int, job: Job, message: str, *args: Any, **kwargs: Any) -> No
 
 
 class Recorder:
-    def __init__(self, options: WorkerOptions) -> None:
+    def __init__(self, options: WorkerOptions, health: DatabaseHealth) -> None:
         self.backend: JobsBackend = options.backend
         self.db = options.backend.db
+        self.health = health
         config = options.config
         self.backoff = (config.RETRY_BACKOFF, config.RETRY_BACKOFF_MAX)
+        self.import_grace = config.IMPORT_GRACE
         self.successes: list[tuple[Job, Any, float]] = []
-        self.failures: list[tuple[Job, str, str, str]] = []
+        self.failures: list[Failure] = []
         self.progresses: dict[int, tuple[Job, dict]] = {}
         self.logs: dict[int, tuple[str, bool]] = {}
         self.progress_written: dict[int, float] = {}
@@ -99,31 +107,26 @@ class Recorder:
         self.progresses.pop(job.pk, None)
         self.progress_written.pop(job.pk, None)
 
-    def failed(self, job: Job, exception_class_path: str, traceback: str) -> None:
-        self.failures.append((job, "failed", exception_class_path, traceback))
-
-    def unrunnable(self, job: Job, exception_class_path: str, traceback: str) -> None:
-        self.failures.append((job, "unrunnable", exception_class_path, traceback))
+    def failed(self, failure: Failure) -> None:
+        self.failures.append(failure)
 
     def timed_out(self, job: Job, ttr_seconds: float) -> None:
         message = (
             f"{JobTimeout.__name__}: the job ran past its ttr of {ttr_seconds:g}s "
             "and its process group was killed\n"
         )
-        self.failures.append((job, "timed out", class_path(JobTimeout), message))
+        self.failed(Failure(job, Kind.TIMED_OUT, class_path(JobTimeout), message))
 
     def cancelled(self, job: Job) -> None:
         message = f"{JobCancelled.__name__}: cancelled while it ran; stopped\n"
-        self.failures.append((job, "cancelled", class_path(JobCancelled), message))
+        self.failed(Failure(job, Kind.CANCELLED, class_path(JobCancelled), message))
 
     def crashed(self, job: Job, how: str) -> None:
         message = (
             f"{ChildCrashed.__name__}: the job's process ended ({how}) "
             "without reporting an outcome\n"
         )
-        self.failures.append(
-            (job, f"crashed ({how})", class_path(ChildCrashed), message)
-        )
+        self.failed(Failure(job, Kind.CRASHED, class_path(ChildCrashed), message, how))
 
     # Writing it down
 
@@ -135,26 +138,29 @@ class Recorder:
         database refuses for what it holds is never retried: the job is
         buried with an error that says what could not be stored, and why.
         """
+        if not (self.pending or self.progresses):
+            return True
         try:
             self._flush_progress()
             self._flush_successes()
             while self.failures:
-                self._record_failure(*self.failures[0])
+                self._record_failure(self.failures[0])
                 self.failures.pop(0)
         except DatabaseError as exc:
             if not transient(exc):
                 raise
-            logger.error("cannot record outcomes (%s); will retry", exc)
-            connections[self.db].close()
+            self.health.failed(exc, "record outcomes")
             return False
+        self.health.ok()
         return True
 
     def release(self, job: Job) -> None:
         """Give a job back unfinished (shutdown); the attempt does not count."""
         try:
             queue.release(job.pk, token=job.claim_token, using=self.db)
-        except JobError as exc:
-            log_job(logging.ERROR, job, "could not be released: %s", exc)
+        except (JobError, DatabaseError) as exc:
+            # Still reserved: rescued once its lease runs out.
+            log_job(logging.ERROR, job, "could not be released: %s", first_line(exc))
             return
         log_job(logging.INFO, job, "released unfinished (worker stopping)")
 
@@ -255,34 +261,65 @@ class Recorder:
         with contextlib.suppress(ClaimLost), refused(job, "burial"):
             queue.bury(job.pk, token=job.claim_token, error=error, using=self.db)
 
-    def _record_failure(self, job: Job, what: str, path: str, traceback: str) -> None:
+    def _record_failure(self, failure: Failure) -> None:
+        job = failure.job
         self.forget_progress(job)
         self._save_logs(job)
-        error = queue.attempt_error(job, path, traceback)
+        error = queue.attempt_error(
+            job, failure.exception_class_path, failure.traceback
+        )
         try:
-            if what in ("unrunnable", "cancelled"):  # never worth another attempt
-                queue.bury(job.pk, token=job.claim_token, error=error, using=self.db)
-                result = "buried"
-            else:
-                result = queue.fail(job, error, backoff=self.backoff, using=self.db)
+            state, result = self._decide(failure, error)
         except ClaimLost as exc:
-            log_job(logging.ERROR, job, "%s, but %s", what, exc)
+            log_job(logging.ERROR, job, "%s, but %s", failure.describe(), exc)
             return
         except DatabaseError as exc:
             if transient(exc):
                 raise
             self._not_stored(job, "error", exc)
             return
-        summary = traceback.strip().splitlines()[-1] if traceback.strip() else path
-        log_job(logging.WARNING, job, "%s: %s; %s", what, summary, result)
+        log_job(
+            logging.WARNING, job, "%s: %s; %s", failure.describe(), failure.summary(),
+            result,
+        )  # fmt: skip
         job.errors = [*job.errors, error] if isinstance(job.errors, list) else [error]
-        if result == "retried":
-            job.state = State.READY
-        else:
-            job.state, job.finished_at = State.BURIED, timezone.now()
+        job.state = state
+        if state == State.BURIED:
+            job.finished_at = timezone.now()
         _clear_reservation(job)
-        if what != "unrunnable":
+        if failure.kind.attempted:
             self._signal(task_finished, job)
+
+    def _decide(self, failure: Failure, error: dict[str, Any]) -> tuple[State, str]:
+        """Write what comes after ``failure``: the job's new state, and words
+        for the log."""
+        job = failure.job
+        if failure.kind is Kind.NOT_IMPORTABLE:
+            return self._not_importable(job, error)
+        if failure.kind.final:
+            queue.bury(job.pk, token=job.claim_token, error=error, using=self.db)
+            return State.BURIED, "buried"
+        result = queue.fail(job, error, backoff=self.backoff, using=self.db)
+        return (State.READY if result == "retried" else State.BURIED), result
+
+    def _not_importable(self, job: Job, error: dict[str, Any]) -> tuple[State, str]:
+        """Try again later, uncounted, until IMPORT_GRACE is over; then bury."""
+        waited = import_failing_for(job)
+        if waited >= self.import_grace:
+            queue.bury(job.pk, token=job.claim_token, error=error, using=self.db)
+            return State.BURIED, (
+                f"buried: not importable for {waited:.0f} s "
+                f"(IMPORT_GRACE is {self.import_grace:g} s)"
+            )
+        delay = min(
+            IMPORT_RETRY_MAX,
+            max(1.0, self.backoff[0]) * 2 ** import_tries(job),
+            self.import_grace - waited,
+        )
+        queue.postpone(
+            job.pk, token=job.claim_token, error=error, delay=delay, using=self.db
+        )
+        return State.READY, f"tried again in {delay:.0f} s, the attempt not counted"
 
     def _signal(self, signal, job: Job) -> None:
         """Send a django.tasks signal for ``job``, as the backend's class."""
@@ -294,12 +331,6 @@ class Recorder:
         signal.send(type(self.backend), task_result=result)
 
 
-def transient(exc: DatabaseError) -> bool:
-    """Whether ``exc`` says the database is unavailable (worth waiting for),
-    rather than that it refuses what was written (never worth retrying)."""
-    return isinstance(exc, OperationalError | InterfaceError)
-
-
 @contextlib.contextmanager
 def refused(job: Job, what: str) -> Iterator[None]:
     """Log and swallow a write the database refuses for what it holds."""
@@ -309,6 +340,31 @@ def refused(job: Job, what: str) -> Iterator[None]:
         if transient(exc):
             raise
         log_job(logging.ERROR, job, "the database refused its %s: %s", what, exc)
+
+
+def import_failing_for(job: Job) -> float:
+    """Seconds since this job's task first failed to import (0: just now)."""
+    firsts = [
+        e.get("at")
+        for e in (job.errors if isinstance(job.errors, list) else [])
+        if isinstance(e, dict)
+        and e.get("exception_class_path") == class_path(TaskNotImportable)
+    ]
+    moments = [at for at in (parse_datetime(a) for a in firsts if a) if at]
+    if not moments:
+        return 0.0
+    return max(0.0, (timezone.now() - min(moments)).total_seconds())
+
+
+def import_tries(job: Job) -> int:
+    """How many times this job's task failed to import already."""
+    errors = job.errors if isinstance(job.errors, list) else []
+    path = class_path(TaskNotImportable)
+    return sum(
+        1
+        for e in errors
+        if isinstance(e, dict) and e.get("exception_class_path") == path
+    )
 
 
 def _clear_reservation(job: Job) -> None:

@@ -82,9 +82,12 @@ def start_worker(transactional_db) -> Callable[..., Worker]:
         "PYTHONUNBUFFERED": "1",
     }
 
-    def start(*args: str, database_url: str | None = None) -> Worker:
-        """``database_url``: another way to the test database (a proxy)."""
-        worker_env = {**env, "DATABASE_URL": database_url} if database_url else env
+    def start(*args: str, database_url: str | None = None, **variables: str) -> Worker:
+        """``database_url``: another way to the test database (a proxy);
+        ``variables``: more environment (``DJANGO_SETTINGS_MODULE=...``)."""
+        worker_env = {**env, **variables}
+        if database_url:
+            worker_env["DATABASE_URL"] = database_url
         worker = Worker(list(args), worker_env)
         started.append(worker)
         return worker

@@ -1,6 +1,7 @@
 """A worker runs jobs in child processes and records every outcome."""
 
 import os
+import re
 from pathlib import Path
 
 from django.tasks import TaskResultStatus
@@ -51,7 +52,10 @@ def test_failures_are_retried_then_buried_with_every_error(start_worker):
     assert len(result.errors) == 3
     assert all(e.exception_class is ValueError for e in result.errors)
     assert result.errors[-1].traceback.endswith("ValueError: nope\n")
-    assert "(attempt 3/3): failed: ValueError: nope; buried" in worker.output
+    assert re.search(
+        r"\(attempt 3/3\): failed after [\d.]+ ms: ValueError: nope; buried",
+        worker.output,
+    )
 
 
 def test_on_failure_delete(start_worker):
@@ -91,23 +95,17 @@ def test_signals_and_logs_name_the_job(start_worker):
 def test_a_row_naming_os_system_is_buried_and_never_called(start_worker, tmp_path):
     marker = tmp_path / "owned"
     job = queue.enqueue(task_path="os.system", args=[f"touch {marker}"])
-    missing = queue.enqueue(task_path="tests.no_such_module.task")
     good = tasks.add.enqueue(1, 2)
     worker = start_worker("--burst")
     assert worker.wait() == 0, worker.output
     assert not Path(marker).exists()
-    for bad, reason in [
-        (job, "not a django.tasks.Task"),
-        (missing, "could not be imported"),
-    ]:
-        bad.refresh_from_db()
-        assert bad.state == "buried"
-        assert bad.attempts == 1  # buried at once, not retried
-        assert (
-            bad.errors[0]["exception_class_path"]
-            == "django_jobs.exceptions.TaskNotFound"
-        )
-        assert reason in bad.errors[0]["traceback"]
+    job.refresh_from_db()
+    assert job.state == "buried"
+    assert job.attempts == 1  # buried at once, not retried
+    assert (
+        job.errors[0]["exception_class_path"] == "django_jobs.exceptions.TaskNotFound"
+    )
+    assert "not a django.tasks.Task" in job.errors[0]["traceback"]
     good.refresh()
     assert good.status == TaskResultStatus.SUCCESSFUL  # the worker carried on
 

@@ -22,7 +22,7 @@ def test_sigterm_lets_running_jobs_finish_and_claims_no_more(start_worker):
     assert Job.objects.get(pk=running.id).state == "done"
     assert Job.objects.get(pk=waiting.id).state == "ready"
     assert not Worker.objects.exists()
-    assert "SIGTERM: finishing 1 running job(s)" in worker.output
+    assert "SIGTERM: waiting for 1 running job(s)" in worker.output
 
 
 def test_sigterm_with_an_idle_worker(start_worker):
@@ -54,7 +54,7 @@ def test_a_second_sigint_stops_at_once(start_worker):
         lambda: Record.objects.filter(key="long").first(), message="start"
     )
     worker.send(signal.SIGINT)
-    wait_for(lambda: "SIGINT: finishing" in worker.output, message="first SIGINT")
+    wait_for(lambda: "SIGINT: waiting for" in worker.output, message="first SIGINT")
     assert process_exists(record.pid)
     worker.send(signal.SIGINT)
     assert worker.wait(timeout=15) == 0, worker.output

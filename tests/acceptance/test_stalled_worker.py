@@ -43,8 +43,9 @@ def test_a_worker_back_from_a_stall_stops_what_it_lost_and_keeps_what_it_claims(
         message="the first run stopped",
     )
     wait_for(
-        lambda: Job.objects.filter(pk__in=[held.id, fresh.id], state="done").count()
-        == 2,
+        lambda: (
+            Job.objects.filter(pk__in=[held.id, fresh.id], state="done").count() == 2
+        ),
         timeout=30,
         message="both jobs done",
     )

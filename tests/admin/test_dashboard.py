@@ -43,7 +43,9 @@ def test_counts_per_queue(admin_client, jobs):
 
 
 def test_configured_and_paused_queues_are_listed_without_jobs(admin_client, db):
+    job = make(queue="idle")
     queue.pause("idle")
+    queue.delete(job.pk)
     by_queue = rows(admin_client.get(DASHBOARD))
     assert by_queue["default", "idle"].paused
     assert ("strict", "emails") in by_queue  # in TASKS["strict"]["QUEUES"]
@@ -73,6 +75,23 @@ def test_pause_and_resume(admin_client, jobs):
     assert not Queue.objects.get(name="emails").paused
 
 
+def test_an_unknown_queue_is_refused(admin_client, jobs):
+    response = admin_client.post(f"{DASHBOARD}pause/", {"queue": "nosuch"})
+    assert response.status_code == 302
+    (message,) = get_messages(response.wsgi_request)
+    assert message.level_tag == "error"
+    assert str(message).startswith("Unknown queue 'nosuch' in backend 'default'")
+    assert "Known queues: default, emails, reports." in str(message)
+    assert not Queue.objects.exists()
+
+
+def test_a_resumed_queue_with_nothing_to_show_is_not_listed(admin_client, db):
+    Queue.objects.create(name="nosuch", paused=True)  # left by an older pause
+    assert ("default", "nosuch") in rows(admin_client.get(DASHBOARD))
+    admin_client.post(f"{DASHBOARD}resume/", {"queue": "nosuch"})
+    assert ("default", "nosuch") not in rows(admin_client.get(DASHBOARD))
+
+
 def test_pause_needs_a_post_and_a_name(admin_client, db):
     assert admin_client.get(f"{DASHBOARD}pause/").status_code == 405
     response = admin_client.post(f"{DASHBOARD}pause/", {"queue": ""})
@@ -100,3 +119,17 @@ def test_the_app_index_links_to_the_dashboard(admin_client, viewer_client, db):
     assert f'href="{DASHBOARD}"' in html
     html = viewer_client.get("/admin/").content.decode()
     assert f'href="{DASHBOARD}"' in html
+
+
+def test_the_dashboard_explains_its_words_and_offers_to_refresh(admin_client, jobs):
+    queue.pause("emails")
+    html = admin_client.get(DASHBOARD).content.decode()
+    assert 'title="running: a worker has it">reserved</span>' in html  # a tooltip
+    assert 'title="waiting for a worker, due now">ready</span>' in html
+    assert 'class="jobs-legend"' in html
+    assert "kept for inspection; it runs again only if retried" in html
+    assert "retry</strong>" in html
+    assert "(kick)" in html
+    assert 'data-page="dashboard"' in html
+    assert "Refresh every 10 s" in html
+    assert " s ago</span>" in html  # how long a paused queue has been paused

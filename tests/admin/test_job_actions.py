@@ -3,6 +3,7 @@
 import pytest
 from django.contrib.messages import get_messages
 
+from django_jobs import queue
 from django_jobs.admin import actions
 from django_jobs.models import Job
 
@@ -62,6 +63,17 @@ def test_cancel(admin_client, jobs):
     reserved = Job.objects.get(pk=jobs["reserved"].pk)
     assert reserved.state == "reserved"  # until its worker stops it
     assert reserved.cancel_requested_at is not None
+
+
+def test_retry_of_a_cancelled_job_clears_its_cancel_request(admin_client, jobs):
+    reserved = jobs["reserved"]
+    run(admin_client, "cancel_jobs", [reserved])
+    # Its worker stops it and buries it (as the holder of its claim).
+    queue.bury(reserved.pk, token=reserved.claim_token)
+    response = run(admin_client, "retry_jobs", [reserved])
+    assert said(response)[-1] == "1 job retried."
+    job = Job.objects.get(pk=reserved.pk)
+    assert (job.state, job.cancel_requested_at) == ("ready", None)
 
 
 def test_delete_asks_first(admin_client, jobs):

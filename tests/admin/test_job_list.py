@@ -22,12 +22,13 @@ def test_the_list_shows_what_an_operator_needs(admin_client, jobs):
     assert listed(response) == {job.pk for job in jobs.values()}
     html = response.content.decode()
     for state in ("ready", "delayed", "reserved", "done", "buried"):
-        assert f'<span class="jobs-state jobs-state-{state}">{state}</span>' in html
+        assert f'<span class="jobs-state jobs-state-{state}" title="' in html
     assert '<span title="tests.tasks.add">add</span>' in html  # task short name
     assert ">1/3<" in html  # attempts / max attempts
-    assert "(in 4 min)" in html or "(in 5 min)" in html  # reservation time left
-    assert "(in 59 min)" in html or "(in 1 h 0 min)" in html  # delayed run_at
-    assert '<a href="/admin/django_jobs/worker/w1/change/">w1</a>' in html
+    assert "lease ends in 4 min" in html or "lease ends in 5 min" in html
+    assert "in 59 min" in html or "in 1 h 0 min" in html  # delayed run_at
+    assert "priority 5" in html  # beside the queue, when not 0
+    assert 'href="/admin/django_jobs/worker/w1/change/">w1</a>' in html
     assert "Queue dashboard" in html
 
 
@@ -35,7 +36,7 @@ def test_a_worker_that_is_gone_is_not_linked(admin_client, jobs):
     Worker.objects.all().delete()
     html = admin_client.get(CHANGELIST).content.decode()
     assert "/admin/django_jobs/worker/w1/change/" not in html
-    assert 'w1 <span class="jobs-note">(gone)</span>' in html
+    assert 'w1</span> <span class="jobs-note">(gone)</span>' in html
 
 
 @pytest.mark.parametrize(
@@ -165,3 +166,21 @@ def test_a_running_job_shows_its_progress(admin_client, jobs):
     html = admin_client.get(CHANGELIST).content.decode()
     assert '<progress class="jobs-progress" value="1" max="2"></progress>' in html
     assert "1/2 halfway" in html
+
+
+def test_times_show_seconds_and_how_long_ago(admin_client, jobs):
+    html = admin_client.get(CHANGELIST).content.decode()
+    run_at = timezone.localtime(jobs["ready"].run_at)
+    assert f'<time datetime="{run_at.isoformat()}"' in html
+    assert f">{run_at:%H:%M:%S}</time>" in html
+    assert " s ago</span>" in html or " min ago</span>" in html
+
+
+def test_the_list_explains_its_words_and_offers_to_refresh(admin_client, jobs):
+    html = admin_client.get(CHANGELIST).content.decode()
+    assert 'class="jobs-legend"' in html
+    assert "failed for good (or cancelled), kept for inspection" in html
+    assert "run a buried or delayed job again, now" in html  # retry (kick)
+    assert 'id="jobs-refresh" class="jobs-refresh" data-page="jobs"' in html
+    assert 'src="/static/django_jobs/refresh.js" defer' in html
+    assert 'id="jobs-refresh-text"' in html

@@ -1,6 +1,9 @@
 """A job's page: read-only, with its data as JSON and every error's traceback."""
 
+import re
+
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from django_jobs.models import Job
 
@@ -19,7 +22,8 @@ def test_a_failed_job_shows_every_error_with_its_traceback(admin_client, jobs):
     assert "builtins.ValueError" in html
     assert "&quot;message&quot;: &quot;boom&quot;" in html  # kwargs as JSON
     assert '<pre class="jobs-json">' in html
-    assert '<span class="jobs-state jobs-state-buried">buried</span>' in html
+    assert 'jobs-state-buried" title="failed for good' in html
+    assert "kept for inspection; it runs again only if retried" in html  # meaning
 
 
 def test_a_done_job_shows_its_return_value_and_no_errors(admin_client, jobs):
@@ -33,8 +37,8 @@ def test_a_done_job_shows_its_return_value_and_no_errors(admin_client, jobs):
 
 def test_a_reserved_job_links_to_its_worker(admin_client, jobs):
     html = page(admin_client, jobs["reserved"]).content.decode()
-    assert '<a href="/admin/django_jobs/worker/w1/change/">w1</a>' in html
-    assert "(in " in html  # time left on the reservation
+    assert 'href="/admin/django_jobs/worker/w1/change/">w1</a>' in html
+    assert "(lease ends in " in html  # time left on the reservation
     assert admin_client.get("/admin/django_jobs/worker/w1/change/").status_code == 200
 
 
@@ -93,3 +97,12 @@ def test_the_list_does_not_load_the_jobs_json(admin_client, jobs):
     response = admin_client.get(CHANGELIST)
     job = response.context["cl"].result_list[0]
     assert {"args", "errors", "logs", "return_value"} <= job.get_deferred_fields()
+
+
+def test_times_show_seconds_and_how_long_ago(admin_client, jobs):
+    job = jobs["done"]
+    html = page(admin_client, job).content.decode()
+    finished = timezone.localtime(job.finished_at)
+    assert f'<time datetime="{finished.isoformat()}">' in html
+    assert f"{finished:%Y-%m-%d %H:%M:%S} UTC</time>" in html
+    assert re.search(r'<span class="jobs-note">\(\d+ s ago\)</span>', html)

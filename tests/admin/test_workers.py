@@ -1,4 +1,4 @@
-"""The worker list: host, pid, queues, concurrency, jobs in hand, stale flag."""
+"""The worker list: host, pid, status, queues, jobs in hand of its slots, times."""
 
 from datetime import timedelta
 
@@ -23,10 +23,12 @@ def test_the_list_flags_stale_workers(admin_client, worker):
     html = response.content.decode()
     for shown in ("host-1", "4242", "default", "host-2", ">all<"):
         assert shown in html
-    assert html.count('jobs-state-stale">stale<') == 1
-    assert html.count('jobs-state-live">live<') == 1
+    assert html.count('jobs-state-stale" title="silent past WORKER_TIMEOUT') == 1
+    assert html.count('jobs-state-live" title="sending heartbeats">live<') == 1
     assert "?state=reserved&amp;reserved_by=w2" in html
-    assert "(10 s ago)" in html
+    assert ">3</a> / 8" in html  # jobs in hand, of its slots
+    assert "10 s ago" in html
+    assert '<span title="w2">host-2</span>' in html  # the long id on hover
 
 
 def test_a_worker_page_is_read_only(admin_client, worker):

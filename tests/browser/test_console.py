@@ -10,13 +10,15 @@ so that a missing browser fails it instead.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connections
 
 from django_jobs import queue
-from django_jobs.models import Job
+from django_jobs.models import Job, Worker
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -31,6 +33,8 @@ ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 TIMEOUT_MS = 30_000
+#: The dashboard's count of ready jobs in the default backend's emails queue.
+READY_EMAILS = "#queues a[href$='?queue=emails&backend=default&state=ready']"
 
 
 def chromium():
@@ -47,6 +51,29 @@ def chromium():
             pytest.fail(f"{CHROMIUM} is missing (apt-get install chromium)")
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
     return sync_playwright
+
+
+def log_in(page, live_server, username: str, password: str) -> None:
+    page.set_default_timeout(TIMEOUT_MS)
+    page.set_default_navigation_timeout(TIMEOUT_MS)
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("input[type=submit]")
+    page.wait_for_selector("#user-tools")
+
+
+def overflow(page, selector: str) -> int:
+    """How many pixels of ``selector``'s content are cut off on the right."""
+    return page.evaluate(
+        """(selector) => {
+            const box = document.querySelector(selector);
+            const right = Math.max(box.scrollWidth, box.getBoundingClientRect().width);
+            return Math.max(0, Math.ceil(right - box.clientWidth),
+                Math.ceil(box.getBoundingClientRect().right - window.innerWidth));
+        }""",
+        selector,
+    )
 
 
 @pytest.mark.timeout(120)
@@ -97,3 +124,104 @@ def test_an_operator_buries_a_job_from_the_browser(live_server, transactional_db
 
     assert text == "1 job buried."
     assert Job.objects.get(pk=job.pk).state == "buried"
+
+
+@pytest.mark.timeout(180)
+def test_the_console_fits_1280_px_and_refreshes_itself(live_server, transactional_db):
+    """At 1,280 px, with the admin's sidebar open, no column is cut off; the
+    refresh switch reloads the dashboard, and waits while jobs are selected."""
+    sync_playwright = chromium()
+    User.objects.create_superuser("operator", password="secret")
+    job = queue.enqueue(task_path="tests.tasks.noop", queue="emails")
+    queue.enqueue(task_path="tests.tasks.add", args=[1, 2], queue="reports")
+    queue.bury(job.pk)
+    Worker.objects.create(
+        id="a-rather-long-host-name.example.internal:4242:0123456789abcdef",
+        hostname="a-rather-long-host-name.example.internal",
+        pid=4242,
+        queues=["emails", "reports"],
+        concurrency=8,
+    )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=ARGS, timeout=TIMEOUT_MS
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            log_in(page, live_server, "operator", "secret")
+
+            page.goto(f"{live_server.url}/admin/django_jobs/queue/")
+            page.wait_for_selector("#queues")
+            assert page.is_visible("#nav-sidebar")  # open: the admin's default
+            page.screenshot(path=ARTIFACTS / "5-dashboard-1280.png", full_page=True)
+            assert overflow(page, "#queues") == 0
+            status = page.locator("#queues thead th").last
+            assert status.inner_text().strip().lower() == "status"
+            assert status.bounding_box()["x"] + status.bounding_box()["width"] <= 1280
+            for path in ("/admin/django_jobs/job/", "/admin/django_jobs/worker/"):
+                page.goto(f"{live_server.url}{path}")
+                page.wait_for_selector("#result_list")
+                name = path.strip("/").rsplit("/", 1)[-1]
+                page.screenshot(path=ARTIFACTS / f"6-{name}-1280.png")
+                assert overflow(page, "#changelist .results") == 0, path
+
+            # The refresh switch: off by default; on, it reloads the page.
+            page.goto(f"{live_server.url}/admin/django_jobs/queue/")
+            toggle = page.locator("#jobs-refresh-toggle")
+            assert not toggle.is_checked()
+            assert page.inner_text(READY_EMAILS) == "0"
+            set_interval(page, 2)
+            toggle.check()
+            page.wait_for_selector(".jobs-refresh-status:has-text('next in')")
+            in_a_thread(queue.enqueue, task_path="tests.tasks.noop", queue="emails")
+            page.wait_for_function(
+                "(link) => document.querySelector(link)?.innerText === '1'",
+                arg=READY_EMAILS,
+                timeout=TIMEOUT_MS,
+            )
+            assert page.locator("#jobs-refresh-toggle").is_checked()  # remembered
+            page.screenshot(path=ARTIFACTS / "7-dashboard-refreshed.png")
+
+            # On the job list, a selection holds the refresh back.
+            page.goto(f"{live_server.url}/admin/django_jobs/job/")
+            assert not page.locator("#jobs-refresh-toggle").is_checked()  # per page
+            set_interval(page, 1)
+            page.locator("#jobs-refresh-toggle").check()
+            page.check(f"input.action-select[value='{job.pk}']")
+            page.wait_for_selector(
+                ".jobs-refresh-status:has-text('paused while jobs are selected')"
+            )
+            loaded = page.evaluate("performance.timeOrigin")
+            page.wait_for_timeout(3000)
+            assert page.evaluate("performance.timeOrigin") == loaded  # no reload
+            assert page.is_checked(f"input.action-select[value='{job.pk}']")
+            page.screenshot(path=ARTIFACTS / "8-jobs-refresh-held.png")
+            with page.expect_navigation(timeout=TIMEOUT_MS):  # refreshes again
+                page.uncheck(f"input.action-select[value='{job.pk}']")
+        finally:
+            browser.close()
+
+
+def in_a_thread(function, **kwargs) -> None:
+    """Call ``function`` away from Playwright's event loop, which Django's ORM
+    refuses to run in (as a web request would, on a connection of its own)."""
+
+    def call() -> None:
+        try:
+            function(**kwargs)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    thread.join(timeout=30)
+
+
+def set_interval(page, seconds: int) -> None:
+    """A shorter refresh than the page's 10 s, so that the test is quick."""
+    page.evaluate(
+        "(s) => { document.getElementById('jobs-refresh').dataset.interval = s; }",
+        str(seconds),
+    )

@@ -60,5 +60,6 @@ def test_a_paused_queue_is_not_claimed_from(make_job):
 
 def test_pausing_one_backend_leaves_the_other_alone(make_job):
     job = make_job(queue="emails", backend="strict")
-    queue.pause("emails")  # the default backend's queue
+    make_job(queue="emails", run_at=timezone.now() + timedelta(hours=1))
+    queue.pause("emails")  # the default backend's queue (known: it holds a job)
     assert [j.pk for j in queue.claim(worker_id="w", backend="strict")] == [job.pk]

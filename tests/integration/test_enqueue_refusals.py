@@ -13,7 +13,6 @@ from django.tasks.exceptions import InvalidTask
 from django_jobs.models import Job
 from tests import tasks
 
-
 DAY = timedelta(days=1)
 
 

@@ -1,27 +1,44 @@
 """``manage.py jobs``: look at and act on the queue from a shell.
 
 Thin: each subcommand parses its arguments and calls ``django_jobs.queue``
-(to change jobs) or ``django_jobs.stats`` (to count them).
+(to change jobs), ``django_jobs.stats`` (to count them) or the helpers in
+``django_jobs.management`` (to show them).
 """
 
 from __future__ import annotations
 
-import json
-
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from django_jobs import health
 from django_jobs import queue as operations
 from django_jobs.backend import jobs_backend
-from django_jobs.exceptions import JobError
+from django_jobs.durations import age
+from django_jobs.exceptions import InvalidTransition, JobError, UnknownQueue
+from django_jobs.management.show import job_document, job_lines
+from django_jobs.management.text import describe_progress, dump, job_summary, table
 from django_jobs.models import Job
-from django_jobs.states import DELAYED, State
+from django_jobs.queue.console import check_queue
+from django_jobs.states import State
+from django_jobs.stats import DISPLAY_STATES, STATE_ALIASES, in_state
 
-STATES = [*State.values, DELAYED]
+STATES = [*DISPLAY_STATES, *STATE_ALIASES]
+
+#: Acting subcommands on job ids: (queue operation, what it did, help).
+ACTIONS = {
+    "bury": (operations.bury, "buried", "Set ready jobs aside (buried)."),
+    "retry": (
+        operations.kick,
+        "retried",
+        "Run buried or delayed jobs again, now (beanstalkd's kick).",
+    ),
+    "cancel": (operations.cancel, "cancelled", "Bury waiting jobs; stop running ones."),
+    "delete": (operations.delete, "deleted", "Delete jobs that are not running."),
+}
 
 
 class Command(BaseCommand):
-    help = "Look at and act on django-jobs queues: stats, list, kick, bury, retry, ..."
+    help = "Look at and act on django-jobs queues: stats, list, show, retry, ..."
 
     def add_arguments(self, parser):
         parser.add_argument("--backend", default="default", help="TASKS alias.")
@@ -29,33 +46,62 @@ class Command(BaseCommand):
 
         stats = actions.add_parser("stats", help="Counts per queue and in total.")
         stats.add_argument("--queue", action="append", help="Only this queue.")
-        stats.add_argument(
-            "--json", action="store_true", dest="as_json", help="Machine-readable."
-        )
+        add_json(stats)
 
         listing = actions.add_parser("list", help="The newest jobs, filtered.")
-        listing.add_argument("--state", choices=STATES)
+        listing.add_argument(
+            "--state",
+            choices=STATES,
+            help="A state, or its django.tasks name (running, successful, failed).",
+        )
         listing.add_argument("--queue")
         listing.add_argument("--task", help="Dotted path, or the function's name.")
+        listing.add_argument(
+            "--with-errors",
+            action="store_true",
+            help="Only jobs that failed at least once, whatever their state now.",
+        )
         listing.add_argument("--limit", type=int, default=50)
-        listing.add_argument("--json", action="store_true", dest="as_json")
+        add_json(listing)
 
-        kick = actions.add_parser("kick", help="Buried jobs of a queue back to ready.")
+        show = actions.add_parser("show", help="Everything about one job.")
+        show.add_argument("job_id", type=int, metavar="ID")
+        add_json(show)
+
+        kick = actions.add_parser(
+            "kick", help="Run a queue's buried jobs again (ready now)."
+        )
         kick.add_argument("queue")
         kick.add_argument("--limit", type=int, default=None)
 
-        for name, text in (
-            ("bury", "Set jobs aside (ready jobs only)."),
-            ("retry", "Run buried or delayed jobs now."),
-            ("cancel", "Bury waiting jobs; stop running ones."),
-            ("delete", "Delete jobs that are not running."),
-        ):
+        for name, (_operation, _done, text) in ACTIONS.items():
             action = actions.add_parser(name, help=text)
             action.add_argument("ids", nargs="+", type=int, metavar="ID")
 
-        for name, text in (("pause", "Stop claiming from a queue."), ("resume", "")):
-            action = actions.add_parser(name, help=text or "Claim from it again.")
-            action.add_argument("queue")
+        for name, text in (
+            ("pause", "Stop claiming from a queue."),
+            ("resume", "Claim from it again."),
+        ):
+            actions.add_parser(name, help=text).add_argument("queue")
+
+        health = actions.add_parser(
+            "health",
+            help="Exit 0 if the database answers (and a worker here beats).",
+        )
+        health.add_argument(
+            "--worker",
+            action="store_true",
+            help="Also need a worker on this host with a fresh heartbeat.",
+        )
+        health.add_argument(
+            "--host", help="The worker's host name (default: this host's)."
+        )
+        health.add_argument(
+            "--max-age",
+            type=float,
+            metavar="SECONDS",
+            help="Oldest heartbeat that is fresh (default: WORKER_TIMEOUT).",
+        )
 
         prune = actions.add_parser("prune", help="Delete old done and buried jobs.")
         prune.add_argument("--dry-run", action="store_true")
@@ -67,6 +113,9 @@ class Command(BaseCommand):
             backend = jobs_backend(backend)
         except ValueError as exc:
             raise CommandError(f"--backend {exc}") from None
+        if action in ACTIONS:
+            self.act(action, backend, options["ids"])
+            return
         getattr(self, f"do_{action}")(backend, **options)
 
     # Reading
@@ -86,82 +135,110 @@ class Command(BaseCommand):
         ]
         rows.append(["(total)", *(report["total"][c] for c in columns)])
         rows = [["-" if cell is None else cell for cell in row] for row in rows]
-        self.write_table(header, rows)
+        self.write_lines(table(header, rows))
         workers = report["workers"]
         self.stdout.write(
             f"\nworkers: {workers['live']} live ({workers['capacity']} slots, "
             f"{workers['busy']} busy), {workers['stale']} stale"
         )
 
-    def do_list(self, backend, *, state, queue, task, limit, as_json: bool, **options):
+    def do_list(self, backend, *, state, queue, task, with_errors, limit, **options):
         if limit < 1:
             raise CommandError("--limit must be at least 1.")
-        now = timezone.now()
         jobs = Job.objects.using(backend.db).filter(backend=backend.alias)
-        if state == DELAYED:
-            jobs = jobs.delayed(now)
-        elif state == State.READY:
-            jobs = jobs.ready(now)
-        elif state:
-            jobs = jobs.filter(state=state)
+        jobs = in_state(jobs, state, timezone.now())
         if queue:
             jobs = jobs.filter(queue=queue)
         if task:
             field = "task_path" if "." in task else "task_path__endswith"
             jobs = jobs.filter(**{field: task if "." in task else f".{task}"})
+        if with_errors:
+            jobs = jobs.exclude(errors=[])  # the shape the partial index matches
         jobs = list(jobs.order_by("-pk")[:limit])
-        if as_json:
+        if options["as_json"]:
             self.stdout.write(dump([job_summary(job) for job in jobs]))
             return
         header = ["id", "task", "queue", "state", "priority", "attempts", "run at"]
         header.append("progress")
-        self.write_table(
-            header,
+        rows = [
             [
-                [
-                    job.pk,
-                    job.task_name,
-                    job.queue,
-                    job.display_state,
-                    job.priority,
-                    f"{job.attempts}/{job.max_attempts}",
-                    job.run_at.strftime("%Y-%m-%d %H:%M:%S"),
-                    describe_progress(job.progress),
-                ]
-                for job in jobs
-            ],
-        )
+                job.pk,
+                job.task_name,
+                job.queue,
+                job.display_state,
+                job.priority,
+                f"{job.attempts}/{job.max_attempts}",
+                timezone.localtime(job.run_at).strftime("%Y-%m-%d %H:%M:%S"),
+                describe_progress(job.progress),
+            ]
+            for job in jobs
+        ]
+        self.write_lines(table(header, rows))
+
+    def do_show(self, backend, *, job_id: int, as_json: bool, **options):
+        jobs = Job.objects.using(backend.db).filter(backend=backend.alias)
+        job = jobs.filter(pk=job_id).first()
+        if job is None:
+            raise CommandError(
+                f"Job {job_id} does not exist in backend {backend.alias!r}."
+            )
+        document = job_document(job, backend.db)
+        if as_json:
+            self.stdout.write(dump(document))
+            return
+        self.write_lines(job_lines(document))
+
+    def do_health(self, backend, *, worker: bool, host, max_age, **options):
+        if max_age is not None and not max_age > 0:
+            raise CommandError("--max-age must be a number of seconds above zero.")
+        host = host or health.this_host()
+        max_age = backend.config.WORKER_TIMEOUT if max_age is None else max_age
+        try:
+            health.check_database(backend.db)
+            report = f"ok: database {backend.db!r} answers"
+            if worker:
+                found = health.check_worker(backend.db, backend.alias, host, max_age)
+                beat = age(found.last_heartbeat)
+                report += f"; worker {found.pk} beat {beat} ago"
+        except health.Unhealthy as exc:
+            self.stderr.write(f"unhealthy: {exc}")
+            raise SystemExit(1) from None
+        self.stdout.write(report)
 
     # Acting
 
     def do_kick(self, backend, *, queue: str, limit, **options):
+        if limit is not None and limit < 1:
+            raise CommandError("--limit must be at least 1.")
+        self.known(queue, backend)
         buried = Job.objects.using(backend.db).filter(
             backend=backend.alias, queue=queue, state=State.BURIED
         )
         ids = buried.order_by("finished_at", "pk").values_list("pk", flat=True)
         if limit is not None:
-            ids = ids[: max(limit, 0)]
+            ids = ids[:limit]
         kicked = operations.kick(list(ids), using=backend.db)
-        self.stdout.write(f"{kicked} job(s) kicked in queue {queue!r}.")
+        self.stdout.write(f"{kicked} job(s) kicked (ready again) in queue {queue!r}.")
 
-    def do_bury(self, backend, *, ids, **options):
-        self.act("buried", operations.bury, backend, ids)
-
-    def do_retry(self, backend, *, ids, **options):
-        self.act("made ready", operations.kick, backend, ids)
-
-    def do_cancel(self, backend, *, ids, **options):
-        self.act("cancelled", operations.cancel, backend, ids)
-
-    def do_delete(self, backend, *, ids, **options):
-        self.act("deleted", operations.delete, backend, ids)
+    def act(self, action: str, backend, ids: list[int]) -> None:
+        """Apply a queue operation to each job; name each refusal on stderr."""
+        operation, done_text, _help = ACTIONS[action]
+        done = 0
+        for job_id in ids:  # one at a time, to say why a job was refused
+            try:
+                done += operation(job_id, using=backend.db)
+            except JobError as exc:
+                self.stderr.write(refusal(exc, action))
+        self.stdout.write(f"{done} job(s) {done_text}, {len(ids) - done} refused.")
+        if done < len(ids):
+            raise SystemExit(1)
 
     def do_pause(self, backend, *, queue: str, **options):
-        operations.pause(queue, backend=backend.alias, using=backend.db)
+        self.switch(operations.pause, backend, queue)
         self.stdout.write(f"Queue {queue!r} paused.")
 
     def do_resume(self, backend, *, queue: str, **options):
-        operations.resume(queue, backend=backend.alias, using=backend.db)
+        self.switch(operations.resume, backend, queue)
         self.stdout.write(f"Queue {queue!r} resumed.")
 
     def do_prune(self, backend, *, dry_run, done_older_than, buried_older_than, **o):
@@ -188,56 +265,32 @@ class Command(BaseCommand):
 
     # Helpers
 
-    def act(self, what: str, operation, backend, ids: list[int]) -> None:
-        done = 0
-        for job_id in ids:  # one at a time, to say why a job was refused
-            try:
-                done += operation(job_id, using=backend.db)
-            except JobError as exc:
-                self.stderr.write(str(exc))
-        self.stdout.write(f"{done} job(s) {what}, {len(ids) - done} refused.")
-        if done < len(ids):
-            raise SystemExit(1)
+    def known(self, queue: str, backend) -> None:
+        try:
+            check_queue(queue, backend.alias, backend.db)
+        except UnknownQueue as exc:
+            raise CommandError(str(exc)) from None
 
-    def write_table(self, header: list[str], rows: list[list]) -> None:
-        cells = [[str(c) for c in header], *[[str(c) for c in row] for row in rows]]
-        widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-        for number, row in enumerate(cells):
-            self.stdout.write(
-                "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-            )
-            if number == 0:
-                self.stdout.write("  ".join("-" * w for w in widths))
+    def switch(self, operation, backend, queue: str) -> None:
+        try:
+            operation(queue, backend=backend.alias, using=backend.db)
+        except UnknownQueue as exc:
+            raise CommandError(str(exc)) from None
+
+    def write_lines(self, lines: list[str]) -> None:
+        for line in lines:
+            self.stdout.write(line)
 
 
-def describe_progress(progress: dict | None) -> str:
-    """'3/4 (75%) almost there', from what the job reported."""
-    if not progress:
-        return ""
-    done, total = progress.get("done"), progress.get("total")
-    text = f"{done:g}" if total is None else f"{done:g}/{total:g}"
-    if total:
-        text += f" ({done / total:.0%})"
-    if progress.get("message"):
-        text += f" {progress['message']}"
-    return text
+def add_json(parser) -> None:
+    parser.add_argument(
+        "--json", action="store_true", dest="as_json", help="Machine-readable."
+    )
 
 
-def job_summary(job: Job) -> dict:
-    return {
-        "id": job.pk,
-        "task": job.task_path,
-        "queue": job.queue,
-        "state": job.display_state,
-        "priority": job.priority,
-        "attempts": job.attempts,
-        "max_attempts": job.max_attempts,
-        "run_at": job.run_at.isoformat(),
-        "enqueued_at": job.enqueued_at.isoformat(),
-        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-        "progress": job.progress,
-    }
-
-
-def dump(value) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, default=str)
+def refusal(exc: JobError, action: str) -> str:
+    """Why a job was refused, in the words of the subcommand asked for (a
+    retry is a kick underneath; the person typed retry)."""
+    if isinstance(exc, InvalidTransition):
+        return f"Cannot {action} job {exc.job_id}: it is {exc.state}."
+    return str(exc)

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from django_jobs.logging import use_json_lines
+from django_jobs.logging import configure_worker_logging
 from django_jobs.worker.options import WorkerOptions
 from django_jobs.worker.supervisor import run_worker
 
@@ -53,7 +53,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--json-logs",
             action="store_true",
-            help="Log one JSON object per line (for log shippers).",
+            help="Log one JSON object per line (for log shippers), the jobs' "
+            "output included.",
         )
         parser.add_argument(
             "--backend",
@@ -64,8 +65,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         worker_options = WorkerOptions.from_command_line(options)
-        if options["json_logs"]:
-            use_json_lines()
+        configure_worker_logging(options["verbosity"], options["json_logs"])
         code = run_worker(worker_options)
         if code:
             raise SystemExit(code)

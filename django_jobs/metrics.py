@@ -1,0 +1,135 @@
+"""The queues as Prometheus / OpenMetrics metrics: what ``jobs stats`` counts.
+
+A scrape reads the database twice, whatever the number of jobs and queues:
+the grouped query behind the dashboard and ``jobs stats`` (``stats.queue_counts``)
+and the worker summary (``stats.worker_summaries``). Nothing is kept between
+scrapes, so every web process answers the same and a restart loses nothing.
+
+Done and failed jobs are gauges over the last hour, not counters: the job
+table is pruned, so no count of it only ever grows. Queues named in TASKS
+and backends without workers are reported with zeros, so that alert rules
+find a series to compare instead of an absent one.
+
+``prometheus-client`` is an optional dependency (``django-jobs[metrics]``),
+imported when a scrape comes, never when the app loads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from django.core.exceptions import ImproperlyConfigured
+from django.utils import timezone
+
+from . import stats
+
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+
+#: The per-queue counts exported with a ``state`` label.
+STATES = ("ready", "delayed", "reserved", "buried")
+
+
+def client():
+    """The ``prometheus_client`` module, or a clear error without it."""
+    try:
+        import prometheus_client
+    except ImportError:
+        raise ImproperlyConfigured(
+            "The django-jobs metrics endpoint needs the prometheus-client "
+            "package: pip install 'django-jobs[metrics]'."
+        ) from None
+    return prometheus_client
+
+
+def families(now: datetime | None = None) -> list[Metric]:
+    """Every metric family of one scrape (two queries)."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    now = now or timezone.now()
+    counts = stats.queue_counts(now)
+    keys = sorted(set(counts) | stats.configured_queues())
+    jobs = GaugeMetricFamily(
+        "django_jobs_queue_jobs",
+        "Jobs waiting, delayed, running and buried, per queue.",
+        labels=["backend", "queue", "state"],
+    )
+    oldest = GaugeMetricFamily(
+        "django_jobs_queue_oldest_ready_age",
+        "How long the oldest ready job of the queue has been due (0: none ready).",
+        labels=["backend", "queue"],
+        unit="seconds",
+    )
+    done = GaugeMetricFamily(
+        "django_jobs_queue_done_last_hour",
+        "Jobs of the queue that finished successfully in the last hour.",
+        labels=["backend", "queue"],
+    )
+    failed = GaugeMetricFamily(
+        "django_jobs_queue_failed_last_hour",
+        "Jobs of the queue buried (failed for good) in the last hour.",
+        labels=["backend", "queue"],
+    )
+    for key in keys:
+        row = counts.get(key, {})
+        for state in STATES:
+            jobs.add_metric([*key, state], row.get(state, 0))
+        since = row.get("oldest_ready")
+        oldest.add_metric(list(key), 0 if since is None else seconds(now - since))
+        done.add_metric(list(key), row.get("done_last_hour", 0))
+        failed.add_metric(list(key), row.get("failed_last_hour", 0))
+    return [jobs, oldest, done, failed, *worker_families(now)]
+
+
+def worker_families(now: datetime) -> Iterator[Metric]:
+    from prometheus_client.core import GaugeMetricFamily
+
+    summaries = stats.worker_summaries(now)
+    for alias in stats.backend_aliases():
+        summaries.setdefault(alias, dict.fromkeys(stats.WORKER_COUNTS, 0))
+    workers = GaugeMetricFamily(
+        "django_jobs_workers",
+        "Workers by heartbeat: live, or stale (silent past WORKER_TIMEOUT).",
+        labels=["backend", "status"],
+    )
+    slots = GaugeMetricFamily(
+        "django_jobs_worker_slots",
+        "Jobs the live workers may run at once (their concurrency, added up).",
+        labels=["backend"],
+    )
+    busy = GaugeMetricFamily(
+        "django_jobs_worker_busy_slots",
+        "Jobs the live workers hold now.",
+        labels=["backend"],
+    )
+    for alias, summary in sorted(summaries.items()):
+        workers.add_metric([alias, "live"], summary["live"])
+        workers.add_metric([alias, "stale"], summary["stale"])
+        slots.add_metric([alias], summary["capacity"])
+        busy.add_metric([alias], summary["busy"])
+    yield from (workers, slots, busy)
+
+
+def seconds(delta) -> float:
+    return max(0.0, round(delta.total_seconds(), 3))
+
+
+class Collector:
+    """A ``prometheus_client`` collector that reads the queues when scraped."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield from families()
+
+
+def exposition(accept: str = "") -> tuple[bytes, str]:
+    """The metrics in the format the scraper's Accept header asks for
+    (OpenMetrics or Prometheus text), and its content type."""
+    prometheus_client = client()
+    from prometheus_client.exposition import choose_encoder
+
+    registry = prometheus_client.CollectorRegistry(auto_describe=False)
+    registry.register(Collector())
+    encoder, content_type = choose_encoder(accept)
+    return encoder(registry), content_type
