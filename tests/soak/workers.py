@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -71,7 +72,7 @@ class Incarnation:
             text = self.log.read_text(errors="replace")
         except OSError:
             return False
-        return " started: queues " in text
+        return re.search(r"\bworker \S+ started: ", text) is not None
 
     @property
     def died_with_traceback(self) -> bool:
