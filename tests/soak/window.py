@@ -1,4 +1,4 @@
-"""The soak's figures, computed from data: job rows, soak rows, chaos events.
+"""The duplicate window: which duplicates and overlaps the contract allows.
 
 The duplicate window (DESIGN.md, guarantee 2; docs/worker.rst, "Delivery: at
 least once"): a job runs again after its work committed only if its worker
