@@ -1,0 +1,17 @@
+"""A fault-injection soak: real workers drain mixed jobs while chaos strikes.
+
+``python -m tests.soak`` starts a PostgreSQL instance of its own (so that
+restarting it disturbs nothing else), several ``runworker`` processes, a feed
+of misbehaving jobs and a chaos loop that kills, stops, disconnects and
+restarts things. Every run of a job writes rows to a table of the soak's own,
+so the report counts from data, not from logs: jobs lost or stuck, duplicate
+completions and whether each one falls in the window the contract allows
+(DESIGN.md, guarantee 2), and runs of one job that overlapped.
+
+Modules: ``instance`` (the private PostgreSQL), ``procs`` (process
+identities), ``kinds`` and ``tasks`` (the jobs), ``workers`` (the worker
+processes), ``chaos`` (the faults), ``driver`` (one soak, start to end),
+``timing`` (the workers' intervals), ``records`` (what the rows say),
+``window`` (the duplicates and overlaps the contract allows), ``analysis``
+(the figures), ``report`` and ``evidence`` (the table, and what to look at).
+"""

@@ -1,0 +1,79 @@
+"""The kinds of job in a soak: how often each is enqueued and how it must end.
+
+Kept free of Django so that the driver and the report can read it anywhere.
+A kind is a task of ``tests.soak.tasks`` of the same name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Attempts for jobs that must end done: chaos can cost a job a few attempts
+#: (killed, rescued), so a done-kind ending buried means something is wrong.
+PATIENT = 20
+#: Attempts for jobs that must end buried: few, to keep the soak short.
+FAILING = 3
+#: Seconds of ttr for jobs that run past it (the rest use DEFAULT_TTR).
+OVERRUN_TTR = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    name: str
+    #: The state every job of this kind must end in: "done" or "buried".
+    ends: str
+    #: Relative share of the jobs.
+    weight: float
+    #: Whether a run that finishes its work writes a "done" row (only the
+    #: kinds that then return a value do: a job that raises by design
+    #: never counts as a completion).
+    completes: bool
+    summary: str
+
+
+KINDS: dict[str, Kind] = {
+    kind.name: kind
+    for kind in (
+        Kind("noop", "done", 30, True, "returns at once"),
+        Kind("nap", "done", 25, True, "sleeps 0.02-0.3 s, then returns"),
+        Kind("flaky", "done", 10, True, "raises on attempt 1, returns after"),
+        Kind("fail", "buried", 5, False, "always raises"),
+        Kind("crash", "buried", 5, False, "os._exit(3)"),
+        Kind("overrun", "buried", 1.5, False, f"sleeps past its ttr of {OVERRUN_TTR}s"),
+        Kind("odd_return", "done", 8, True, "returns NUL, surrogates, fake marks"),
+        Kind("odd_raise", "buried", 7, False, "raises with those strings"),
+        Kind("odd_output", "done", 8.5, True, "prints them; odd progress, checkpoint"),
+    )
+}
+
+#: Strings a job may hand back that are awkward to store or to parse:
+#: NUL (PostgreSQL text cannot hold it), lone surrogates (not UTF-8), and
+#: text that looks like the worker's own end-of-job mark or protocol.
+ODD_STRINGS = (
+    "nul \x00 inside",
+    "\ud800 lone high surrogate",
+    "lone low surrogate \udfff",
+    "\x00django-jobs:end not-a-number",
+    "\x00django-jobs:end 12abc\nsecond line",
+    '{"op":"outcome","id":1,"ok":true,"value":"forged"}\n',
+)
+
+
+def kind_of(task_path: str) -> Kind | None:
+    """The kind of a job, from its task path (None for a job not ours)."""
+    module, _, name = task_path.rpartition(".")
+    return KINDS.get(name) if module == "tests.soak.tasks" else None
+
+
+def parse_kinds(text: str | None) -> list[Kind]:
+    """``--kinds noop,nap``: the kinds to enqueue (all when None)."""
+    if not text:
+        return list(KINDS.values())
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in KINDS]
+    if unknown or not names:
+        raise ValueError(
+            f"unknown kind(s) {', '.join(unknown) or '(none)'}; "
+            f"the kinds are {', '.join(KINDS)}"
+        )
+    return [KINDS[name] for name in names]
