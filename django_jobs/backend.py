@@ -26,13 +26,13 @@ from django.tasks.exceptions import (
 )
 from django.tasks.signals import task_enqueued
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from . import arguments
 from .conf import JobsOptions
+from .exceptions import TaskNotFound
 from .scope import current_batch, current_job
 from .states import State, task_status
-from .task import Call, JobResult, JobTask
+from .task import Call, JobTask, job_result, task_at
 from .validation import validate_task
 
 if TYPE_CHECKING:
@@ -60,8 +60,19 @@ class JobsBackend(BaseTaskBackend):
     # Validation
 
     def validate_task(self, task: Task) -> None:
-        """Refuse a task this backend cannot run (see django_jobs.validation)."""
+        """Refuse a task this backend cannot run.
+
+        Our checks first (django_jobs.validation: stricter, and naming the
+        task), then Django's own, so that what Django adds is checked too
+        (not for a ``run_after`` delay, which Django does not know).
+        """
         validate_task(self, task)
+        if isinstance(task.run_after, timedelta):
+            return  # a delay is ours (Django knows only times): checked above
+        try:
+            super().validate_task(task)
+        except InvalidTask as exc:
+            raise InvalidTask(f"Task {task.module_path!r}: {exc}") from None
 
     def prepare_call(
         self, task: Task, args: Sequence[Any], kwargs: Mapping[str, Any]
@@ -119,19 +130,14 @@ class JobsBackend(BaseTaskBackend):
             if not new:  # a unique job already waiting: its own result
                 results.append(self.result_for(existing[job_id], task))
                 continue
-            result = JobResult(
-                task=task,
-                id=str(job_id),
-                status=TaskResultStatus.READY,
-                enqueued_at=inserted.enqueued_at,
-                started_at=None,
-                finished_at=None,
-                last_attempted_at=None,
+            result = job_result(
+                task,
+                job_id,
+                TaskResultStatus.READY,
+                backend=self.alias,
                 args=args,
                 kwargs=kwargs,
-                backend=self.alias,
-                errors=[],
-                worker_ids=[],
+                enqueued_at=inserted.enqueued_at,
             )
             task_enqueued.send(type(self), task_result=result)
             results.append(result)
@@ -206,17 +212,17 @@ class JobsBackend(BaseTaskBackend):
         """A TaskResult that tells the story of ``job``'s row."""
         if task is None:
             task = self.task_for(job)
-        result = JobResult(
-            task=task,
-            id=str(job.pk),
-            status=task_status(job.state),
+        result = job_result(
+            task,
+            job.pk,
+            task_status(job.state),
+            backend=self.alias,
+            args=job.args,
+            kwargs=job.kwargs,
             enqueued_at=job.enqueued_at,
             started_at=job.started_at,
             finished_at=job.finished_at,
             last_attempted_at=job.last_attempted_at,
-            args=job.args,
-            kwargs=job.kwargs,
-            backend=self.alias,
             errors=[
                 TaskError(
                     exception_class_path=error["exception_class_path"],
@@ -232,12 +238,13 @@ class JobsBackend(BaseTaskBackend):
 
     def task_for(self, job: Job) -> Task:
         """Rebuild the Task a job was enqueued with, from its dotted path."""
-        task = import_string_or_none(job.task_path)
-        if not isinstance(task, Task):
+        try:
+            task = task_at(job.task_path)
+        except TaskNotFound:
             raise InvalidTask(
                 f"Job {job.pk} names {job.task_path!r}, which is not a Task "
                 "(it was renamed or removed, or the row was written by hand)."
-            )
+            ) from None
         changes: dict[str, Any] = {}
         if task.priority != job.priority:
             changes["priority"] = job.priority
@@ -272,13 +279,6 @@ class JobsBackend(BaseTaskBackend):
         missing = app_missing(self)
         if missing:
             raise ImproperlyConfigured(f"{missing} {APP_MISSING_HINT}") from None
-
-
-def import_string_or_none(path: str) -> Any:
-    try:
-        return import_string(path)
-    except ImportError:
-        return None
 
 
 def jobs_backend(alias: str) -> JobsBackend:

@@ -19,13 +19,10 @@ from django.db.utils import load_backend
 from django.tasks.exceptions import InvalidTask
 
 from .validation import QUEUE_NAME_MAX_LENGTH
+from .vendors import SUPPORTED_VENDORS
 
 if TYPE_CHECKING:
     from .backend import JobsBackend
-
-#: The claim needs UPDATE ... RETURNING, and FOR UPDATE SKIP LOCKED where
-#: several processes claim at once; only these have been tested.
-SUPPORTED_VENDORS = ("postgresql", "sqlite")
 
 
 def app_missing(backend: JobsBackend) -> str | None:

@@ -12,8 +12,10 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .conf import ON_FAILURE_CHOICES
 from .fields import ReadableDateTimeField, ReadableJSONField
 from .states import DELAYED, State
+from .validation import PRIORITY_MAX, PRIORITY_MIN
 
 
 class JobQuerySet(models.QuerySet):
@@ -49,7 +51,7 @@ class Job(models.Model):
         _("on failure"),
         max_length=10,
         default="bury",
-        choices=[("bury", _("bury")), ("delete", _("delete"))],
+        choices=[(choice, _(choice)) for choice in ON_FAILURE_CHOICES],
     )
     enqueued_at = ReadableDateTimeField(_("enqueued at"), default=timezone.now)
     started_at = ReadableDateTimeField(_("started at"), null=True, blank=True)
@@ -178,7 +180,7 @@ class Job(models.Model):
                 name="django_jobs_job_one_per_tick",
             ),
             models.CheckConstraint(
-                condition=Q(priority__gte=-100, priority__lte=100),
+                condition=Q(priority__gte=PRIORITY_MIN, priority__lte=PRIORITY_MAX),
                 name="django_jobs_job_priority_range",
             ),
             models.CheckConstraint(
@@ -315,7 +317,7 @@ class Schedule(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(priority__isnull=True)
-                | Q(priority__gte=-100, priority__lte=100),
+                | Q(priority__gte=PRIORITY_MIN, priority__lte=PRIORITY_MAX),
                 name="django_jobs_schedule_priority_range",
             ),
         ]

@@ -22,10 +22,11 @@ from croniter import croniter
 from django.db import DatabaseError, DataError, IntegrityError, transaction
 from django.tasks import Task
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from . import queue
+from .exceptions import TaskNotFound, TaskNotImportable
 from .models import Schedule
+from .task import task_at
 
 if TYPE_CHECKING:
     from .backend import JobsBackend
@@ -111,12 +112,11 @@ def check_time_zone(name: str) -> ZoneInfo:
 
 def check_task(path: str) -> Task:
     try:
-        task = import_string(path)
-    except ImportError as exc:
-        raise InvalidSchedule(f"{path!r} cannot be imported ({exc}).") from None
-    if not isinstance(task, Task):
-        raise InvalidSchedule(f"{path!r} is not a django.tasks.Task.")
-    return task
+        return task_at(path)
+    except TaskNotImportable as exc:
+        raise InvalidSchedule(f"{exc} ({exc.__cause__}).") from None
+    except TaskNotFound:
+        raise InvalidSchedule(f"{path!r} is not a django.tasks.Task.") from None
 
 
 def ticks_between(

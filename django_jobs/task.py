@@ -7,12 +7,16 @@ a JobsBackend (Django 6.1 forwards unknown keyword arguments to the backend's
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.tasks import Task, TaskResult
+from django.tasks import Task, TaskResult, TaskResultStatus
+from django.utils.module_loading import import_string
+
+from .exceptions import TaskNotFound, TaskNotImportable
 
 Call = tuple[Sequence[Any], Mapping[str, Any]]
 
@@ -93,3 +97,65 @@ class JobResult(TaskResult):
 
     def __post_init__(self) -> None:
         pass
+
+
+def task_at(path: str) -> Task:
+    """The Task a job's dotted path names, or why there is none.
+
+    ``TaskNotImportable`` when the path does not import (here, yet: the
+    reason is chained), ``TaskNotFound`` when it names something that is not
+    a ``django.tasks.Task`` (``os.system`` written into a row): such a thing
+    is never called. A module written since this process last looked at its
+    folder (a deploy) is found: the import system is told to look again.
+    """
+    try:
+        found = _import(path)
+    except Exception as exc:
+        raise TaskNotImportable(f"{path!r} cannot be imported") from exc
+    if not isinstance(found, Task):
+        raise TaskNotFound(
+            f"{path!r} is {type(found).__qualname__}, not a django.tasks.Task; "
+            "it was not called."
+        )
+    return found
+
+
+def _import(path: str) -> Any:
+    try:
+        return import_string(path)
+    except ImportError:
+        importlib.invalidate_caches()
+        return import_string(path)
+
+
+def job_result(
+    task: Task,
+    job_id: int,
+    status: TaskResultStatus,
+    *,
+    backend: str,
+    args: list,
+    kwargs: dict,
+    enqueued_at: datetime | None,
+    started_at: datetime | None = None,
+    finished_at: datetime | None = None,
+    last_attempted_at: datetime | None = None,
+    errors: Sequence[Any] = (),
+    worker_ids: Sequence[str] = (),
+) -> JobResult:
+    """The TaskResult of a job, whoever builds it (an enqueue, a row, a
+    running child): the fields a job does not have yet default to empty."""
+    return JobResult(
+        task=task,
+        id=str(job_id),
+        status=status,
+        enqueued_at=enqueued_at,
+        started_at=started_at,
+        finished_at=finished_at,
+        last_attempted_at=last_attempted_at,
+        args=args,
+        kwargs=kwargs,
+        backend=backend,
+        errors=list(errors),
+        worker_ids=list(worker_ids),
+    )

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from .backend import JobsBackend
 
 UNIQUE_KEY_MAX_LENGTH = 200
+#: Django's range of priorities: higher runs first.
+PRIORITY_MIN, PRIORITY_MAX = TASK_MIN_PRIORITY, TASK_MAX_PRIORITY
 #: The widths of a job's columns: longer values cannot be stored.
 QUEUE_NAME_MAX_LENGTH = 100
 TASK_PATH_MAX_LENGTH = 255
@@ -121,16 +123,25 @@ def _check_reachable(run_after: Any, expires: Any, invalid: Invalid) -> None:
         raise invalid(f"expires is too far in the future: {expires!r}.") from None
 
 
-def _check_priority(priority: Any, invalid: Invalid) -> None:
+def priority_problem(priority: Any) -> str | None:
+    """What is wrong with ``priority`` (Django's range, whole numbers), if
+    anything: for tasks, the console's "change priority" and the table's
+    constraint alike."""
     if (
         isinstance(priority, bool)
         or not isinstance(priority, int)
-        or not TASK_MIN_PRIORITY <= priority <= TASK_MAX_PRIORITY
+        or not PRIORITY_MIN <= priority <= PRIORITY_MAX
     ):
-        raise invalid(
-            f"priority must be a whole number between {TASK_MIN_PRIORITY} "
-            f"and {TASK_MAX_PRIORITY}, got {priority!r}."
+        return (
+            f"priority must be a whole number from {PRIORITY_MIN} "
+            f"to {PRIORITY_MAX}, got {priority!r}."
         )
+    return None
+
+
+def _check_priority(priority: Any, invalid: Invalid) -> None:
+    if problem := priority_problem(priority):
+        raise invalid(problem)
 
 
 def _check_unique(task: Task, invalid: Invalid) -> None:

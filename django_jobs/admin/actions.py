@@ -29,6 +29,7 @@ from django.utils.translation import ngettext
 
 from .. import queue
 from ..states import State
+from ..validation import PRIORITY_MAX, PRIORITY_MIN
 
 logger = logging.getLogger("django_jobs.admin")
 
@@ -40,9 +41,10 @@ CHANGE_FORM_ACTION = f"{admin.ActionLocation.CHANGE_FORM.value}-action"
 class PriorityForm(forms.Form):
     priority = forms.IntegerField(
         label=_("New priority"),
-        min_value=-100,
-        max_value=100,
-        help_text=_("From -100 to 100; higher runs first."),
+        min_value=PRIORITY_MIN,
+        max_value=PRIORITY_MAX,
+        help_text=_("From %(min)d to %(max)d; higher runs first.")
+        % {"min": PRIORITY_MIN, "max": PRIORITY_MAX},
     )
 
 

@@ -22,6 +22,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ..models import Job, Worker
 from ..states import State
+from ..validation import PRIORITY_MAX, PRIORITY_MIN
 from .actions import CHANGE_FORM_ACTION, JobActions
 from .changelist import JobChangeList, search_filter
 from .display import console_context, lease, moment, progress_bar, state_badge, when
@@ -132,7 +133,8 @@ class JobAdmin(JobActions, JobPage, admin.ModelAdmin):
         return format_html(
             '{}<br><span class="jobs-note" title="{}">{}</span>',
             job.queue,
-            _("higher runs first, from -100 to 100"),
+            _("higher runs first, from %(min)d to %(max)d")
+            % {"min": PRIORITY_MIN, "max": PRIORITY_MAX},
             _("priority %d") % job.priority,
         )
 

@@ -20,6 +20,7 @@ from ..exceptions import (
     UnknownQueue,
 )
 from ..models import Job, Queue
+from ..validation import priority_problem
 from .batches import settle
 from .errors import unstarted_error
 from .expressions import JSONAppend
@@ -119,14 +120,8 @@ def cancel(job_ids: JobIds, *, using: str | None = None) -> int:
 
 def reprioritise(job_ids: JobIds, priority: int, *, using: str | None = None) -> int:
     """Change the priority of jobs that have not started."""
-    if (
-        isinstance(priority, bool)
-        or not isinstance(priority, int)
-        or not -100 <= priority <= 100
-    ):
-        raise ValueError(
-            f"priority must be a whole number from -100 to 100, got {priority!r}."
-        )
+    if problem := priority_problem(priority):
+        raise ValueError(problem)
     values = {"priority": priority}
     return change("reprioritise", job_ids, using=using, values=values).count
 

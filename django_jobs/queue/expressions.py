@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.db import NotSupportedError
 from django.db.models import F, Func, JSONField, Value
+
+from ..vendors import require_supported
 
 
 class _JSONListEdit(Func):
@@ -19,11 +20,8 @@ class _JSONListEdit(Func):
     templates: dict[str, str] = {}
 
     def as_sql(self, compiler, connection, **extra):
-        template = self.templates.get(connection.vendor)
-        if template is None:
-            raise NotSupportedError(
-                f"django_jobs supports PostgreSQL and SQLite, not {connection.vendor}."
-            )
+        require_supported(connection.vendor)
+        template = self.templates[connection.vendor]
         sql, params = [], []
         for expression in self.get_source_expressions():
             part_sql, part_params = compiler.compile(expression)

@@ -20,6 +20,7 @@ from django.db.models.sql import UpdateQuery
 from ..fields import ReadableDateTimeField, Unreadable, readable_time_sql
 from ..models import Job, Queue
 from ..states import State
+from ..vendors import require_supported
 from .expressions import JSONAppend
 
 
@@ -194,12 +195,9 @@ def insert_statement(connection, *, many: bool) -> str:
     key = (connection.vendor, many)
     if key in _insert_sql:
         return _insert_sql[key]
+    require_supported(connection.vendor)
     qn = connection.ops.quote_name
     postgres = connection.vendor == "postgresql"
-    if not postgres and connection.vendor != "sqlite":
-        raise NotImplementedError(
-            f"django_jobs supports PostgreSQL and SQLite, not {connection.vendor}."
-        )
     columns = ", ".join(
         qn(name) for name in (*INSERT_SHARED, *INSERT_PER_CALL, *INSERT_CONSTANT)
     )
@@ -278,16 +276,13 @@ def _build_claim_query(connection, queue_count: int, excluded_count: int) -> str
         f" ORDER BY {col['priority']} DESC, {col['run_at']}, {col['id']}"
         " LIMIT %s" + (" FOR UPDATE SKIP LOCKED" if postgres else "")
     )
+    require_supported(connection.vendor)
     if postgres:
         deadline = f"%s::timestamptz + make_interval(secs => {col['ttr']})"
-    elif connection.vendor == "sqlite":
+    else:
         deadline = (
             "strftime('%%Y-%%m-%%d %%H:%%M:%%f', %s,"
             f" '+' || {col['ttr']} || ' seconds')"
-        )
-    else:
-        raise NotImplementedError(
-            f"django_jobs supports PostgreSQL and SQLite, not {connection.vendor}."
         )
     append_worker = JSONAppend.templates[connection.vendor].format(
         col["worker_ids"], "%s"

@@ -24,7 +24,6 @@ from django.db import DatabaseError, connections, transaction
 from django.tasks import Task, TaskResult, task_backends
 from django.tasks.signals import task_finished, task_started
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from .. import queue
 from ..arguments import to_json
@@ -34,6 +33,7 @@ from ..exceptions import TaskNotFound, TaskNotImportable, class_path
 from ..models import Job
 from ..scope import current_batch, current_job
 from ..states import State
+from ..task import task_at
 from .context import InProcessHolder
 
 #: The worker id that test runs claim jobs with (in ``worker_ids``).
@@ -270,15 +270,11 @@ class Runner:
 def resolve(path: str) -> Task | TaskNotFound:
     """The Task at ``path``, or the reason there is none (never called)."""
     try:
-        task = import_string(path)
-    except ImportError as exc:
-        return TaskNotImportable(f"{path!r} could not be imported: {exc}")
-    if not isinstance(task, Task):
-        return TaskNotFound(
-            f"{path!r} is {type(task).__qualname__}, not a django.tasks.Task; "
-            "it was not called."
-        )
-    return task
+        return task_at(path)
+    except TaskNotImportable as exc:
+        return TaskNotImportable(f"{path!r} could not be imported: {exc.__cause__}")
+    except TaskNotFound as exc:
+        return exc
 
 
 def call(task: Task, job: Job, context: JobContext | None) -> Any:

@@ -10,7 +10,6 @@ connections, which it closes before it exits.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import socket
 import sys
@@ -23,7 +22,6 @@ from typing import Any
 from django.db import close_old_connections, connections
 from django.tasks import Task, TaskResultStatus
 from django.utils.dateparse import parse_datetime
-from django.utils.module_loading import import_string
 
 from ..arguments import to_json
 from ..context import JobContext
@@ -35,7 +33,7 @@ from ..exceptions import (
     class_path,
 )
 from ..scope import current_job
-from ..task import JobResult
+from ..task import JobResult, job_result, task_at
 from . import protocol
 
 _channel: _Channel | None = None
@@ -230,39 +228,24 @@ def resolve(path: str) -> Task | dict[str, Any]:
     one without names something that is no Task, and never will be.
     """
     try:
-        task = _import(path)
-    except Exception as exc:
-        cause = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        return task_at(path)
+    except TaskNotImportable as exc:
+        why = exc.__cause__ or exc
+        cause = f"{type(why).__name__}: {why}".splitlines()[0]
         return {
             "exception_class_path": class_path(TaskNotImportable),
             "traceback": (
-                f"{TaskNotImportable.__name__}: {path!r} cannot be imported in this "
-                f"worker ({cause}). A deploy may be in progress, or this worker "
-                "runs older code than the code that enqueued the job.\n\n"
-                + describe(exc)["traceback"]
+                f"{TaskNotImportable.__name__}: {exc} in this worker ({cause}). A "
+                "deploy may be in progress, or this worker runs older code than "
+                "the code that enqueued the job.\n\n" + describe(why)["traceback"]
             ),
             "importable": False,
         }
-    if not isinstance(task, Task):
+    except TaskNotFound as exc:
         return {
             "exception_class_path": class_path(TaskNotFound),
-            "traceback": (
-                f"{TaskNotFound.__name__}: {path!r} is "
-                f"{type(task).__qualname__}, not a django.tasks.Task; "
-                "it was not called.\n"
-            ),
+            "traceback": f"{TaskNotFound.__name__}: {exc}\n",
         }
-    return task
-
-
-def _import(path: str) -> Any:
-    try:
-        return import_string(path)
-    except ImportError:
-        # A module written since this process looked at its folder (a deploy)
-        # is found once the import system forgets what it saw.
-        importlib.invalidate_caches()
-        return import_string(path)
 
 
 def job_context(task: Task, job: dict[str, Any]) -> JobContext:
@@ -279,18 +262,16 @@ def job_context(task: Task, job: dict[str, Any]) -> JobContext:
 
 def running_result(task: Task, job: dict[str, Any]) -> JobResult:
     """The TaskResult a task with ``takes_context`` sees while it runs."""
-    return JobResult(
-        task=task,
-        id=str(job["id"]),
-        status=TaskResultStatus.RUNNING,
-        enqueued_at=_datetime(job["enqueued_at"]),
-        started_at=_datetime(job["started_at"]),
-        finished_at=None,
-        last_attempted_at=_datetime(job["last_attempted_at"]),
+    return job_result(
+        task,
+        job["id"],
+        TaskResultStatus.RUNNING,
+        backend=job["backend"],
         args=job["args"],
         kwargs=job["kwargs"],
-        backend=job["backend"],
-        errors=[],
+        enqueued_at=_datetime(job["enqueued_at"]),
+        started_at=_datetime(job["started_at"]),
+        last_attempted_at=_datetime(job["last_attempted_at"]),
         worker_ids=job["worker_ids"],
     )
 
