@@ -116,7 +116,7 @@ class JobsBackend(BaseTaskBackend):
             return []
         inserted = queue.insert(
             prepared,
-            **self.job_fields(task),
+            **self.job_columns(task),
             unique_keys=self.unique_keys(task, prepared),
             using=self.db,
         )
@@ -143,7 +143,7 @@ class JobsBackend(BaseTaskBackend):
             results.append(result)
         return results
 
-    def job_fields(self, task: Task) -> dict[str, Any]:
+    def job_columns(self, task: Task) -> dict[str, Any]:
         """The columns of a job for ``task``, defaults filled in from OPTIONS."""
         config = self.config
         now = timezone.now()
@@ -254,7 +254,7 @@ class JobsBackend(BaseTaskBackend):
             changes["backend"] = self.alias
         if job.run_at != job.enqueued_at:
             changes["run_after"] = job.run_at
-        defaults = self.job_fields(task)
+        defaults = self.job_columns(task)
         for name in ("ttr", "max_attempts", "on_failure"):
             if defaults[name] != getattr(job, name) and hasattr(task, name):
                 changes[name] = getattr(job, name)

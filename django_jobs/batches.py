@@ -62,7 +62,7 @@ def batch(
     backend.validate_task(on_complete)
     sample = {"batch_id": 0, "done": 0, "failed": 0, "job_ids": []}
     args, kwargs_json = backend.prepare_call(on_complete, args, {**kwargs, **sample})
-    fields = backend.job_fields(on_complete)
+    fields = backend.job_columns(on_complete)
     callback = {
         "fields": {
             key: value

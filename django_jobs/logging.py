@@ -21,7 +21,7 @@ from typing import Any
 JOB_FIELDS = ("job_id", "task", "attempt")
 
 
-def job_fields(job: Any) -> dict[str, Any]:
+def log_fields(job: Any) -> dict[str, Any]:
     """The ``extra`` of a log record about ``job``: JOB_FIELDS' values."""
     return {"job_id": job.pk, "task": job.task_path, "attempt": job.attempts}
 

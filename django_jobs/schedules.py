@@ -299,7 +299,7 @@ def enqueue_ticks(
         args=schedule.args,
         kwargs=schedule.kwargs,
     )
-    fields = backend.job_fields(task)
+    fields = backend.job_columns(task)
     enqueued = 0
     for tick in ticks:
         inserted = queue.insert(

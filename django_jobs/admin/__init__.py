@@ -1,3 +1,4 @@
-"""The admin is the console: jobs, the queue dashboard, workers, schedules."""
+"""The admin is the console: jobs, the queue dashboard, workers, schedules,
+batches."""
 
-from . import jobs, queues, schedules, workers  # noqa: F401
+from . import batches, jobs, queues, schedules, workers  # noqa: F401

@@ -33,7 +33,7 @@ from ..validation import PRIORITY_MAX, PRIORITY_MIN
 
 logger = logging.getLogger("django_jobs.admin")
 
-BATCH = 1000
+CHUNK = 1000
 EVERYWHERE = [admin.ActionLocation.CHANGE_LIST, admin.ActionLocation.CHANGE_FORM]
 CHANGE_FORM_ACTION = f"{admin.ActionLocation.CHANGE_FORM.value}-action"
 
@@ -48,11 +48,11 @@ class PriorityForm(forms.Form):
     )
 
 
-def batches(queryset) -> Iterator[list[int]]:
-    """The selected ids, newest first, ``BATCH`` at a time (keyset pagination)."""
+def chunks(queryset) -> Iterator[list[int]]:
+    """The selected ids, newest first, ``CHUNK`` at a time (keyset pagination)."""
     ids = queryset.order_by("-pk").values_list("pk", flat=True)
     last = None
-    while chunk := list((ids if last is None else ids.filter(pk__lt=last))[:BATCH]):
+    while chunk := list((ids if last is None else ids.filter(pk__lt=last))[:CHUNK]):
         yield chunk
         last = chunk[-1]
 
@@ -60,7 +60,7 @@ def batches(queryset) -> Iterator[list[int]]:
 def apply(operation: Callable[[list[int]], int], queryset, eligible: Q) -> tuple:
     """Run ``operation`` on the eligible jobs; return (changed, skipped)."""
     selected = queryset.count()
-    changed = sum(operation(ids) for ids in batches(queryset.filter(eligible)))
+    changed = sum(operation(ids) for ids in chunks(queryset.filter(eligible)))
     return changed, selected - changed
 
 

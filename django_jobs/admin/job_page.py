@@ -20,8 +20,8 @@ from django.utils.translation import ngettext
 from .. import stats
 from ..models import Batch, Job, Worker
 from ..states import MEANINGS, State
+from .batches import batch_progress
 from .display import moment, pretty_json, progress_bar, state_badge
-from .schedules import batch_progress
 
 RELATED = ["parent", "children", "batch_progress", "schedule", "scheduled_tick"]
 SECTIONS = [

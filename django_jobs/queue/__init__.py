@@ -15,6 +15,7 @@ from .claim import claim, claim_statement, limited_queues
 from .console import (
     bury,
     cancel,
+    check_queue,
     configure,
     delete,
     kick,
@@ -23,11 +24,10 @@ from .console import (
     resume,
 )
 from .duties import cutoff, expire, prune, rescue, silent_workers
-from .enqueue import Inserted, enqueue, insert
+from .enqueue import enqueue, insert
 from .errors import attempt_error, error_entry
-from .guard import JobIds, get_db, unheld
+from .guard import get_db, unheld
 from .holder import (
-    Failed,
     backoff_delay,
     bury_held,
     checkpoint,
@@ -45,14 +45,12 @@ from .holder import (
 )
 
 __all__ = [
-    "Failed",
-    "Inserted",
-    "JobIds",
     "attempt_error",
     "backoff_delay",
     "bury",
     "bury_held",
     "cancel",
+    "check_queue",
     "checkpoint",
     "claim",
     "claim_statement",

@@ -31,7 +31,7 @@ from ..exceptions import (
     TaskNotImportable,
     class_path,
 )
-from ..logging import job_fields
+from ..logging import log_fields
 from ..models import Job
 from .failures import Failure, Kind
 from .health import DatabaseHealth, first_line, transient
@@ -57,7 +57,7 @@ def log_job(level: int, job: Job, message: str, *args: Any, **kwargs: Any) -> No
         job.attempts,
         job.max_attempts,
         *args,
-        extra=job_fields(job),
+        extra=log_fields(job),
         **kwargs,
     )
 

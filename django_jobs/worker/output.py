@@ -20,7 +20,7 @@ import contextlib
 import logging
 import os
 
-from ..logging import job_fields
+from ..logging import log_fields
 from ..models import Job
 
 logger = logging.getLogger("django_jobs.output")
@@ -99,7 +99,7 @@ class OutputPipe:
             job.task_path,
             job.attempts,
             text,
-            extra=job_fields(job),
+            extra=log_fields(job),
         )
         if self.tail_size:
             self.keep(line + b"\n")

@@ -120,7 +120,7 @@ def test_an_action_on_all_matching_jobs_follows_the_filters(admin_client, jobs):
 
 
 def test_large_selections_go_in_batches(admin_client, db, monkeypatch):
-    monkeypatch.setattr(actions, "BATCH", 2)
+    monkeypatch.setattr(actions, "CHUNK", 2)
     chosen = [make() for _ in range(5)]
     response = run(admin_client, "bury_jobs", chosen)
     assert said(response) == ["5 jobs buried."]

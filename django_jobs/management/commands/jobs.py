@@ -10,15 +10,13 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from django_jobs import health
-from django_jobs import queue as operations
+from django_jobs import health, queue
 from django_jobs.backend import jobs_backend
 from django_jobs.durations import age
 from django_jobs.exceptions import InvalidTransition, JobError, UnknownQueue
 from django_jobs.management.show import job_document, job_lines
 from django_jobs.management.text import describe_progress, dump, job_summary, table
 from django_jobs.models import Job
-from django_jobs.queue.console import check_queue
 from django_jobs.states import State
 from django_jobs.stats import DISPLAY_STATES, STATE_ALIASES, in_state
 
@@ -26,14 +24,14 @@ STATES = [*DISPLAY_STATES, *STATE_ALIASES]
 
 #: Acting subcommands on job ids: (queue operation, what it did, help).
 ACTIONS = {
-    "bury": (operations.bury, "buried", "Set ready jobs aside (buried)."),
+    "bury": (queue.bury, "buried", "Set ready jobs aside (buried)."),
     "retry": (
-        operations.kick,
+        queue.kick,
         "retried",
         "Run buried or delayed jobs again, now (beanstalkd's kick).",
     ),
-    "cancel": (operations.cancel, "cancelled", "Bury waiting jobs; stop running ones."),
-    "delete": (operations.delete, "deleted", "Delete jobs that are not running."),
+    "cancel": (queue.cancel, "cancelled", "Bury waiting jobs; stop running ones."),
+    "delete": (queue.delete, "deleted", "Delete jobs that are not running."),
 }
 
 
@@ -45,7 +43,9 @@ class Command(BaseCommand):
         actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
         stats = actions.add_parser("stats", help="Counts per queue and in total.")
-        stats.add_argument("--queue", action="append", help="Only this queue.")
+        stats.add_argument(
+            "--queue", action="append", dest="queue_names", help="Only this queue."
+        )
         add_json(stats)
 
         listing = actions.add_parser("list", help="The newest jobs, filtered.")
@@ -54,7 +54,7 @@ class Command(BaseCommand):
             choices=STATES,
             help="A state, or its django.tasks name (running, successful, failed).",
         )
-        listing.add_argument("--queue")
+        listing.add_argument("--queue", dest="queue_name")
         listing.add_argument("--task", help="Dotted path, or the function's name.")
         listing.add_argument(
             "--with-errors",
@@ -71,7 +71,7 @@ class Command(BaseCommand):
         kick = actions.add_parser(
             "kick", help="Run a queue's buried jobs again (ready now)."
         )
-        kick.add_argument("queue")
+        kick.add_argument("queue_name", metavar="queue")
         kick.add_argument("--limit", type=int, default=None)
 
         for name, (_operation, _done, text) in ACTIONS.items():
@@ -82,7 +82,9 @@ class Command(BaseCommand):
             ("pause", "Stop claiming from a queue."),
             ("resume", "Claim from it again."),
         ):
-            actions.add_parser(name, help=text).add_argument("queue")
+            actions.add_parser(name, help=text).add_argument(
+                "queue_name", metavar="queue"
+            )
 
         health = actions.add_parser(
             "health",
@@ -120,10 +122,10 @@ class Command(BaseCommand):
 
     # Reading
 
-    def do_stats(self, backend, *, queue, as_json: bool, **options):
+    def do_stats(self, backend, *, queue_names, as_json: bool, **options):
         from django_jobs.stats import COUNTS, backend_stats
 
-        report = backend_stats(backend.alias, queues=queue)
+        report = backend_stats(backend.alias, queues=queue_names)
         if as_json:
             self.stdout.write(dump(report))
             return
@@ -142,13 +144,15 @@ class Command(BaseCommand):
             f"{workers['busy']} busy), {workers['stale']} stale"
         )
 
-    def do_list(self, backend, *, state, queue, task, with_errors, limit, **options):
+    def do_list(
+        self, backend, *, state, queue_name, task, with_errors, limit, **options
+    ):
         if limit < 1:
             raise CommandError("--limit must be at least 1.")
         jobs = Job.objects.using(backend.db).filter(backend=backend.alias)
         jobs = in_state(jobs, state, timezone.now())
-        if queue:
-            jobs = jobs.filter(queue=queue)
+        if queue_name:
+            jobs = jobs.filter(queue=queue_name)
         if task:
             field = "task_path" if "." in task else "task_path__endswith"
             jobs = jobs.filter(**{field: task if "." in task else f".{task}"})
@@ -207,18 +211,20 @@ class Command(BaseCommand):
 
     # Acting
 
-    def do_kick(self, backend, *, queue: str, limit, **options):
+    def do_kick(self, backend, *, queue_name: str, limit, **options):
         if limit is not None and limit < 1:
             raise CommandError("--limit must be at least 1.")
-        self.known(queue, backend)
+        self.known(queue_name, backend)
         buried = Job.objects.using(backend.db).filter(
-            backend=backend.alias, queue=queue, state=State.BURIED
+            backend=backend.alias, queue=queue_name, state=State.BURIED
         )
         ids = buried.order_by("finished_at", "pk").values_list("pk", flat=True)
         if limit is not None:
             ids = ids[:limit]
-        kicked = operations.kick(list(ids), using=backend.db)
-        self.stdout.write(f"{kicked} job(s) kicked (ready again) in queue {queue!r}.")
+        kicked = queue.kick(list(ids), using=backend.db)
+        self.stdout.write(
+            f"{kicked} job(s) kicked (ready again) in queue {queue_name!r}."
+        )
 
     def act(self, action: str, backend, ids: list[int]) -> None:
         """Apply a queue operation to each job; name each refusal on stderr."""
@@ -233,13 +239,13 @@ class Command(BaseCommand):
         if done < len(ids):
             raise SystemExit(1)
 
-    def do_pause(self, backend, *, queue: str, **options):
-        self.switch(operations.pause, backend, queue)
-        self.stdout.write(f"Queue {queue!r} paused.")
+    def do_pause(self, backend, *, queue_name: str, **options):
+        self.switch(queue.pause, backend, queue_name)
+        self.stdout.write(f"Queue {queue_name!r} paused.")
 
-    def do_resume(self, backend, *, queue: str, **options):
-        self.switch(operations.resume, backend, queue)
-        self.stdout.write(f"Queue {queue!r} resumed.")
+    def do_resume(self, backend, *, queue_name: str, **options):
+        self.switch(queue.resume, backend, queue_name)
+        self.stdout.write(f"Queue {queue_name!r} resumed.")
 
     def do_prune(self, backend, *, dry_run, done_older_than, buried_older_than, **o):
         config = backend.config
@@ -251,9 +257,9 @@ class Command(BaseCommand):
         for name, value in (("done", done), ("buried", buried)):
             if value is not None and value < 0:
                 raise CommandError(f"--{name}-older-than must not be negative.")
-        counts = operations.prune(
-            done_before=operations.cutoff(now, done),
-            buried_before=operations.cutoff(now, buried),
+        counts = queue.prune(
+            done_before=queue.cutoff(now, done),
+            buried_before=queue.cutoff(now, buried),
             backend=backend.alias,
             dry_run=dry_run,
             using=backend.db,
@@ -265,15 +271,15 @@ class Command(BaseCommand):
 
     # Helpers
 
-    def known(self, queue: str, backend) -> None:
+    def known(self, name: str, backend) -> None:
         try:
-            check_queue(queue, backend.alias, backend.db)
+            queue.check_queue(name, backend.alias, backend.db)
         except UnknownQueue as exc:
             raise CommandError(str(exc)) from None
 
-    def switch(self, operation, backend, queue: str) -> None:
+    def switch(self, operation, backend, name: str) -> None:
         try:
-            operation(queue, backend=backend.alias, using=backend.db)
+            operation(name, backend=backend.alias, using=backend.db)
         except UnknownQueue as exc:
             raise CommandError(str(exc)) from None
 
