@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Min, Q
 from django.db.models.functions import TruncMinute
 from django.tasks import task_backends
@@ -185,6 +186,29 @@ def is_stale(worker: Worker, now: datetime | None = None) -> bool:
     return silence.total_seconds() > worker_timeout(worker.backend)
 
 
+def stray_backends(using: str | None = None) -> dict[str, int]:
+    """Ready jobs per backend alias that is not in TASKS: no worker will ever
+    run them (a typo in ``@task(backend=...)``, a backend renamed). One
+    grouped query over the ready jobs."""
+    jobs = Job.objects.using(using) if using else Job.objects
+    return dict(
+        jobs.filter(state=State.READY)
+        .exclude(backend__in=list(settings.TASKS))
+        .values_list("backend")
+        .annotate(jobs=Count("pk"))
+        .order_by()
+    )
+
+
+def unknown_aliases(rows: list[QueueRow]) -> dict[str, int]:
+    """``stray_backends`` from the rows already counted (no query)."""
+    found: dict[str, int] = {}
+    for row in rows:
+        if row.backend not in settings.TASKS and row.ready + row.delayed:
+            found[row.backend] = found.get(row.backend, 0) + row.ready + row.delayed
+    return found
+
+
 def backend_stats(
     backend: str = "default", *, queues: list[str] | None = None
 ) -> dict[str, Any]:
@@ -220,6 +244,7 @@ def backend_stats(
             "oldest_ready_seconds": age(min(oldest, default=None)),
         },
         "workers": worker_capacity(now, backend),
+        "unknown_backends": stray_backends(),
     }
 
 

@@ -58,6 +58,14 @@ class QueueAdmin(admin.ModelAdmin):
             raise PermissionDenied
         now = timezone.now()
         rows = stats.queue_rows(now)
+        for alias, count in sorted(stats.unknown_aliases(rows).items()):
+            message = _(
+                "%(count)d job(s) wait for backend %(alias)r, which is not in the "
+                "TASKS setting: no worker will run them."
+            )
+            self.message_user(
+                request, message % {"count": count, "alias": alias}, messages.WARNING
+            )
         for row in rows:
             row.waiting = age(row.oldest_ready, now)
             row.paused_ago = relative(row.paused_at, now)

@@ -15,14 +15,11 @@ import time
 import uuid
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import DatabaseError, connections
-from django.db.models import Count
 from django.utils import timezone
 
-from .. import queue, schedules
-from ..models import Job, Worker
-from ..states import State
+from .. import queue, schedules, stats
+from ..models import Worker
 from .health import DatabaseHealth, transient
 from .options import WorkerOptions
 
@@ -234,14 +231,7 @@ class StrayJobs(Duty):
         self.warned: set[str] = set()
 
     def run_once(self) -> dict[str, int]:
-        strays = dict(
-            Job.objects.using(self.db)
-            .filter(state=State.READY)
-            .exclude(backend__in=list(settings.TASKS))
-            .values_list("backend")
-            .annotate(jobs=Count("pk"))
-            .order_by()
-        )
+        strays = stats.stray_backends(using=self.db)
         for alias in sorted(set(strays) - self.warned):
             logger.warning(
                 "%d job(s) wait for backend %r, which is not in the TASKS setting: "

@@ -23,3 +23,18 @@ def test_a_worker_warns_once_per_unknown_alias(db, caplog):
         "2 job(s) wait for backend 'typo', which is not in the TASKS setting: "
         "no worker will run them (see `manage.py jobs stats`)",
     ]
+
+
+def test_jobs_stats_and_the_dashboard_show_them(db, admin_client):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    queue.enqueue(task_path="tests.tasks.noop", backend="typo")
+    out, err = StringIO(), StringIO()
+    call_command("jobs", "stats", stdout=out, stderr=err)
+    assert "1 ready job(s) wait for backend 'typo'" in err.getvalue()
+    call_command("jobs", "stats", "--json", stdout=out)
+    assert '"unknown_backends": {\n    "typo": 1' in out.getvalue()
+    page = admin_client.get("/admin/django_jobs/queue/", follow=True)
+    assert "wait for backend &#x27;typo&#x27;" in page.content.decode()

@@ -143,6 +143,11 @@ class Command(BaseCommand):
             f"\nworkers: {workers['live']} live ({workers['capacity']} slots, "
             f"{workers['busy']} busy), {workers['stale']} stale"
         )
+        for alias, count in sorted(report["unknown_backends"].items()):
+            self.stderr.write(
+                f"warning: {count} ready job(s) wait for backend {alias!r}, which "
+                "is not in the TASKS setting: no worker will run them."
+            )
 
     def do_list(
         self, backend, *, state, queue_name, task, with_errors, limit, **options
