@@ -108,6 +108,7 @@ class Supervisor:
         self.started_at = time.monotonic()
         #: While the database is away: when to try recording outcomes again.
         self.db_retry_at = 0.0
+        self.hard_stopped = False
 
     # Life cycle
 
@@ -171,6 +172,7 @@ class Supervisor:
         self.shutdown.begin(signum)
 
     def on_hard_stop(self, signum: int, frame) -> None:
+        self.hard_stopped = True  # close() must not wait for the database
         raise HardStop
 
     def finished(self) -> bool:
@@ -191,6 +193,11 @@ class Supervisor:
         return self.shutdown.draining or self.claimer.done()
 
     def close(self) -> None:
+        if self.hard_stopped:  # out of time: the database is not waited for
+            self.children.close()
+            self.listener.close()
+            signal.set_wakeup_fd(-1)
+            return
         if time.monotonic() >= self.db_retry_at:
             self.recorder.flush()  # outcomes that arrived must not be lost
         # Jobs still in hand here mean the loop ended on an error: a job that
