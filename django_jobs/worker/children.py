@@ -30,9 +30,13 @@ from django.utils import timezone
 from ..models import Job
 from . import child, protocol, zygote
 from .output import OutputPipe
+from .preload import module_of
 from .process import kill_group
 
 logger = logging.getLogger("django_jobs.worker")
+
+#: Seconds before the zygote is asked again for a module it could not import.
+PRELOAD_RETRY = 60.0
 
 
 @dataclass(eq=False)
@@ -97,6 +101,11 @@ class Children:
         # fork request id -> our end of its socket, and of its output pipe
         self.pending: dict[int, tuple[socket.socket, int | None]] = {}
         self.zygote: zygote.ZygoteHandle | None = None
+        #: Task modules the zygote was asked to import (see preload.py): True
+        #: once it has, False if it will not; None while it is at it.
+        self.modules: dict[str, bool | None] = {}
+        #: Modules that could not be imported, and when to ask again.
+        self.retry_modules: dict[str, float] = {}
 
     def start_zygote(self) -> None:
         self.zygote = zygote.start(child.main)
@@ -254,11 +263,35 @@ class Children:
             to.deadline = lease_deadline(jobs[0])
         to.jobs.extend(jobs)
         to.assigned += len(jobs)
+        self.preload(jobs)
         to.retiring = to.assigned >= self.jobs_per_child
         pipes = self._job_pipes(to, jobs)
         message = {"op": "run", "jobs": [job_message(j) for j in jobs]}
         message.update(last=to.retiring, pipes=len(pipes))
         self.send(to, message, pipes)
+
+    def preload(self, jobs: list[Job]) -> None:
+        """Have the zygote import the modules of these jobs' tasks, once: the
+        children forked after that inherit them (see preload.py)."""
+        for job in jobs:
+            module = module_of(job.task_path)
+            if not module:
+                continue
+            if module in self.retry_modules:  # it did not import: maybe now
+                if time.monotonic() < self.retry_modules[module]:
+                    continue
+                del self.retry_modules[module]
+            elif module in self.modules:  # asked already
+                continue
+            self.modules[module] = None
+            self.zygote.preload(module)
+
+    def preloaded(self, module: str, ok: bool, importable: bool = True) -> None:
+        """The zygote's answer: a module that did not import is asked again
+        later (a deploy may bring it); one that is unsafe to import, never."""
+        self.modules[module] = ok
+        if not importable:
+            self.retry_modules[module] = time.monotonic() + PRELOAD_RETRY
 
     def _job_pipes(self, to: Child, jobs: list[Job]) -> list[int]:
         """The output pipes of ``jobs``: their write ends, to send to the child.

@@ -62,6 +62,30 @@ class ChildEvents:
                 self.children.forked(message["id"], message["pid"])
             elif message["op"] == "exited":
                 self.on_exit(message["pid"], message["status"])
+            elif message["op"] == "preloaded":
+                self.on_preloaded(message)
+
+    def on_preloaded(self, answer: dict) -> None:
+        module, why = answer["module"], answer.get("why", "")
+        importable = answer.get("importable", True)
+        self.children.preloaded(module, bool(answer.get("ok")), importable)
+        if answer.get("ok") and not why:
+            logger.debug("the fork server imported %s: children inherit it", module)
+        elif answer.get("ok"):
+            logger.warning(
+                "the fork server imported task module %s, and the import left "
+                "what a fork should not share: %s",
+                module,
+                why,
+            )
+        elif importable:
+            logger.warning(
+                "task module %s is imported by each child, not once by the fork "
+                "server: %s (keep database work, threads and sockets out of "
+                "import time)",
+                module,
+                why,
+            )
 
     def fatal(self) -> None:
         """The zygote is gone: its children die with it; count their attempts."""

@@ -12,6 +12,7 @@ pool of children full and claim as many jobs as it has room for.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import resource
@@ -44,6 +45,7 @@ from .listener import Listener
 from .options import WorkerOptions
 from .outcomes import Recorder, log_job
 from .portions import Portions
+from .preload import module_of
 from .shutdown import HardStop, Shutdown
 from .watch import ClaimWatch
 
@@ -150,8 +152,18 @@ class Supervisor:
             self.close()
 
     def prepare_children(self) -> None:
-        """Import the task modules, then fork the zygote before any connection."""
+        """Import the task modules, then fork the zygote before any connection.
+
+        Every app's ``tasks`` module, and the modules of the scheduled tasks;
+        modules of other tasks are imported by the zygote when their first
+        job comes (see preload.py).
+        """
         autodiscover_modules("tasks")
+        for spec in self.options.config.SCHEDULES.values():
+            try:
+                importlib.import_module(module_of(spec["task"]))
+            except Exception as exc:  # its schedule's check and jobs say why
+                logger.debug("cannot import %s: %s", spec["task"], exc)
         connections.close_all()
         self.children.start_zygote()
         self.selector.register(

@@ -22,9 +22,11 @@ import selectors
 import signal
 import socket
 import sys
+import time
 import traceback
 from collections.abc import Callable
 
+from .preload import Probes, import_here
 from .process import gather_into_huge_pages, set_parent_death_signal
 
 ChildMain = Callable[[socket.socket, bool], None]
@@ -62,6 +64,12 @@ class ZygoteHandle:
             if capture_output:
                 os.close(output_w)
         return self.next_request, ours, output
+
+    def preload(self, module: str) -> None:
+        """Ask the zygote to import ``module`` (see preload.py)."""
+        request = json.dumps({"op": "preload", "module": module}).encode()
+        with contextlib.suppress(OSError):  # gone: its exit says so
+            self.sock.send(request)
 
     def read(self) -> list[dict] | None:
         """Pending reports ("forked", "exited"); ``None`` once the zygote is gone."""
@@ -105,6 +113,7 @@ class Zygote:
         self.control = control
         self.child_main = child_main
         self.children: set[int] = set()
+        self.probes = Probes()
 
     def serve(self) -> None:
         set_parent_death_signal(signal.SIGKILL)
@@ -123,17 +132,22 @@ class Zygote:
         gc.collect()
         gc.freeze()
         gather_into_huge_pages()
-        selector = selectors.DefaultSelector()
+        self.selector = selector = selectors.DefaultSelector()
         selector.register(self.control, selectors.EVENT_READ)
         selector.register(self.wakeup_r, selectors.EVENT_READ)
         while True:
-            for key, _ in selector.select():
+            timeout = 1.0 if self.probes.running else None
+            for key, _ in selector.select(timeout):
                 if key.fileobj is self.control:
                     if not self.handle_request():
                         self.shutdown()
                         return
+                elif key.data == "probe":
+                    self.probed(key.fileobj)
                 else:
                     _drain(self.wakeup_r)
+            for fd in self.probes.late(time.monotonic()):
+                self.probed(fd)
             self.reap()
 
     def handle_request(self) -> bool:
@@ -146,6 +160,9 @@ class Zygote:
         if not data:
             return False
         request = json.loads(data)
+        if request.get("op") == "preload" and not fds:
+            self.preload(request["module"])
+            return True
         if request.get("op") != "fork" or not fds:
             for fd in fds:
                 os.close(fd)
@@ -160,6 +177,23 @@ class Zygote:
         self.children.add(pid)
         self.report({"op": "forked", "id": request["id"], "pid": pid})
         return True
+
+    def preload(self, module: str) -> None:
+        if module in sys.modules:
+            self.report({"op": "preloaded", "module": module, "ok": True, "why": ""})
+            return
+        fd = self.probes.start(module, on_fork=self.control.close)
+        self.selector.register(fd, selectors.EVENT_READ, "probe")
+
+    def probed(self, fd: int) -> None:
+        """A probe answered (or ran out of time): import the module, or not."""
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(fd)
+        module, found = self.probes.answer(fd)
+        if found.get("ok"):
+            found = import_here(module)
+            gc.freeze()  # the module's objects are shared with every child now
+        self.report({"op": "preloaded", "module": module, **found})
 
     def become_child(self, fd: int, output: int | None = None) -> None:
         code = 70
@@ -188,15 +222,16 @@ class Zygote:
             os._exit(code)
 
     def reap(self) -> None:
-        while self.children:
+        while self.children or self.probes.running:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
-            self.children.discard(pid)
-            self.report({"op": "exited", "pid": pid, "status": status})
+            if pid in self.children:
+                self.children.discard(pid)
+                self.report({"op": "exited", "pid": pid, "status": status})
 
     def report(self, message: dict) -> None:
         with contextlib.suppress(OSError):  # the supervisor is gone: shutdown follows
@@ -222,8 +257,6 @@ def _drain(fd: int) -> None:
 
 def _wait_for(pid: int, timeout: float) -> None:
     """Reap ``pid`` within ``timeout`` seconds, killing it if it lingers."""
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

@@ -1,0 +1,43 @@
+"""Tasks in any module are imported once, by the fork server, not per child."""
+
+from collections import Counter
+
+from django_jobs import queue
+from django_jobs.models import Job
+
+
+def test_a_task_module_no_tasks_py_imports_is_imported_once(start_worker, tmp_path):
+    log = tmp_path / "imports"
+    jobs = [
+        queue.enqueue(task_path="tests.elsewhere.greet", args=[f"n{i}"])
+        for i in range(20)
+    ]
+    worker = start_worker(
+        "--burst",
+        "--concurrency",
+        "1",
+        "-v",
+        "3",
+        JOBS_IMPORT_LOG=str(log),
+        DJANGO_SETTINGS_MODULE="tests.nologging_settings",  # so that -v counts
+    )
+    assert worker.wait(timeout=60) == 0, worker.output
+    assert [Job.objects.get(pk=j.pk).return_value for j in jobs] == [
+        f"hello n{i}" for i in range(20)
+    ]
+    imports = Counter(log.read_text().split())
+    # The fork server's probe, the fork server, and the children forked
+    # before it had imported the module (one or two): never one per job.
+    assert sum(imports.values()) <= 5, imports
+    assert "the fork server imported tests.elsewhere" in worker.output
+
+
+def test_a_module_that_starts_a_thread_is_left_to_the_children(start_worker):
+    jobs = [queue.enqueue(task_path="tests.threaded.ping") for _ in range(3)]
+    worker = start_worker("--burst", "--concurrency", "1")
+    assert worker.wait(timeout=60) == 0, worker.output
+    assert {Job.objects.get(pk=j.pk).return_value for j in jobs} == {"pong"}
+    assert (
+        "task module tests.threaded is imported by each child, not once by the "
+        "fork server: it starts a thread" in worker.output
+    )
