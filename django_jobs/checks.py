@@ -99,6 +99,7 @@ def check_backend(backend: JobsBackend) -> list[checks.CheckMessage]:
                     id="django_jobs.E008",
                 )
             )
+    messages += check_worker_database(backend, where)
     bad_queues = [
         name
         for name in backend.queues
@@ -167,6 +168,26 @@ def schedule_call_problem(
     except TypeError as exc:  # arguments that do not fit, or are not JSON
         return "django_jobs.E010", str(exc)
     return None
+
+
+def check_worker_database(backend: JobsBackend, where: str) -> list:
+    """``WORKER_DATABASE`` names a PostgreSQL connection in DATABASES."""
+    alias = backend.config.WORKER_DATABASE
+    if alias is None:
+        return []
+    if alias not in settings.DATABASES:
+        problem = "which is not a key of DATABASES"
+    elif database_vendor(alias) != "postgresql":
+        problem = f"a {database_vendor(alias)} database: a pooler is for PostgreSQL"
+    else:
+        return []
+    return [
+        checks.Error(
+            f"{where}['OPTIONS']['WORKER_DATABASE'] is {alias!r}, {problem}.",
+            hint="Name a direct connection (no pooler) to the jobs' database.",
+            id="django_jobs.E011",
+        )
+    ]
 
 
 def database_vendor(alias: str) -> str:

@@ -22,6 +22,10 @@ class JobsOptions:
 
     #: Database alias for the jobs tables; ``None`` asks the routers.
     DATABASE: str | None = None
+    #: Alias of a direct connection to the same database, for the workers'
+    #: supervisors (LISTEN, prepared claims), when ``DATABASE`` goes through
+    #: a transaction pooler such as PgBouncer. ``None``: ``DATABASE``.
+    WORKER_DATABASE: str | None = None
     #: Seconds a job may run before it is killed, unless it touches.
     DEFAULT_TTR: int = 300
     #: Attempts before a failing job is buried (or deleted).
@@ -221,6 +225,7 @@ def optional_seconds(name: str, value: Any) -> float | None:
 
 _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "DATABASE": database_alias,
+    "WORKER_DATABASE": database_alias,
     "DEFAULT_TTR": positive_int,
     "DEFAULT_MAX_ATTEMPTS": positive_int,
     "DEFAULT_ON_FAILURE": on_failure,

@@ -34,7 +34,7 @@ from ..exceptions import (
 )
 from ..scope import current_job
 from ..task import JobResult, job_result, task_at
-from . import protocol
+from . import databases, protocol
 
 _channel: _Channel | None = None
 
@@ -51,6 +51,8 @@ class _Channel:
         #: A copy of the child's own output pipe (stdout and stderr), to go
         #: back to between jobs that each print into a pipe of their own.
         self.own_output: int | None = None
+        #: Databases to connect to while idle (see databases.py).
+        self.warm: list[str] = []
 
     def accept(self, message: protocol.Message) -> protocol.Message | None:
         """Take in jobs and stop requests; return any other message."""
@@ -62,6 +64,8 @@ class _Channel:
             self.last = self.last or bool(message.get("last"))
         elif message.get("op") == "stop":
             self.stop = True
+        elif message.get("op") == "warm":
+            self.warm = [str(alias) for alias in message.get("databases", [])]
         else:
             return message
         return None
@@ -71,6 +75,9 @@ class _Channel:
         for message in self.reader.read():  # what arrived meanwhile
             self.accept(message)
         while not self.pending and not self.stop and not self.last:
+            if self.warm:  # idle: the time to open what the job will need
+                databases.open_ahead(self.warm)
+                self.warm = []
             message = self.reader.read_blocking()
             if message is None:
                 return None
@@ -179,6 +186,7 @@ def _run(job: dict[str, Any]) -> protocol.Message:
     task = resolve(job["task_path"])
     if not isinstance(task, Task):
         return {"op": "outcome", "id": job_id, "unrunnable": True, "error": task}
+    databases.check_opened_ahead()
     protocol.send(_channel.sock, {"op": "started", "id": job_id})
     started = time.perf_counter()
     running = current_job.set(job_id)  # the jobs it enqueues are its children
@@ -193,11 +201,13 @@ def _run(job: dict[str, Any]) -> protocol.Message:
         outcome = {"op": "outcome", "id": job_id, "ok": False, "error": describe(exc)}
     finally:
         current_job.reset(running)
+        used = databases.in_use()
         close_old_connections()
         # Before the outcome is sent: the supervisor, reading the job's pipe
         # when the outcome arrives, then has every line of it.
         flush_output()
     outcome["seconds"] = time.perf_counter() - started
+    outcome["databases"] = used
     return outcome
 
 

@@ -37,6 +37,9 @@ logger = logging.getLogger("django_jobs.worker")
 
 #: Seconds before the zygote is asked again for a module it could not import.
 PRELOAD_RETRY = 60.0
+#: Jobs in a row that may not use a database before spares stop connecting
+#: to it ahead of their job.
+WARM_MEMORY = 20
 
 
 @dataclass(eq=False)
@@ -106,6 +109,8 @@ class Children:
         self.modules: dict[str, bool | None] = {}
         #: Modules that could not be imported, and when to ask again.
         self.retry_modules: dict[str, float] = {}
+        #: The databases recent jobs used: new children connect ahead.
+        self.warm: dict[str, int] = {}
 
     def start_zygote(self) -> None:
         self.zygote = zygote.start(child.main)
@@ -143,6 +148,8 @@ class Children:
         self.by_pid[pid] = new
         ready = functools.partial(self._child_ready, new)
         self.selector.register(new.sock, selectors.EVENT_READ, ready)
+        if self.warm:
+            self.send(new, {"op": "warm", "databases": sorted(self.warm)})
         if output is not None:
             new.output = OutputPipe(output, pid, self.output_tail)
             self._watch_pipe(new.output)
@@ -269,6 +276,16 @@ class Children:
         message = {"op": "run", "jobs": [job_message(j) for j in jobs]}
         message.update(last=to.retiring, pipes=len(pipes))
         self.send(to, message, pipes)
+
+    def used_databases(self, aliases: list[str]) -> None:
+        """A job finished having used ``aliases``: children to come connect to
+        them ahead; one not used by ``WARM_MEMORY`` jobs in a row is dropped."""
+        for alias in list(self.warm):
+            self.warm[alias] -= 1
+            if self.warm[alias] <= 0:
+                del self.warm[alias]
+        for alias in aliases:
+            self.warm[alias] = WARM_MEMORY
 
     def preload(self, jobs: list[Job]) -> None:
         """Have the zygote import the modules of these jobs' tasks, once: the

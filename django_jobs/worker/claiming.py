@@ -40,7 +40,7 @@ class Claimer:
     ) -> None:
         self.options = options
         self.worker_id = worker_id
-        self.db = options.backend.db
+        self.db = options.db
         self.children = children
         self.portions = portions
         self.leases = leases

@@ -71,7 +71,7 @@ class Registry(Duty):
         super().__init__()
         self.options = options
         self.worker_id = worker_id
-        self.db = options.backend.db
+        self.db = options.db
         self.interval = options.config.HEARTBEAT_INTERVAL
         self.jobs_in_hand = 0
         #: Another worker's rescuer removed this one's row: its jobs may
@@ -124,7 +124,7 @@ class Rescuer(Duty):
         super().__init__()
         config = options.config
         self.backend = options.backend.alias
-        self.db = options.backend.db
+        self.db = options.db
         self.interval = config.RESCUE_INTERVAL
         self.worker_timeout = config.WORKER_TIMEOUT
         self.expiry_margin = config.KILL_GRACE + config.HEARTBEAT_INTERVAL
@@ -167,7 +167,7 @@ class Scheduler(Duty):
     def __init__(self, options: WorkerOptions) -> None:
         super().__init__()
         self.backend = options.backend
-        self.db = options.backend.db
+        self.db = options.db
         self.interval = options.config.SCHEDULE_INTERVAL
 
     def run_once(self) -> int:
@@ -181,7 +181,7 @@ class Pruner(Duty):
         super().__init__()
         config = options.config
         self.backend = options.backend.alias
-        self.db = options.backend.db
+        self.db = options.db
         self.interval = config.PRUNE_INTERVAL
         self.done_retention = config.DONE_RETENTION
         self.buried_retention = config.BURIED_RETENTION
@@ -207,7 +207,7 @@ class LimitsWatcher(Duty):
     def __init__(self, options: WorkerOptions) -> None:
         super().__init__()
         self.backend = options.backend.alias
-        self.db = options.backend.db
+        self.db = options.db
         self.interval = options.config.HEARTBEAT_INTERVAL
         self.names: list[str] = []
 
@@ -226,7 +226,7 @@ class StrayJobs(Duty):
 
     def __init__(self, options: WorkerOptions) -> None:
         super().__init__()
-        self.db = options.backend.db
+        self.db = options.db
         self.interval = options.config.PRUNE_INTERVAL
         self.warned: set[str] = set()
 
@@ -251,5 +251,5 @@ def apply_queue_limits(options: WorkerOptions) -> None:
             backend=options.backend.alias,
             max_concurrency=limits.get("max_concurrency"),
             rate_limit=limits.get("rate_limit"),
-            using=options.backend.db,
+            using=options.db,
         )

@@ -174,6 +174,7 @@ class ChildEvents:
         self.keep_logs(sender, job)  # every line it printed comes first
         elapsed = outcome.get("seconds", 0.0)
         self.portions.observe(elapsed)
+        self.children.used_databases(list(outcome.get("databases") or []))
         self.claimer.wake_up()
         if outcome.get("ok"):
             self.recorder.succeeded(job, outcome.get("value"), elapsed)

@@ -32,6 +32,13 @@ class WorkerOptions:
     def config(self) -> JobsOptions:
         return self.backend.config
 
+    @property
+    def db(self) -> str:
+        """The database the supervisor works on: ``WORKER_DATABASE`` (a
+        direct connection, when ``DATABASE`` goes through a pooler), or the
+        backend's own."""
+        return self.config.WORKER_DATABASE or self.backend.db
+
     @classmethod
     def from_command_line(cls, options: dict[str, Any]) -> WorkerOptions:
         backend = _backend(options["backend"])

@@ -65,7 +65,7 @@ def log_job(level: int, job: Job, message: str, *args: Any, **kwargs: Any) -> No
 class Recorder:
     def __init__(self, options: WorkerOptions, health: DatabaseHealth) -> None:
         self.backend: JobsBackend = options.backend
-        self.db = options.backend.db
+        self.db = options.db
         self.health = health
         config = options.config
         self.backoff = (config.RETRY_BACKOFF, config.RETRY_BACKOFF_MAX)

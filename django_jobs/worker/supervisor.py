@@ -55,7 +55,7 @@ logger = logging.getLogger("django_jobs.worker")
 class Supervisor:
     def __init__(self, options: WorkerOptions) -> None:
         self.options = options
-        self.db = options.backend.db
+        self.db = options.db
         self.worker_id = new_worker_id()
         self.selector = selectors.DefaultSelector()
         self.health = DatabaseHealth(self.db)
