@@ -290,6 +290,8 @@ class Children:
     def preload(self, jobs: list[Job]) -> None:
         """Have the zygote import the modules of these jobs' tasks, once: the
         children forked after that inherit them (see preload.py)."""
+        if self.zygote is None:
+            return
         for job in jobs:
             module = module_of(job.task_path)
             if not module:
