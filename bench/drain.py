@@ -1,12 +1,16 @@
-"""Drain rate: N no-op jobs, one `runworker --burst`, wall time including start-up.
+"""Drain rate: N jobs, one `runworker --burst`, wall time including start-up.
 
-    python bench/drain.py [--jobs 2000] [--runs 3] [--history 1000000]
+    python bench/drain.py [--jobs 2000] [--runs 3] [--history 1000000] [--only TEXT]
 
 Prints jobs/s (median of --runs) for --concurrency 1 and 2 with one job per
 child process, and for --jobs-per-child 100; the supervisor's CPU time per
-job and the peak RSS of the supervisor and of the largest child. With
---history N, the concurrency-2 case runs again with N done jobs in the table.
-PostgreSQL; DATABASE_URL defaults to .../django_jobs_bench.
+job and the peak RSS of the supervisor and of the largest child. Two kinds
+of job (a no-op, and one SELECT through the ORM) and two layouts: the task
+in an app's tasks.py (imported by the fork server at start), or in a module
+no tasks.py imports (bench/elsewhere.py: imported when its first job comes).
+With --history N, a no-op case runs again with N done jobs in the table.
+--only keeps the cases whose label contains TEXT. PostgreSQL; DATABASE_URL
+defaults to .../django_jobs_bench.
 """
 
 from __future__ import annotations
@@ -27,12 +31,15 @@ STOP_LINE = re.compile(
 )
 
 
-def drain_once(jobs: int, concurrency: int, per_child: int) -> dict[str, float]:
-    from bench import tasks
+def drain_once(
+    jobs: int, concurrency: int, per_child: int, task: str = "tasks.noop"
+) -> dict[str, float]:
+    from django.utils.module_loading import import_string
+
     from django_jobs.models import Job
 
     Job.objects.filter(state="ready").delete()
-    tasks.noop.enqueue_many([((i,), {}) for i in range(jobs)])
+    import_string(f"bench.{task}").enqueue_many([((i,), {}) for i in range(jobs)])
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings"}
     command = [
         sys.executable, "manage.py", "runworker", "--burst",
@@ -107,18 +114,26 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--history", type=int, default=0)
+    parser.add_argument("--only", default="")
     options = parser.parse_args()
     setup_django()
     cases = [
-        ("--concurrency 1", 1, 1),
-        ("--concurrency 2", 2, 1),
-        ("--concurrency 2 --jobs-per-child 100", 2, 100),
+        ("no-op, tasks.py, --concurrency 1", 1, 1, "tasks.noop"),
+        ("no-op, tasks.py, --concurrency 2", 2, 1, "tasks.noop"),
+        ("no-op, tasks.py, --concurrency 2 --jobs-per-child 100", 2, 100, "tasks.noop"),
+        ("no-op, other module, --concurrency 2", 2, 1, "elsewhere.noop"),
+        ("no-op, other module, -c 2 --jobs-per-child 100", 2, 100, "elsewhere.noop"),
+        ("ORM, tasks.py, --concurrency 2", 2, 1, "tasks.select_one"),
+        ("ORM, tasks.py, -c 2 --jobs-per-child 100", 2, 100, "tasks.select_one"),
+        ("ORM, other module, --concurrency 2", 2, 1, "elsewhere.select_one"),
     ]
     rows = []
     truncate_jobs()
-    for label, concurrency, per_child in cases:
+    for label, concurrency, per_child, task in cases:
+        if options.only not in label:
+            continue
         runs = [
-            drain_once(options.jobs, concurrency, per_child)
+            drain_once(options.jobs, concurrency, per_child, task)
             for _ in range(options.runs)
         ]
         rows.append(row(label, runs))
@@ -126,7 +141,8 @@ def main() -> None:
         truncate_jobs()
         add_history(options.history)
         runs = [drain_once(options.jobs, 2, 1) for _ in range(options.runs)]
-        rows.append(row(f"--concurrency 2, {options.history:,} done jobs", runs))
+        label = f"no-op, tasks.py, --concurrency 2, {options.history:,} done jobs"
+        rows.append(row(label, runs))
     truncate_jobs()
     baseline = fork_baseline()
     print_table(

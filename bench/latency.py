@@ -5,7 +5,9 @@
 Starts `runworker`, waits until it is idle, then enqueues one job at a time
 and measures from just before `Task.enqueue()` (so the INSERT and its commit
 are included) to the moment the job's code starts in its child process (the
-job sends its clock over UDP). Prints p50, p95 and max in milliseconds.
+job sends its clock over UDP). Prints p50, p95 and max in milliseconds, for
+a task in an app's tasks.py and for one in a module no tasks.py imports
+(bench/elsewhere.py), each with a worker of its own.
 PostgreSQL (LISTEN/NOTIFY); DATABASE_URL defaults to .../django_jobs_bench.
 
 For scale it then measures, with no worker at all, the database's part of
@@ -93,49 +95,49 @@ def main() -> None:
     parser.add_argument("--gap", type=float, default=0.02)
     options = parser.parse_args()
     setup_django()
-    from bench import tasks
+    from bench import elsewhere, tasks
 
-    truncate_jobs()
-    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    receiver.bind(("127.0.0.1", 0))
-    receiver.settimeout(10)
-    port = receiver.getsockname()[1]
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings"}
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "runworker",
-            "--concurrency",
-            str(options.concurrency),
-        ],
-        cwd=ROOT,
-        env=env,
-        stderr=subprocess.DEVNULL,
-    )
-    latencies = []
-    try:
-        wait_until_idle()
-        for _ in range(options.jobs):
-            before = time.time()
-            tasks.report_start.enqueue(port)
-            started = float(receiver.recv(64))
-            latencies.append((started - before) * 1000)
-            time.sleep(options.gap)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=60)
-        truncate_jobs()
+    preloaded = measure(tasks.report_start, options)
+    other = measure(elsewhere.report_start, options)
     floor = database_floor(tasks, options.jobs, options.gap)
     print_table(
         f"Enqueue-to-start latency, ms ({options.jobs} jobs one at a time, "
         f"runworker --concurrency {options.concurrency}, LISTEN/NOTIFY)",
         ["path", "p50", "p95", "max", "mean"],
         [
-            ["enqueue -> job code starts in its child", *row(latencies)],
+            ["enqueue -> job starts (task in tasks.py)", *row(preloaded)],
+            ["enqueue -> job starts (task in another module)", *row(other)],
             ["database alone: enqueue -> NOTIFY -> claimed", *row(floor)],
         ],
     )
+
+
+def measure(task, options) -> list[float]:
+    """Latencies of ``task`` jobs, one at a time, to a worker of their own."""
+    truncate_jobs()
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(10)
+    port = receiver.getsockname()[1]
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings"}
+    command = [sys.executable, "manage.py", "runworker"]
+    command += ["--concurrency", str(options.concurrency)]
+    worker = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+    latencies = []
+    try:
+        wait_until_idle()
+        for _ in range(options.jobs):
+            before = time.time()
+            task.enqueue(port)
+            started = float(receiver.recv(64))
+            latencies.append((started - before) * 1000)
+            time.sleep(options.gap)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+        receiver.close()
+        truncate_jobs()
+    return latencies
 
 
 if __name__ == "__main__":

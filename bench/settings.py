@@ -13,6 +13,9 @@ from testproject.settings import DATABASES, INSTALLED_APPS
 INSTALLED_APPS = [*INSTALLED_APPS, "bench"]
 # A second connection to the same database, for latency.py's database floor:
 # a worker claims on a connection of its own.
+# Connections kept for a child's life (as the peers' Django settings do): a
+# child that runs several jobs opens one, not one per job.
+DATABASES["default"]["CONN_MAX_AGE"] = 600
 DATABASES = {**DATABASES, "supervisor": {**DATABASES["default"]}}
 TASKS = {
     "default": {

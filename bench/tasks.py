@@ -23,3 +23,13 @@ def report_start(port: int) -> None:
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.sendto(repr(time.time()).encode(), ("127.0.0.1", port))
+
+
+@task
+def select_one(i: int = 0) -> int:
+    """A job that uses the ORM: one SELECT 1 on its own connection."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        return cursor.fetchone()[0]

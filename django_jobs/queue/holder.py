@@ -155,7 +155,7 @@ def complete_returning(
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     params += [State.DONE.value, now, *cleared.values(), State.RESERVED.value]
     rows = statements.fetch_all(connection, sql, params, prepare)
-    fields = [Job._meta.get_field(n) for n in ("id", "batch", *statements.COMPLETED)]
+    fields = statements.fields_named(("id", "batch", *statements.COMPLETED))
     names = [field.attname for field in fields]
     written = {
         values[0]: dict(zip(names[2:], values[2:], strict=True))

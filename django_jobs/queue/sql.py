@@ -72,13 +72,20 @@ def _server_bound_cursor(prepare: bool) -> type:
     return PreparingCursor
 
 
+@functools.cache
+def fields_named(names: tuple[str, ...]) -> tuple[Field, ...]:
+    """The job's fields of these names: one tuple per list of names, so that
+    ``converted`` finds their converters at once."""
+    return tuple(Job._meta.get_field(name) for name in names)
+
+
 def converted(connection, fields: Sequence[Field], rows: list[tuple]) -> list[list]:
     """Rows of ``fields``' columns as Python values, as a queryset would give
     them, without building a query each time (the claim runs several times a
     second in every worker). A value that cannot be converted becomes an
     ``Unreadable``: one bad value must not cost the rest of the rows.
     """
-    converters = _converters(connection, tuple(fields))
+    converters = _converters(connection, fields)
     result = []
     for row in rows:
         values = list(row)
@@ -92,22 +99,25 @@ def converted(connection, fields: Sequence[Field], rows: list[tuple]) -> list[li
     return result
 
 
-_found: dict[tuple[str, tuple[Field, ...]], list[tuple[int, list, Any]]] = {}
+_found: dict[tuple[str, int], tuple[Sequence[Field], list[tuple[int, list, Any]]]] = {}
 
 
-def _converters(connection, fields: tuple[Field, ...]) -> list[tuple[int, list, Any]]:
-    """Each field's converters, looked up once per database alias and fields."""
-    key = (connection.alias, fields)
+def _converters(connection, fields: Sequence[Field]) -> list[tuple[int, list, Any]]:
+    """Each field's converters, looked up once per database alias and list of
+    fields (callers pass the same list each time: it is keyed by identity, and
+    kept, so that its identity is never reused)."""
+    key = (connection.alias, id(fields))
     if key in _found:
-        return _found[key]
+        return _found[key][1]
     table = Job._meta.db_table
-    found = _found[key] = []
+    found = []
     for position, field in enumerate(fields):
         column = field.get_col(table)
         functions = connection.ops.get_db_converters(column)
         functions += column.get_db_converters(connection)
         if functions:
             found.append((position, functions, column))
+    _found[key] = (fields, found)
     return found
 
 
@@ -151,7 +161,7 @@ def update_returning(
         update_sql, params = compiler.as_sql()
     except EmptyResultSet:  # no row can match (no ids): nothing to write
         return []
-    fields = [Job._meta.get_field(name) for name in names]
+    fields = fields_named(tuple(names))
     with connection.cursor() as cursor:
         cursor.execute(
             f"{update_sql} RETURNING {returning(connection, fields)}", params
@@ -324,7 +334,7 @@ def complete_statement(connection, count: int, cleared: dict[str, Any]) -> str:
     value = "v.value::jsonb" if connection.vendor == "postgresql" else "v.value"
     rows = ", ".join(["(%s, %s, %s)"] * count)
     clear = ", ".join(f"{qn(name)} = %s" for name in cleared)
-    fields = [Job._meta.get_field(name) for name in ("id", "batch", *COMPLETED)]
+    fields = fields_named(("id", "batch", *COMPLETED))
     returned = returning(connection, fields, qualified=True)
     sql = (
         f"WITH v(id, token, value) AS (VALUES {rows})"

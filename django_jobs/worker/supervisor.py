@@ -250,15 +250,21 @@ class Supervisor:
         )
 
     def log_stop(self) -> None:
+        # The fork server is reaped by now: RUSAGE_CHILDREN counts it, and
+        # the children it reaped.
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         logger.info(
             "worker %s stopped after %d job(s) in %.3f s; supervisor CPU %.3f s; "
-            "peak RSS supervisor %d KiB, children %d KiB%s",
+            "peak RSS supervisor %d KiB, children %d KiB; children CPU %.3f s, "
+            "%d minor faults%s",
             self.worker_id,
             self.claimer.claimed_total,
             time.monotonic() - self.started_at,
             cpu_time() - self.cpu_at_start,
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+            children.ru_maxrss,
+            children.ru_utime + children.ru_stime,
+            children.ru_minflt,
             self.connection_pid(),
         )
 
