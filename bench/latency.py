@@ -53,15 +53,17 @@ def database_floor(tasks, jobs: int, gap: float) -> list[float]:
     from django.db import connections
 
     from django_jobs import queue
+    from django_jobs.models import Worker
     from django_jobs.worker.database import configure_supervisor_connection
-    from django_jobs.worker.listener import CHANNEL
 
     truncate_jobs()
     configure_supervisor_connection("supervisor")
     params = connections["default"].get_connection_params()
     timings = []
+    # A worker's row with room, so that new jobs wake it (see queue.wake).
+    Worker.objects.create(id="floor", hostname="bench", pid=0, concurrency=2, room=2)
     with psycopg.connect(**params, autocommit=True) as listener:
-        listener.execute(f"LISTEN {CHANNEL}")
+        listener.execute(f"LISTEN {queue.channel('floor')}")
         for _ in range(jobs):
             time.sleep(gap)
             before = time.perf_counter()
@@ -75,6 +77,7 @@ def database_floor(tasks, jobs: int, gap: float) -> list[float]:
             )
             assert claimed, "the job was not claimed"
             timings.append((time.perf_counter() - before) * 1000)
+    Worker.objects.filter(id="floor").delete()
     truncate_jobs()
     return timings
 

@@ -36,11 +36,18 @@ class JobsOptions:
     RETRY_BACKOFF: float = 10.0
     #: Longest retry delay in seconds.
     RETRY_BACKOFF_MAX: float = 3600.0
-    #: Seconds between a worker's heartbeats.
+    #: Seconds between a worker's heartbeats (one statement each on
+    #: PostgreSQL). The fleet's lease lasts three heartbeats.
     HEARTBEAT_INTERVAL: float = 5.0
+    #: Seconds between the polls of a worker that notifications wake
+    #: (PostgreSQL): a safeguard only. Workers that cannot listen poll every
+    #: --poll-interval, which is also how often the lease holder looks for
+    #: delayed jobs that came due.
+    LISTEN_POLL_INTERVAL: float = 30.0
     #: A worker silent for this long is presumed dead and its jobs are rescued.
     WORKER_TIMEOUT: float = 60.0
-    #: Seconds between two runs of the rescuer in each worker.
+    #: Seconds between two runs of the rescuer (in the worker that holds the
+    #: fleet's lease).
     RESCUE_INTERVAL: float = 15.0
     #: Seconds between SIGTERM and SIGKILL when a job's child must be stopped.
     KILL_GRACE: float = 5.0
@@ -50,7 +57,7 @@ class JobsOptions:
     #: Missed ticks younger than this many seconds are all enqueued; of older
     #: ones, only the latest (0: only the latest missed tick).
     SCHEDULE_CATCH_UP: float = 0.0
-    #: Seconds between two looks at the schedules in each worker.
+    #: Seconds between two looks at the schedules (in the lease holder).
     SCHEDULE_INTERVAL: float = 1.0
     #: Per-queue limits: {queue: {"max_concurrency": n, "rate_limit": per_second}}.
     QUEUE_LIMITS: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -58,7 +65,7 @@ class JobsOptions:
     DONE_RETENTION: float | None = 7 * 24 * 3600.0
     #: Seconds to keep buried jobs (None: forever).
     BURIED_RETENTION: float | None = 30 * 24 * 3600.0
-    #: Seconds between two runs of the pruner in each worker.
+    #: Seconds between two runs of the pruner (in the lease holder).
     PRUNE_INTERVAL: float = 300.0
     #: Send children's stdout and stderr through the worker's logging.
     CAPTURE_OUTPUT: bool = True
@@ -232,6 +239,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "RETRY_BACKOFF": non_negative_number,
     "RETRY_BACKOFF_MAX": non_negative_number,
     "HEARTBEAT_INTERVAL": positive_number,
+    "LISTEN_POLL_INTERVAL": positive_number,
     "WORKER_TIMEOUT": positive_number,
     "RESCUE_INTERVAL": positive_number,
     "KILL_GRACE": non_negative_number,

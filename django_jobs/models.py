@@ -229,6 +229,11 @@ class Worker(models.Model):
     )
     concurrency = models.PositiveIntegerField(_("concurrency"))
     jobs_in_hand = models.PositiveIntegerField(_("jobs in hand"), default=0)
+    #: How many more jobs it would take now, as of its last claim or
+    #: heartbeat: a new job wakes workers with room, not every worker
+    #: (see django_jobs.queue.wake). NULL: a worker older than this column,
+    #: which listens to every notification.
+    room = models.PositiveIntegerField(_("room"), null=True, blank=True)
     started_at = models.DateTimeField(_("started at"), default=timezone.now)
     last_heartbeat = models.DateTimeField(_("last heartbeat"), default=timezone.now)
 
@@ -238,6 +243,27 @@ class Worker(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hostname}:{self.pid}"
+
+
+class Lease(models.Model):
+    """Which worker runs the fleet's duties for a backend, and until when.
+
+    The rescuer, the scheduler, the pruner and the look for due jobs need
+    one worker of a fleet, not all of them: the worker whose heartbeat last
+    renewed the lease runs them. A lease that is not renewed (its worker
+    died or stalls) expires, and the next worker to heartbeat takes it.
+    """
+
+    name = models.CharField(_("backend"), max_length=100, primary_key=True)
+    holder = models.CharField(_("worker"), max_length=64, blank=True, default="")
+    expires_at = models.DateTimeField(_("expires at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("lease")
+        verbose_name_plural = _("leases")
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.holder or '-'}"
 
 
 class Queue(models.Model):
@@ -288,8 +314,9 @@ class Schedule(models.Model):
 
     Schedules declared in settings are written here when a worker starts (the
     settings win, except for ``enabled``, which people may turn off here);
-    others can be added in the admin. Every worker enqueues due ticks, and
-    the unique (schedule, tick) constraint on jobs keeps one job per tick.
+    others can be added in the admin. The worker that holds the fleet's
+    lease (see Lease) enqueues due ticks, and the unique (schedule, tick)
+    constraint on jobs keeps one job per tick.
     """
 
     backend = models.CharField(_("backend"), max_length=100, default="default")

@@ -43,6 +43,7 @@ from .holder import (
     save_logs,
     touch,
 )
+from .wake import channel, wake_due
 
 __all__ = [
     "attempt_error",
@@ -50,6 +51,7 @@ __all__ = [
     "bury",
     "bury_held",
     "cancel",
+    "channel",
     "check_queue",
     "checkpoint",
     "claim",
@@ -85,4 +87,5 @@ __all__ = [
     "silent_workers",
     "touch",
     "unheld",
+    "wake_due",
 ]

@@ -30,6 +30,7 @@ def claim(
     using: str | None = None,
     prepare: bool = False,
     limited: Collection[str] | None = None,
+    room: bool = False,
 ) -> list[Job]:
     """Reserve up to ``limit`` due jobs for ``worker_id``, best first.
 
@@ -47,6 +48,11 @@ def claim(
     locks its Queue row, counts its running jobs and spends its rate tokens,
     so that no number of workers can exceed the limits together. Claim order
     holds within each queue.
+
+    With ``room``, the worker's row is told how many more jobs it could take
+    after this claim (``limit`` less what it got), in the same statement, so
+    that new jobs wake workers that can take them (PostgreSQL; see
+    ``queue.wake``).
     """
     if limit < 1:
         return []
@@ -64,7 +70,14 @@ def claim(
         served = [name for name in queues if name not in limited] if queues else None
         if not queues or served:
             jobs += _claim(
-                db, worker_id, served, limit - len(jobs), backend, prepare, limited
+                db,
+                worker_id,
+                served,
+                limit - len(jobs),
+                backend,
+                prepare,
+                limited,
+                room=room,
             )
     return jobs
 
@@ -79,7 +92,9 @@ def limited_queues(backend: str = "default", *, using: str | None = None) -> lis
     )
 
 
-def _claim(db, worker_id, queues, limit, backend, prepare, excluded=()) -> list[Job]:
+def _claim(
+    db, worker_id, queues, limit, backend, prepare, excluded=(), room=False
+) -> list[Job]:
     connection = connections[db]
     jobs: list[Job] = []
     # Claim again in place of the rows buried, so that a claim that met bad
@@ -92,6 +107,7 @@ def _claim(db, worker_id, queues, limit, backend, prepare, excluded=()) -> list[
             limit=limit - len(jobs),
             backend=backend,
             excluded=excluded if not queues else (),
+            room=room,
         )
         rows = statements.fetch_all(connection, sql, params, prepare)
         buried = 0
@@ -161,10 +177,17 @@ def claim_statement(
     limit: int,
     backend: str,
     excluded: Collection[str] = (),
+    room: bool = False,
 ) -> tuple[str, list[Any]]:
     """The claim's SQL and parameters (also used to EXPLAIN it in the tests)."""
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     params = [backend, now, now, *(queues or ()), *excluded]
     params += [backend, limit]
     params += [uuid.uuid4().hex, worker_id, now, now, now, json.dumps(worker_id)]
-    return statements.claim_query(connection, len(queues or ()), len(excluded)), params
+    room = room and connection.vendor == "postgresql"
+    if room:
+        params += [limit, worker_id]
+    sql = statements.claim_query(
+        connection, len(queues or ()), len(excluded), room=room
+    )
+    return sql, params

@@ -18,7 +18,7 @@ from django.db.models import Field, QuerySet
 from django.db.models.sql import UpdateQuery
 
 from ..fields import ReadableDateTimeField, Unreadable, readable_time_sql
-from ..models import Job, Queue
+from ..models import Job, Queue, Worker
 from ..states import State
 from ..vendors import require_supported
 from .expressions import JSONAppend
@@ -236,10 +236,12 @@ def insert_statement(connection, *, many: bool) -> str:
     return _insert_sql[key]
 
 
-_claim_sql: dict[tuple[str, int], str] = {}
+_claim_sql: dict[tuple[str, int, int, bool], str] = {}
 
 
-def claim_query(connection, queue_count: int, excluded_count: int = 0) -> str:
+def claim_query(
+    connection, queue_count: int, excluded_count: int = 0, room: bool = False
+) -> str:
     """The claim statement, built once per vendor and number of queues.
 
     See ``queue.claim``: the candidates, in claim order and locked with SKIP
@@ -253,15 +255,23 @@ def claim_query(connection, queue_count: int, excluded_count: int = 0) -> str:
     now (due), now (expiry), the queues to claim from, the queues not to, the
     backend (paused queues), the limit, then the new claim's token, worker
     id, now (deadline), now (started), now (attempted) and the worker id as
-    JSON.
+    JSON. With ``room`` (PostgreSQL), the same statement writes on the
+    worker's row how many more jobs it could take (the limit less the jobs
+    claimed), when that changed: two more parameters, the limit and the
+    worker id. New jobs wake workers with room (see ``queue.wake``).
     """
-    key = (connection.vendor, queue_count, excluded_count)
+    room = room and connection.vendor == "postgresql"
+    key = (connection.vendor, queue_count, excluded_count, room)
     if key not in _claim_sql:
-        _claim_sql[key] = _build_claim_query(connection, queue_count, excluded_count)
+        _claim_sql[key] = _build_claim_query(
+            connection, queue_count, excluded_count, room
+        )
     return _claim_sql[key]
 
 
-def _build_claim_query(connection, queue_count: int, excluded_count: int) -> str:
+def _build_claim_query(
+    connection, queue_count: int, excluded_count: int, room: bool
+) -> str:
     qn = connection.ops.quote_name
     table = qn(Job._meta.db_table)
     col = {f.name: qn(f.column) for f in Job._meta.concrete_fields}
@@ -298,9 +308,8 @@ def _build_claim_query(connection, queue_count: int, excluded_count: int) -> str
         col["worker_ids"], "%s"
     )
     returned = returning(connection, Job._meta.concrete_fields)
-    return (
-        f"WITH candidates AS {'MATERIALIZED ' if postgres else ''}({select_sql})"
-        f" UPDATE {table} SET {col['state']} = '{State.RESERVED.value}',"
+    update_sql = (
+        f"UPDATE {table} SET {col['state']} = '{State.RESERVED.value}',"
         f" {col['attempts']} = {col['attempts']} + 1,"
         f" {col['claim_token']} = %s, {col['reserved_by']} = %s,"
         f" {col['reserved_until']} = {deadline},"
@@ -309,6 +318,20 @@ def _build_claim_query(connection, queue_count: int, excluded_count: int) -> str
         f" {col['worker_ids']} = {append_worker}"
         f" WHERE {col['id']} IN (SELECT {col['id']} FROM candidates)"
         f" RETURNING {returned}"
+    )
+    candidates = (
+        f"WITH candidates AS {'MATERIALIZED ' if postgres else ''}({select_sql})"
+    )
+    if not room:
+        return f"{candidates} {update_sql}"
+    worker = qn(Worker._meta.db_table)
+    return (
+        f"{candidates}, claimed AS ({update_sql}),"
+        " still AS (SELECT GREATEST(%s - count(*), 0) AS room FROM claimed),"
+        f" seat AS (UPDATE {worker} SET {qn('room')} = still.room FROM still"
+        f" WHERE {worker}.{qn('id')} = %s"
+        f" AND {worker}.{qn('room')} IS DISTINCT FROM still.room)"
+        " SELECT * FROM claimed"
     )
 
 

@@ -3,17 +3,23 @@
 The claimer owns when to claim (woken by a NOTIFY, an outcome or the poll
 interval) and how many: as many jobs as idle children have room for, never
 more, so that nothing waits in this worker that another worker could run.
+
+A worker that listens (PostgreSQL) is woken for the jobs it can take (see
+``queue.wake``) and polls only as a safeguard, every
+``LISTEN_POLL_INTERVAL``; one that cannot listen polls every
+``--poll-interval``.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from django.db import DatabaseError, connections
 
 from .. import queue
 from .children import Child, Children
-from .duties import LimitsWatcher
+from .fleet import Registry
 from .health import DatabaseHealth, transient
 from .leases import Leases
 from .options import WorkerOptions
@@ -36,7 +42,8 @@ class Claimer:
         leases: Leases,
         health: DatabaseHealth,
         shutdown: Shutdown,
-        limits: LimitsWatcher,
+        registry: Registry | None = None,
+        listening: Callable[[], bool] = lambda: False,
     ) -> None:
         self.options = options
         self.worker_id = worker_id
@@ -46,12 +53,17 @@ class Claimer:
         self.leases = leases
         self.health = health
         self.shutdown = shutdown
-        #: Which queues have limits (they are claimed apart).
-        self.limits = limits
+        #: Which queues have limits (they are claimed apart): the heartbeat
+        #: reads them.
+        self.registry = registry
+        #: Whether notifications wake this worker (it polls rarely then).
+        self.listening = listening
         #: There may be ready jobs: claim at the next chance.
         self.wake = True
         self.next_poll = 0.0
         self.claimed_total = 0
+        #: Claim statements run (a figure for the stop line).
+        self.claims = 0
         #: Burst mode: the last claim found nothing and nothing runs.
         self.idle_and_empty = False
 
@@ -75,6 +87,20 @@ class Claimer:
         if self.shutdown.draining:
             return False
         return not self.options.max_jobs or self.claimed_total < self.options.max_jobs
+
+    def poll_interval(self) -> float:
+        if self.listening():
+            return self.options.config.LISTEN_POLL_INTERVAL
+        return self.options.poll_interval
+
+    def room(self) -> int:
+        """How many more jobs this worker would take now (for its row)."""
+        if not self.may_claim():
+            return 0
+        room = sum(self.rooms().values())
+        if self.options.max_jobs:
+            room = min(room, self.options.max_jobs - self.claimed_total)
+        return room
 
     def done(self) -> bool:
         """Whether this worker has done what it was asked (--max-jobs, --burst)."""
@@ -123,6 +149,7 @@ class Claimer:
             limit = min(limit, self.options.max_jobs - self.claimed_total)
         if limit < 1 or not (self.wake or clock >= self.next_poll):
             return
+        self.claims += 1
         try:
             jobs = queue.claim(
                 worker_id=self.worker_id,
@@ -131,7 +158,8 @@ class Claimer:
                 backend=self.options.backend.alias,
                 using=self.db,
                 prepare=True,
-                limited=self.limits.names,
+                limited=self.registry.limited_queues if self.registry else None,
+                room=True,
             )
         except DatabaseError as exc:
             if transient(exc):
@@ -146,7 +174,7 @@ class Claimer:
         self.claimed_total += len(jobs)
         if len(jobs) < limit:
             self.wake = False
-            self.next_poll = clock + self.options.poll_interval
+            self.next_poll = clock + self.poll_interval()
         self.idle_and_empty = not jobs and not self.children.busy
         # Idle children first, so that every job starts as soon as possible.
         for taker in sorted(rooms, key=lambda c: len(c.jobs)):

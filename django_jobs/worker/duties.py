@@ -1,25 +1,22 @@
-"""Maintenance duties every worker performs: registry, heartbeat, rescue.
+"""Maintenance duties: rescue, schedules, pruning, stray jobs.
 
-Each duty has an interval and a ``run_once()`` that a test can call. There is
-no leader: every worker runs every duty, and the guarded writes in
-``django_jobs.queue`` make it harmless when two workers do the same thing at once.
+Each duty has an interval and a ``run_once()`` that a test can call. The
+duties a fleet needs once (``fleet_wide``) run only in the worker that holds
+the fleet's lease (see fleet.py); the guarded writes in ``django_jobs.queue``
+still make it harmless when two workers run one at once, as they may for a
+moment when the lease changes hands.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import random
-import socket
-import time
-import uuid
 from datetime import timedelta
 
 from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from .. import queue, schedules, stats
-from ..models import Worker
 from .health import DatabaseHealth, transient
 from .options import WorkerOptions
 
@@ -31,6 +28,8 @@ class Duty:
 
     interval: float = 1.0
     db: str
+    #: Run by the fleet's leader only (see fleet.py), not by every worker.
+    fleet_wide: bool = False
     #: Told when the database is away (set by the supervisor).
     health: DatabaseHealth | None = None
 
@@ -59,55 +58,6 @@ class Duty:
         raise NotImplementedError
 
 
-def new_worker_id() -> str:
-    host = socket.gethostname()[:40]
-    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
-class Registry(Duty):
-    """The worker's row: created at start, heartbeated, removed at exit."""
-
-    def __init__(self, options: WorkerOptions, worker_id: str) -> None:
-        super().__init__()
-        self.options = options
-        self.worker_id = worker_id
-        self.db = options.db
-        self.interval = options.config.HEARTBEAT_INTERVAL
-        self.jobs_in_hand = 0
-        #: Another worker's rescuer removed this one's row: its jobs may
-        #: have been taken back (the supervisor then checks its claims).
-        self.presumed_dead = False
-
-    def register(self) -> None:
-        Worker.objects.using(self.db).create(
-            id=self.worker_id,
-            backend=self.options.backend.alias,
-            hostname=socket.gethostname()[:255],
-            pid=os.getpid(),
-            queues=list(self.options.queues),
-            concurrency=self.options.concurrency,
-        )
-        self.next_run = time.monotonic() + self.interval
-
-    def run_once(self) -> None:
-        updated = (
-            Worker.objects.using(self.db)
-            .filter(pk=self.worker_id)
-            .update(last_heartbeat=timezone.now(), jobs_in_hand=self.jobs_in_hand)
-        )
-        if not updated:
-            logger.warning(
-                "worker %s was presumed dead by another worker (its jobs may have "
-                "been rescued); registering again",
-                self.worker_id,
-            )
-            self.presumed_dead = True
-            self.register()
-
-    def deregister(self) -> None:
-        Worker.objects.using(self.db).filter(pk=self.worker_id).delete()
-
-
 class Rescuer(Duty):
     """Takes back the jobs of dead workers and of expired reservations.
 
@@ -119,6 +69,8 @@ class Rescuer(Duty):
     timeout itself. A reservation whose worker has no row at all waits for
     its deadline like any other.
     """
+
+    fleet_wide = True
 
     def __init__(self, options: WorkerOptions) -> None:
         super().__init__()
@@ -164,6 +116,8 @@ class Rescuer(Duty):
 class Scheduler(Duty):
     """Enqueues the due ticks of the cron schedules (see django_jobs.schedules)."""
 
+    fleet_wide = True
+
     def __init__(self, options: WorkerOptions) -> None:
         super().__init__()
         self.backend = options.backend
@@ -176,6 +130,8 @@ class Scheduler(Duty):
 
 class Pruner(Duty):
     """Deletes finished jobs older than their retention, in short batches."""
+
+    fleet_wide = True
 
     def __init__(self, options: WorkerOptions) -> None:
         super().__init__()
@@ -201,21 +157,6 @@ class Pruner(Duty):
         return counts
 
 
-class LimitsWatcher(Duty):
-    """Keeps the names of the limited queues at hand: they are claimed apart."""
-
-    def __init__(self, options: WorkerOptions) -> None:
-        super().__init__()
-        self.backend = options.backend.alias
-        self.db = options.db
-        self.interval = options.config.HEARTBEAT_INTERVAL
-        self.names: list[str] = []
-
-    def run_once(self) -> list[str]:
-        self.names = queue.limited_queues(self.backend, using=self.db)
-        return self.names
-
-
 class StrayJobs(Duty):
     """Warns of ready jobs whose backend alias is not in TASKS, once per alias.
 
@@ -223,6 +164,8 @@ class StrayJobs(Duty):
     renamed in settings): without this they would wait in silence. Looked
     for at start and then rarely, as it reads every ready row.
     """
+
+    fleet_wide = True
 
     def __init__(self, options: WorkerOptions) -> None:
         super().__init__()

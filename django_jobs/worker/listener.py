@@ -1,5 +1,7 @@
 """LISTEN for new jobs on PostgreSQL, so idle workers wake within milliseconds.
 
+Each worker listens on a channel of its own (``queue.channel``): a new job
+wakes the workers with room for it, not every worker (see ``queue.wake``).
 The listener has a connection of its own (autocommit, LISTEN only), separate
 from the supervisor's query connection, so that Django closing or replacing
 that connection never silences it. If it breaks, the worker falls back on
@@ -16,13 +18,13 @@ from django.db import connections
 
 logger = logging.getLogger("django_jobs.worker")
 
-CHANNEL = "django_jobs_job"
 RECONNECT_DELAY = 5.0
 
 
 class Listener:
-    def __init__(self, db: str) -> None:
+    def __init__(self, db: str, channel: str) -> None:
         self.db = db
+        self.channel = channel
         self.connection = None
         self.retry_at = 0.0
         #: Whether the last attempt failed: the next failures are not news.
@@ -44,7 +46,7 @@ class Listener:
         params = wrapper.get_connection_params()
         try:
             self.connection = psycopg.connect(**params, autocommit=True)
-            self.connection.execute(f"LISTEN {CHANNEL}")
+            self.connection.execute(f"LISTEN {self.channel}")
         except psycopg.Error as exc:
             level = logging.DEBUG if self.failing else logging.WARNING
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc
@@ -59,6 +61,9 @@ class Listener:
             logger.info("listening for new jobs again")
             self.failing = False
         return True
+
+    def listening(self) -> bool:
+        return self.connection is not None
 
     def fileno(self) -> int:
         return self.connection.pgconn.socket

@@ -24,21 +24,13 @@ import time
 from django.db import DatabaseError, connections
 from django.utils.module_loading import autodiscover_modules
 
-from .. import __version__, schedules
+from .. import __version__, queue, schedules
 from .children import Children
 from .claiming import DB_RETRY_DELAY, Claimer
 from .database import check_database, configure_supervisor_connection, describe_database
-from .duties import (
-    LimitsWatcher,
-    Pruner,
-    Registry,
-    Rescuer,
-    Scheduler,
-    StrayJobs,
-    apply_queue_limits,
-    new_worker_id,
-)
+from .duties import Pruner, Rescuer, Scheduler, StrayJobs, apply_queue_limits
 from .events import ChildEvents
+from .fleet import DueLook, Registry, new_worker_id
 from .health import DatabaseHealth, first_line
 from .leases import Leases
 from .listener import Listener
@@ -70,18 +62,19 @@ class Supervisor:
         self.recorder = Recorder(options, self.health)
         self.leases = Leases(self.db, self.health)
         self.portions = Portions(options.jobs_per_child)
-        self.registry = Registry(options, self.worker_id)
-        self.limits = LimitsWatcher(options)
+        self.registry = Registry(options, self.worker_id, room=self.room)
         self.watch = ClaimWatch(self.db, self.children)
+        self.listener = Listener(self.db, queue.channel(self.worker_id))
         self.duties = [
             self.registry,
             Rescuer(options),
             Scheduler(options),
             Pruner(options),
-            self.limits,
             StrayJobs(options),
             self.watch,
         ]
+        if self.listener.available:
+            self.duties.append(DueLook(options))
         for duty in self.duties:
             duty.health = self.health
         self.claimer = Claimer(
@@ -92,7 +85,8 @@ class Supervisor:
             leases=self.leases,
             health=self.health,
             shutdown=self.shutdown,
-            limits=self.limits,
+            registry=self.registry,
+            listening=self.listener.listening,
         )
         self.events = ChildEvents(
             children=self.children,
@@ -104,7 +98,6 @@ class Supervisor:
             shutdown=self.shutdown,
         )
         self.children.on_readable = self.events.on_child
-        self.listener = Listener(self.db)
         self.exit_code = 0
         self.cpu_at_start = 0.0
         self.started_at = time.monotonic()
@@ -256,7 +249,7 @@ class Supervisor:
         logger.info(
             "worker %s stopped after %d job(s) in %.3f s; supervisor CPU %.3f s; "
             "peak RSS supervisor %d KiB, children %d KiB; children CPU %.3f s, "
-            "%d minor faults%s",
+            "%d minor faults; %d claim(s)%s",
             self.worker_id,
             self.claimer.claimed_total,
             time.monotonic() - self.started_at,
@@ -265,6 +258,7 @@ class Supervisor:
             children.ru_maxrss,
             children.ru_utime + children.ru_stime,
             children.ru_minflt,
+            self.claimer.claims,
             self.connection_pid(),
         )
 
@@ -308,16 +302,29 @@ class Supervisor:
 
     def run_due_duties(self, clock: float) -> None:
         self.leases.renew_waiting(self.children.waiting)
-        for duty in self.duties:
+        for duty in self.my_duties(clock):
             duty.maybe_run(clock)
         if self.registry.presumed_dead:  # it may have lost jobs: look now
             self.registry.presumed_dead = False
             self.watch.look_now()
         self.connect_listener()
 
+    def my_duties(self, clock: float) -> list:
+        """The duties this worker runs now: all of them while it holds the
+        fleet's lease, else only its own (see fleet.py)."""
+        if self.registry.leads(clock):
+            return self.duties
+        return [duty for duty in self.duties if not duty.fleet_wide]
+
+    def room(self) -> int:
+        """What the worker's row says it could take: nothing while stopping."""
+        return 0 if self.shutdown.draining else self.claimer.room()
+
     def timeout(self) -> float:
         clock = time.monotonic()
-        wake_at = [due for duty in self.duties if (due := duty.due_at()) is not None]
+        wake_at = [
+            due for duty in self.my_duties(clock) if (due := duty.due_at()) is not None
+        ]
         if deadline := self.children.next_deadline():
             wake_at.append(deadline)
         if self.recorder.pending:
@@ -335,8 +342,9 @@ class Supervisor:
 
     def on_notify(self, mask: int) -> None:
         queues = self.listener.queues()
-        if queues is None:
+        if queues is None:  # polling from now on: start at once
             self.selector.unregister(self.listener)
+            self.claimer.wake_up()
             return
         self.claimer.on_notify(queues)
 

@@ -12,7 +12,8 @@ from django_jobs import queue
 from django_jobs.backend import jobs_backend
 from django_jobs.exceptions import class_path
 from django_jobs.models import Job
-from django_jobs.worker.duties import LimitsWatcher, Pruner
+from django_jobs.worker.duties import Pruner
+from django_jobs.worker.fleet import Registry
 from django_jobs.worker.failures import Failure, Kind
 from django_jobs.worker.health import DatabaseHealth
 from django_jobs.worker.leases import Leases
@@ -101,7 +102,7 @@ def test_leases_renew_and_checkpoint(claimed):
     assert leases.renew(job) == "lost"
 
 
-def test_the_pruner_and_the_limits_watcher(claimed):
+def test_the_pruner_and_the_heartbeat_reads_the_limited_queues(claimed):
     options = WorkerOptions(backend=jobs_backend("default"))
     old = claimed()
     queue.complete(old.pk, token=old.claim_token)
@@ -110,4 +111,6 @@ def test_the_pruner_and_the_limits_watcher(claimed):
     )
     assert Pruner(options).run_once() == {"done": 1, "buried": 0}
     queue.configure("slow", max_concurrency=1)
-    assert LimitsWatcher(options).run_once() == ["slow"]
+    registry = Registry(options, "w-limits", room=lambda: 1)
+    registry.register()
+    assert registry.limited_queues == ["slow"]

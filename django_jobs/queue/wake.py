@@ -1,0 +1,81 @@
+"""Waking the workers that can take new jobs, and only those (PostgreSQL).
+
+A job that becomes ready calls ``django_jobs_wake`` (migration 0010) from the
+job table's triggers, inside the writing transaction: it NOTIFYs, each on its
+own channel, just enough workers with room (``Worker.room``, which their
+claims and heartbeats keep) to take the new jobs, in random order. Before
+it, every listening worker woke for every job and ran a claim that all but
+one lost: with 16 idle workers, 16 claims per job.
+
+What a notification cannot announce, because no statement makes it happen,
+is a delayed job coming due; and a worker may be woken for a job it can no
+longer take (it filled up in the moment between). ``wake_due`` covers both:
+the worker that holds the fleet's lease runs it every poll interval, and it
+wakes workers with room for the ready jobs it finds due.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.db import connections
+from django.utils import timezone
+
+from ..models import Job, Queue
+from ..states import State
+from . import sql as statements
+from .guard import get_db
+
+#: The channel of workers that predate targeted wakes (room NULL).
+SHARED_CHANNEL = "django_jobs_job"
+#: How many due jobs one look counts, at most, per backend.
+DUE_LOOK = 100
+
+
+def channel(worker_id: str) -> str:
+    """The channel a worker LISTENs on; django_jobs_wake computes the same."""
+    digest = hashlib.md5(worker_id.encode(), usedforsecurity=False).hexdigest()
+    return f"django_jobs_{digest[:16]}"
+
+
+def wake_due(backend: str = "default", *, using: str | None = None) -> int:
+    """Wake workers with room for the ready, due jobs; how many were woken.
+
+    One statement: the first ``DUE_LOOK`` jobs in claim order (the claim's
+    index), counted per queue, skipping paused queues and queues at their
+    concurrency limit (their jobs wait for a running one to end, which wakes
+    its own worker). Only PostgreSQL has notifications: elsewhere, 0.
+    """
+    connection = connections[get_db(using)]
+    if connection.vendor != "postgresql":
+        return 0
+    now = timezone.now()
+    rows = statements.fetch_all(
+        connection, _due_sql(connection), [backend, backend, now, now, backend, backend]
+    )
+    return sum(woken for (woken,) in rows)
+
+
+def _due_sql(connection) -> str:
+    qn = connection.ops.quote_name
+    job = qn(Job._meta.db_table)
+    queue = qn(Queue._meta.db_table)
+    col = {f.name: qn(f.column) for f in Job._meta.concrete_fields}
+    ready = f"'{State.READY.value}'"
+    reserved = f"'{State.RESERVED.value}'"
+    # Written as the claim's candidates are, so that it walks the same index.
+    return (
+        f"SELECT django_jobs_wake(%s, due.{col['queue']}, count(*)::integer)"
+        f" FROM (SELECT {col['queue']} FROM {job}"
+        f" WHERE {col['state']} = {ready} AND {col['backend']} = %s"
+        f" AND {col['run_at']} <= %s"
+        f" AND ({col['expires_at']} IS NULL OR {col['expires_at']} > %s)"
+        f" ORDER BY {col['priority']} DESC, {col['run_at']}, {col['id']}"
+        f" LIMIT {DUE_LOOK}) AS due"
+        f" WHERE due.{col['queue']} NOT IN (SELECT q.{qn('name')} FROM {queue} q"
+        f" WHERE q.{qn('backend')} = %s AND (q.{qn('paused')}"
+        f" OR q.{qn('max_concurrency')} <= (SELECT count(*) FROM {job} r"
+        f" WHERE r.{col['state']} = {reserved} AND r.{col['backend']} = %s"
+        f" AND r.{col['queue']} = q.{qn('name')})))"
+        f" GROUP BY due.{col['queue']}"
+    )

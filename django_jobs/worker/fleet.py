@@ -1,0 +1,217 @@
+"""A worker among others: its row, its heartbeat, and the fleet's lease.
+
+Every worker heartbeats its row (``Worker``): proof that it lives, how many
+jobs it holds, and how many more it could take (``room``: a new job wakes
+workers with room, see ``queue.wake``). The same statement tries to renew
+or take the fleet's lease (``Lease``, one per backend) and reads which
+queues have limits. The worker that holds the lease runs the duties the
+fleet needs once, not once per worker (the rescuer, the scheduler, the
+pruner, the look for due jobs: ``Duty.fleet_wide``); the others run none.
+A lease its holder does not renew expires after ``LEASE_BEATS`` heartbeats,
+and the next worker to heartbeat takes it: a dead or stalled leader is
+replaced without anyone deciding so. Two leaders at once (a stalled one
+that wakes up before it learns that it lost the lease) do no harm: every
+duty's writes are guarded, as they were when every worker ran them all.
+
+On PostgreSQL the heartbeat is one statement; on SQLite, three.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.db import connections, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .. import queue
+from ..models import Lease, Worker
+from .duties import Duty
+from .options import WorkerOptions
+
+logger = logging.getLogger("django_jobs.worker")
+
+#: A lease lasts this many heartbeats: a leader that misses fewer keeps it.
+LEASE_BEATS = 3
+
+
+def new_worker_id() -> str:
+    host = socket.gethostname()[:40]
+    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class Registry(Duty):
+    """The worker's row and its share of the fleet: created at start,
+    heartbeated, removed at exit; the lease taken, renewed and released."""
+
+    def __init__(
+        self, options: WorkerOptions, worker_id: str, room: Callable[[], int]
+    ) -> None:
+        super().__init__()
+        self.options = options
+        self.backend = options.backend.alias
+        self.worker_id = worker_id
+        self.db = options.db
+        self.interval = options.config.HEARTBEAT_INTERVAL
+        self.lease_seconds = LEASE_BEATS * self.interval
+        #: How many more jobs the worker could take now.
+        self.room = room
+        self.jobs_in_hand = 0
+        #: The queues with a concurrency or rate limit (claimed apart).
+        self.limited_queues: list[str] = []
+        #: Until when (monotonic) this worker may act as the fleet's leader:
+        #: a heartbeat short of when the lease it renewed expires.
+        self.leading_until = 0.0
+        #: Another worker's rescuer removed this one's row: its jobs may
+        #: have been taken back (the supervisor then checks its claims).
+        self.presumed_dead = False
+
+    def register(self) -> None:
+        """Create the row, then heartbeat at once: the first worker of a
+        fleet leads from its start."""
+        Worker.objects.using(self.db).create(
+            id=self.worker_id,
+            backend=self.backend,
+            hostname=socket.gethostname()[:255],
+            pid=os.getpid(),
+            queues=list(self.options.queues),
+            concurrency=self.options.concurrency,
+            room=self.room(),
+        )
+        Lease.objects.using(self.db).bulk_create(
+            [Lease(name=self.backend)], ignore_conflicts=True
+        )
+        self.beat()
+        self.next_run = time.monotonic() + self.interval
+
+    def leads(self, clock: float) -> bool:
+        return clock < self.leading_until
+
+    def run_once(self) -> None:
+        if not self.beat():
+            logger.warning(
+                "worker %s was presumed dead by another worker (its jobs may have "
+                "been rescued); registering again",
+                self.worker_id,
+            )
+            self.presumed_dead = True
+            self.register()
+
+    def beat(self) -> bool:
+        """Heartbeat, renew or take the lease, read the limited queues;
+        False if the row is gone."""
+        started = time.monotonic()
+        now = timezone.now()
+        values = {
+            "now": now,
+            "until": now + timedelta(seconds=self.lease_seconds),
+            "hand": self.jobs_in_hand,
+            "room": self.room(),
+            "me": self.worker_id,
+            "backend": self.backend,
+        }
+        if connections[self.db].vendor == "postgresql":
+            alive, leads, self.limited_queues = self._beat_postgresql(values)
+        else:
+            alive, leads, self.limited_queues = self._beat(values)
+        was_leading = self.leads(started)
+        self.leading_until = started + self.lease_seconds - self.interval
+        if not leads:
+            self.leading_until = 0.0
+        if leads and not was_leading:
+            logger.info(
+                "worker %s now runs the fleet's duties (rescue, schedules, "
+                "pruning, waking workers for due jobs)",
+                self.worker_id,
+            )
+        elif was_leading and not leads:
+            logger.info("worker %s no longer runs the fleet's duties", self.worker_id)
+        return alive
+
+    def _beat_postgresql(self, values: dict) -> tuple[bool, bool, list[str]]:
+        with connections[self.db].cursor() as cursor:
+            cursor.execute(HEARTBEAT, values)
+            alive, leads, limited = cursor.fetchone()
+        return bool(alive), bool(leads), sorted(limited)
+
+    def _beat(self, values: dict) -> tuple[bool, bool, list[str]]:
+        with transaction.atomic(using=self.db):
+            alive = (
+                Worker.objects.using(self.db)
+                .filter(pk=self.worker_id)
+                .update(
+                    last_heartbeat=values["now"],
+                    jobs_in_hand=values["hand"],
+                    room=values["room"],
+                )
+            )
+            leads = bool(alive) and self._take_lease(values)
+        limited = queue.limited_queues(self.backend, using=self.db)
+        return bool(alive), bool(leads), sorted(limited)
+
+    def _take_lease(self, values: dict) -> bool:
+        return bool(
+            Lease.objects.using(self.db)
+            .filter(name=self.backend)
+            .filter(Q(holder=self.worker_id) | Q(expires_at__lt=values["now"]))
+            .update(holder=self.worker_id, expires_at=values["until"])
+        )
+
+    def deregister(self) -> None:
+        """Remove the row and hand the lease back, so that another worker
+        takes it at its next heartbeat rather than when it expires."""
+        Worker.objects.using(self.db).filter(pk=self.worker_id).delete()
+        if self.leading_until:
+            Lease.objects.using(self.db).filter(
+                name=self.backend, holder=self.worker_id
+            ).update(holder="", expires_at=timezone.now())
+            self.leading_until = 0.0
+
+
+# Parameters by name (psycopg's pyformat). The lease is taken only by a live
+# row: a worker presumed dead registers again before it may lead.
+HEARTBEAT = """
+WITH beat AS (
+    UPDATE django_jobs_worker
+    SET last_heartbeat = %(now)s, jobs_in_hand = %(hand)s, room = %(room)s
+    WHERE id = %(me)s
+    RETURNING id
+), lease AS (
+    UPDATE django_jobs_lease
+    SET holder = %(me)s, expires_at = %(until)s
+    WHERE name = %(backend)s AND (holder = %(me)s OR expires_at < %(now)s)
+      AND EXISTS (SELECT 1 FROM beat)
+    RETURNING name
+)
+SELECT
+    EXISTS (SELECT 1 FROM beat),
+    EXISTS (SELECT 1 FROM lease),
+    ARRAY(
+        SELECT name FROM django_jobs_queue
+        WHERE backend = %(backend)s
+          AND (max_concurrency IS NOT NULL OR rate_limit IS NOT NULL)
+    )
+"""
+
+
+class DueLook(Duty):
+    """Wakes workers with room for ready jobs that no notification announced:
+    delayed jobs coming due, and jobs whose woken worker had filled up in the
+    meantime (see ``queue.wake``). PostgreSQL only; run by the leader."""
+
+    fleet_wide = True
+
+    def __init__(self, options: WorkerOptions) -> None:
+        super().__init__()
+        self.backend = options.backend.alias
+        self.db = options.db
+        self.interval = options.poll_interval
+
+    def run_once(self) -> int:
+        return queue.wake_due(self.backend, using=self.db)
