@@ -5,18 +5,21 @@ it on a clean exit; the rescuer removes those of dead workers. So the list
 is read-only and nothing here deletes a row (a live worker's jobs would be
 rescued from under it). A worker whose last heartbeat is older than its
 backend's ``WORKER_TIMEOUT`` is flagged stale: presumed dead, its jobs are
-about to be rescued.
+about to be rescued. The worker that holds its backend's lease, and so runs
+the fleet's duties (rescue, schedules, pruning), says so under its status.
 """
 
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import Exists, OuterRef
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
-from ..models import Worker
+from ..models import Lease, Worker
 from ..states import State
 from ..stats import is_stale
 from .display import when
@@ -46,6 +49,14 @@ class WorkerAdmin(ReadOnlyAdmin):
         "status",
     ]
     readonly_fields = fields
+
+    def get_queryset(self, request):
+        leases = Lease.objects.filter(
+            holder=OuterRef("pk"),
+            name=OuterRef("backend"),
+            expires_at__gt=timezone.now(),
+        )
+        return super().get_queryset(request).annotate(leads=Exists(leases))
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {"title": _("Workers"), **(extra_context or {})}
@@ -91,8 +102,16 @@ class WorkerAdmin(ReadOnlyAdmin):
                 _("silent past WORKER_TIMEOUT: presumed dead, its jobs are rescued"),
                 _("stale"),
             )
-        return format_html(
+        live = format_html(
             '<span class="jobs-state jobs-state-live" title="{}">{}</span>',
             _("sending heartbeats"),
             _("live"),
+        )
+        if not getattr(worker, "leads", False):
+            return live
+        return format_html(
+            '{}<br><span class="jobs-note" title="{}">{}</span>',
+            live,
+            _("holds the lease: rescues, enqueues schedules, prunes for the fleet"),
+            _("runs the duties"),
         )

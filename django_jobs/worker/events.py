@@ -208,6 +208,7 @@ class ChildEvents:
             self.children.read_output(gone.output)
         if gone.jobs:
             self.lost_child(gone, describe_status(status))
+            self.claimer.wake_up()  # a slot is free: no notification will say so
         self.children.remove(gone)
 
     def lost_child(self, gone: Child, how: str) -> None:

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from django_jobs.models import Worker
+from django_jobs.models import Lease, Worker
 
 from .conftest import WORKERS
 
@@ -29,6 +29,20 @@ def test_the_list_flags_stale_workers(admin_client, worker):
     assert ">3</a> / 8" in html  # jobs in hand, of its slots
     assert "10 s ago" in html
     assert '<span title="w2">host-2</span>' in html  # the long id on hover
+
+
+def test_the_list_names_the_worker_that_runs_the_fleets_duties(admin_client, worker):
+    Worker.objects.create(id="w2", hostname="host-2", pid=99, concurrency=1)
+    lease = Lease.objects.create(
+        name="default", holder="w1", expires_at=timezone.now() + timedelta(seconds=9)
+    )
+    html = admin_client.get(WORKERS).content.decode()
+    assert html.count(">runs the duties<") == 1
+    rows = html.index('title="w1">host-1'), html.index('title="w2">host-2')
+    assert rows[0] < html.index(">runs the duties<") < rows[1]
+    lease.expires_at = timezone.now() - timedelta(seconds=1)  # w1 stopped renewing
+    lease.save()
+    assert ">runs the duties<" not in admin_client.get(WORKERS).content.decode()
 
 
 def test_a_worker_page_is_read_only(admin_client, worker):
