@@ -68,6 +68,9 @@ class Registry(Duty):
         #: Until when (monotonic) this worker may act as the fleet's leader:
         #: a heartbeat short of when the lease it renewed expires.
         self.leading_until = 0.0
+        #: Whether to log when it starts or stops leading (not before the
+        #: start banner, which says whether it leads).
+        self.announce = False
         #: Another worker's rescuer removed this one's row: its jobs may
         #: have been taken back (the supervisor then checks its claims).
         self.presumed_dead = False
@@ -124,14 +127,17 @@ class Registry(Duty):
         self.leading_until = started + self.lease_seconds - self.interval
         if not leads:
             self.leading_until = 0.0
-        if leads and not was_leading:
-            logger.info(
-                "worker %s now runs the fleet's duties (rescue, schedules, "
-                "pruning, waking workers for due jobs)",
-                self.worker_id,
-            )
-        elif was_leading and not leads:
-            logger.info("worker %s no longer runs the fleet's duties", self.worker_id)
+        if self.announce and leads != was_leading:
+            if leads:
+                logger.info(
+                    "worker %s now runs the fleet's duties (rescue, schedules, "
+                    "pruning, waking workers for due jobs)",
+                    self.worker_id,
+                )
+            else:  # it stalled, or the database was away: another took over
+                logger.info(
+                    "worker %s no longer runs the fleet's duties", self.worker_id
+                )
         return alive
 
     def _beat_postgresql(self, values: dict) -> tuple[bool, bool, list[str]]:

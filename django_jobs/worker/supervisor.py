@@ -229,7 +229,7 @@ class Supervisor:
     def log_start(self) -> None:
         logger.info(
             "django-jobs %s worker %s started: backend %r, database %r (%s), "
-            "queues %s, concurrency %d, %d job(s) per child, pid %d%s",
+            "queues %s, concurrency %d, %d job(s) per child, pid %d%s%s",
             __version__,
             self.worker_id,
             self.options.backend.alias,
@@ -240,7 +240,11 @@ class Supervisor:
             self.options.jobs_per_child,
             os.getpid(),
             self.connection_pid(),
+            "; it runs the fleet's duties"
+            if self.registry.leads(time.monotonic())
+            else "",
         )
+        self.registry.announce = True
 
     def log_stop(self) -> None:
         # The fork server is reaped by now: RUSAGE_CHILDREN counts it, and

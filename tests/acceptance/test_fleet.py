@@ -18,7 +18,7 @@ from django_jobs.models import Job, Lease, Worker
 from tests import tasks
 from tests.acceptance.conftest import wait_for
 
-LEADS = "now runs the fleet's duties"
+LEADS = "runs the fleet's duties"
 CLAIMS = re.compile(r"; (\d+) claim\(s\)")
 
 
