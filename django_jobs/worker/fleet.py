@@ -87,9 +87,6 @@ class Registry(Duty):
             concurrency=self.options.concurrency,
             room=self.room(),
         )
-        Lease.objects.using(self.db).bulk_create(
-            [Lease(name=self.backend)], ignore_conflicts=True
-        )
         self.beat()
         self.next_run = time.monotonic() + self.interval
 
@@ -162,9 +159,14 @@ class Registry(Duty):
         return bool(alive), bool(leads), sorted(limited)
 
     def _take_lease(self, values: dict) -> bool:
-        return bool(
-            Lease.objects.using(self.db)
-            .filter(name=self.backend)
+        """Renew or take the lease, creating its row if it has none."""
+        leases = Lease.objects.using(self.db)
+        _, created = leases.get_or_create(
+            name=self.backend,
+            defaults={"holder": self.worker_id, "expires_at": values["until"]},
+        )
+        return created or bool(
+            leases.filter(name=self.backend)
             .filter(Q(holder=self.worker_id) | Q(expires_at__lt=values["now"]))
             .update(holder=self.worker_id, expires_at=values["until"])
         )
@@ -181,7 +183,8 @@ class Registry(Duty):
 
 
 # Parameters by name (psycopg's pyformat). The lease is taken only by a live
-# row: a worker presumed dead registers again before it may lead.
+# row (a worker presumed dead registers again before it may lead), and its
+# row is created if it has none (the first worker, or a table emptied by hand).
 HEARTBEAT = """
 WITH beat AS (
     UPDATE django_jobs_worker
@@ -189,10 +192,11 @@ WITH beat AS (
     WHERE id = %(me)s
     RETURNING id
 ), lease AS (
-    UPDATE django_jobs_lease
-    SET holder = %(me)s, expires_at = %(until)s
-    WHERE name = %(backend)s AND (holder = %(me)s OR expires_at < %(now)s)
-      AND EXISTS (SELECT 1 FROM beat)
+    INSERT INTO django_jobs_lease (name, holder, expires_at)
+    SELECT %(backend)s, %(me)s, %(until)s WHERE EXISTS (SELECT 1 FROM beat)
+    ON CONFLICT (name) DO UPDATE
+    SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+    WHERE django_jobs_lease.holder = %(me)s OR django_jobs_lease.expires_at < %(now)s
     RETURNING name
 )
 SELECT

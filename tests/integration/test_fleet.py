@@ -76,6 +76,17 @@ def test_a_leader_that_stops_hands_the_lease_back(monotonic):
     assert second.leads(monotonic())
 
 
+def test_a_lease_row_deleted_by_hand_is_made_again(monotonic):
+    first, second = registry("w1"), registry("w2")
+    first.register()
+    second.register()
+    Lease.objects.all().delete()
+    second.run_once()
+    assert second.leads(monotonic())
+    first.run_once()
+    assert not first.leads(monotonic())
+
+
 def test_a_worker_presumed_dead_registers_again_before_it_may_lead(monotonic):
     first = registry("w1")
     first.register()

@@ -13,8 +13,8 @@ from django_jobs.backend import jobs_backend
 from django_jobs.exceptions import class_path
 from django_jobs.models import Job
 from django_jobs.worker.duties import Pruner
-from django_jobs.worker.fleet import Registry
 from django_jobs.worker.failures import Failure, Kind
+from django_jobs.worker.fleet import Registry
 from django_jobs.worker.health import DatabaseHealth
 from django_jobs.worker.leases import Leases
 from django_jobs.worker.options import WorkerOptions
