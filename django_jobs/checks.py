@@ -16,6 +16,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import router
 from django.db.utils import load_backend
+from django.tasks import task_backends
 from django.tasks.exceptions import InvalidTask
 
 from .validation import QUEUE_NAME_MAX_LENGTH
@@ -40,6 +41,7 @@ def app_missing(backend: JobsBackend) -> str | None:
     )
 
 
+JOBS_ROUTER = "django_jobs.routers.JobsRouter"
 APP_MISSING_HINT = "Add 'django_jobs' to INSTALLED_APPS and run migrate."
 
 
@@ -76,14 +78,23 @@ def check_backend(backend: JobsBackend) -> list[checks.CheckMessage]:
     elif config.DATABASE is not None:
         from .models import Job
 
-        if router.db_for_read(Job) != config.DATABASE:
+        reads = router.db_for_read(Job)
+        # With several backends in several databases, the router sends the
+        # admin to the first one and migrates the tables into each. (Named,
+        # as settings name it: routers imports the backend, which imports us.)
+        databases = {b.db for b in task_backends.all() if isinstance(b, type(backend))}
+        elsewhere = reads in databases and any(
+            f"{type(each).__module__}.{type(each).__qualname__}" == JOBS_ROUTER
+            for each in router.routers
+        )
+        if reads != config.DATABASE and not elsewhere:
             messages.append(
                 checks.Warning(
                     f"{where}['OPTIONS']['DATABASE'] is {config.DATABASE!r}, but "
                     f"the database routers send reads of jobs to "
-                    f"{router.db_for_read(Job)!r}: the admin would show another "
+                    f"{reads!r}: the admin would show another "
                     "database's jobs.",
-                    hint="Add 'django_jobs.routers.JobsRouter' to DATABASE_ROUTERS.",
+                    hint=f"Add '{JOBS_ROUTER}' to DATABASE_ROUTERS.",
                     id="django_jobs.W001",
                 )
             )

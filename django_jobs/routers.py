@@ -1,4 +1,4 @@
-"""A database router that keeps django_jobs' tables on the backend's DATABASE."""
+"""A database router that keeps django_jobs' tables on the backends' DATABASE."""
 
 from __future__ import annotations
 
@@ -17,11 +17,26 @@ def jobs_database() -> str | None:
     return None
 
 
+def jobs_databases() -> set[str]:
+    """Every database that some JobsBackend in TASKS keeps its jobs in."""
+    from .backend import JobsBackend
+
+    return {
+        backend.db
+        for backend in task_backends.all()
+        if isinstance(backend, JobsBackend)
+    }
+
+
 class JobsRouter:
     """Reads, writes and migrations of django_jobs models go to OPTIONS["DATABASE"].
 
     Only needed when the jobs live in a database other than the default one;
-    add it before your own routers in DATABASE_ROUTERS.
+    add it before your own routers in DATABASE_ROUTERS. With several
+    backends, each in a database of its own, the tables are migrated into
+    each of them, and the admin reads the first backend's (the workers and
+    the backends name their database in every query, so they need no
+    router).
     """
 
     app_label = "django_jobs"
@@ -37,6 +52,6 @@ class JobsRouter:
         self, db: str, app_label: str, model_name: str | None = None, **hints: Any
     ) -> bool | None:
         if app_label == self.app_label:
-            target = jobs_database()
-            return target is None or db == target
+            databases = jobs_databases()
+            return not databases or db in databases
         return None

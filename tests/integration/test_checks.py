@@ -109,3 +109,35 @@ def test_router_sends_jobs_to_the_configured_database():
     assert router.allow_migrate("jobs", "django_jobs")
     assert not router.allow_migrate("default", "django_jobs")
     assert router.allow_migrate("default", "auth")
+
+
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+@override_settings(
+    DATABASES={
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+        "jobs": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+        "bulk": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+    },
+    DATABASE_ROUTERS=["django_jobs.routers.JobsRouter"],
+    TASKS={
+        "default": {
+            "BACKEND": "django_jobs.backend.JobsBackend",
+            "OPTIONS": {"DATABASE": "jobs"},
+        },
+        "bulk": {
+            "BACKEND": "django_jobs.backend.JobsBackend",
+            "OPTIONS": {"DATABASE": "bulk"},
+        },
+    },
+)
+def test_several_backends_each_in_a_database_of_its_own():
+    from django.core import checks
+    from django.db import router
+
+    from django_jobs.models import Job
+
+    assert router.db_for_read(Job) == "jobs"  # the admin shows the first
+    assert router.allow_migrate("jobs", "django_jobs")
+    assert router.allow_migrate("bulk", "django_jobs")
+    assert not router.allow_migrate("default", "django_jobs")
+    assert [m for m in checks.run_checks() if m.id.startswith("django_jobs")] == []
