@@ -256,3 +256,30 @@ def test_a_claim_writes_its_workers_room():
     assert Worker.objects.get(pk="w").room == 2  # asked for 3, got 1
     assert queue.claim(worker_id="w", limit=3, room=True) == []
     assert Worker.objects.get(pk="w").room == 3
+
+
+@pytest.mark.postgres
+def test_the_supervisors_connection_never_compiles_a_query_with_jit():
+    # It disables sequential scans (the claim must walk its index): a scan of
+    # a small table with no index for the query then costs, to the planner,
+    # enough for JIT, which took 100 ms of CPU per look for due jobs.
+    from django.db.backends.signals import connection_created
+
+    from django_jobs.worker.database import configure_supervisor_connection
+
+    connection.ensure_connection()
+    configure_supervisor_connection("default")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET jit_above_cost = 0")  # as if the table were big
+            cursor.execute(
+                "EXPLAIN SELECT id FROM django_jobs_worker WHERE room > 0"
+                " ORDER BY random()"
+            )
+            plan = "\n".join(line for (line,) in cursor.fetchall())
+        assert "Seq Scan" in plan  # disabled, and yet the only way
+        assert "JIT" not in plan
+    finally:
+        connection_created.disconnect(dispatch_uid="django_jobs_planner")
+        with connection.cursor() as cursor:
+            cursor.execute("RESET ALL")
