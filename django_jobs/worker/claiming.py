@@ -141,6 +141,19 @@ class Claimer:
 
     # Claim
 
+    def tell_room(self, room: int, written: bool) -> None:
+        """Have the worker's row say how much room the claim left; if that
+        fails, the next heartbeat says it."""
+        if self.registry is None:
+            return
+        try:
+            self.registry.claimed(room, written)
+        except DatabaseError as exc:
+            if transient(exc):
+                self.health.failed(exc, "write its room")
+            else:
+                logger.warning("cannot write the worker's room: %s", exc)
+
     def claim(self, clock: float) -> None:
         """Claim as many jobs as the children have room for; hand them out."""
         rooms = self.rooms()
@@ -150,6 +163,7 @@ class Claimer:
         if limit < 1 or not (self.wake or clock >= self.next_poll):
             return
         self.claims += 1
+        writes_room = self.registry is not None and self.registry.claim_writes_room()
         try:
             jobs = queue.claim(
                 worker_id=self.worker_id,
@@ -159,7 +173,7 @@ class Claimer:
                 using=self.db,
                 prepare=True,
                 limited=self.registry.limited_queues if self.registry else None,
-                room=True,
+                room=writes_room,
             )
         except DatabaseError as exc:
             if transient(exc):
@@ -172,6 +186,7 @@ class Claimer:
             return
         self.health.ok()
         self.claimed_total += len(jobs)
+        room = limit - len(jobs)
         if len(jobs) < limit:
             self.wake = False
             self.next_poll = clock + self.poll_interval()
@@ -182,3 +197,4 @@ class Claimer:
             if given:
                 self.children.dispatch(taker, given)
                 self.leases.expect(given)
+        self.tell_room(room, writes_room)  # once the jobs are on their way

@@ -62,6 +62,10 @@ class Registry(Duty):
         self.lease_seconds = LEASE_BEATS * self.interval
         #: How many more jobs the worker could take now.
         self.room = room
+        #: The room its row says it has, as the last claim or heartbeat wrote
+        #: it; only notifications read it, so only PostgreSQL writes it.
+        self.room_written: int | None = None
+        self.advertises = connections[self.db].vendor == "postgresql"
         self.jobs_in_hand = 0
         #: The queues with a concurrency or rate limit (claimed apart).
         self.limited_queues: list[str] = []
@@ -120,6 +124,7 @@ class Registry(Duty):
             alive, leads, self.limited_queues = self._beat_postgresql(values)
         else:
             alive, leads, self.limited_queues = self._beat(values)
+        self.room_written = values["room"] if alive else None
         was_leading = self.leads(started)
         self.leading_until = started + self.lease_seconds - self.interval
         if not leads:
@@ -170,6 +175,25 @@ class Registry(Duty):
             .filter(Q(holder=self.worker_id) | Q(expires_at__lt=values["now"]))
             .update(holder=self.worker_id, expires_at=values["until"])
         )
+
+    def claim_writes_room(self) -> bool:
+        """Whether a claim should write the worker's room in its own statement.
+
+        Yes while the row says the worker has room: the claim changes that.
+        Not while it says none: a claim that fills the worker up again (every
+        claim in a backlog) leaves it so, and a statement that writes nothing
+        still costs the database a sixth of a claim.
+        """
+        return self.advertises and self.room_written != 0
+
+    def claimed(self, room: int, written: bool) -> None:
+        """After a claim: the room it left, which the row must say (one
+        statement, when the claim did not write it and it changed)."""
+        if written:
+            self.room_written = room
+        elif self.advertises and room != self.room_written:
+            Worker.objects.using(self.db).filter(pk=self.worker_id).update(room=room)
+            self.room_written = room
 
     def deregister(self) -> None:
         """Remove the row and hand the lease back, so that another worker

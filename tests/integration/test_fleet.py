@@ -283,3 +283,28 @@ def test_the_supervisors_connection_never_compiles_a_query_with_jit():
         connection_created.disconnect(dispatch_uid="django_jobs_planner")
         with connection.cursor() as cursor:
             cursor.execute("RESET ALL")
+
+
+@pytest.mark.postgres
+def test_a_claim_writes_the_room_only_when_the_row_may_be_wrong():
+    worker = registry("w1", room=0)
+    worker.register()
+    # The row says no room: a claim that fills the worker again leaves it
+    # so, and needs no write; one that comes back short writes on its own.
+    assert not worker.claim_writes_room()
+    worker.claimed(2, written=False)
+    assert Worker.objects.get(pk="w1").room == 2
+    # The row says there is room: the claim itself writes what it leaves.
+    assert worker.claim_writes_room()
+    worker.claimed(0, written=True)
+    assert not worker.claim_writes_room()
+
+
+def test_sqlite_workers_do_not_write_their_room_after_claims():
+    worker = registry("w1", room=0)
+    worker.register()
+    if connection.vendor == "postgresql":
+        pytest.skip("PostgreSQL workers do")
+    worker.claimed(3, written=False)
+    assert Worker.objects.get(pk="w1").room == 0
+    assert not worker.claim_writes_room()
