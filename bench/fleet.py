@@ -65,6 +65,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 from common import ROOT, print_table, setup_django, truncate_jobs
@@ -442,6 +443,11 @@ def herd_part(instance, monitor, fleet, enqueues: int) -> None:
             "net mean",
         ],
         rows,
+    )
+    spread = sorted(Counter(int(r[0]) for r in raw).items())
+    print(
+        "  claims per enqueue, raw: "
+        + ", ".join(f"{count} claim(s) x{times}" for count, times in spread)
     )
     latency = [
         seconds * 1000

@@ -24,8 +24,11 @@ Objects of the supervisor (one module each)::
       Recorder (outcomes.py)     outcomes written through django_jobs.queue
       Leases (leases.py)         touches, checkpoints, renewals of waiting jobs
       Shutdown (shutdown.py)     signals, the drain, the hard stop
-      duties (duties.py)         Registry (heartbeat), Rescuer, Scheduler,
-                                 Pruner, LimitsWatcher, StrayJobs, and
+      Listener (listener.py)     LISTEN on the worker's own channel
+      Registry (fleet.py)        the heartbeat, the worker's room, the lease
+      fleet-wide duties          run only by the lease's holder: Rescuer,
+                                 Scheduler, Pruner, StrayJobs (duties.py),
+                                 DueLook (fleet.py: wakes for due jobs)
       ClaimWatch (watch.py)      cancelled and lost claims of jobs in hand
       DatabaseHealth (health.py) one line when the database goes, one when back
       Portions (portions.py)     how many jobs a child gets at once
