@@ -18,16 +18,15 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Count, Min, Q
 from django.db.models.functions import TruncMinute
-from django.tasks import task_backends
-from django.tasks.exceptions import InvalidTaskBackend
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .backend import JobsBackend
+from .compat import InvalidTaskBackend, task_backends
 from .conf import JobsOptions
 from .models import Batch, Job, Queue, Worker
-from .queue.batches import WAITING
-from .queue.console import configured_queues as queues_of
+from .queue import WAITING
+from .queue import configured_queues as queues_of
 from .states import DELAYED, TASK_STATUS, State
 
 HOUR = timedelta(hours=1)

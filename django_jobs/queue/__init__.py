@@ -10,13 +10,14 @@ they apply to those that qualify and return how many did, because a console
 acting on a selection must not fail as a whole for one job that moved on.
 """
 
-from .batches import seal, settle, settle_pending
+from .batches import WAITING, seal, settle, settle_pending
 from .claim import claim, claim_statement, limited_queues
 from .console import (
     bury,
     cancel,
     check_queue,
     configure,
+    configured_queues,
     delete,
     kick,
     pause,
@@ -46,6 +47,7 @@ from .holder import (
 from .wake import channel, wake_due
 
 __all__ = [
+    "WAITING",
     "attempt_error",
     "backoff_delay",
     "bury",
@@ -60,6 +62,7 @@ __all__ = [
     "complete_many",
     "complete_returning",
     "configure",
+    "configured_queues",
     "cutoff",
     "delete",
     "enqueue",

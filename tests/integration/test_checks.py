@@ -76,6 +76,25 @@ def test_e008_unsupported_database():
 @override_settings(
     DATABASES={
         "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+        "direct": {"ENGINE": "django.db.backends.postgresql", "NAME": "jobs"},
+        "local": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+    }
+)
+def test_e011_worker_database():
+    # Not connected to: the check reads the engine only.
+    assert backend_messages({"WORKER_DATABASE": "direct"}) == []
+    messages = backend_messages({"WORKER_DATABASE": "nope"})
+    assert ids(messages) == ["django_jobs.E011"]
+    assert "'nope', which is not a key of DATABASES" in messages[0].msg
+    messages = backend_messages({"WORKER_DATABASE": "local"})
+    assert ids(messages) == ["django_jobs.E011"]
+    assert "a sqlite database: a pooler is for PostgreSQL" in messages[0].msg
+
+
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+@override_settings(
+    DATABASES={
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
         "jobs": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
     }
 )
