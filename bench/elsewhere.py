@@ -6,7 +6,8 @@ first job of it comes (see django_jobs.worker.preload).
 """
 
 from django.db import connection
-from django.tasks import task
+
+from django_jobs.compat import task
 
 
 @task

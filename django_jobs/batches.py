@@ -21,8 +21,7 @@ import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from django.tasks import Task
-
+from .compat import Task
 from .scope import current_batch
 
 #: The keyword arguments a callback receives on top of its own.

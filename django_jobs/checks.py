@@ -16,9 +16,8 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import router
 from django.db.utils import load_backend
-from django.tasks import task_backends
-from django.tasks.exceptions import InvalidTask
 
+from .compat import InvalidTask, task_backends
 from .validation import QUEUE_NAME_MAX_LENGTH
 from .vendors import SUPPORTED_VENDORS
 

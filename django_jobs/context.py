@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from django.tasks import TaskContext
-
 from .arguments import to_json
+from .compat import TaskContext
 
 
 class Holder(Protocol):

@@ -18,6 +18,8 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from .compat import TASKS_MODULE
+
 JOB_FIELDS = ("job_id", "task", "attempt")
 
 
@@ -95,7 +97,7 @@ def use_json_lines() -> None:
     """Every line the worker writes as JSON: each handler of the loggers it
     uses is given the JSON formatter, and records of loggers nobody
     configured (Python's last resort, plain text) go to a JSON handler too."""
-    for name in ("", "django_jobs", "django", "django.tasks"):
+    for name in ("", "django_jobs", "django", TASKS_MODULE):
         for handler in logging.getLogger(name).handlers:
             handler.setFormatter(JSONFormatter())
     root = logging.getLogger()

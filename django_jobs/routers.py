@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.tasks import task_backends
+from .compat import task_backends
 
 
 def jobs_database() -> str | None:

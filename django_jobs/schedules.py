@@ -20,10 +20,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 from django.db import DatabaseError, DataError, IntegrityError, transaction
-from django.tasks import Task
 from django.utils import timezone
 
 from . import queue
+from .compat import TASKS_MODULE, Task
 from .exceptions import TaskNotFound, TaskNotImportable
 from .models import Schedule
 from .task import task_at
@@ -116,7 +116,7 @@ def check_task(path: str) -> Task:
     except TaskNotImportable as exc:
         raise InvalidSchedule(f"{exc} ({exc.__cause__}).") from None
     except TaskNotFound:
-        raise InvalidSchedule(f"{path!r} is not a django.tasks.Task.") from None
+        raise InvalidSchedule(f"{path!r} is not a {TASKS_MODULE}.Task.") from None
 
 
 def ticks_between(

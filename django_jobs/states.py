@@ -7,8 +7,9 @@ update from them, and so that a reader can see the whole life cycle at once.
 from __future__ import annotations
 
 from django.db import models
-from django.tasks import TaskResultStatus
 from django.utils.translation import gettext_lazy as _
+
+from .compat import TaskResultStatus
 
 
 class State(models.TextChoices):

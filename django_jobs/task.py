@@ -13,9 +13,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.tasks import Task, TaskResult, TaskResultStatus
 from django.utils.module_loading import import_string
 
+from .compat import TASKS_MODULE, Task, TaskResult, TaskResultStatus
 from .exceptions import TaskNotFound, TaskNotImportable
 
 Call = tuple[Sequence[Any], Mapping[str, Any]]
@@ -114,7 +114,7 @@ def task_at(path: str) -> Task:
         raise TaskNotImportable(f"{path!r} cannot be imported") from exc
     if not isinstance(found, Task):
         raise TaskNotFound(
-            f"{path!r} is {type(found).__qualname__}, not a django.tasks.Task; "
+            f"{path!r} is {type(found).__qualname__}, not a {TASKS_MODULE}.Task; "
             "it was not called."
         )
     return found

@@ -14,12 +14,16 @@ from inspect import iscoroutinefunction
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.tasks import Task
-from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
-from django.tasks.exceptions import InvalidTask
 from django.utils import timezone
-from django.utils.inspect import get_func_args, is_module_level_function
+from django.utils.inspect import get_func_args
 
+from .compat import (
+    TASK_MAX_PRIORITY,
+    TASK_MIN_PRIORITY,
+    InvalidTask,
+    Task,
+    is_module_level_function,
+)
 from .conf import ON_FAILURE_CHOICES
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ test can count which processes imported it.
 
 import os
 
-from django.tasks import task
+from django_jobs.compat import task
 
 if log := os.environ.get("JOBS_IMPORT_LOG"):
     with open(log, "a") as imports:

@@ -4,7 +4,8 @@ Module level, as every task must be; a worker imports them by dotted path.
 """
 
 from django.db import transaction
-from django.tasks import task
+
+from django_jobs.compat import task
 
 from .models import Record
 

@@ -7,7 +7,7 @@ by the jobs' paths, as they do for tasks in any module of a real project.
 import os
 import sys
 
-from django.tasks import task
+from django_jobs.compat import task
 
 ODD = {
     "nul": "a\x00b",

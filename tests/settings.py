@@ -1,5 +1,7 @@
 """Settings for the test suite: the test project plus the fixture app ``tests``."""
 
+import django
+
 from testproject.settings import *  # noqa: F403
 from testproject.settings import INSTALLED_APPS
 
@@ -27,12 +29,14 @@ TASKS = {
 }
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# django.tasks logs as "django.tasks"; the backport (Django 5.2) as "django_tasks".
+TASKS_LOGGER = "django.tasks" if django.VERSION >= (6, 1) else "django_tasks"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"stderr": {"class": "logging.StreamHandler"}},
     "loggers": {
         "django_jobs": {"handlers": ["stderr"], "level": "INFO"},
-        "django.tasks": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        TASKS_LOGGER: {"handlers": ["stderr"], "level": "INFO", "propagate": False},
     },
 }

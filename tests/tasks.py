@@ -2,7 +2,7 @@
 
 import asyncio
 
-from django.tasks import task
+from django_jobs.compat import task
 
 from .models import Record
 

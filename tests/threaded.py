@@ -4,7 +4,7 @@ not import it (a fork copies one thread only, and any lock it holds)."""
 import threading
 import time
 
-from django.tasks import task
+from django_jobs.compat import task
 
 threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
 

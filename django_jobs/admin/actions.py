@@ -7,8 +7,8 @@ count comes from the queue operation itself, so a job that moved on between
 the click and the write is reported as skipped, not as done.
 
 Every action is offered on the job list and on a job's page (Django's
-change-form actions). Delete and change priority ask first, on a page of
-their own.
+change-form actions; ``compat`` provides them on Django 5.2). Delete and
+change priority ask first, on a page of their own.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Iterator
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import messages
 from django.contrib.admin import helpers
 from django.db.models import Q
 from django.http import HttpResponseRedirect
@@ -30,12 +30,11 @@ from django.utils.translation import ngettext
 from .. import queue
 from ..states import State
 from ..validation import PRIORITY_MAX, PRIORITY_MIN
+from .compat import CHANGE_FORM_ACTION, EVERYWHERE, action
 
 logger = logging.getLogger("django_jobs.admin")
 
 CHUNK = 1000
-EVERYWHERE = [admin.ActionLocation.CHANGE_LIST, admin.ActionLocation.CHANGE_FORM]
-CHANGE_FORM_ACTION = f"{admin.ActionLocation.CHANGE_FORM.value}-action"
 
 
 class PriorityForm(forms.Form):
@@ -75,12 +74,12 @@ class JobActions:
         "delete_jobs",
     ]
 
-    @admin.action(permissions=["change"], description=_("Bury"), location=EVERYWHERE)
+    @action(permissions=["change"], description=_("Bury"), location=EVERYWHERE)
     def bury_jobs(self, request, queryset):
         changed, skipped = apply(queue.bury, queryset, queue.unheld("bury"))
         self.report(request, "bury", changed, skipped)
 
-    @admin.action(
+    @action(
         permissions=["change"],
         description=_("Retry now (buried or delayed)"),
         location=EVERYWHERE,
@@ -91,7 +90,7 @@ class JobActions:
         changed, skipped = apply(queue.kick, queryset, waiting)
         self.report(request, "retry", changed, skipped)
 
-    @admin.action(permissions=["change"], description=_("Cancel"), location=EVERYWHERE)
+    @action(permissions=["change"], description=_("Cancel"), location=EVERYWHERE)
     def cancel_jobs(self, request, queryset):
         running = Q(state=State.RESERVED, cancel_requested_at=None)
         stopping = queryset.filter(running).exists()
@@ -107,7 +106,7 @@ class JobActions:
                 messages.INFO,
             )
 
-    @admin.action(
+    @action(
         permissions=["change"], description=_("Change priority"), location=EVERYWHERE
     )
     def reprioritise_jobs(self, request, queryset):
@@ -123,7 +122,7 @@ class JobActions:
         self.report(request, "reprioritise", changed, skipped)
         return None
 
-    @admin.action(permissions=["delete"], description=_("Delete"), location=EVERYWHERE)
+    @action(permissions=["delete"], description=_("Delete"), location=EVERYWHERE)
     def delete_jobs(self, request, queryset):
         if "post" not in request.POST:
             return self.confirmation(request, queryset, "delete_jobs")

@@ -23,8 +23,9 @@ from django.utils.translation import gettext_lazy as _
 from ..models import Job, Worker
 from ..states import State
 from ..validation import PRIORITY_MAX, PRIORITY_MIN
-from .actions import CHANGE_FORM_ACTION, JobActions
+from .actions import JobActions
 from .changelist import JobChangeList, search_filter
+from .compat import CHANGE_FORM_ACTION, Location, PageActions
 from .display import console_context, lease, moment, progress_bar, state_badge, when
 from .filters import FailedFilter, QueueFilter, StateFilter, TaskFilter
 from .job_page import JobPage
@@ -33,7 +34,7 @@ from .values import request_values
 
 
 @admin.register(Job)
-class JobAdmin(JobActions, JobPage, admin.ModelAdmin):
+class JobAdmin(JobActions, JobPage, PageActions, admin.ModelAdmin):
     # Few columns, with what belongs together in one cell (state and
     # attempts, queue and priority, worker and lease) and times on two lines
     # (clock, then how long ago): the list fits beside the admin's sidebar
@@ -68,7 +69,7 @@ class JobAdmin(JobActions, JobPage, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return obj is None and super().has_delete_permission(request)
 
-    def get_actions(self, request, action_location=admin.ActionLocation.CHANGE_LIST):
+    def get_actions(self, request, action_location=Location.CHANGE_LIST):
         actions = super().get_actions(request, action_location=action_location)
         actions.pop("delete_selected", None)  # it would bypass django_jobs.queue
         return actions
@@ -83,7 +84,7 @@ class JobAdmin(JobActions, JobPage, admin.ModelAdmin):
             raise PermissionDenied
 
     def changelist_view(self, request, extra_context=None):
-        location = admin.ActionLocation.CHANGE_LIST
+        location = Location.CHANGE_LIST
         self.refuse_unpermitted_action(request, "action", location)
         extra_context = {
             "title": _("Jobs"),
@@ -93,7 +94,7 @@ class JobAdmin(JobActions, JobPage, admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        location = admin.ActionLocation.CHANGE_FORM
+        location = Location.CHANGE_FORM
         self.refuse_unpermitted_action(request, CHANGE_FORM_ACTION, location)
         return super().change_view(request, object_id, form_url, extra_context)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 from django.db.models import OuterRef, Subquery
-from django.tasks.exceptions import InvalidTask
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -23,6 +22,7 @@ from django.utils.translation import ngettext
 
 from .. import schedules
 from ..backend import jobs_backend
+from ..compat import InvalidTask
 from ..models import Job, Schedule
 
 SETTINGS_FIELDS = [

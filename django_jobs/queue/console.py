@@ -9,10 +9,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Greatest
-from django.tasks import task_backends
-from django.tasks.exceptions import InvalidTaskBackend
 from django.utils import timezone
 
+from ..compat import InvalidTaskBackend, task_backends
 from ..distinct import distinct_values
 from ..exceptions import (
     InvalidTransition,

@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.tasks import TaskResult
-
+from ..compat import TaskResult
 from .eager import run_on_enqueue
 from .runner import TEST_WORKER_ID, Runner, Selection, TaskLike
 

@@ -6,11 +6,8 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from django.tasks import TaskResult, task_backends
-from django.tasks.base import TASK_REFRESH_ATTRS
-from django.tasks.signals import task_enqueued
-
 from ..backend import JobsBackend
+from ..compat import TASK_REFRESH_ATTRS, TaskResult, task_backends, task_enqueued
 from .runner import Runner, Selection, TaskLike, running
 
 

@@ -21,13 +21,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
-from django.tasks import Task, TaskResult, task_backends
-from django.tasks.signals import task_finished, task_started
 from django.utils import timezone
 
 from .. import queue
 from ..arguments import to_json
 from ..backend import JobsBackend
+from ..compat import Task, TaskResult, task_backends, task_finished, task_started
 from ..context import JobContext
 from ..exceptions import TaskNotFound, TaskNotImportable, class_path
 from ..models import Job

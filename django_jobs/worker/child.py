@@ -20,10 +20,10 @@ from datetime import datetime
 from typing import Any
 
 from django.db import close_old_connections, connections
-from django.tasks import Task, TaskResultStatus
 from django.utils.dateparse import parse_datetime
 
 from ..arguments import to_json
+from ..compat import Task, TaskResultStatus
 from ..context import JobContext
 from ..exceptions import (
     ClaimLost,

@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.db import DatabaseError
-from django.tasks.signals import task_finished, task_started
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from .. import queue
 from ..backend import JobsBackend
+from ..compat import task_finished, task_started
 from ..exceptions import (
     ChildCrashed,
     ClaimLost,

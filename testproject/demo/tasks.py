@@ -2,8 +2,9 @@
 
 import time
 
-from django.tasks import task
 from django.utils import timezone
+
+from django_jobs.compat import task
 
 from .models import Signup
 

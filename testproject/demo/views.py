@@ -2,8 +2,9 @@
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.tasks.exceptions import TaskResultDoesNotExist
 from django.views.decorators.http import require_http_methods
+
+from django_jobs.compat import TaskResultDoesNotExist
 
 from .models import Signup
 from .tasks import add

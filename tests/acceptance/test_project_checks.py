@@ -45,7 +45,7 @@ class ShopConfig(AppConfig):
 """
 
 EMAILS = """
-from django.tasks import task
+from django_jobs.compat import task
 
 
 @task(queue_name="emails", ttr=30, max_attempts=5)

@@ -11,7 +11,7 @@ from django_jobs.models import Job
 from tests.acceptance.conftest import wait_for
 
 NEW_MODULE = """
-from django.tasks import task
+from django_jobs.compat import task
 
 
 @task

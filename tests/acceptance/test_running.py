@@ -4,9 +4,8 @@ import os
 import re
 from pathlib import Path
 
-from django.tasks import TaskResultStatus
-
 from django_jobs import queue
+from django_jobs.compat import TASKS_MODULE, TaskResultStatus
 from django_jobs.models import Job, Worker
 from tests import tasks
 from tests.models import Record
@@ -105,7 +104,7 @@ def test_a_row_naming_os_system_is_buried_and_never_called(start_worker, tmp_pat
     assert (
         job.errors[0]["exception_class_path"] == "django_jobs.exceptions.TaskNotFound"
     )
-    assert "not a django.tasks.Task" in job.errors[0]["traceback"]
+    assert f"not a {TASKS_MODULE}.Task" in job.errors[0]["traceback"]
     good.refresh()
     assert good.status == TaskResultStatus.SUCCESSFUL  # the worker carried on
 

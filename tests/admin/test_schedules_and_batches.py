@@ -2,6 +2,7 @@
 
 from django_jobs import queue
 from django_jobs.batches import batch
+from django_jobs.compat import TASKS_MODULE
 from django_jobs.models import Job, Schedule
 from tests import tasks
 from tests.admin.conftest import CHANGELIST, logged_in, staff
@@ -46,7 +47,7 @@ def test_mistakes_are_form_errors(admin_client):
         ({"cron": "every hour"}, "is not a valid cron expression"),
         ({"time_zone": "Mars/Olympus"}, "is not a known time zone"),
         ({"task_path": "tests.tasks.missing"}, "cannot be imported"),
-        ({"task_path": "os.system"}, "is not a django.tasks.Task"),
+        ({"task_path": "os.system"}, f"is not a {TASKS_MODULE}.Task"),
         ({"args": "[]"}, "missing a required argument: &#x27;name&#x27;"),
         ({"backend": "nope"}, "is not a key of the TASKS setting"),
     ]

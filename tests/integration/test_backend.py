@@ -5,18 +5,21 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
-from django.tasks import TaskResultStatus, default_task_backend, task_backends
-from django.tasks.exceptions import (
-    InvalidTask,
-    TaskResultDoesNotExist,
-    TaskResultMismatch,
-)
-from django.tasks.signals import task_enqueued
 from django.test import override_settings
 from django.utils import timezone
 
 from django_jobs import queue
 from django_jobs.backend import JobsBackend, jobs_backend
+from django_jobs.compat import (
+    TASKS_MODULE,
+    InvalidTask,
+    TaskResultDoesNotExist,
+    TaskResultMismatch,
+    TaskResultStatus,
+    default_task_backend,
+    task_backends,
+    task_enqueued,
+)
 from django_jobs.models import Job
 from tests import tasks
 
@@ -289,7 +292,7 @@ def test_jobs_backend_refuses_wrong_aliases_with_one_sentence():
         jobs_backend("nope")
     settings = {
         "default": {"BACKEND": "django_jobs.backend.JobsBackend"},
-        "other": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"},
+        "other": {"BACKEND": f"{TASKS_MODULE}.backends.dummy.DummyBackend"},
         "broken": {
             "BACKEND": "django_jobs.backend.JobsBackend",
             "OPTIONS": {"DEFAULT_TTR": -1},

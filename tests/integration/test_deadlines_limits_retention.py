@@ -4,10 +4,10 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.tasks.exceptions import InvalidTask
 from django.utils import timezone
 
 from django_jobs import queue
+from django_jobs.compat import InvalidTask
 from django_jobs.models import Job, Queue
 from tests import tasks
 

@@ -8,8 +8,8 @@ SQLite stored what PostgreSQL refuses.
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.tasks.exceptions import InvalidTask
 
+from django_jobs.compat import InvalidTask
 from django_jobs.models import Job
 from tests import tasks
 

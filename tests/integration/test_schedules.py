@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core import checks
 from django.db import connections
-from django.tasks import task_backends
 from django.test import override_settings
 
 from django_jobs import schedules
 from django_jobs.backend import JobsBackend
+from django_jobs.compat import task_backends
 from django_jobs.models import Job, Schedule
 
 SCHEDULES = {

@@ -8,13 +8,15 @@ import re
 from pathlib import Path
 
 import pytest
-from django.tasks import task
 from django.test import override_settings
 
+from django_jobs.compat import TASKS_MODULE, task
 from django_jobs.testing import run_on_enqueue
 
 DOCS = Path(__file__).resolve().parent.parent.parent / "docs"
-IMMEDIATE = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+IMMEDIATE = {
+    "default": {"BACKEND": f"{TASKS_MODULE}.backends.immediate.ImmediateBackend"}
+}
 
 
 def celery_eager_advice() -> str:

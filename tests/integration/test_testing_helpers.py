@@ -8,12 +8,11 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.tasks import TaskResultStatus
-from django.tasks.signals import task_finished, task_started
 from django.utils import timezone
 
 from django_jobs import queue
 from django_jobs.batches import batch
+from django_jobs.compat import TaskResultStatus, task_finished, task_started
 from django_jobs.exceptions import TaskNotFound, TaskNotImportable
 from django_jobs.models import Job
 from django_jobs.testing import TEST_WORKER_ID, run_jobs, run_on_enqueue

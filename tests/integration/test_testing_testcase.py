@@ -9,9 +9,9 @@ with run_on_enqueue().
 from functools import partial
 
 from django.db import DatabaseError, transaction
-from django.tasks import TaskResultStatus
 from django.test import TestCase, TransactionTestCase
 
+from django_jobs.compat import TaskResultStatus
 from django_jobs.models import Job
 from django_jobs.testing import run_jobs, run_on_enqueue
 from tests import helper_tasks as t

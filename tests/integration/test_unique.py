@@ -4,9 +4,9 @@ import threading
 
 import pytest
 from django.db import connections
-from django.tasks import TaskResultStatus
 
 from django_jobs import queue
+from django_jobs.compat import TaskResultStatus
 from django_jobs.exceptions import InvalidTransition
 from django_jobs.models import Job
 from tests import tasks
@@ -69,7 +69,7 @@ def test_kicking_a_buried_duplicate_is_refused_while_another_waits(db):
 
 @pytest.mark.parametrize("value", ["", 5, "x" * 201])
 def test_bad_unique_keys(value):
-    from django.tasks.exceptions import InvalidTask
+    from django_jobs.compat import InvalidTask
 
     with pytest.raises(InvalidTask, match="unique_key must be a non-empty string"):
         tasks.add.using(unique_key=value)

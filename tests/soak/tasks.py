@@ -24,7 +24,8 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.tasks import task
+
+from django_jobs.compat import task
 
 from . import procs
 from .kinds import FAILING, ODD_STRINGS, OVERRUN_TTR, PATIENT

@@ -1,6 +1,5 @@
-from django.tasks import TaskResultStatus
-
 from django_jobs import states
+from django_jobs.compat import TaskResultStatus
 from django_jobs.states import State
 
 
