@@ -44,6 +44,7 @@ if django.VERSION >= (6, 1):
         InvalidTask,
         InvalidTaskBackend,
         TaskResultDoesNotExist,
+        TaskResultMismatch,
     )
     from django.tasks.signals import task_enqueued, task_finished, task_started
     from django.utils.inspect import is_module_level_function
@@ -94,7 +95,7 @@ elif django.VERSION[:2] == (5, 2):
         InvalidTaskBackendError as InvalidTaskBackend,
     )
     from django_tasks.exceptions import InvalidTaskError as InvalidTask
-    from django_tasks.exceptions import TaskResultDoesNotExist
+    from django_tasks.exceptions import TaskResultDoesNotExist, TaskResultMismatch
     from django_tasks.signals import task_enqueued, task_finished, task_started
     from django_tasks.utils import is_module_level_function
 
@@ -121,6 +122,7 @@ __all__ = [
     "TaskError",
     "TaskResult",
     "TaskResultDoesNotExist",
+    "TaskResultMismatch",
     "TaskResultStatus",
     "default_task_backend",
     "is_module_level_function",
