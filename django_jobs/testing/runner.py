@@ -310,7 +310,7 @@ def savepoints() -> Iterator[list[str]]:
     aliases it rolled back.
     """
     taken = [
-        (connection.alias, transaction.savepoint_create(using=connection.alias))
+        (connection.alias, connection.savepoint())  # savepoint_create() on 6.1+
         for connection in connections.all(initialized_only=True)
         if connection.in_atomic_block
     ]

@@ -4,6 +4,7 @@ The helpers must leave the rows a worker would (claimed by the test worker,
 finished through django_jobs.queue), for every option @task accepts.
 """
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -12,7 +13,12 @@ from django.utils import timezone
 
 from django_jobs import queue
 from django_jobs.batches import batch
-from django_jobs.compat import TaskResultStatus, task_finished, task_started
+from django_jobs.compat import (
+    TASKS_MODULE,
+    TaskResultStatus,
+    task_finished,
+    task_started,
+)
 from django_jobs.exceptions import TaskNotFound, TaskNotImportable
 from django_jobs.models import Job
 from django_jobs.testing import TEST_WORKER_ID, run_jobs, run_on_enqueue
@@ -175,7 +181,7 @@ def test_options_of_the_task_are_on_the_row():
 
 def test_a_path_that_is_no_task_is_buried_and_never_called():
     job = queue.enqueue(task_path="os.system", args=["touch /tmp/owned"])
-    with pytest.raises(TaskNotFound, match=r"not a django\.tasks\.Task"):
+    with pytest.raises(TaskNotFound, match=rf"not a {re.escape(TASKS_MODULE)}\.Task"):
         run_jobs()
     job.refresh_from_db()
     assert job.state == "buried"
