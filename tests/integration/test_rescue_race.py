@@ -86,6 +86,31 @@ def test_a_worker_that_comes_back_during_the_pass_keeps_its_jobs(make_job, monke
     assert Worker.objects.filter(pk="w1").exists()  # a live worker keeps its row
 
 
+def test_two_rescuers_take_a_job_back_once(make_job, monkeypatch):
+    # Two workers' rescuers (a lease handed over mid-pass, say) find the
+    # same lost job; the second writes after the first already took it back.
+    silent_worker("w1", 10)
+    held = claimed_at(make_job, "w1", 20)
+    real_entry = duties.error_entry
+    other: dict[str, int] = {}
+
+    def other_rescuer_meanwhile(*args, **kwargs):
+        if not other:  # between this rescuer's read and its write
+            other["running"] = 1
+            other.update(rescuer().run_once())
+        return real_entry(*args, **kwargs)
+
+    monkeypatch.setattr(duties, "error_entry", other_rescuer_meanwhile)
+    counts = rescuer().run_once()
+
+    assert other["retried"] == 1
+    assert counts["retried"] == 0
+    job = Job.objects.get(pk=held.pk)
+    assert job.state == "ready"
+    assert job.attempts == 1
+    assert len(job.errors) == 1
+
+
 def test_a_job_whose_worker_has_no_row_waits_for_its_lease(make_job):
     orphan = claimed_at(make_job, "gone", 20)
     assert rescuer().run_once()["retried"] == 0
