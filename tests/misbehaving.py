@@ -101,3 +101,32 @@ def replace_output() -> str:
 def say(word: str) -> str:
     print(f"saying {word}")
     return word
+
+
+@task
+def break_protocol() -> str:
+    """Write a line that is no message into every Unix stream socket held.
+
+    The worker's channel to this child is one of them: what a job writes
+    there must stop the child, never the worker.
+    """
+    import socket
+    import stat
+    import time
+
+    for fd in range(3, 256):
+        try:
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                continue
+            held = socket.socket(fileno=fd)
+        except OSError:
+            continue
+        try:
+            if held.family == socket.AF_UNIX and held.type == socket.SOCK_STREAM:
+                held.sendall(b"this is not a message\n")
+        except OSError:
+            pass
+        finally:
+            held.detach()
+    time.sleep(10)
+    return "not stopped"

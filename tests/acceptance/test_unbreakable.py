@@ -96,6 +96,20 @@ def test_a_job_that_closes_or_replaces_its_output(start_worker, jobs_per_child):
         assert f"saying w{i}" in job.logs[0]["text"]
 
 
+def test_a_job_that_writes_nonsense_to_the_worker_is_stopped(start_worker):
+    broken = misbehaving.break_protocol.using(max_attempts=1).enqueue()
+    after = tasks.add.enqueue(2, 3)
+
+    worker = run_burst(start_worker, "--concurrency", "1")
+
+    job = stored(broken)
+    assert job.state == "buried"
+    assert job.return_value is None
+    assert "not a message" in job.errors[-1]["traceback"]
+    assert "broke the protocol" in worker.output
+    assert stored(after).return_value == 5
+
+
 REFUSE = {
     "postgresql": [
         """CREATE FUNCTION refuse_value() RETURNS trigger AS $$
