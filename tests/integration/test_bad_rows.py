@@ -88,3 +88,29 @@ def test_sqlite_text_in_a_number_column_is_a_bad_row(make_job):
         "ttr is 'soon', not a whole number"
         in Job.objects.get(pk=bad.pk).errors[-1]["traceback"]
     )
+
+
+def test_the_jobs_command_and_the_pruner_work_past_bad_rows(make_job):
+    from datetime import timedelta
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    bad, good = make_job(), make_job()
+    write_by_hand(bad.pk, "args", nested(1500))
+    write_by_hand(bad.pk, "enqueued_at", "-infinity")
+    Job.objects.filter(pk__in=[bad.pk, good.pk]).update(
+        state="done", finished_at=timezone.now() - timedelta(days=60)
+    )
+
+    listed, shown = StringIO(), StringIO()
+    call_command("jobs", "list", "--state", "done", stdout=listed)
+    call_command("jobs", "show", str(bad.pk), stdout=shown)
+    assert str(bad.pk) in listed.getvalue()
+    assert str(good.pk) in listed.getvalue()
+    assert "unreadable" in shown.getvalue()
+
+    pruned = queue.prune(done_before=timezone.now(), buried_before=None)
+    assert pruned["done"] == 2
+    assert not Job.objects.exists()
