@@ -40,7 +40,7 @@ def module_of(task_path: str) -> str:
 
 def leftovers(before: set[str]) -> list[str]:
     """What an import left behind that a fork would share: threads,
-    database connections, sockets. ``before``: the open descriptors then."""
+    database connections, sockets. ``before``: the open sockets then."""
     found = []
     if threading.active_count() > 1:
         found.append("it starts a thread")
@@ -49,24 +49,33 @@ def leftovers(before: set[str]) -> list[str]:
 
         if any(c.connection is not None for c in connections.all()):
             found.append("it opens a database connection")
-    for fd in _descriptors() - before:
-        with contextlib.suppress(OSError):
-            if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
-                found.append("it opens a socket")
-                break
+    if _sockets() - before:
+        found.append("it opens a socket")
     return found
 
 
-def _descriptors() -> set[str]:
+def _sockets() -> set[str]:
+    """The sockets open in this process, by inode ("socket:[123]").
+
+    By what each descriptor points to, not by its number: listing the
+    descriptors opens one, whose number a socket opened later may reuse.
+    """
+    sockets = set()
     try:
-        return set(os.listdir("/proc/self/fd"))
+        descriptors = os.listdir("/proc/self/fd")
     except OSError:  # not Linux: threads and connections are still looked at
-        return set()
+        return sockets
+    for fd in descriptors:
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith("socket:"):
+                sockets.add(target)
+    return sockets
 
 
 def probe(module: str) -> dict:
     """In a forked probe: import ``module`` and say whether it is safe."""
-    before = _descriptors()
+    before = _sockets()
     try:
         importlib.import_module(module)
     except BaseException as exc:  # SystemExit too: an import must not end us
@@ -138,7 +147,7 @@ def import_here(module: str) -> dict:
     do the same thing twice), connections are closed at once and the rest is
     reported: it is the supervisor's to say.
     """
-    before = _descriptors()
+    before = _sockets()
     try:
         importlib.import_module(module)
     except BaseException as exc:

@@ -2,6 +2,8 @@
 
 from collections import Counter
 
+import pytest
+
 from django_jobs import queue
 from django_jobs.models import Job
 
@@ -32,12 +34,20 @@ def test_a_task_module_no_tasks_py_imports_is_imported_once(start_worker, tmp_pa
     assert "the fork server imported tests.elsewhere" in worker.output
 
 
-def test_a_module_that_starts_a_thread_is_left_to_the_children(start_worker):
-    jobs = [queue.enqueue(task_path="tests.threaded.ping") for _ in range(3)]
+@pytest.mark.parametrize(
+    ("module", "why"),
+    [
+        ("tests.threaded", "it starts a thread"),
+        ("tests.connecting", "it opens a database connection"),
+        ("tests.sockety", "it opens a socket"),
+    ],
+)
+def test_a_module_unsafe_to_fork_is_left_to_the_children(start_worker, module, why):
+    jobs = [queue.enqueue(task_path=f"{module}.ping") for _ in range(3)]
     worker = start_worker("--burst", "--concurrency", "1")
     assert worker.wait(timeout=60) == 0, worker.output
     assert {Job.objects.get(pk=j.pk).return_value for j in jobs} == {"pong"}
     assert (
-        "task module tests.threaded is imported by each child, not once by the "
-        "fork server: it starts a thread" in worker.output
+        f"task module {module} is imported by each child, not once by the "
+        f"fork server: {why}" in worker.output
     )
