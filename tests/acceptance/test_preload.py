@@ -34,6 +34,28 @@ def test_a_task_module_no_tasks_py_imports_is_imported_once(start_worker, tmp_pa
     assert "the fork server imported tests.elsewhere" in worker.output
 
 
+def test_the_modules_of_scheduled_tasks_are_imported_at_start(start_worker, tmp_path):
+    log = tmp_path / "imports"
+    jobs = [
+        queue.enqueue(task_path="tests.elsewhere.greet", args=[f"n{i}"])
+        for i in range(5)
+    ]
+    worker = start_worker(
+        "--burst",
+        "--concurrency",
+        "1",
+        JOBS_IMPORT_LOG=str(log),
+        DJANGO_SETTINGS_MODULE="tests.scheduled_settings",
+    )
+    assert worker.wait(timeout=60) == 0, worker.output
+    assert [Job.objects.get(pk=j.pk).return_value for j in jobs] == [
+        f"hello n{i}" for i in range(5)
+    ]
+    # Imported once, by the supervisor before it forked the fork server:
+    # no probe, no import by the fork server or by any child.
+    assert log.read_text().split() == [str(worker.pid)]
+
+
 @pytest.mark.parametrize(
     ("module", "why"),
     [
