@@ -1,9 +1,13 @@
 """Rows written by hand in SQL: each bad row is buried alone; the rest flow."""
 
 import json
+from datetime import timedelta
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
+from django.utils import timezone
 
 from django_jobs import queue
 from django_jobs.models import Job
@@ -91,12 +95,6 @@ def test_sqlite_text_in_a_number_column_is_a_bad_row(make_job):
 
 
 def test_the_jobs_command_and_the_pruner_work_past_bad_rows(make_job):
-    from datetime import timedelta
-    from io import StringIO
-
-    from django.core.management import call_command
-    from django.utils import timezone
-
     bad, good = make_job(), make_job()
     write_by_hand(bad.pk, "args", nested(1500))
     write_by_hand(bad.pk, "enqueued_at", "-infinity")
