@@ -16,6 +16,7 @@ from django.contrib import admin
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import BadRequest
+from django.db.models import BLANK_CHOICE_DASH
 from django.http import HttpResponseRedirect
 
 #: Django 6.1 and later run actions from an object's page themselves.
@@ -55,9 +56,10 @@ class PageActions:
             return super().change_view(request, object_id, form_url, extra_context)
         if request.method == "POST" and CHANGE_FORM_ACTION in request.POST:
             return self._page_action(request, unquote(object_id))
-        if self.get_actions(request):  # none for a user who may only view
+        choices = self.get_action_choices(request, default_choices=[])
+        if choices:  # none for a user who may only view
             form = self.action_form(auto_id=None, prefix=Location.CHANGE_FORM.value)
-            form.fields["action"].choices = self.get_action_choices(request)
+            form.fields["action"].choices = BLANK_CHOICE_DASH + choices
             extra_context = {
                 "page_action_form": form,
                 "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
@@ -71,7 +73,8 @@ class PageActions:
             raise BadRequest("an action on a job's page applies to that job")
         data = request.POST.copy()
         data.setlist("action", [request.POST[CHANGE_FORM_ACTION]])
-        data.pop("index", None)
+        data.pop("index", None)  # the one action posted is the first
+        # Never "all matching jobs": on a page, an action applies to its job.
         data.pop("select_across", None)
         request.POST = data
         response = self.response_action(request, self.get_queryset(request))

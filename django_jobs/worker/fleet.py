@@ -177,7 +177,7 @@ class Registry(Duty):
         )
 
     def claim_writes_room(self) -> bool:
-        """Whether a claim should write the worker's room in its own statement.
+        """Whether the claim statement should also write the worker's room.
 
         Yes while the row says the worker has room: the claim changes that.
         Not while it says none: a claim that fills the worker up again (every
