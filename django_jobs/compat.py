@@ -60,15 +60,16 @@ elif django.VERSION[:2] == (5, 2):
             "django-jobs on Django 5.2 needs the Tasks backport: "
             "pip install 'django-jobs-queue[django52]' (or 'django-tasks>=0.12')."
         ) from None
+    import re
     from importlib.metadata import version
 
-    if tuple(int(part) for part in version("django-tasks").split(".")[:2]) < (
-        BACKPORT_MINIMUM
-    ):
+    installed = version("django-tasks")
+    # Major and minor only: "0.12rc1" and "1.0.dev0" are read as 0.12 and 1.0.
+    release = re.match(r"(\d+)\.(\d+)", installed)
+    if release is None or tuple(map(int, release.groups())) < BACKPORT_MINIMUM:
         raise ImproperlyConfigured(
-            f"django-jobs needs django-tasks 0.12 or later; "
-            f"{version('django-tasks')} is installed: "
-            "pip install 'django-tasks>=0.12'."
+            f"django-jobs needs django-tasks 0.12 or later; {installed} is "
+            "installed: pip install 'django-tasks>=0.12'."
         )
     # As importing django.tasks does on 6.1: the backends' system checks run
     # whether or not "django_tasks" is in INSTALLED_APPS.

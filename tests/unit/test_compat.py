@@ -77,3 +77,12 @@ def test_django_5_2_with_an_old_backport_says_what_to_install(monkeypatch):
     monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.11.0")
     with pytest.raises(ImproperlyConfigured, match=r"0\.11\.0 is installed"):
         load_compat(monkeypatch, (5, 2, 0, "final", 0))
+
+
+def test_a_prerelease_of_a_good_backport_is_accepted(monkeypatch):
+    monkeypatch.setitem(sys.modules, "django_tasks", types.ModuleType("django_tasks"))
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.13rc1")
+    # Past the version check (no ImproperlyConfigured): the fake backport
+    # has no API to import.
+    with pytest.raises(ImportError):
+        load_compat(monkeypatch, (5, 2, 0, "final", 0))
