@@ -72,8 +72,10 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         worker_options = WorkerOptions.from_command_line(options)
         configure_worker_logging(options["verbosity"], options["json_logs"])
-        if options["reload"] and not reloader.in_worker():
-            raise SystemExit(reloader.watch())
+        if options["reload"]:
+            if not reloader.in_worker():
+                raise SystemExit(reloader.watch())
+            reloader.report_imports()
         code = run_worker(worker_options)
         if code:
             raise SystemExit(code)
