@@ -128,12 +128,17 @@ def _convert_other(value: Any, path: str, where: str, escape: bool, depth: int) 
         try:
             return _text(value.decode(), path, where, escape)
         except UnicodeDecodeError:
-            raise _not_json(path, where, "bytes that are not UTF-8") from None
+            raise _not_json(path, where, "bytes that are not UTF-8", bytes) from None
     if isinstance(value, Mapping):
         return _convert(dict(value), path, where, escape, depth)
     if isinstance(value, Sequence):
         return _convert(list(value), path, where, escape, depth)
-    raise _not_json(path, where, f"Unsupported type: {type(value).__qualname__}")
+    raise _not_json(path, where, unsupported(type(value)), type(value))
+
+
+def unsupported(kind: type) -> str:
+    """The reason given for a value whose type JSON has no place for."""
+    return f"Unsupported type: {kind.__qualname__}"
 
 
 def _text(value: str, path: str, where: str, escape: bool) -> str:
@@ -204,8 +209,24 @@ def nesting_depth(value: Any) -> int:
     return deepest
 
 
-def _not_json(path: str, where: str, reason: str) -> TypeError:
-    return TypeError(
-        f"Task {path!r}: {where} cannot be stored as JSON ({reason}). "
-        "Pass ids and plain values, and load objects inside the task."
-    )
+class NotJSON(TypeError):
+    """A value that is not JSON data as a job stores it: what and where."""
+
+    def __init__(
+        self, path: str, where: str, reason: str, culprit: type | None = None
+    ) -> None:
+        super().__init__(
+            f"Task {path!r}: {where} cannot be stored as JSON ({reason}). "
+            "Pass ids and plain values, and load objects inside the task."
+        )
+        self.path = path
+        self.where = where
+        self.reason = reason
+        #: The type of the value refused, when its type is the problem.
+        self.culprit = culprit
+
+
+def _not_json(
+    path: str, where: str, reason: str, culprit: type | None = None
+) -> NotJSON:
+    return NotJSON(path, where, reason, culprit)

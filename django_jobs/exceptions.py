@@ -121,3 +121,15 @@ class InvalidJobRow(ValueError):
 
 class OutcomeNotStored(RuntimeError):
     """The database refused to store what the job's attempt ended with."""
+
+
+class ReturnValueNotStored(OutcomeNotStored, TypeError):
+    """The job's task returned a value that cannot be stored as JSON.
+
+    The task ran to its end, so its work (an email sent, a charge made) is
+    done: the job is buried at once, whatever its ``max_attempts``, rather
+    than run again. The message names the type and what to return instead
+    (``str()`` of a ``Decimal`` or ``UUID``, ``isoformat()`` of a datetime,
+    a model instance's pk). A ``TypeError`` too, as the value's type is the
+    problem.
+    """

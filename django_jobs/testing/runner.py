@@ -24,12 +24,17 @@ from django.db import DatabaseError, connections, transaction
 from django.utils import timezone
 
 from .. import queue
-from ..arguments import to_json
 from ..backend import JobsBackend
 from ..compat import Task, TaskResult, task_backends, task_finished, task_started
 from ..context import JobContext
-from ..exceptions import TaskNotFound, TaskNotImportable, class_path
+from ..exceptions import (
+    ReturnValueNotStored,
+    TaskNotFound,
+    TaskNotImportable,
+    class_path,
+)
 from ..models import Job
+from ..returns import stored_return_value
 from ..scope import current_batch, current_job
 from ..states import State
 from ..task import task_at
@@ -228,11 +233,28 @@ class Runner:
             if self.raise_errors:
                 raise
             return result
+        try:
+            value = stored_return_value(value, job.task_path)
+        except ReturnValueNotStored as exc:
+            return self.not_stored(backend, job, task, exc)
         queue.complete(
             job.pk, token=job.claim_token, return_value=value, using=backend.db
         )
         result = finished(backend, job, task, "done")
         signal(task_finished, backend, result)
+        return result
+
+    def not_stored(
+        self, backend: JobsBackend, job: Job, task: Task, exc: ReturnValueNotStored
+    ) -> TaskResult:
+        """Bury a job whose return value cannot be stored, as a worker does:
+        it ran to its end, so another attempt would do its work again."""
+        error = queue.error_entry(job, ReturnValueNotStored, str(exc))
+        queue.bury_held(job.pk, token=job.claim_token, error=error, using=backend.db)
+        result = finished(backend, job, task, "buried")
+        signal(task_finished, backend, result)
+        if self.raise_errors:
+            raise exc
         return result
 
     def unrunnable(self, backend: JobsBackend, job: Job, reason: TaskNotFound) -> None:
@@ -277,13 +299,12 @@ def resolve(path: str) -> Task | TaskNotFound:
 
 
 def call(task: Task, job: Job, context: JobContext | None) -> Any:
-    """Call the task with the job's arguments; its return value as JSON, with
-    text that databases cannot store escaped, as a worker's child does."""
+    """Call the task with the job's arguments (and its context), as a
+    worker's child does; what it returns is stored by ``Runner.run``."""
     args = list(job.args)
     if context is not None:
         args.insert(0, context)
-    value = task.call(*args, **job.kwargs)
-    return to_json(value, job.task_path, "the return value", escape=True)
+    return task.call(*args, **job.kwargs)
 
 
 def in_process_context(task: Task, job: Job, backend: JobsBackend) -> JobContext:

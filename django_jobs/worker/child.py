@@ -22,19 +22,21 @@ from typing import Any
 from django.db import close_old_connections, connections
 from django.utils.dateparse import parse_datetime
 
-from ..arguments import to_json
 from ..compat import Task, TaskResultStatus
 from ..context import JobContext
 from ..exceptions import (
     ClaimLost,
     NotRecorded,
+    ReturnValueNotStored,
     TaskNotFound,
     TaskNotImportable,
     class_path,
 )
+from ..returns import stored_return_value
 from ..scope import current_job
 from ..task import JobResult, job_result, task_at
 from . import databases, protocol
+from .failures import Kind
 
 _channel: _Channel | None = None
 
@@ -152,7 +154,7 @@ def warm_up() -> None:
     sample = {"id": 0, "task_path": __name__ + ".run", "args": [], "kwargs": {}}
     protocol.decode(protocol.encode({"op": "run", "jobs": [sample]}))
     resolve(sample["task_path"])
-    to_json({"a": [1, 2.5, None]}, "warm-up", "value")
+    stored_return_value({"a": [1, 2.5, None]}, "warm-up")
 
 
 def run(job: dict[str, Any]) -> protocol.Message:
@@ -186,7 +188,7 @@ def _run(job: dict[str, Any]) -> protocol.Message:
     job_id = job["id"]
     task = resolve(job["task_path"])
     if not isinstance(task, Task):
-        return {"op": "outcome", "id": job_id, "unrunnable": True, "error": task}
+        return failed(job_id, *task)
     databases.check_opened_ahead()
     protocol.send(_channel.sock, {"op": "started", "id": job_id})
     started = time.perf_counter()
@@ -196,10 +198,10 @@ def _run(job: dict[str, Any]) -> protocol.Message:
         if task.takes_context:
             args = [job_context(task, job), *args]
         value = task.call(*args, **job["kwargs"])
-        value = to_json(value, job["task_path"], "the return value", escape=True)
-        outcome = {"op": "outcome", "id": job_id, "ok": True, "value": value}
     except BaseException as exc:  # SystemExit too: every ending is an outcome
-        outcome = {"op": "outcome", "id": job_id, "ok": False, "error": describe(exc)}
+        outcome = failed(job_id, Kind.RAISED, describe(exc))
+    else:
+        outcome = returned(job_id, value, job["task_path"])
     finally:
         current_job.reset(running)
         used = databases.in_use()
@@ -210,6 +212,37 @@ def _run(job: dict[str, Any]) -> protocol.Message:
     outcome["seconds"] = time.perf_counter() - started
     outcome["databases"] = used
     return outcome
+
+
+def returned(job_id: int, value: Any, task_path: str) -> protocol.Message:
+    """The outcome of a job that returned ``value``: done, or, if the value
+    cannot be stored, a failure that buries the job (its work was done)."""
+    try:
+        value = stored_return_value(value, task_path)
+    except ReturnValueNotStored as exc:
+        return failed(job_id, Kind.UNSTORABLE, error_of(exc))
+    return {"op": "outcome", "id": job_id, "ok": True, "value": value}
+
+
+def failed(job_id: int, kind: Kind, error: dict[str, str]) -> protocol.Message:
+    """The outcome of a job that failed: how (``Kind.from_child``) and why."""
+    return {
+        "op": "outcome",
+        "id": job_id,
+        "ok": False,
+        "kind": kind.name,
+        "error": error,
+    }
+
+
+def error_of(exc: Exception) -> dict[str, str]:
+    """An error of ours, in its own words: the traceback would show only
+    django_jobs' frames, which say nothing about the job."""
+    cls = type(exc)
+    return {
+        "exception_class_path": class_path(cls),
+        "traceback": f"{cls.__name__}: {exc}\n",
+    }
 
 
 def flush_output() -> None:
@@ -232,31 +265,27 @@ def print_into(fd: int | None, *, close: bool = False) -> None:
             os.close(fd)
 
 
-def resolve(path: str) -> Task | dict[str, Any]:
-    """The Task at ``path``, or an error saying why there is none.
+def resolve(path: str) -> Task | tuple[Kind, dict[str, str]]:
+    """The Task at ``path``, or how and why there is none.
 
-    An error with ``importable: False`` may go away (a deploy in progress);
-    one without names something that is no Task, and never will be.
+    ``Kind.NOT_IMPORTABLE`` may go away (a deploy in progress);
+    ``Kind.NOT_A_TASK`` names something that is no Task, and never will be.
     """
     try:
         return task_at(path)
     except TaskNotImportable as exc:
         why = exc.__cause__ or exc
         cause = f"{type(why).__name__}: {why}".splitlines()[0]
-        return {
+        return Kind.NOT_IMPORTABLE, {
             "exception_class_path": class_path(TaskNotImportable),
             "traceback": (
                 f"{TaskNotImportable.__name__}: {exc} in this worker ({cause}). A "
                 "deploy may be in progress, or this worker runs older code than "
                 "the code that enqueued the job.\n\n" + describe(why)["traceback"]
             ),
-            "importable": False,
         }
     except TaskNotFound as exc:
-        return {
-            "exception_class_path": class_path(TaskNotFound),
-            "traceback": f"{TaskNotFound.__name__}: {exc}\n",
-        }
+        return Kind.NOT_A_TASK, error_of(exc)
 
 
 def job_context(task: Task, job: dict[str, Any]) -> JobContext:

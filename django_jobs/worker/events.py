@@ -180,15 +180,10 @@ class ChildEvents:
             self.recorder.succeeded(job, outcome.get("value"), elapsed)
             return
         error = outcome.get("error") or {}
-        if not outcome.get("unrunnable"):
-            kind = Kind.RAISED
-        elif error.get("importable") is False:
-            kind = Kind.NOT_IMPORTABLE
-        else:
-            kind = Kind.NOT_A_TASK
+        kind = Kind.from_child(outcome.get("kind"))
         path = str(error.get("exception_class_path", ""))
         traceback = str(error.get("traceback", ""))
-        seconds = elapsed if kind is Kind.RAISED else None
+        seconds = elapsed if kind.attempted else None
         self.recorder.failed(Failure(job, kind, path, traceback, seconds=seconds))
 
     def keep_logs(self, of: Child, job: Job) -> None:

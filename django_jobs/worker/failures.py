@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ..models import Job
+if TYPE_CHECKING:
+    from ..models import Job
 
 
 class Kind(enum.Enum):
@@ -26,11 +28,21 @@ class Kind(enum.Enum):
     NOT_A_TASK = "unrunnable"
     #: Its path does not import here (yet): tried again for a while.
     NOT_IMPORTABLE = "not importable"
+    #: It ran to its end and returned what cannot be stored (not JSON).
+    UNSTORABLE = "returned what cannot be stored"
 
     @property
     def final(self) -> bool:
-        """Buried at once: another attempt could not do better."""
-        return self in (Kind.CANCELLED, Kind.NOT_A_TASK)
+        """Buried at once: another attempt could not do better (or, for a
+        value that cannot be stored, would do the job's work again)."""
+        return self in (Kind.CANCELLED, Kind.NOT_A_TASK, Kind.UNSTORABLE)
+
+    @classmethod
+    def from_child(cls, name: object) -> Kind:
+        """The kind a child's outcome names (``kind.name``); a child can only
+        report how its job ended, never a timeout, crash or cancellation."""
+        kind = cls.__members__.get(str(name), cls.RAISED)
+        return kind if kind in _REPORTED else cls.RAISED
 
     @property
     def attempted(self) -> bool:
@@ -59,8 +71,15 @@ class Failure:
         return text
 
     def summary(self) -> str:
-        """The error's last line: the exception and its message."""
+        """The error's last line: the exception and its message (without a
+        final full stop: the log line goes on with "; retried")."""
         lines = self.traceback.strip().splitlines()
         if self.kind is Kind.NOT_IMPORTABLE and lines:
-            return lines[0]  # the explanation, not the traceback's end
-        return lines[-1] if lines else self.exception_class_path
+            return lines[0].removesuffix(".")  # the explanation, not the end
+        return lines[-1].removesuffix(".") if lines else self.exception_class_path
+
+
+#: The kinds a child reports in its outcome message.
+_REPORTED = frozenset(
+    (Kind.RAISED, Kind.NOT_A_TASK, Kind.NOT_IMPORTABLE, Kind.UNSTORABLE)
+)
