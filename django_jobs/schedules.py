@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from django.db import DatabaseError, DataError, IntegrityError, transaction
 from django.utils import timezone
 
@@ -37,6 +37,11 @@ logger = logging.getLogger("django_jobs.schedules")
 #: More ticks than this in one look means a schedule far behind: the rest
 #: are dropped as too old anyway.
 MAX_TICKS_AT_ONCE = 1000
+#: Fields a cron expression may have: crontab's five, or six with croniter's
+#: seconds last. Not seven: croniter reads the seventh as a year, and a
+#: seven-field expression written for Quartz or Spring (seconds first) would
+#: fire at other times than its author meant.
+CRON_FIELDS = (5, 6)
 
 
 class InvalidSchedule(ValueError):
@@ -96,11 +101,22 @@ problems = Problems()
 
 
 def check_cron(expression: str) -> None:
+    """Refuse a cron expression that a worker could not run: invalid, with a
+    number of fields other than CRON_FIELDS, or without a next tick (from
+    now, looking as far as croniter does: 50 years)."""
     if not isinstance(expression, str) or not croniter.is_valid(expression):
         raise InvalidSchedule(
             f"{expression!r} is not a valid cron expression (five fields: minute, "
             "hour, day of month, month, day of week; e.g. '*/5 * * * *')."
         )
+    count = len(expression.split())
+    if count not in CRON_FIELDS and not expression.strip().startswith("@"):
+        raise InvalidSchedule(
+            f"{expression!r} has {count} fields; a schedule's cron expression has "
+            "five (minute, hour, day of month, month, day of week), or six with "
+            "seconds last ('*/5 * * * * 30': every five minutes, at 30 seconds)."
+        )
+    next_tick(expression, "UTC", timezone.now())
 
 
 def check_time_zone(name: str) -> ZoneInfo:
@@ -126,7 +142,10 @@ def ticks_between(
     iterator = croniter(cron, after.astimezone(check_time_zone(zone)))
     ticks = []
     while len(ticks) < MAX_TICKS_AT_ONCE:
-        tick = iterator.get_next(datetime)
+        try:
+            tick = iterator.get_next(datetime)
+        except CroniterBadDateError:  # no more ticks (next_tick says why)
+            break
         if tick > until:
             break
         ticks.append(tick.astimezone(UTC))
@@ -134,8 +153,14 @@ def ticks_between(
 
 
 def next_tick(cron: str, zone: str, after: datetime) -> datetime:
+    """The first tick after ``after``; InvalidSchedule if there is none."""
     iterator = croniter(cron, after.astimezone(check_time_zone(zone)))
-    return iterator.get_next(datetime).astimezone(UTC)
+    try:
+        return iterator.get_next(datetime).astimezone(UTC)
+    except CroniterBadDateError:  # '0 0 31 2 *': no day matches
+        raise InvalidSchedule(
+            f"{cron!r} never fires: no date from now on matches it."
+        ) from None
 
 
 def due_ticks(schedule: Schedule, now: datetime, catch_up: float) -> list[datetime]:
@@ -249,9 +274,13 @@ def due_schedules(backend: JobsBackend, now: datetime) -> list[Schedule]:
 def enqueue_schedule(
     backend: JobsBackend, schedule: Schedule, now: datetime, catch_up: float
 ) -> int:
-    """Enqueue a schedule's due ticks and move its ``last_tick`` to now."""
-    enqueued = enqueue_ticks(backend, schedule, due_ticks(schedule, now, catch_up))
+    """Enqueue a schedule's due ticks and move its ``last_tick`` to now.
+
+    A schedule that never fires (again) raises InvalidSchedule, which the
+    round reports once and skips, as it does any schedule's error.
+    """
     upcoming = next_tick(schedule.cron, schedule.time_zone, now)
+    enqueued = enqueue_ticks(backend, schedule, due_ticks(schedule, now, catch_up))
     moved = Schedule.objects.using(backend.db).filter(pk=schedule.pk)
     if schedule.last_tick is not None:
         moved = moved.filter(last_tick__lte=now)
