@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from .durations import duration
 from .models import Job, Worker
+from .queue.enqueue import not_migrated
 
 
 class Unhealthy(Exception):
@@ -46,6 +47,17 @@ def check_database(db: str) -> None:
         ) from None
 
 
+def database_problem(exc: DatabaseError, db: str) -> str | None:
+    """What ``exc`` says in one line, if it is the deployment's problem rather
+    than a bug: django-jobs' migrations not applied, or a database that does
+    not answer. None for any other error."""
+    if (missing := not_migrated(exc, db)) is not None:
+        return str(missing)
+    if connections[db].connection is None:  # connecting failed: no query ran
+        return f"database {db!r} does not answer: {first_line(exc)}"
+    return None
+
+
 def first_line(exc: Exception) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -57,12 +69,17 @@ def check_worker(
     """The freshest worker of ``backend`` on ``host``, if it beat within
     ``max_age`` seconds."""
     now = now or timezone.now()
-    worker = (
-        Worker.objects.using(db)
-        .filter(backend=backend, hostname=host)
-        .order_by("-last_heartbeat")
-        .first()
-    )
+    try:
+        worker = (
+            Worker.objects.using(db)
+            .filter(backend=backend, hostname=host)
+            .order_by("-last_heartbeat")
+            .first()
+        )
+    except DatabaseError as exc:
+        raise Unhealthy(
+            f"the worker table of database {db!r} cannot be read: {first_line(exc)}"
+        ) from None
     if worker is None:
         raise Unhealthy(f"no worker of backend {backend!r} runs on host {host!r}")
     silence = now - worker.last_heartbeat

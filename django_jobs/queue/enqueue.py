@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from ..models import Job
@@ -114,16 +115,20 @@ def insert(
 
 
 def _insert_rows(connection, shared: list[Any], calls: list[tuple]) -> list[tuple]:
-    if len(calls) == 1:
+    many = len(calls) > 1
+    if many:
+        params = [*shared, json.dumps(calls)]
+    else:
         args, kwargs, key = calls[0]
         params = [*shared, json.dumps(args), json.dumps(kwargs), key]
+    try:
         return statements.fetch_all(
-            connection, statements.insert_statement(connection, many=False), params
+            connection, statements.insert_statement(connection, many=many), params
         )
-    params = [*shared, json.dumps(calls)]
-    return statements.fetch_all(
-        connection, statements.insert_statement(connection, many=True), params
-    )
+    except DatabaseError as exc:
+        if (clear := not_migrated(exc, connection.alias)) is not None:
+            raise clear from None  # its message quotes the database's
+        raise
 
 
 def enqueue(
@@ -132,3 +137,49 @@ def enqueue(
     """Write one job and return its row (a convenience for tools and tests)."""
     inserted = insert([(list(args), dict(kwargs or {}))], **fields)
     return Job.objects.using(get_db(fields.get("using"))).get(pk=inserted.ids[0])
+
+
+# Before migrate
+
+
+class NotMigrated(DatabaseError):
+    """django-jobs' tables (or columns a newer version added) are missing from
+    the database: ``manage.py migrate`` has not run there (since an upgrade)."""
+
+    def __init__(self, db: str, said: str) -> None:
+        command = "manage.py migrate" + ("" if db == "default" else f" --database {db}")
+        super().__init__(
+            f"database {db!r} is missing django-jobs' migrations ({said}): "
+            f"run '{command}'."
+        )
+        self.db = db
+
+
+#: django-jobs' tables and functions start with it.
+TABLE_PREFIX = f"{Job._meta.app_label}_"
+#: SQLSTATEs of a missing table (undefined_table) or column (undefined_column).
+MISSING_CODES = {"42P01", "42703"}
+#: SQLite has no such codes: its words for the same.
+SQLITE_MISSING = re.compile(r"^(?:no such (?:table|column): |table \S+ has no column)")
+
+
+def not_migrated(exc: DatabaseError, db: str) -> NotMigrated | None:
+    """The clear error to raise instead of ``exc``, if ``exc`` says that a
+    table or column of django-jobs' is missing; None for any other error.
+
+    Only asked once a statement has failed: the statements that work cost
+    nothing more. Precise on purpose: a database that is away, a lock that
+    timed out or a constraint are not a missing migration.
+    """
+    if isinstance(exc, NotMigrated):
+        return exc
+    said = str(exc).strip().partition("\n")[0]
+    if TABLE_PREFIX not in said:
+        return None
+    if connections[db].vendor == "sqlite":
+        missing = SQLITE_MISSING.match(said) is not None
+    else:
+        cause = exc.__cause__
+        code = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+        missing = code in MISSING_CODES
+    return NotMigrated(db, said) if missing else None

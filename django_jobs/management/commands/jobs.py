@@ -7,7 +7,10 @@ Thin: each subcommand parses its arguments and calls ``django_jobs.queue``
 
 from __future__ import annotations
 
+import argparse
+
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 from django.utils import timezone
 
 from django_jobs import health, queue
@@ -37,9 +40,19 @@ ACTIONS = {
 
 class Command(BaseCommand):
     help = "Look at and act on django-jobs queues: stats, list, show, retry, ..."
+    # No system checks: ``jobs health`` is the web pods' readiness probe, and
+    # a schedule that ``check`` refuses (the worker's business) must not take
+    # every web pod out of service; a person who looks at the queue needs
+    # ``jobs stats`` most when something is wrong. ``check`` and ``runworker``
+    # run them.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("--backend", default="default", help="TASKS alias.")
+        # Accepted as before, when it was the way past a failing check.
+        parser.add_argument(
+            "--skip-checks", action="store_true", help=argparse.SUPPRESS
+        )
         actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
         stats = actions.add_parser("stats", help="Counts per queue and in total.")
@@ -115,10 +128,18 @@ class Command(BaseCommand):
             backend = jobs_backend(backend)
         except ValueError as exc:
             raise CommandError(f"--backend {exc}") from None
-        if action in ACTIONS:
-            self.act(action, backend, options["ids"])
-            return
-        getattr(self, f"do_{action}")(backend, **options)
+        try:
+            if action in ACTIONS:
+                self.act(action, backend, options["ids"])
+            else:
+                getattr(self, f"do_{action}")(backend, **options)
+        except DatabaseError as exc:
+            # Before migrate, or with the database away: one line, not the
+            # driver's traceback. Any other error is a bug, and keeps its own.
+            problem = health.database_problem(exc, backend.db)
+            if problem is None:
+                raise
+            raise CommandError(problem) from None
 
     # Reading
 
