@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 from ..models import Job
@@ -52,3 +57,26 @@ def job_summary(job: Job) -> dict[str, Any]:
 
 def dump(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+@contextlib.contextmanager
+def quiet_when_the_reader_leaves() -> Iterator[None]:
+    """End quietly, as Unix tools do, when the reader of the output goes away
+    (``jobs show 12 | head``): no traceback, and the status of a process that
+    SIGPIPE stopped (141 in a shell).
+
+    Python ignores SIGPIPE, so a write to a closed pipe raises BrokenPipeError
+    instead. What is still buffered is flushed here, inside, so that Python's
+    own flush at exit does not complain in its place; once the reader is
+    gone, the rest goes to /dev/null.
+    """
+    try:
+        yield
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for fd in (1, 2):  # stdout, stderr: either may be the closed pipe
+            os.dup2(devnull, fd)
+        os.close(devnull)
+        raise SystemExit(128 + signal.SIGPIPE) from None

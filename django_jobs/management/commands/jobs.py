@@ -18,7 +18,13 @@ from django_jobs.backend import jobs_backend
 from django_jobs.durations import age
 from django_jobs.exceptions import InvalidTransition, JobError, UnknownQueue
 from django_jobs.management.show import job_document, job_lines
-from django_jobs.management.text import describe_progress, dump, job_summary, table
+from django_jobs.management.text import (
+    describe_progress,
+    dump,
+    job_summary,
+    quiet_when_the_reader_leaves,
+    table,
+)
 from django_jobs.models import Job
 from django_jobs.states import State
 from django_jobs.stats import DISPLAY_STATES, STATE_ALIASES, in_state
@@ -122,6 +128,10 @@ class Command(BaseCommand):
         prune.add_argument("--dry-run", action="store_true")
         prune.add_argument("--done-older-than", type=float, metavar="SECONDS")
         prune.add_argument("--buried-older-than", type=float, metavar="SECONDS")
+
+    def run_from_argv(self, argv):
+        with quiet_when_the_reader_leaves():  # jobs list | head
+            super().run_from_argv(argv)
 
     def handle(self, *args, action, backend, **options):
         try:
