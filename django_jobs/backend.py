@@ -36,7 +36,7 @@ from .exceptions import TaskNotFound
 from .scope import current_batch, current_job
 from .states import State, task_status
 from .task import Call, JobTask, job_result, task_at
-from .validation import validate_task
+from .validation import check_importable, validate_task
 
 if TYPE_CHECKING:
     from .models import Job
@@ -105,6 +105,7 @@ class JobsBackend(BaseTaskBackend):
             raise
 
         self.validate_task(task)
+        check_importable(task)
         prepared = []
         for call in calls:
             try:

@@ -73,6 +73,8 @@ class JobsOptions:
     OUTPUT_TAIL: int = 16384
     #: Seconds a job whose task cannot be imported is retried (uncounted)
     #: before it is buried: a deploy reaching web servers before workers.
+    #: Tried 1 s after the first failure, then doubling, at most a minute
+    #: apart (worker/outcomes.py); a path no deploy can bring gets no grace.
     IMPORT_GRACE: float = 900.0
 
     @classmethod

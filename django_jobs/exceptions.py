@@ -98,6 +98,17 @@ class TaskNotFound(ImportError):
     """The job's task path does not name a django.tasks.Task."""
 
 
+class TaskNeverImportable(TaskNotFound):
+    """The job's task path can never be imported by a worker, after any deploy.
+
+    It is not a dotted path, or it names a module that exists only in the
+    process that defined the task: ``__main__`` (a script run directly, a
+    notebook), an interactive interpreter, ``manage.py shell``. The rule is
+    ``django_jobs.task.never_importable``. Such a job is buried at once:
+    waiting out ``IMPORT_GRACE`` could not help.
+    """
+
+
 class TaskNotImportable(TaskNotFound):
     """The job's task path cannot be imported in this worker (yet).
 

@@ -8,6 +8,7 @@ a JobsBackend (Django 6.1 forwards unknown keyword arguments to the backend's
 from __future__ import annotations
 
 import importlib
+import keyword
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -16,7 +17,7 @@ from typing import Any
 from django.utils.module_loading import import_string
 
 from .compat import TASKS_MODULE, Task, TaskResult, TaskResultStatus
-from .exceptions import TaskNotFound, TaskNotImportable
+from .exceptions import TaskNeverImportable, TaskNotFound, TaskNotImportable
 
 Call = tuple[Sequence[Any], Mapping[str, Any]]
 
@@ -99,15 +100,58 @@ class JobResult(TaskResult):
         pass
 
 
+#: Modules that are a running program rather than a file: what a script
+#: run directly, a notebook or an interactive interpreter defines. A worker's
+#: own ``__main__`` is ``manage.py``.
+PROGRAM_MODULES = frozenset({"__main__", "__mp_main__", "__console__"})
+#: What ``manage.py shell -c`` and input piped into ``manage.py shell``
+#: define is named after the shell command's module, which does not hold it.
+SHELL_MODULE = "django.core.management.commands.shell"
+
+
+def never_importable(path: str) -> str | None:
+    """Why no worker can import ``path``, after any deploy; None if one may.
+
+    The rule: the path is not a dotted path (two names or more, each an
+    identifier and no keyword: so no ``<locals>``, ``<lambda>``, spaces, nor
+    the ``None.f`` of a function typed at ``manage.py shell``'s prompt); or
+    its first name is one of ``PROGRAM_MODULES``; or it lies in the shell
+    command's module. Any other path that does not import (a module or a name
+    missing) may arrive with a deploy.
+    """
+    names = path.split(".") if isinstance(path, str) else []
+    if len(names) < 2 or not all(_name(name) for name in names):
+        return "it is not a dotted path to a module-level name (module.name)"
+    if names[0] in PROGRAM_MODULES:
+        return (
+            f"it was defined in {names[0]} (a script run directly, a notebook "
+            "or an interactive interpreter), which is no module of the project"
+        )
+    if path.startswith(SHELL_MODULE + "."):
+        return "it was defined in manage.py shell, which is no module of the project"
+    return None
+
+
+def _name(name: str) -> bool:
+    return name.isidentifier() and not keyword.iskeyword(name)
+
+
 def task_at(path: str) -> Task:
     """The Task a job's dotted path names, or why there is none.
 
     ``TaskNotImportable`` when the path does not import (here, yet: the
-    reason is chained), ``TaskNotFound`` when it names something that is not
-    a ``django.tasks.Task`` (``os.system`` written into a row): such a thing
-    is never called. A module written since this process last looked at its
-    folder (a deploy) is found: the import system is told to look again.
+    reason is chained), ``TaskNeverImportable`` when no worker ever could
+    (``never_importable``), ``TaskNotFound`` when it names something that is
+    not a ``django.tasks.Task`` (``os.system`` written into a row): such a
+    thing is never called. A module written since this process last looked at
+    its folder (a deploy) is found: the import system is told to look again.
     """
+    if reason := never_importable(path):
+        raise TaskNeverImportable(
+            f"{path!r} can never be imported by a worker: {reason}; it was not "
+            "called. Define tasks in a module of the project (such as "
+            "myapp/tasks.py)."
+        )
     try:
         found = _import(path)
     except Exception as exc:

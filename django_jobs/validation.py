@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.utils import timezone
 from django.utils.inspect import get_func_args
+from django.utils.module_loading import import_string
 
 from .compat import (
     TASK_MAX_PRIORITY,
@@ -25,6 +26,7 @@ from .compat import (
     is_module_level_function,
 )
 from .conf import ON_FAILURE_CHOICES
+from .task import never_importable
 
 if TYPE_CHECKING:
     from .backend import JobsBackend
@@ -39,6 +41,10 @@ TASK_PATH_MAX_LENGTH = 255
 MAX_COUNT = 2**31 - 1
 
 Invalid = Callable[[str], InvalidTask]
+
+#: The functions of tasks whose dotted path was seen to import back to them:
+#: each is checked once (enqueue is hot; ``using()`` copies share the function).
+_imports_back: set[Callable[..., Any]] = set()
 
 
 def validate_task(backend: JobsBackend, task: Task) -> None:
@@ -83,6 +89,42 @@ def validate_task(backend: JobsBackend, task: Task) -> None:
             f"aware datetime, got {expires!r}."
         )
     _check_reachable(task.run_after, expires, invalid)
+
+
+def check_importable(task: Task) -> None:
+    """Refuse, at enqueue, a task that no worker could import by its path.
+
+    Not at ``@task``: its module is still being imported then. The path must
+    import back to a Task of that path: this task, or the same function after
+    a reload (whose path a worker imports all the same).
+    """
+    if task.func in _imports_back:
+        return
+    path = task.module_path
+    problem = never_importable(path)
+    if problem is None:
+        try:
+            found = import_string(path)
+        except Exception as exc:
+            cause = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            problem = f"its dotted path does not import here ({cause})"
+        else:
+            if not isinstance(found, Task) or found.module_path != path:
+                problem = f"its dotted path names {_a_thing(found)}, not this task"
+    if problem is not None:
+        raise InvalidTask(
+            f"Task {path!r}: a worker cannot run it: {problem}. Define the task "
+            "in a module of your project (such as myapp/tasks.py) and import it "
+            "from there; tasks defined in the shell or __main__ cannot be run "
+            "by a worker."
+        )
+    _imports_back.add(task.func)
+
+
+def _a_thing(found: Any) -> str:
+    if isinstance(found, Task):
+        return f"the task {found.module_path!r}"
+    return f"a {type(found).__qualname__}"
 
 
 def _check_function(backend: JobsBackend, task: Task, invalid: Invalid) -> None:

@@ -269,7 +269,8 @@ def resolve(path: str) -> Task | tuple[Kind, dict[str, str]]:
     """The Task at ``path``, or how and why there is none.
 
     ``Kind.NOT_IMPORTABLE`` may go away (a deploy in progress);
-    ``Kind.NOT_A_TASK`` names something that is no Task, and never will be.
+    ``Kind.NOT_A_TASK`` names something that is no Task, or a path that no
+    worker can ever import (``TaskNeverImportable``), and never will be.
     """
     try:
         return task_at(path)
@@ -284,7 +285,7 @@ def resolve(path: str) -> Task | tuple[Kind, dict[str, str]]:
                 "the code that enqueued the job.\n\n" + describe(why)["traceback"]
             ),
         }
-    except TaskNotFound as exc:
+    except TaskNotFound as exc:  # TaskNeverImportable too
         return Kind.NOT_A_TASK, error_of(exc)
 
 

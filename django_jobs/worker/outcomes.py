@@ -40,7 +40,11 @@ from .options import WorkerOptions
 logger = logging.getLogger("django_jobs.worker")
 
 PROGRESS_EVERY = 0.5  # seconds between two progress writes for one job
-#: Longest wait between two tries of a job whose task does not import yet.
+#: The waits between the tries of a job whose task does not import yet: the
+#: first after a second, then doubling, at most a minute apart, so that the
+#: job runs soon after a deploy lands. Not RETRY_BACKOFF: that spaces failed
+#: runs of a task, and nothing ran here.
+IMPORT_RETRY_FIRST = 1.0
 IMPORT_RETRY_MAX = 60.0
 #: One record per attempt's events; a logger of its own, so that busy sites
 #: can turn the per-job lines down without losing the worker's own messages.
@@ -310,7 +314,7 @@ class Recorder:
             )
         delay = min(
             IMPORT_RETRY_MAX,
-            max(1.0, self.backoff[0]) * 2 ** import_tries(job),
+            IMPORT_RETRY_FIRST * 2 ** min(import_tries(job), 16),
             self.import_grace - waited,
         )
         written = queue.postpone(
