@@ -25,18 +25,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.utils import timezone
-
 from ..models import Job
 from . import child, protocol, zygote
+from .assignment import job_message, lease_deadline
 from .output import OutputPipe
-from .preload import module_of
+from .preload import Preloads
 from .process import kill_group
 
 logger = logging.getLogger("django_jobs.worker")
 
-#: Seconds before the zygote is asked again for a module it could not import.
-PRELOAD_RETRY = 60.0
 #: Jobs in a row that may not use a database before spares stop connecting
 #: to it ahead of their job.
 WARM_MEMORY = 20
@@ -71,6 +68,10 @@ class Child:
     output: OutputPipe | None = None
     #: A child that runs several jobs: the pipe of each job's output.
     job_outputs: dict[int, OutputPipe] = field(default_factory=dict)
+    #: The write end of its stop pipe: closed right before the supervisor
+    #: signals it, so that it tells our SIGTERM from a process manager's
+    #: (see process.obey_only_the_supervisor).
+    stop_pipe: int | None = None
 
     def __post_init__(self) -> None:
         self.reader = protocol.Reader(self.sock)
@@ -103,12 +104,10 @@ class Children:
         self.on_readable: Callable[[Child], None] = lambda child: None
         # fork request id -> our end of its socket, and of its output pipe
         self.pending: dict[int, tuple[socket.socket, int | None]] = {}
+        # fork request id -> our end of its stop pipe
+        self.stop_pipes: dict[int, int] = {}
         self.zygote: zygote.ZygoteHandle | None = None
-        #: Task modules the zygote was asked to import (see preload.py): True
-        #: once it has, False if it will not; None while it is at it.
-        self.modules: dict[str, bool | None] = {}
-        #: Modules that could not be imported, and when to ask again.
-        self.retry_modules: dict[str, float] = {}
+        self.preloads = Preloads()
         #: The databases recent jobs used: new children connect ahead.
         self.warm: dict[str, int] = {}
 
@@ -136,15 +135,16 @@ class Children:
         """Ask the zygote for a child; False if it is gone (the supervisor
         learns it from the zygote's socket, and stops)."""
         try:
-            request, sock, output = self.zygote.fork(self.capture_output)
+            asked = self.zygote.fork(self.capture_output)
         except OSError:
             return False
-        self.pending[request] = (sock, output)
+        self.pending[asked.request] = (asked.sock, asked.output)
+        self.stop_pipes[asked.request] = asked.stop_pipe
         return True
 
     def forked(self, request: int, pid: int) -> Child:
         sock, output = self.pending.pop(request)
-        new = Child(pid=pid, sock=sock)
+        new = Child(pid=pid, sock=sock, stop_pipe=self.stop_pipes.pop(request, None))
         self.by_pid[pid] = new
         ready = functools.partial(self._child_ready, new)
         self.selector.register(new.sock, selectors.EVENT_READ, ready)
@@ -202,6 +202,7 @@ class Children:
         self.by_pid.pop(gone.pid, None)
         self.stop_listening(gone)
         gone.sock.close()
+        self._let_go(gone)
         for pipe in [gone.output, *gone.job_outputs.values()]:
             if pipe is not None:
                 pipe.read()  # its last lines
@@ -292,25 +293,13 @@ class Children:
         children forked after that inherit them (see preload.py)."""
         if self.zygote is None:
             return
-        for job in jobs:
-            module = module_of(job.task_path)
-            if not module:
-                continue
-            if module in self.retry_modules:  # it did not import: maybe now
-                if time.monotonic() < self.retry_modules[module]:
-                    continue
-                del self.retry_modules[module]
-            elif module in self.modules:  # asked already
-                continue
-            self.modules[module] = None
+        paths = [job.task_path for job in jobs]
+        for module in self.preloads.to_ask(paths, time.monotonic()):
             self.zygote.preload(module)
 
     def preloaded(self, module: str, ok: bool, importable: bool = True) -> None:
-        """The zygote's answer: a module that did not import is asked again
-        later (a deploy may bring it); one that is unsafe to import, never."""
-        self.modules[module] = ok
-        if not importable:
-            self.retry_modules[module] = time.monotonic() + PRELOAD_RETRY
+        """The zygote's answer (see ``Preloads.answered``)."""
+        self.preloads.answered(module, ok, importable, time.monotonic())
 
     def _job_pipes(self, to: Child, jobs: list[Job]) -> list[int]:
         """The output pipes of ``jobs``: their write ends, to send to the child.
@@ -350,12 +339,19 @@ class Children:
         """Stop a busy child's whole process group: SIGTERM, then SIGKILL."""
         if busy.stopping is None:
             busy.stopping = reason
+        self._let_go(busy)  # the SIGTERM that follows is ours: it may die
         if now:
             kill_group(busy.pid, signal.SIGKILL)
             busy.kill_at = None
         elif busy.kill_at is None:
             kill_group(busy.pid, signal.SIGTERM)
             busy.kill_at = time.monotonic() + self.kill_grace
+
+    def _let_go(self, of: Child) -> None:
+        """Close our end of ``of``'s stop pipe: stop signals end it from now on."""
+        if of.stop_pipe is not None:
+            os.close(of.stop_pipe)
+            of.stop_pipe = None
 
     def enforce_deadlines(self, clock: float) -> list[Child]:
         """Stop children past their deadline; return those newly timed out."""
@@ -394,33 +390,8 @@ class Children:
             if output is not None:
                 os.close(output)
         self.pending.clear()
+        for stop_pipe in self.stop_pipes.values():
+            os.close(stop_pipe)
+        self.stop_pipes.clear()
         if self.zygote is not None:
             self.zygote.close()
-
-
-def lease_deadline(job: Job) -> float:
-    """The monotonic time at which ``job``'s reservation runs out."""
-    return time.monotonic() + (job.reserved_until - timezone.now()).total_seconds()
-
-
-def job_message(job: Job) -> dict[str, Any]:
-    """What a child needs to run ``job`` (and to build its TaskResult)."""
-
-    def iso(value):
-        return value.isoformat() if value else None
-
-    return {
-        "id": job.pk,
-        "task_path": job.task_path,
-        "queue": job.queue,
-        "reserved_until": iso(job.reserved_until),
-        "checkpoint": job.checkpoint,
-        "args": job.args,
-        "kwargs": job.kwargs,
-        "backend": job.backend,
-        "attempts": job.attempts,
-        "worker_ids": job.worker_ids,
-        "enqueued_at": iso(job.enqueued_at),
-        "started_at": iso(job.started_at),
-        "last_attempted_at": iso(job.last_attempted_at),
-    }

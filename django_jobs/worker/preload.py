@@ -25,6 +25,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .process import set_parent_death_signal
@@ -32,10 +33,48 @@ from .process import set_parent_death_signal
 #: A probe that has not answered by then is killed: the module is left to
 #: the children (an import that hangs would hang the fork server too).
 PROBE_TIMEOUT = 30.0
+#: Seconds before the zygote is asked again for a module it could not import.
+PRELOAD_RETRY = 60.0
 
 
 def module_of(task_path: str) -> str:
     return task_path.rpartition(".")[0]
+
+
+class Preloads:
+    """The supervisor's side: the task modules it asked the fork server for."""
+
+    def __init__(self) -> None:
+        #: True once the fork server imported it, False if it will not; None
+        #: while it is at it.
+        self.modules: dict[str, bool | None] = {}
+        #: Modules that could not be imported, and when to ask again.
+        self.retry_at: dict[str, float] = {}
+
+    def to_ask(self, task_paths: Iterable[str], now: float) -> list[str]:
+        """The modules of these tasks to ask the fork server for now: each
+        once, and one that did not import again after a while."""
+        asked = []
+        for path in task_paths:
+            module = module_of(path)
+            if not module:
+                continue
+            if module in self.retry_at:  # it did not import: maybe now
+                if now < self.retry_at[module]:
+                    continue
+                del self.retry_at[module]
+            elif module in self.modules:  # asked already
+                continue
+            self.modules[module] = None
+            asked.append(module)
+        return asked
+
+    def answered(self, module: str, ok: bool, importable: bool, now: float) -> None:
+        """A module that did not import is asked for again later (a deploy
+        may bring it); one that is unsafe to import, never."""
+        self.modules[module] = ok
+        if not importable:
+            self.retry_at[module] = now + PRELOAD_RETRY
 
 
 def leftovers(before: set[str]) -> list[str]:

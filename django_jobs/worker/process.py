@@ -1,4 +1,4 @@
-"""Small process helpers: parent-death signals and describing exit statuses."""
+"""Small process helpers: parent-death signals, stop signals, exit statuses."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import functools
 import os
+import select
 import signal
 import sys
 
@@ -54,6 +55,74 @@ def describe_status(status: int) -> str:
 def kill_group(pgid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
+
+
+#: The signals that ask a service to stop. Process managers often send them to
+#: every process of a worker (systemd's KillMode=control-group, supervisord's
+#: stopasgroup, honcho, dumb-init): stopping is the supervisor's decision.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def leave_stop_signals_to_the_supervisor() -> None:
+    """In the fork server: SIGTERM and SIGINT do nothing.
+
+    It must outlive the supervisor's drain. A handler that does nothing, not
+    SIG_IGN: an ignored signal stays ignored across exec, in any program a
+    module imported here (or a child forked from here) would start.
+    """
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _do_nothing)
+
+
+def _do_nothing(signum: int, frame: object) -> None:
+    return None
+
+
+def obey_only_the_supervisor(stop_pipe: int) -> None:
+    """In a child: SIGTERM and SIGINT end it only when the supervisor says so.
+
+    ``stop_pipe`` is the read end of a pipe whose write end only the
+    supervisor holds; it closes it right before it sends SIGTERM to the
+    child's process group (a ttr timeout, a cancel, a shutdown). A stop
+    signal that arrives while the pipe is open came from elsewhere, to every
+    process of the worker: the supervisor drains, and the job runs on.
+    A Python handler, which exec resets: programs the job starts get the
+    default dispositions, and processes it forks act as if it were not there.
+    """
+    handler = _StopHandler(stop_pipe)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, handler)
+
+
+class _StopHandler:
+    def __init__(self, stop_pipe: int) -> None:
+        self.fd = stop_pipe
+        self.pipe = _identity(stop_pipe)
+        self.pid = os.getpid()
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if os.getpid() == self.pid and not self.supervisor_stops():
+            return  # a process manager's signal to the whole worker
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)  # the death it would have had
+
+    def supervisor_stops(self) -> bool:
+        """Whether the supervisor closed its end of the pipe. If the job
+        closed ours (or put something else at its number), there is no
+        telling: the signal then does what it would without this handler."""
+        if self.pipe is None or _identity(self.fd) != self.pipe:
+            return True
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        return bool(poller.poll(0))
+
+
+def _identity(fd: int) -> tuple[int, int] | None:
+    try:
+        found = os.fstat(fd)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 _MADV_HUGEPAGE = 14

@@ -5,6 +5,10 @@ SIGTERM or SIGINT: claim no more, let running jobs finish for up to
 uncounted). A second signal stops them at once. Whatever the database does,
 an alarm ends the worker ``hard_stop_after()`` seconds after the first
 signal: a query that never returns cannot hold a shutdown.
+
+The signal may have reached every process of the worker, not only the
+supervisor (process managers often do that): the fork server and the
+children ignore it (see ``process.py``), so the supervisor alone decides.
 """
 
 from __future__ import annotations
@@ -32,8 +36,10 @@ class Shutdown:
         self.children = children
         #: Claim no more; running jobs finish (set by the first signal).
         self.draining = False
-        #: Stop running jobs now (set by a second signal).
+        #: Stop running jobs now (set by a second signal, or by ``abort``).
         self.stop_now = False
+        #: Stop signals received.
+        self.signals = 0
         self.stopped_now = False
         self.reason = ""
         self.deadline: float | None = None
@@ -41,6 +47,7 @@ class Shutdown:
 
     def begin(self, signum: int) -> None:
         """A stop signal arrived (in its handler: set flags, nothing else)."""
+        self.signals += 1
         if self.draining:
             self.stop_now = True
         else:
@@ -81,13 +88,17 @@ class Shutdown:
             )
         if self.stop_now and not self.stopped_now:
             self.stopped_now = True
+            self._say_stopping_now(running)
+        if self.stop_now or clock >= self.deadline:
+            self._stop_running()
+
+    def _say_stopping_now(self, running: int) -> None:
+        if self.signals > 1:  # not after an abort: it said why itself
             logger.warning(
                 "second %s: stopping %d running job(s) now; they go back to ready",
                 self.reason,
                 running,
             )
-        if self.stop_now or clock >= self.deadline:
-            self._stop_running()
 
     def _start(self, clock: float, running: int) -> None:
         self.deadline = clock + self.timeout

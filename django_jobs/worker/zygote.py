@@ -8,8 +8,14 @@ close the supervisor's connection.
 
 It serves fork requests over a SEQPACKET socket. Each request carries the
 child's end of a socket pair (passed as a file descriptor), so the child talks
-to the supervisor directly. The zygote reaps its children and reports every
-exit status; if the supervisor goes away, it kills its children and exits.
+to the supervisor directly, and the read end of the child's stop pipe (see
+``process.obey_only_the_supervisor``). The zygote reaps its children and
+reports every exit status; if the supervisor goes away, it kills its children
+and exits.
+
+Stop signals (SIGTERM, SIGINT) are the supervisor's: a process manager that
+sends them to every process of the worker stops neither the zygote nor a
+child; the supervisor drains, then lets the zygote go.
 """
 
 from __future__ import annotations
@@ -25,11 +31,29 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from .preload import Probes, import_here
-from .process import gather_into_huge_pages, set_parent_death_signal
+from .process import (
+    gather_into_huge_pages,
+    leave_stop_signals_to_the_supervisor,
+    obey_only_the_supervisor,
+    set_parent_death_signal,
+)
 
 ChildMain = Callable[[socket.socket, bool], None]
+
+
+@dataclass
+class Forking:
+    """The supervisor's ends of a child it asked for."""
+
+    request: int
+    sock: socket.socket
+    #: The read end of the child's output (stdout and stderr), if captured.
+    output: int | None
+    #: The write end of the child's stop pipe: closed to say "stop now".
+    stop_pipe: int
 
 
 class ZygoteHandle:
@@ -40,11 +64,11 @@ class ZygoteHandle:
         self.pid = pid
         self.next_request = 0
 
-    def fork(self, capture_output: bool) -> tuple[int, socket.socket, int | None]:
-        """Ask for a child; return the request id, our end of its socket, and
-        the read end of its output (stdout and stderr) if it is captured."""
+    def fork(self, capture_output: bool) -> Forking:
+        """Ask for a child; our ends of its socket, output and stop pipe."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        fds = [theirs.fileno()]
+        stop_r, stop_w = os.pipe()
+        fds = [theirs.fileno(), stop_r]
         output = None
         if capture_output:
             output, output_w = os.pipe()
@@ -56,14 +80,16 @@ class ZygoteHandle:
             socket.send_fds(self.sock, [request], fds)
         except OSError:  # the zygote is gone: its exit is reported apart
             ours.close()
+            os.close(stop_w)
             if output is not None:
                 os.close(output)
             raise
         finally:
             theirs.close()
+            os.close(stop_r)
             if capture_output:
                 os.close(output_w)
-        return self.next_request, ours, output
+        return Forking(self.next_request, ours, output, stop_w)
 
     def preload(self, module: str) -> None:
         """Ask the zygote to import ``module`` (see preload.py)."""
@@ -117,10 +143,9 @@ class Zygote:
 
     def serve(self) -> None:
         set_parent_death_signal(signal.SIGKILL)
-        # Ctrl-C in a terminal signals the whole foreground group; shutdown is
-        # the supervisor's decision, so the zygote ignores it.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        # Ctrl-C in a terminal signals the whole foreground group, and process
+        # managers often signal every process: shutdown is the supervisor's.
+        leave_stop_signals_to_the_supervisor()
         self.wakeup_r, self.wakeup_w = os.pipe()
         os.set_blocking(self.wakeup_r, False)
         os.set_blocking(self.wakeup_w, False)
@@ -152,7 +177,7 @@ class Zygote:
 
     def handle_request(self) -> bool:
         try:
-            data, fds, _, _ = socket.recv_fds(self.control, 4096, 2)
+            data, fds, _, _ = socket.recv_fds(self.control, 4096, 3)
         except (BlockingIOError, InterruptedError):
             return True
         except OSError:
@@ -163,7 +188,7 @@ class Zygote:
         if request.get("op") == "preload" and not fds:
             self.preload(request["module"])
             return True
-        if request.get("op") != "fork" or not fds:
+        if request.get("op") != "fork" or len(fds) < 2:
             for fd in fds:
                 os.close(fd)
             return True
@@ -195,7 +220,7 @@ class Zygote:
             gc.freeze()  # the module's objects are shared with every child now
         self.report({"op": "preloaded", "module": module, **found})
 
-    def become_child(self, fd: int, output: int | None = None) -> None:
+    def become_child(self, fd: int, stop_pipe: int, output: int | None = None) -> None:
         code = 70
         try:
             os.setpgid(0, 0)
@@ -206,8 +231,9 @@ class Zygote:
                 for stream in (sys.stdout, sys.stderr):
                     stream.reconfigure(line_buffering=True)
             signal.set_wakeup_fd(-1)
-            for signum in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
-                signal.signal(signum, signal.SIG_DFL)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            os.set_inheritable(stop_pipe, False)
+            obey_only_the_supervisor(stop_pipe)
             os.close(self.wakeup_r)
             os.close(self.wakeup_w)
             self.control.close()

@@ -1,0 +1,112 @@
+"""A child's stop signals: ignored until its supervisor closes the stop pipe.
+
+A real process (a small Python script) with the handler the worker's children
+install, real signals, and a conversation over its stdin and stdout, so that
+"it ignored the signal" is an answer, not a wait.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SCRIPT = """
+import os, sys, time
+from django_jobs.worker.process import obey_only_the_supervisor
+
+obey_only_the_supervisor(int(sys.argv[1]))
+print("ready", flush=True)
+for line in sys.stdin:
+    if line == "fork\\n":
+        pid = os.fork()
+        if pid == 0:
+            while True:
+                time.sleep(1)
+        print(pid, flush=True)
+    elif line == "reap\\n":
+        _, status = os.wait()
+        print(os.waitstatus_to_exitcode(status), flush=True)
+    else:
+        print("alive", flush=True)
+"""
+
+
+class Child:
+    """The script, with the supervisor's end of its stop pipe."""
+
+    def __init__(self) -> None:
+        stop_r, self.stop_w = os.pipe()
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", SCRIPT, str(stop_r)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            pass_fds=[stop_r],
+        )
+        os.close(stop_r)
+        assert self.answer() == "ready"
+
+    def ask(self, line: str) -> str:
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+        return self.answer()
+
+    def answer(self) -> str:
+        ready, _, _ = select.select([self.process.stdout], [], [], 30)
+        assert ready, "the script did not answer within 30 s"
+        return self.process.stdout.readline().strip()
+
+    def signal(self, signum: int) -> None:
+        os.kill(self.process.pid, signum)
+
+    def let_go(self) -> None:
+        os.close(self.stop_w)
+        self.stop_w = None
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)
+        if self.stop_w is not None:
+            os.close(self.stop_w)
+
+
+@pytest.fixture
+def child():
+    made = Child()
+    yield made
+    made.close()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_before_the_supervisor_lets_go_is_ignored(child, signum):
+    child.signal(signum)
+    assert child.ask("ping") == "alive"
+    child.signal(signum)
+    assert child.ask("ping") == "alive"
+
+
+def test_once_the_supervisor_lets_go_sigterm_kills_as_it_always_did(child):
+    child.signal(signal.SIGTERM)
+    assert child.ask("ping") == "alive"
+    child.let_go()
+    child.signal(signal.SIGTERM)
+    assert child.process.wait(timeout=10) == -signal.SIGTERM
+
+
+def test_a_process_the_job_forks_keeps_the_default(child):
+    """A forked process of the job (a multiprocessing worker, say) dies of a
+    SIGTERM as it would without the worker: Pool.terminate() still works."""
+    grandchild = int(child.ask("fork"))
+    os.kill(grandchild, signal.SIGTERM)
+    assert child.ask("reap") == str(-signal.SIGTERM)
+    assert child.ask("ping") == "alive"
