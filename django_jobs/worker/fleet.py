@@ -13,6 +13,14 @@ replaced without anyone deciding so. Two leaders at once (a stalled one
 that wakes up before it learns that it lost the lease) do no harm: every
 duty's writes are guarded, as they were when every worker ran them all.
 
+A worker that stops heartbeating (SIGKILLed, its host gone) keeps its row
+until the rescuer presumes it dead (``WORKER_TIMEOUT``, a minute by
+default), but it must not keep taking the wake-ups meant for live workers
+that long. So each heartbeat also sets to zero the room of the other workers
+silent for ``WAKE_BEATS`` heartbeats: ``django_jobs_wake`` wakes only
+workers with room. Nothing else changes for such a worker: if it was only
+late, its next heartbeat (or claim) writes its room again.
+
 On PostgreSQL the heartbeat is one statement; on SQLite, three.
 """
 
@@ -39,6 +47,10 @@ logger = logging.getLogger("django_jobs.worker")
 
 #: A lease lasts this many heartbeats: a leader that misses fewer keeps it.
 LEASE_BEATS = 3
+#: A worker silent for this many heartbeats is woken no more (its room is
+#: set to zero) until it heartbeats again. Heartbeats are jittered by 10%,
+#: so a live worker is never this late unless it or its database stalls.
+WAKE_BEATS = 2
 
 
 def new_worker_id() -> str:
@@ -115,6 +127,7 @@ class Registry(Duty):
         values = {
             "now": now,
             "until": now + timedelta(seconds=self.lease_seconds),
+            "silent_since": now - timedelta(seconds=WAKE_BEATS * self.interval),
             "hand": self.jobs_in_hand,
             "room": self.room(),
             "me": self.worker_id,
@@ -209,12 +222,23 @@ class Registry(Duty):
 # Parameters by name (psycopg's pyformat). The lease is taken only by a live
 # row (a worker presumed dead registers again before it may lead), and its
 # row is created if it has none (the first worker, or a table emptied by hand).
+# Silent workers lose their room (see the module's docstring); a row that
+# another statement holds is skipped, not waited for: two workers that came
+# back together from a stall must not wait for each other's rows.
 HEARTBEAT = """
 WITH beat AS (
     UPDATE django_jobs_worker
     SET last_heartbeat = %(now)s, jobs_in_hand = %(hand)s, room = %(room)s
     WHERE id = %(me)s
     RETURNING id
+), silent AS (
+    UPDATE django_jobs_worker SET room = 0
+    WHERE id IN (
+        SELECT id FROM django_jobs_worker
+        WHERE backend = %(backend)s AND id <> %(me)s AND room > 0
+          AND last_heartbeat < %(silent_since)s
+        FOR UPDATE SKIP LOCKED
+    )
 ), lease AS (
     INSERT INTO django_jobs_lease (name, holder, expires_at)
     SELECT %(backend)s, %(me)s, %(until)s WHERE EXISTS (SELECT 1 FROM beat)
