@@ -6,6 +6,7 @@ from pathlib import Path
 
 from django_jobs import queue
 from django_jobs.compat import TASKS_MODULE, TaskResultStatus
+from django_jobs.exceptions import ReturnValueNotStored
 from django_jobs.models import Job, Worker
 from tests import tasks
 from tests.models import Record
@@ -76,8 +77,11 @@ def test_async_tasks_context_and_odd_outcomes(start_worker):
     assert async_result.return_value == 5
     assert context_result.return_value == 7
     assert exit_result.errors[0].exception_class is SystemExit
-    assert complex_result.errors[0].exception_class is TypeError
-    assert "Unsupported type: object" in complex_result.errors[0].traceback
+    assert complex_result.errors[0].exception_class is ReturnValueNotStored
+    assert (
+        "the return value is an object, which cannot be stored as JSON"
+        in complex_result.errors[0].traceback
+    )
 
 
 def test_signals_and_logs_name_the_job(start_worker):

@@ -163,7 +163,11 @@ def test_a_first_signal_drains_a_second_stops_now(pool, monkeypatch):
 
 
 def test_what_each_kind_of_failure_means():
-    assert {kind for kind in Kind if kind.final} == {Kind.CANCELLED, Kind.NOT_A_TASK}
+    assert {kind for kind in Kind if kind.final} == {
+        Kind.CANCELLED,
+        Kind.NOT_A_TASK,
+        Kind.UNSTORABLE,
+    }
     assert {kind for kind in Kind if not kind.attempted} == {
         Kind.NOT_A_TASK,
         Kind.NOT_IMPORTABLE,
