@@ -26,11 +26,10 @@ obey_only_the_supervisor(int(sys.argv[1]))
 print("ready", flush=True)
 for line in sys.stdin:
     if line == "fork\\n":
-        pid = os.fork()
-        if pid == 0:
+        if os.fork() == 0:  # it answers itself, once Python runs in it
+            print(os.getpid(), flush=True)
             while True:
                 time.sleep(1)
-        print(pid, flush=True)
     elif line == "reap\\n":
         _, status = os.wait()
         print(os.waitstatus_to_exitcode(status), flush=True)
