@@ -2,19 +2,25 @@
 
 A real process (a small Python script) with the handler the worker's children
 install, real signals, and a conversation over its stdin and stdout, so that
-"it ignored the signal" is an answer, not a wait.
+"it ignored the signal" is an answer, not a wait. Then the supervisor's side:
+it closes the pipe before it signals.
 """
 
 from __future__ import annotations
 
 import os
 import select
+import selectors
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from django_jobs.worker import children as children_module
+from django_jobs.worker.children import Children
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -109,3 +115,32 @@ def test_a_process_the_job_forks_keeps_the_default(child):
     os.kill(grandchild, signal.SIGTERM)
     assert child.ask("reap") == str(-signal.SIGTERM)
     assert child.ask("ping") == "alive"
+
+
+def test_the_supervisor_closes_the_stop_pipe_before_its_sigterm(monkeypatch):
+    """Children.stop lets the child go first, so the SIGTERM that follows
+    finds the pipe closed; a stop that is already under way sends nothing
+    new, and removing the child closes nothing twice."""
+    pool = Children(
+        jobs_per_child=1, kill_grace=1, selector=selectors.DefaultSelector()
+    )
+    ours, theirs = socket.socketpair()
+    stop_r, stop_w = os.pipe()
+    pool.pending[1] = (ours, None)
+    pool.stop_pipes[1] = stop_w
+    child = pool.forked(1, pid=4242)
+    sent = []
+
+    def kill_group(pid: int, signum: int) -> None:
+        sent.append((signum, select.select([stop_r], [], [], 0)[0] == [stop_r]))
+
+    monkeypatch.setattr(children_module, "kill_group", kill_group)
+    try:
+        pool.stop(child, "timeout")
+        pool.stop(child, "timeout")
+        assert sent == [(signal.SIGTERM, True)]  # the pipe was closed: readable
+        assert child.stop_pipe is None
+        pool.remove(child)
+    finally:
+        theirs.close()
+        os.close(stop_r)
