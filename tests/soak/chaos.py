@@ -21,7 +21,7 @@ from pathlib import Path
 from . import procs
 from .instance import Monitor, PrivatePostgres
 from .timing import OPTIONS
-from .workers import SHUTDOWN_TIMEOUT, Slot, Workers
+from .workers import SHUTDOWN_TIMEOUT, Slot, Workers, processes_of
 
 #: How many of each action a round of the deck holds.
 DECK = {
@@ -32,7 +32,11 @@ DECK = {
     "kill_fork_server": 1,
     "restart_database": 1,
     "term_worker": 1,
+    "term_group": 1,
 }
+#: The actions that ask a worker to stop gracefully: each must end in a drain
+#: (runs in flight finish, or go back uncounted at the shutdown timeout).
+GRACEFUL_STOPS = ("term_worker", "term_group")
 #: A SIGTERMed worker must be gone this long after its shutdown timeout and
 #: kill grace, or it counts as stuck and is killed.
 STOP_MARGIN = 3.0
@@ -189,13 +193,7 @@ class Chaos:
             return None
         slot, sup = picked
         whole = self.rng.random() < 0.5
-        targets = [sup]
-        if whole:
-            targets = [
-                p
-                for p in procs.everything()
-                if p.session == sup.pid and p.start >= sup.start
-            ]
+        targets = processes_of(sup) if whole else [sup]
         seconds = self.rng.uniform(
             OPTIONS["WORKER_TIMEOUT"] + 0.5, OPTIONS["DEFAULT_TTR"] + 2
         )
@@ -232,6 +230,32 @@ class Chaos:
         slot.terminated_at = time.time()
         self.signal(sup, signal.SIGTERM)
         event.hits = [sup.identity]
+        return event
+
+    def term_group(self, now: float) -> Event | None:
+        """A graceful stop as process managers send it: SIGTERM to the
+        worker's process group (supervisord's stopasgroup, honcho, dumb-init:
+        the supervisor and its fork server), or to every process of the
+        worker (systemd's KillMode=control-group: the children and what their
+        jobs started too). Each process gets one signal; the worker must
+        drain and exit in time, as after term_worker."""
+        if (picked := self.pick()) is None:
+            return None
+        slot, sup = picked
+        every = self.rng.random() < 0.5
+        everyone = processes_of(sup)
+        event = self.event("term_group", time.time(), slot, sup)
+        slot.current.expected = "SIGTERM"
+        slot.terminated_at = time.time()
+        group = [p for p in everyone if p.pgrp == sup.pid and procs.alive(p)]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(sup.pid, signal.SIGTERM)
+        others = [p for p in everyone if p.pgrp != sup.pid] if every else []
+        hit = group + [p for p in others if self.signal(p, signal.SIGTERM)]
+        event.hits = [p.identity for p in hit]
+        event.detail = (
+            f"{'every process' if every else 'process group'}: {len(hit)} process(es)"
+        )
         return event
 
     def stuck_stop(self, slot: Slot) -> None:

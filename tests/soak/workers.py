@@ -236,10 +236,9 @@ class Workers:
         leader = slot.supervisor()
         if leader is None:
             return
-        for proc in procs.everything():
-            if proc.session == leader.pid and proc.start >= leader.start:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGKILL)
+        for proc in processes_of(leader):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
 
     def kill_all(self) -> None:
         """SIGKILL every worker this soak started (by pid), and reap them."""
@@ -255,3 +254,16 @@ class Workers:
 
     def incarnations(self) -> list[Incarnation]:
         return [each for slot in self.slots for each in slot.history]
+
+
+def processes_of(supervisor: procs.Proc) -> list[procs.Proc]:
+    """Every process of a worker, the supervisor first: its session (each
+    worker is started in a session of its own), as systemd's cgroup of the
+    unit would hold it. The fork server shares the supervisor's process group;
+    each child leads a group of its own, with whatever the job started."""
+    found = [
+        proc
+        for proc in procs.everything()
+        if proc.session == supervisor.pid and proc.start >= supervisor.start
+    ]
+    return sorted(found, key=lambda proc: proc.pid != supervisor.pid)
