@@ -43,6 +43,11 @@ def parse(argv: list[str]) -> Config:
     parser.add_argument(
         "--gap", type=float, default=1.0, help="seconds from stop to promote (1)"
     )
+    parser.add_argument(
+        "--any-host",
+        action="store_true",
+        help="leave target_session_attrs=read-write out of the workers' URL",
+    )
     parser.add_argument("--run-dir", type=Path, help="logs and evidence (temp dir)")
     args = parser.parse_args(argv)
     if min(args.jobs, args.workers, args.concurrency) < 1:
@@ -58,6 +63,7 @@ def parse(argv: list[str]) -> Config:
         hold=args.hold,
         acks_only=args.hold_acks,
         gap=args.gap,
+        any_host=args.any_host,
         run_dir=run_dir,
     )
 

@@ -50,6 +50,9 @@ class Config:
     acks_only: bool = False
     #: Seconds between the primary's stop and the standby's promotion.
     gap: float = 1.0
+    #: Leave ``target_session_attrs`` out: the workers may connect to the
+    #: standby while it is read-only (a mistake the docs warn about).
+    any_host: bool = False
     #: Seconds of enqueuing after the promotion.
     trickle_after: float = 5.0
     #: Seconds the workers get to end every job after the switch.
@@ -203,9 +206,12 @@ def wait_until(condition, timeout: float, step: float = 0.2) -> bool:
     return False
 
 
-def prepare_django(pair: Pair) -> None:
+def prepare_django(pair: Pair, any_host: bool) -> None:
+    options = dict(URL_OPTIONS)
+    if any_host:
+        del options["target_session_attrs"]
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.failover.settings"
-    os.environ["DATABASE_URL"] = pair.url(**URL_OPTIONS)
+    os.environ["DATABASE_URL"] = pair.url(**options)
     sys.path.insert(0, str(ROOT))
     import django
     from django.core.management import call_command
@@ -258,7 +264,7 @@ def run(config: Config) -> dict:
     evidence: dict = {"config": {**asdict(config), "run_dir": str(config.run_dir)}}
     with Pair() as pair:
         pair.create(synchronous=config.synchronous)
-        prepare_django(pair)
+        prepare_django(pair, config.any_host)
         env = {
             **os.environ,
             "PYTHONUNBUFFERED": "1",
