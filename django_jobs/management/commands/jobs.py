@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 from django.utils import timezone
@@ -134,10 +135,7 @@ class Command(BaseCommand):
             super().run_from_argv(argv)
 
     def handle(self, *args, action, backend, **options):
-        try:
-            backend = jobs_backend(backend)
-        except ValueError as exc:
-            raise CommandError(f"--backend {exc}") from None
+        backend = self.backend_named(backend)
         try:
             if action in ACTIONS:
                 self.act(action, backend, options["ids"])
@@ -306,6 +304,19 @@ class Command(BaseCommand):
         )
 
     # Helpers
+
+    def backend_named(self, alias: str):
+        """The backend, or why not in one line (no system check says it first)."""
+        try:
+            backend = jobs_backend(alias)
+        except ValueError as exc:
+            raise CommandError(f"--backend {exc}") from None
+        if backend.db not in settings.DATABASES:
+            raise CommandError(
+                f"TASKS[{alias!r}]['OPTIONS']['DATABASE'] is {backend.db!r}, "
+                "which is not a key of DATABASES."
+            )
+        return backend
 
     def known(self, name: str, backend) -> None:
         try:
