@@ -191,9 +191,13 @@ class Pair:
 
         Returns the wall-clock times of the hold, the stop and the end of the
         promotion, and how many bytes of WAL the standby lacked when it was
-        promoted (what the primary had written and never sent).
+        promoted (what the primary had written and never sent). Whatever was
+        acknowledged before ``held_at`` is on the standby: the hold waits for
+        the standby to receive all the WAL flushed by then, even when
+        replication is asynchronous.
         """
         held_at = time.time()
+        self.wait_received(self._lsn(self.primary, "pg_current_wal_flush_lsn()"))
         if hold:
             self.link.hold_acks() if acks_only else self.link.hang()
             time.sleep(hold)
@@ -217,6 +221,17 @@ class Pair:
             "promoted_at": time.time(),
             "wal_bytes_behind": behind,
         }
+
+    def wait_received(self, lsn: str, timeout: float = 30) -> None:
+        """Wait until the standby has received the WAL up to ``lsn``."""
+        deadline = time.monotonic() + timeout
+        query = "SELECT pg_last_wal_receive_lsn() >= %s::pg_lsn"
+        while time.monotonic() < deadline:
+            with self.standby.connect("postgres") as connection:
+                if connection.execute(query, [lsn]).fetchone()[0]:
+                    return
+            time.sleep(0.01)
+        raise RuntimeError(f"failover: the standby did not receive {lsn} in time")
 
     @staticmethod
     def _lsn(instance: PrivatePostgres, function: str) -> str:

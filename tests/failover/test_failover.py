@@ -55,8 +55,8 @@ def assert_jobs_end_as_without_a_failover(figures: dict) -> None:
     assert figures["never_ran"] == []
     states = figures["states"]
     assert set(states) <= {"done", "buried"}
-    assert states["buried"] == figures["doomed_rows"]
-    assert states["done"] == figures["rows"] - states["buried"]
+    assert states.get("buried", 0) == figures["doomed_rows"]
+    assert states.get("done", 0) == figures["rows"] - figures["doomed_rows"]
 
 
 def assert_workers_rode_it_out(figures: dict) -> None:
@@ -68,7 +68,9 @@ def assert_workers_rode_it_out(figures: dict) -> None:
         assert worker["tracebacks"] == 0, worker["log"]
         assert 1 <= len(worker["unavailable"]) <= 2, worker["unavailable"]
         assert 1 <= len(worker["back"]) <= 2, worker["back"]
-        assert len(worker["worker_warnings"]) <= 5, worker["worker_warnings"]
+        # The rescuer's reports are news, one per pass that took jobs back.
+        said = [w for w in worker["worker_warnings"] if not w.startswith("rescued")]
+        assert len(said) <= 4, said
 
 
 def test_with_synchronous_replication_no_committed_job_is_lost(tmp_path):
@@ -85,7 +87,8 @@ def test_commits_in_doubt_are_not_run_twice(tmp_path):
     """Held acknowledgements: every commit of the hold reached the standby,
     but its client (a worker, the enqueuer) was told it failed."""
     figures = fail_over(tmp_path, "--hold-acks")
-    assert figures["wal_bytes_behind"] == 0
+    # The enqueue that waited through the hold raised, yet its job is there.
+    assert figures["in_doubt_rows"], "no commit was in doubt: the hold held nothing"
     assert figures["lost"] == []
     assert figures["completed_twice"] == []
     # A claim in doubt costs its jobs an attempt and waits out their ttr
