@@ -1,10 +1,18 @@
 """The worker's view of its database: one line when it goes, one when it is back.
 
-While the database is away every statement fails, and the supervisor tries
-again each second: logging each failure would bury the one line that
-matters under thousands. ``DatabaseHealth`` says it once, with the reason,
-reminds every ``REMIND_EVERY`` seconds, and says how long it lasted when a
-statement gets through again. The traceback goes to DEBUG, once.
+While the database is away every statement fails: logging each failure would
+bury the one line that matters under thousands. ``DatabaseHealth`` says it
+once, with the reason, reminds every ``REMIND_EVERY`` seconds, and says how
+long it lasted when a statement gets through again. The traceback goes to
+DEBUG, once.
+
+A connection the server closed (a restart, a failover, ``pg_terminate_backend``,
+a pooler letting go) is not an outage: a new one usually opens at once. So the
+first failure on an open connection is tried again at once, and is no news
+unless that try fails too (a line at INFO, at most one every ``REMIND_EVERY``
+seconds, counts them). Once the database is away, the next try comes after
+``RETRY_FIRST`` seconds, doubling up to ``RETRY_MAX``: ``retry_at`` says when,
+for everything in the supervisor that waits for the database.
 """
 
 from __future__ import annotations
@@ -17,6 +25,10 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 logger = logging.getLogger("django_jobs.worker")
 
 REMIND_EVERY = 30.0
+#: Seconds before the second try while the database is away, doubling after.
+RETRY_FIRST = 0.1
+#: The longest wait between two tries while the database is away.
+RETRY_MAX = 1.0
 
 
 def transient(exc: BaseException) -> bool:
@@ -26,32 +38,55 @@ def transient(exc: BaseException) -> bool:
 
 
 def first_line(exc: BaseException) -> str:
+    """The first line of what ``exc`` says (libpq's messages run over several):
+    a log line stays one line."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return text.splitlines()[0].strip() if text else type(exc).__name__
 
 
 class DatabaseHealth:
     def __init__(self, db: str) -> None:
         self.db = db
+        #: When statements began to fail (None while they get through).
         self.lost_at: float | None = None
+        #: Whether the outage was logged (a connection dropped once is not).
+        self.announced = False
+        #: Tries that failed since the database was last seen (the backoff).
+        self.failures = 0
+        #: When the database is next worth a try (monotonic).
+        self.retry_at = 0.0
         self.next_reminder = 0.0
+        #: Why the connection last dropped, and drops not logged since.
+        self.dropped_because = ""
+        self.drops = 0
+        self.next_drop_note = 0.0
 
     @property
     def away(self) -> bool:
+        """Whether the last statement failed and none has got through since."""
         return self.lost_at is not None
+
+    def due(self, clock: float) -> bool:
+        """Whether a statement is worth trying at ``clock``."""
+        return clock >= self.retry_at
 
     def failed(self, exc: DatabaseError, doing: str) -> None:
         """A statement failed because the database is unavailable."""
         now = time.monotonic()
+        dropped = connections[self.db].connection is not None
+        # Django would keep the broken connection: open a new one next time.
+        connections[self.db].close()
+        if self.lost_at is None and dropped:
+            self.lost_at = self.retry_at = now  # try a new connection at once
+            self.dropped_because = first_line(exc)
+            logger.debug("the connection broke, trying to %s:", doing, exc_info=exc)
+            return
         if self.lost_at is None:
-            self.lost_at, self.next_reminder = now, now + REMIND_EVERY
-            logger.warning(
-                "database %r unavailable (%s); outcomes wait and no job is "
-                "claimed until it is back",
-                self.db,
-                first_line(exc),
-            )
-            logger.debug("the first failure, trying to %s:", doing, exc_info=exc)
+            self.lost_at = now
+        self.retry_at = now + min(RETRY_MAX, RETRY_FIRST * 2**self.failures)
+        self.failures += 1
+        if not self.announced:
+            self.announce(exc, doing, now)
         elif now >= self.next_reminder:
             self.next_reminder = now + REMIND_EVERY
             logger.warning(
@@ -60,15 +95,40 @@ class DatabaseHealth:
                 now - self.lost_at,
                 first_line(exc),
             )
-        # Django would keep the broken connection: open a new one next time.
-        connections[self.db].close()
+
+    def announce(self, exc: DatabaseError, doing: str, now: float) -> None:
+        self.announced, self.next_reminder = True, now + REMIND_EVERY
+        logger.warning(
+            "database %r unavailable (%s); outcomes wait and no job is "
+            "claimed until it is back",
+            self.db,
+            first_line(exc),
+        )
+        logger.debug("the first failure, trying to %s:", doing, exc_info=exc)
 
     def ok(self) -> None:
         """A statement got through."""
-        if self.lost_at is not None:
-            logger.info(
-                "database %r back after %.1f s",
-                self.db,
-                time.monotonic() - self.lost_at,
-            )
-            self.lost_at = None
+        if self.lost_at is None:
+            return
+        now = time.monotonic()
+        if self.announced:
+            logger.info("database %r back after %.1f s", self.db, now - self.lost_at)
+        else:
+            self.reconnected(now)
+        self.lost_at, self.announced, self.failures = None, False, 0
+        self.retry_at = 0.0
+
+    def reconnected(self, now: float) -> None:
+        """A dropped connection was replaced at once: noted, not alarmed."""
+        if now < self.next_drop_note:
+            self.drops += 1
+            logger.debug("database %r: reconnected at once", self.db)
+            return
+        more = f" ({self.drops} more since it last said so)" if self.drops else ""
+        logger.info(
+            "database %r closed the worker's connection (%s); it reconnected at once%s",
+            self.db,
+            self.dropped_because,
+            more,
+        )
+        self.drops, self.next_drop_note = 0, now + REMIND_EVERY

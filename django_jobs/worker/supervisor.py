@@ -26,7 +26,7 @@ from django.utils.module_loading import autodiscover_modules
 
 from .. import __version__, queue, schedules
 from .children import Children
-from .claiming import DB_RETRY_DELAY, Claimer
+from .claiming import Claimer
 from .database import check_database, configure_supervisor_connection, describe_database
 from .duties import Pruner, Rescuer, Scheduler, StrayJobs, apply_queue_limits
 from .events import ChildEvents
@@ -101,8 +101,6 @@ class Supervisor:
         self.exit_code = 0
         self.cpu_at_start = 0.0
         self.started_at = time.monotonic()
-        #: While the database is away: when to try recording outcomes again.
-        self.db_retry_at = 0.0
         self.hard_stopped = False
 
     # Life cycle
@@ -203,16 +201,14 @@ class Supervisor:
             self.listener.close()
             signal.set_wakeup_fd(-1)
             return
-        if time.monotonic() >= self.db_retry_at:
-            self.recorder.flush()  # outcomes that arrived must not be lost
+        self.record_outcomes(time.monotonic())  # what arrived must not be lost
         # Jobs still in hand here mean the loop ended on an error: a job that
         # started counts an attempt (it may have done its work, or may be
         # what broke the worker); the others go back unstarted.
         for busy in self.children.busy:
             self.events.lost_child(busy, "the worker stopped on an error")
         self.children.close()
-        if self.recorder.pending and time.monotonic() >= self.db_retry_at:
-            self.recorder.flush()
+        self.record_outcomes(time.monotonic())
         self.listener.close()
         try:
             self.registry.deregister()
@@ -286,6 +282,8 @@ class Supervisor:
         if self.shutdown.draining:
             self.shutdown.drain(clock)
         elif database:
+            if self.health.away:  # a claim is the next try
+                self.claimer.wake_up()
             self.claimer.refill()
             self.claimer.claim(clock)
         self.registry.jobs_in_hand = self.children.jobs_in_hand()
@@ -293,12 +291,9 @@ class Supervisor:
     def record_outcomes(self, clock: float) -> bool:
         """Write what arrived; False while the database is away (what needs
         none goes on meanwhile: deadlines are kept, a shutdown is bounded)."""
-        if clock < self.db_retry_at:
+        if not self.health.due(clock):
             return False
-        if self.recorder.flush():
-            return True
-        self.db_retry_at = clock + DB_RETRY_DELAY
-        return False
+        return self.recorder.flush()
 
     def stop_the_late(self, clock: float) -> None:
         for late in self.children.enforce_deadlines(clock):
@@ -331,11 +326,12 @@ class Supervisor:
         ]
         if deadline := self.children.next_deadline():
             wake_at.append(deadline)
-        if self.recorder.pending:
-            wake_at.append(self.db_retry_at)
-        wake_at += self.shutdown.wake_at()
-        if (claim_at := self.claimer.wake_at(clock)) is not None:
+        claim_at = self.claimer.wake_at(clock)
+        if claim_at is not None:
             wake_at.append(claim_at)
+        if self.health.away and (self.recorder.pending or claim_at is not None):
+            wake_at.append(self.health.retry_at)  # the next try, when it is due
+        wake_at += self.shutdown.wake_at()
         return max(0.0, min(wake_at) - clock)
 
     def on_wakeup(self, mask: int) -> None:
