@@ -10,8 +10,9 @@ table is pruned, so no count of it only ever grows. Queues named in TASKS
 and backends without workers are reported with zeros, so that alert rules
 find a series to compare instead of an absent one.
 
-``prometheus-client`` is an optional dependency (``django-jobs[metrics]``),
-imported when a scrape comes, never when the app loads.
+``prometheus-client`` is an optional dependency (the ``metrics`` extra of
+``django-jobs-queue``), imported when a scrape comes, never when the app
+loads.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def client():
     except ImportError:
         raise ImproperlyConfigured(
             "The django-jobs metrics endpoint needs the prometheus-client "
-            "package: pip install 'django-jobs[metrics]'."
+            "package: pip install prometheus-client (the 'metrics' extra of "
+            "django-jobs-queue installs it)."
         ) from None
     return prometheus_client
 

@@ -184,7 +184,7 @@ def test_without_prometheus_client_the_error_says_what_to_install(
 ):
     monkeypatch.setitem(sys.modules, "prometheus_client", None)
     with pytest.raises(
-        ImproperlyConfigured, match=r"pip install 'django-jobs\[metrics"
+        ImproperlyConfigured, match=r"pip install prometheus-client \(the 'metrics'"
     ):
         Client(raise_request_exception=True).get(URL, **token)
     # The rest of the app is not affected: the console still answers.
