@@ -25,7 +25,9 @@ class Holder(Protocol):
     In a worker, the child's channel to its supervisor (the supervisor
     writes); in a test, ``django_jobs.testing`` (which writes itself). Each
     raises ``ClaimLost`` when the claim is gone, and ``NotRecorded`` when the
-    write could not be made.
+    write was not made and will not be. A worker keeps a touch or a
+    checkpoint that its database cannot take while it is away, and writes it
+    when it is back (docs/tasks.rst, "Long jobs: touch").
     """
 
     def touch(self, job_id: int, seconds: float | None) -> datetime: ...
@@ -54,7 +56,12 @@ class JobContext(TaskContext):
     holder: Holder | None = None
 
     def touch(self, seconds: float | None = None) -> datetime:
-        """Extend the reservation to ``seconds`` from now (default: the ttr)."""
+        """Extend the reservation to ``seconds`` from now (default: the ttr).
+
+        Returns the deadline as the worker knows it: while its database is
+        away the worker keeps the touch, and the deadline moves once the
+        touch is written.
+        """
         if seconds is not None and (
             isinstance(seconds, bool)
             or not isinstance(seconds, int | float)

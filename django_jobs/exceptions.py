@@ -20,8 +20,17 @@ class JobError(Exception):
 
 
 class NotRecorded(JobError):
-    """What a running job asked (a touch, a checkpoint) could not be written:
-    the database refused it or is unavailable. The reservation is unchanged."""
+    """What a running job asked (a touch, a checkpoint) was not written, and
+    will not be.
+
+    Raised by ``context.touch()`` and ``context.checkpoint()`` when the
+    database refused the write (an error that waiting does not cure), or was
+    unavailable once the job's reservation had already run out (the worker is
+    stopping the job). While the reservation has time, a write the database
+    cannot take is kept by the worker and made when it is back: the job goes
+    on and is not told. The reservation is unchanged; a checkpoint saved
+    before stays saved.
+    """
 
 
 class JobDoesNotExist(JobError):

@@ -99,8 +99,8 @@ class DatabaseHealth:
     def announce(self, exc: DatabaseError, doing: str, now: float) -> None:
         self.announced, self.next_reminder = True, now + REMIND_EVERY
         logger.warning(
-            "database %r unavailable (%s); outcomes wait and no job is "
-            "claimed until it is back",
+            "database %r unavailable (%s); outcomes, touches and checkpoints "
+            "wait and no job is claimed until it is back",
             self.db,
             first_line(exc),
         )

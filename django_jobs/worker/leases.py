@@ -2,14 +2,25 @@
 
 A job's reservation (``reserved_until``) is its deadline and the promise to
 other workers that it is being looked after. The supervisor renews it when
-the job asks (touch), when a job starts later than it was claimed (it waited
-in a child's batch), and for jobs still waiting once half their ttr is gone.
+the job asks (touch, checkpoint), when a job starts later than it was
+claimed (it waited in a child's batch), and for jobs still waiting once half
+their ttr is gone.
+
+A renewal the database cannot take because it is away is kept, as long as
+the reservation it would extend still has time: the job goes on (it is told
+the deadline the row still holds), and the kept write, the latest checkpoint
+with it, is made once the database is back, before any outcome (see
+``Supervisor.record_outcomes``). Only a claim the row says is no longer this
+worker's is lost; a reservation that runs out meanwhile ends the job like
+any job past its deadline.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,10 +28,24 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from .. import queue
-from ..exceptions import ClaimLost, JobError
+from ..exceptions import ClaimLost, JobDoesNotExist, JobError
 from ..models import Job
 from .health import DatabaseHealth, first_line, transient
 from .outcomes import log_job
+
+#: What ``renew`` returns when the claim is gone (the child raises ClaimLost).
+LOST = "lost"
+UNAVAILABLE = "the database is unavailable"
+RAN_OUT = "the database is unavailable, and the job's reservation has run out"
+
+
+@dataclass(slots=True)
+class Renewal:
+    """A renewal to write: the reservation asked for, and what goes with it."""
+
+    job: Job
+    until: datetime
+    values: dict[str, Any] = field(default_factory=dict)
 
 
 class Leases:
@@ -29,11 +54,24 @@ class Leases:
         self.health = health
         #: When the first job waiting in a child's portion needs renewing.
         self.next_renewal: datetime | None = None
+        #: Renewals the database could not take yet, by job id (one per job:
+        #: the latest reservation asked, and every value asked with them).
+        self.kept: dict[int, Renewal] = {}
+        #: Told of a reservation that moved (the job's deadline moves with it),
+        #: and of a claim found lost when a kept renewal was written (the job
+        #: was told it went on: it is stopped).
+        self.on_moved: Callable[[Job], None] = lambda job: None
+        self.on_lost: Callable[[Job], None] = lambda job: None
 
     @staticmethod
     def left(job: Job) -> float:
         """Seconds until ``job``'s reservation runs out."""
         return (job.reserved_until - timezone.now()).total_seconds()
+
+    @property
+    def pending(self) -> bool:
+        """Whether renewals wait for the database."""
+        return bool(self.kept)
 
     def renew(
         self,
@@ -44,33 +82,69 @@ class Leases:
         what: str = "renew its reservation",
     ) -> str | None:
         """Extend the reservation to ``seconds`` (default: the ttr) from now,
-        writing ``values`` with it. None if done; else why not ("lost" when
-        the claim is gone)."""
+        writing ``values`` with it. None if done, or kept until the database
+        is back; else why not (``LOST`` when the claim is gone)."""
+        seconds = queue.lease_seconds(seconds, job.ttr)
+        asked = Renewal(job, timezone.now() + timedelta(seconds=seconds), values or {})
+        earlier = self.kept.pop(job.pk, None)
+        if earlier is not None:
+            asked.values = {**earlier.values, **asked.values}
+        if self.health.away and not self.health.due(time.monotonic()):
+            failure = UNAVAILABLE  # not worth a try yet: answer at once
+        else:
+            failure = self._write(asked, what)
+        if failure != UNAVAILABLE:
+            return failure
+        if self.left(job) > 0:
+            self.kept[job.pk] = asked
+            return None
+        if earlier is not None:  # what was kept before stays kept
+            self.kept[job.pk] = earlier
+        return RAN_OUT
+
+    def checkpoint(self, job: Job, data: Any) -> str | None:
+        """Save a checkpoint for ``job``; it renews the reservation too."""
+        return self.renew(job, values={"checkpoint": data}, what="save a checkpoint")
+
+    def flush(self) -> bool:
+        """Write the kept renewals; False if the database is still away."""
+        for job_id, kept in list(self.kept.items()):
+            if not kept.values and kept.until <= timezone.now():
+                del self.kept[job_id]  # the reservation it asked for is over
+                continue
+            failure = self._write(kept, "write a touch kept while it was away")
+            if failure == UNAVAILABLE:
+                return False
+            del self.kept[job_id]
+            if failure == LOST:  # the job was told nothing: its watch tells it
+                self.on_lost(kept.job)
+        return True
+
+    def _write(self, renewal: Renewal, what: str) -> str | None:
+        job = renewal.job
+        seconds = max(0.0, (renewal.until - timezone.now()).total_seconds())
         try:
             job.reserved_until = queue.touch(
                 job.pk,
                 token=job.claim_token,
-                seconds=queue.lease_seconds(seconds, job.ttr),
-                values=values,
+                seconds=seconds,
+                values=renewal.values or None,
                 using=self.db,
             )
-        except ClaimLost as exc:
+        except (ClaimLost, JobDoesNotExist) as exc:
             log_job(logging.ERROR, job, "could not %s: %s", what, exc)
-            return "lost"
+            return LOST
         except (JobError, DatabaseError) as exc:
             if isinstance(exc, DatabaseError) and transient(exc):
                 self.health.failed(exc, what)
-                return "the database is unavailable"
-            log_job(logging.ERROR, job, "could not %s: %s", what, exc)
+                return UNAVAILABLE
+            log_job(logging.ERROR, job, "could not %s: %s", what, first_line(exc))
             return f"the database refused it ({first_line(exc)})"
+        self.health.ok()
+        if "checkpoint" in renewal.values:
+            job.checkpoint = renewal.values["checkpoint"]
+        self.on_moved(job)
         return None
-
-    def checkpoint(self, job: Job, data: Any) -> str | None:
-        """Save a checkpoint for ``job``; it renews the reservation too."""
-        failure = self.renew(job, values={"checkpoint": data}, what="save a checkpoint")
-        if failure is None:
-            job.checkpoint = data
-        return failure
 
     def renew_if_late(self, job: Job) -> None:
         """A job starting with less than 90% of its ttr left gets a full one."""

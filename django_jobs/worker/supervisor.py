@@ -25,6 +25,8 @@ from django.db import DatabaseError, connections
 from django.utils.module_loading import autodiscover_modules
 
 from .. import __version__, queue, schedules
+from ..models import Job
+from .assignment import lease_deadline
 from .children import Children
 from .claiming import Claimer
 from .database import check_database, configure_supervisor_connection, describe_database
@@ -61,9 +63,11 @@ class Supervisor:
         self.shutdown = Shutdown(options, self.children)
         self.recorder = Recorder(options, self.health)
         self.leases = Leases(self.db, self.health)
+        self.leases.on_moved = self.lease_moved
         self.portions = Portions(options.jobs_per_child)
         self.registry = Registry(options, self.worker_id, room=self.room)
         self.watch = ClaimWatch(self.db, self.children)
+        self.leases.on_lost = lambda job: self.watch.look_now()
         self.listener = Listener(self.db, queue.channel(self.worker_id))
         self.duties = [
             self.registry,
@@ -290,10 +294,20 @@ class Supervisor:
 
     def record_outcomes(self, clock: float) -> bool:
         """Write what arrived; False while the database is away (what needs
-        none goes on meanwhile: deadlines are kept, a shutdown is bounded)."""
+        none goes on meanwhile: deadlines are kept, a shutdown is bounded).
+
+        Touches and checkpoints kept while it was away come first: a job's
+        latest checkpoint is written before its outcome.
+        """
         if not self.health.due(clock):
             return False
-        return self.recorder.flush()
+        return self.leases.flush() and self.recorder.flush()
+
+    def lease_moved(self, job: Job) -> None:
+        """A renewal was written: the deadline of the job moves with it."""
+        for busy in self.children.busy:
+            if busy.jobs[0] is job and busy.stopping is None:
+                busy.deadline = lease_deadline(job)
 
     def stop_the_late(self, clock: float) -> None:
         for late in self.children.enforce_deadlines(clock):
@@ -329,8 +343,9 @@ class Supervisor:
         claim_at = self.claimer.wake_at(clock)
         if claim_at is not None:
             wake_at.append(claim_at)
-        if self.health.away and (self.recorder.pending or claim_at is not None):
-            wake_at.append(self.health.retry_at)  # the next try, when it is due
+        waiting = self.recorder.pending or self.leases.pending or claim_at is not None
+        if self.health.away and waiting:  # the next try, when it is due
+            wake_at.append(self.health.retry_at)
         wake_at += self.shutdown.wake_at()
         return max(0.0, min(wake_at) - clock)
 
