@@ -14,9 +14,17 @@ worker rows a wake-up looks through) cost, to the planner, more than any
 real plan: enough for PostgreSQL to compile it with JIT, 100 ms of CPU for
 a query that takes 0.05 ms. The supervisor's statements are all short, so
 JIT is off on its connection too.
+
+Both last as long as the worker: when it stops, the receiver goes and the
+connection that carries the settings is closed, as is the connect timeout
+the worker gave its database (the process may go on: a test suite, a
+script that ran the worker in it).
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connections
@@ -29,6 +37,7 @@ PLANNER_SETTINGS = (
     "SET enable_seqscan = off",
     "SET jit = off",
 )
+PLANNER_RECEIVER = "django_jobs_planner"
 
 
 def configure_supervisor_connection(db: str) -> None:
@@ -41,12 +50,22 @@ def configure_supervisor_connection(db: str) -> None:
                 for statement in PLANNER_SETTINGS:
                     cursor.execute(statement)
 
-    connection_created.connect(
-        configure, weak=False, dispatch_uid="django_jobs_planner"
-    )
+    connection_created.connect(configure, weak=False, dispatch_uid=PLANNER_RECEIVER)
     connection = connections[db]
     if connection.connection is not None:
         configure(None, connection)
+
+
+@contextlib.contextmanager
+def supervisor_connection(db: str) -> Iterator[None]:
+    """The planner settings on ``db``'s connections in this process while the
+    worker runs; none after (the connection that has them is closed)."""
+    configure_supervisor_connection(db)
+    try:
+        yield
+    finally:
+        connection_created.disconnect(dispatch_uid=PLANNER_RECEIVER)
+        connections[db].close()
 
 
 #: Seconds a worker waits for a PostgreSQL connection (unless OPTIONS say):
@@ -55,12 +74,19 @@ def configure_supervisor_connection(db: str) -> None:
 CONNECT_TIMEOUT = 10
 
 
-def set_connect_timeout(db: str) -> None:
-    connection = connections[db]
-    if connection.vendor == "postgresql":
-        connection.settings_dict.setdefault("OPTIONS", {}).setdefault(
-            "connect_timeout", CONNECT_TIMEOUT
-        )
+@contextlib.contextmanager
+def connect_timeout(db: str) -> Iterator[None]:
+    """A connect timeout on ``db`` (PostgreSQL, unless its OPTIONS set one)
+    while the worker runs."""
+    options = connections[db].settings_dict.setdefault("OPTIONS", {})
+    if connections[db].vendor != "postgresql" or "connect_timeout" in options:
+        yield
+        return
+    options["connect_timeout"] = CONNECT_TIMEOUT
+    try:
+        yield
+    finally:
+        options.pop("connect_timeout", None)
 
 
 def describe_database(db: str) -> str:
@@ -81,7 +107,6 @@ def check_database(db: str) -> None:
     """
     from django.db.migrations.executor import MigrationExecutor
 
-    set_connect_timeout(db)
     connection = connections[db]
     try:
         connection.ensure_connection()

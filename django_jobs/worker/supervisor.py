@@ -18,8 +18,8 @@ import os
 import resource
 import selectors
 import signal
-import socket
 import time
+from collections.abc import Iterator
 
 from django.db import DatabaseError, connections
 from django.utils.module_loading import autodiscover_modules
@@ -29,11 +29,17 @@ from ..models import Job
 from .assignment import lease_deadline
 from .children import Children
 from .claiming import Claimer
-from .database import check_database, configure_supervisor_connection, describe_database
+from .database import (
+    check_database,
+    connect_timeout,
+    describe_database,
+    supervisor_connection,
+)
 from .duties import Pruner, Rescuer, Scheduler, StrayJobs, apply_queue_limits
 from .events import ChildEvents
 from .fleet import DueLook, Registry, new_worker_id
 from .health import DatabaseHealth, first_line
+from .host import empty, signals_taken
 from .leases import Leases
 from .listener import Listener
 from .options import WorkerOptions
@@ -110,11 +116,22 @@ class Supervisor:
     # Life cycle
 
     def run(self) -> int:
-        """Run until told to stop (or, in burst mode, until idle); the exit code."""
-        check_database(self.db)  # one line and no worker, rather than tracebacks
-        self.prepare_children()
-        self.install_signal_handlers()
-        configure_supervisor_connection(self.db)
+        """Run until told to stop (or, in burst mode, until idle); the exit code.
+
+        What the worker changes in this process (signal handlers, the alarm,
+        the wake-up descriptor, its connection's settings) is given back when
+        it returns: a test suite or a script may go on in it (see host.py).
+        """
+        with contextlib.ExitStack() as host:
+            host.callback(self.selector.close)
+            host.enter_context(connect_timeout(self.db))
+            check_database(self.db)  # one line and no worker, rather than tracebacks
+            self.prepare_children()
+            host.enter_context(self.signals_taken())
+            host.enter_context(supervisor_connection(self.db))
+            return self.run_to_the_end()
+
+    def run_to_the_end(self) -> int:
         try:
             self.run_until_stopped()
         except HardStop:
@@ -165,15 +182,18 @@ class Supervisor:
             self.children.zygote.sock, selectors.EVENT_READ, self.events.on_zygote
         )
 
-    def install_signal_handlers(self) -> None:
-        self.wakeup_r, self.wakeup_w = socket.socketpair()
-        self.wakeup_r.setblocking(False)
-        self.wakeup_w.setblocking(False)
-        signal.set_wakeup_fd(self.wakeup_w.fileno())
-        self.selector.register(self.wakeup_r, selectors.EVENT_READ, self.on_wakeup)
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, self.on_signal)
-        signal.signal(signal.SIGALRM, self.on_hard_stop)
+    @contextlib.contextmanager
+    def signals_taken(self) -> Iterator[None]:
+        """Stop signals and the hard stop's alarm are the supervisor's while
+        it runs; a signal wakes its select loop."""
+        handlers = {
+            signal.SIGTERM: self.on_signal,
+            signal.SIGINT: self.on_signal,
+            signal.SIGALRM: self.on_hard_stop,
+        }
+        with signals_taken(handlers) as self.wakeup:
+            self.selector.register(self.wakeup, selectors.EVENT_READ, self.on_wakeup)
+            yield
 
     def on_signal(self, signum: int, frame) -> None:
         self.shutdown.begin(signum)
@@ -203,7 +223,6 @@ class Supervisor:
         if self.hard_stopped:  # out of time: the database is not waited for
             self.children.close()
             self.listener.close()
-            signal.set_wakeup_fd(-1)
             return
         self.record_outcomes(time.monotonic())  # what arrived must not be lost
         # Jobs still in hand here mean the loop ended on an error: a job that
@@ -223,7 +242,6 @@ class Supervisor:
                 self.worker_id,
                 first_line(exc),
             )
-        signal.set_wakeup_fd(-1)
         self.log_stop()
 
     def log_start(self) -> None:
@@ -350,10 +368,8 @@ class Supervisor:
         return max(0.0, min(wake_at) - clock)
 
     def on_wakeup(self, mask: int) -> None:
-        """A signal arrived (its handler set the flags): empty the pipe."""
-        with contextlib.suppress(BlockingIOError, InterruptedError):
-            while self.wakeup_r.recv(4096):
-                pass
+        """A signal arrived (its handler set the flags): empty the socket."""
+        empty(self.wakeup)
 
     def on_notify(self, mask: int) -> None:
         queues = self.listener.queues()

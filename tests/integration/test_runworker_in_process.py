@@ -1,0 +1,92 @@
+"""``runworker`` run inside another process (``call_command``, as test suites and
+scripts do) leaves that process as it found it: its signal handlers, its alarm,
+its signal wake-up descriptor, its database connections' settings."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+from django.core.management import call_command
+from django.db import connection, connections
+from django.db.backends.signals import connection_created
+from django.test.utils import CaptureQueriesContext
+
+from django_jobs.models import Job
+from tests import tasks
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)
+
+
+def wakeup_fd() -> int:
+    fd = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(fd)
+    return fd
+
+
+def descriptors(kind: str) -> int:
+    """How many of this process's file descriptors are ``kind`` (socket, ...)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += kind in os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+    return count
+
+
+def host() -> dict:
+    """What a worker run in this process could leave changed."""
+    connections.close_all()
+    return {
+        "handlers": {signum: signal.getsignal(signum) for signum in SIGNALS},
+        "wakeup fd": wakeup_fd(),
+        "receivers": len(connection_created.receivers),
+        "OPTIONS": dict(connection.settings_dict["OPTIONS"]),
+        "sockets": descriptors("socket:"),
+        "epoll": descriptors("eventpoll"),
+    }
+
+
+@pytest.fixture
+def alarm():
+    """A SIGALRM handler and a timer of the test's own (as pytest-timeout sets)."""
+    rang = []
+    saved = signal.getsignal(signal.SIGALRM), signal.getitimer(signal.ITIMER_REAL)
+    signal.signal(signal.SIGALRM, lambda signum, frame: rang.append(signum))
+    signal.setitimer(signal.ITIMER_REAL, 600)
+    yield rang
+    signal.setitimer(signal.ITIMER_REAL, *saved[1])
+    signal.signal(signal.SIGALRM, saved[0])
+
+
+def run_worker() -> None:
+    result = tasks.add.enqueue(1, 2)
+    call_command("runworker", "--burst", "--concurrency", "1")
+    assert Job.objects.get(pk=result.id).state == "done"
+
+
+def test_the_worker_gives_back_signals_alarm_receivers_and_settings(alarm):
+    before = host()
+    run_worker()
+    assert host() == before
+    left, _ = signal.getitimer(signal.ITIMER_REAL)
+    assert 0 < left <= 600  # still armed, as the test set it
+    assert alarm == []  # and its alarm did not go off
+
+
+@pytest.mark.postgres
+def test_a_connection_opened_after_the_worker_stopped_has_no_worker_settings():
+    run_worker()
+    connection.close()
+    with CaptureQueriesContext(connection) as queries:
+        tasks.add.enqueue(1, 2)
+    statements = [query["sql"] for query in queries]
+    assert not [sql for sql in statements if sql.startswith("SET ")], statements
+    with connection.cursor() as cursor:
+        for setting in ("enable_seqscan", "enable_bitmapscan"):
+            cursor.execute(f"SHOW {setting}")
+            assert cursor.fetchone() == ("on",)
