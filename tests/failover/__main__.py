@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -70,6 +71,9 @@ def parse(argv: list[str]) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     config = parse(sys.argv[1:] if argv is None else argv)
+    # SIGTERM unwinds like Ctrl-C: the workers are killed and both servers
+    # stopped and removed on the way out.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
     figures = analyse(run(config))
     (config.run_dir / "figures.json").write_text(json.dumps(figures, indent=1))
     print(report(figures))
