@@ -122,6 +122,18 @@ class Chaos:
         candidates = [(s, sup) for s in self.workers.live() if (sup := s.supervisor())]
         return self.rng.choice(candidates) if candidates else None
 
+    def pick_busy(self) -> tuple[Slot, procs.Proc] | None:
+        """Like ``pick``, among the workers with a run in flight if the
+        database names any (a stop then has something to drain)."""
+        rows = self.monitor.query(BUSY_RUNS) or []
+        busy = {f"{sup}@{sup_start}" for *_, sup, sup_start in rows}
+        candidates = [
+            (s, sup)
+            for s in self.workers.live()
+            if (sup := s.supervisor()) and sup.identity in busy
+        ]
+        return self.rng.choice(candidates) if candidates else self.pick()
+
     def event(self, action: str, now: float, slot: Slot, sup: procs.Proc) -> Event:
         return Event(action, now, slot=slot.index, worker=sup.identity)
 
@@ -239,7 +251,7 @@ class Chaos:
         worker (systemd's KillMode=control-group: the children and what their
         jobs started too). Each process gets one signal; the worker must
         drain and exit in time, as after term_worker."""
-        if (picked := self.pick()) is None:
+        if (picked := self.pick_busy()) is None:
             return None
         slot, sup = picked
         every = self.rng.random() < 0.5
