@@ -9,6 +9,17 @@ on its own, at the level ``-v`` asks for.
 logger and message, the job's ``job_id``, ``task`` and ``attempt`` when the
 record is about a job, and the exception's traceback when there is one. Use
 it in ``LOGGING``, or run ``runworker --json-logs``.
+
+Every message of the ``django_jobs`` loggers is one line (``OneLine``,
+installed when the app loads, whatever the project's LOGGING): a database
+error's text, which libpq spreads over several lines (DETAIL, HINT, one line
+per address tried), would otherwise break a log line in the middle, and log
+shippers read a line as a record. A traceback stays as it is.
+
+Django's Tasks framework logs each job's start and end on its own logger
+(``django.tasks``), which the worker's own lines already say; the worker
+quiets it, unless the project's LOGGING configures it (see
+``quiet_tasks_logger``).
 """
 
 from __future__ import annotations
@@ -21,6 +32,42 @@ from typing import Any
 from .compat import TASKS_MODULE
 
 JOB_FIELDS = ("job_id", "task", "attempt")
+#: Every logger django-jobs writes to (a filter on a logger sees only the
+#: records logged to that very logger, not those of its children).
+LOGGERS = (
+    "django_jobs",
+    "django_jobs.admin",
+    "django_jobs.job",
+    "django_jobs.output",
+    "django_jobs.queue",
+    "django_jobs.schedules",
+    "django_jobs.worker",
+)
+
+
+class OneLine(logging.Filter):
+    """Puts a record's message on one line: its lines, stripped, joined by
+    spaces. The record's traceback (``exc_info``), which the handler's
+    formatter adds, is left as it is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # bad arguments: logging reports it as usual
+            return True
+        if "\n" in message or "\r" in message:
+            lines = (line.strip() for line in message.splitlines())
+            record.msg = " ".join(line for line in lines if line)
+            record.args = ()
+        return True
+
+
+def keep_messages_on_one_line() -> None:
+    """Give every django-jobs logger the ``OneLine`` filter (once)."""
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(each, OneLine) for each in logger.filters):
+            logger.addFilter(OneLine())
 
 
 def log_fields(job: Any) -> dict[str, Any]:
@@ -74,9 +121,25 @@ def configure_worker_logging(verbosity: int = 1, json_lines: bool = False) -> bo
         level, job_level = VERBOSITY[max(0, min(3, verbosity))]
         ours.setLevel(level)
         logging.getLogger("django_jobs.job").setLevel(job_level)
+    quiet_tasks_logger()
     if json_lines:
         use_json_lines()
     return not configured
+
+
+def quiet_tasks_logger() -> None:
+    """Turn down Django's ``django.tasks`` logger in the worker, unless the
+    project's LOGGING gave it a level or a handler.
+
+    Its lines ("Task id=12 path=... state=RUNNING", then SUCCESSFUL or, at
+    ERROR, FAILED) repeat the worker's own for every job: in development
+    (Django's default logging shows INFO when DEBUG is on) each job was said
+    twice, and without LOGGING in production, the default mail_admins
+    handler would mail every failed job.
+    """
+    tasks_logger = logging.getLogger(TASKS_MODULE)
+    if tasks_logger.level == logging.NOTSET and not tasks_logger.handlers:
+        tasks_logger.setLevel(logging.CRITICAL)
 
 
 def _has_handlers(logger: logging.Logger) -> bool:
