@@ -175,7 +175,7 @@ class Supervisor:
             try:
                 importlib.import_module(module_of(spec["task"]))
             except Exception as exc:  # its schedule's check and jobs say why
-                logger.debug("cannot import %s: %s", spec["task"], exc)
+                logger.debug("cannot import %s: %s", spec["task"], first_line(exc))
         connections.close_all()
         self.children.start_zygote()
         self.selector.register(
@@ -269,7 +269,7 @@ class Supervisor:
         # the children it reaped.
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         logger.info(
-            "worker %s stopped after %d job(s) in %.3f s; supervisor CPU %.3f s; "
+            "worker %s stopped after %d attempt(s) in %.3f s; supervisor CPU %.3f s; "
             "peak RSS supervisor %d KiB, children %d KiB; children CPU %.3f s, "
             "%d minor faults; %d claim(s)%s",
             self.worker_id,

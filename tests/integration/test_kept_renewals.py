@@ -5,10 +5,11 @@ OperationalError from the one statement a renewal makes."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pytest
-from django.db import OperationalError
+from django.db import DataError, OperationalError
 from django.utils import timezone
 
 from django_jobs import queue
@@ -126,3 +127,19 @@ def test_a_kept_touch_whose_reservation_is_over_is_not_written(leases, away, cla
     assert leases.flush()
     assert away.tries == tries
     assert not leases.pending
+
+
+def test_a_renewal_the_database_refuses_is_one_line_and_not_kept(
+    leases, monkeypatch, claimed, caplog
+):
+    def refuse(*args, **kwargs):
+        raise DataError("value too long\nDETAIL:  Failing row contains (...).\n")
+
+    monkeypatch.setattr(leases_module.queue, "touch", refuse)
+    job = claimed(ttr=30)
+    assert leases.checkpoint(job, {"page": 1}) == (
+        "the database refused it (value too long)"
+    )  # NotRecorded in the job
+    assert not leases.pending
+    [line] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert line.endswith("could not save a checkpoint: value too long")
