@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .chaos import Event
+from .chaos import GRACEFUL_STOPS, Event
 from .records import JobRecord, RunRecord
 from .window import Duplicate, Overlap, duplicates, overlaps, overlaps_in_time
 from .workers import SHUTDOWN_TIMEOUT, Incarnation
@@ -127,9 +127,10 @@ class Findings:
         return found
 
     def stopped_gracefully(self, run: RunRecord, then: RunRecord) -> bool:
-        """Whether ``run``'s worker was told to stop (SIGTERM) before ``then``."""
+        """Whether ``run``'s worker was told to stop (SIGTERM, to it or to its
+        process group) before ``then``."""
         return any(
-            event.action == "term_worker"
+            event.action in GRACEFUL_STOPS
             and run.supervisor in event.hits
             and run.start - SHUTDOWN_TIMEOUT - 1 <= event.at <= then.start
             for event in self.events

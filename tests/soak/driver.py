@@ -65,12 +65,7 @@ class Feeder:
             [k.name for k in chosen], [k.weight for k in chosen], k=config.jobs
         )
         self.plan = [
-            (
-                key,
-                name,
-                [key, round(rng.uniform(0.02, 0.3), 3)] if name == "nap" else [key],
-            )
-            for key, name in enumerate(names, 1)
+            (key, name, arguments(name, key, rng)) for key, name in enumerate(names, 1)
         ]
         self.seconds = max(seconds, 0.001)
         self.started = time.monotonic()
@@ -107,6 +102,15 @@ class Feeder:
             connection.close()
             return
         self.sent += len(batch)
+
+
+def arguments(kind: str, key: int, rng: random.Random) -> list:
+    """A job's arguments: its key, and how long it runs if it is a sleeper."""
+    if kind == "nap":
+        return [key, round(rng.uniform(0.02, 0.3), 3)]
+    if kind == "touch":
+        return [key, round(rng.uniform(*soak_kinds.TOUCH_SECONDS), 2)]
+    return [key]
 
 
 def prepare_django(instance: PrivatePostgres) -> None:

@@ -15,6 +15,10 @@ PATIENT = 20
 FAILING = 3
 #: Seconds of ttr for jobs that run past it (the rest use DEFAULT_TTR).
 OVERRUN_TTR = 1
+#: The ttr of the jobs that touch and checkpoint through database blips, and
+#: how long they run: often longer than their ttr, so touches must count.
+TOUCH_TTR = 4
+TOUCH_SECONDS = (2.0, 5.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,7 @@ KINDS: dict[str, Kind] = {
         Kind("odd_return", "done", 8, True, "returns NUL, surrogates, fake marks"),
         Kind("odd_raise", "buried", 7, False, "raises with those strings"),
         Kind("odd_output", "done", 8.5, True, "prints them; odd progress, checkpoint"),
+        Kind("touch", "done", 1, True, "touches or checkpoints every 0.2 s for 2-5 s"),
     )
 }
 

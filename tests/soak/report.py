@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import touches
 from .analysis import Findings
+from .drains import cut_short
 from .evidence import Evidence
 from .kinds import KINDS
 from .records import load_jobs, load_runs
@@ -52,6 +54,7 @@ def build_report(
     with instance.connect() as connection:
         rows = connection.execute(ROWS).fetchall()
         job_rows = connection.execute(JOBS).fetchall()
+        checkpoints = connection.execute(touches.CHECKPOINTS).fetchall()
     keep(soak.run_dir / "soak_rows.jsonl", rows)
     keep(soak.run_dir / "jobs.jsonl", job_rows)
     runs = load_runs(rows)
@@ -60,7 +63,7 @@ def build_report(
     findings = Findings(
         jobs, feeder.ids, soak.unfinished, events, workers.incarnations(), soak.t0
     )
-    writer = Writer(findings, soak, feeder)
+    writer = Writer(findings, soak, feeder, checkpoints)
     return Report(writer.text(), passed=not any(writer.gate().values()))
 
 
@@ -73,11 +76,19 @@ def keep(path: Path, rows: list[tuple]) -> None:
 
 
 class Writer:
-    def __init__(self, findings: Findings, soak: Soak, feeder: Feeder) -> None:
+    def __init__(
+        self, findings: Findings, soak: Soak, feeder: Feeder, checkpoints: list[tuple]
+    ) -> None:
         self.f = findings
         self.soak = soak
         self.feeder = feeder
         self.evidence = Evidence(findings)
+        #: Touch jobs (see touches.py): attempts a blip cost them, and those
+        #: done without their last checkpoint.
+        self.costly = touches.costly_attempts(findings.jobs, findings.events)
+        self.unsaved = touches.checkpoints_missing(checkpoints)
+        #: Runs in flight at a graceful stop that died of it (see drains.py).
+        self.cut_short = cut_short(findings.jobs, findings.events)
 
     def gate(self) -> dict[str, int]:
         f = self.f
@@ -91,6 +102,9 @@ class Writer:
             "stuck workers": len(f.stuck_workers()),
             "unexpected worker exits": len(f.unexpected_exits()),
             "runs given back uncounted": len(f.uncounted_runs()),
+            "runs a graceful stop cut short": len(self.cut_short),
+            "touch attempts counted, reservation never lapsed": len(self.costly),
+            "touch jobs done without their last checkpoint": len(self.unsaved),
         }
 
     def text(self) -> str:
@@ -107,6 +121,7 @@ class Writer:
             f"workers x {config.concurrency}, {config.jobs} jobs, seed {config.seed}"
         )
         rows = self.job_rows() + self.duplicate_rows() + self.worker_rows()
+        rows += self.touch_rows()
         return table(title, ("figure", "count", "must be 0"), rows)
 
     def job_rows(self) -> list[Row]:
@@ -154,10 +169,20 @@ class Writer:
              len(f.refused_to_start()), ""),
             ("started runs given back uncounted, not at a SIGTERM",
              len(f.uncounted_runs()), "yes"),
+            ("runs in flight at a graceful stop that died of it",
+             len(self.cut_short), "yes"),
             ("enqueue batches retried", self.feeder.failures, ""),
             ("longest database outage", f"{max(outages, default=0):.2f}s", ""),
             ("settled in", "NOT SETTLED" if settled is None else f"{settled:.1f}s", ""),
         ]  # fmt: skip
+
+    def touch_rows(self) -> list[Row]:
+        hit = touches.runs_hit_by_blips(self.f.jobs, self.f.events)
+        return [
+            ("touch runs a database blip struck", hit, ""),
+            ("  attempts counted, reservation never lapsed", len(self.costly), "yes"),
+            ("  done without their last checkpoint", len(self.unsaved), "yes"),
+        ]
 
     def by_kind(self) -> str:
         wrong = Counter(job.kind.name for job in self.f.wrong_end())
@@ -216,6 +241,28 @@ class Writer:
             }
             jobs = [job for job, _, _ in uncounted]
             sections.append(e.jobs("STARTED RUNS GIVEN BACK UNCOUNTED", jobs, notes))
+        if self.cut_short:
+            notes = {
+                c.job.id: f"stopped by {c.stop.action}: {c.error}"
+                for c in self.cut_short
+            }
+            jobs = [c.job for c in self.cut_short]
+            sections.append(e.jobs("RUNS A GRACEFUL STOP CUT SHORT", jobs, notes))
+        sections += self.touch_failures()
+        return sections
+
+    def touch_failures(self) -> list[str]:
+        sections = []
+        if self.costly:
+            notes = {c.job.id: f"attempt {c.attempt}: {c.error}" for c in self.costly}
+            jobs = [c.job for c in self.costly]
+            title = "TOUCH ATTEMPTS COUNTED, RESERVATION NEVER LAPSED"
+            sections.append(self.evidence.jobs(title, jobs, notes))
+        if self.unsaved:
+            by_id = self.f.by_id
+            jobs = [by_id[i] for i in self.unsaved if i in by_id]
+            title = "TOUCH JOBS DONE WITHOUT THEIR LAST CHECKPOINT"
+            sections.append(self.evidence.jobs(title, jobs))
         return sections
 
     def duplicate_note(self, d) -> str:

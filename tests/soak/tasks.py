@@ -28,7 +28,7 @@ from django.conf import settings
 from django_jobs.compat import task
 
 from . import procs
-from .kinds import FAILING, ODD_STRINGS, OVERRUN_TTR, PATIENT
+from .kinds import FAILING, ODD_STRINGS, OVERRUN_TTR, PATIENT, TOUCH_TTR
 
 INSERT = """
     INSERT INTO soak_row (run, event, seq, job_id, kind, attempt,
@@ -37,6 +37,12 @@ INSERT = """
     ON CONFLICT DO NOTHING
 """
 TICK = 0.25  # seconds between two "tick" rows of a sleeping run
+#: Seconds between two touches (or checkpoints) of a touch job.
+TOUCH_EVERY = 0.2
+#: How long a touch job's own rows wait for the database: longer than any
+#: restart of the soak's, so that only the worker's handling of its touches
+#: can cost it an attempt (see touches.py).
+TOUCH_PATIENCE = 30.0
 
 
 class SoakDatabaseDown(Exception):
@@ -59,7 +65,7 @@ def connection_params() -> dict[str, Any]:
 class Run:
     """One run (attempt) of a job, and its rows."""
 
-    def __init__(self, context, kind: str) -> None:
+    def __init__(self, context, kind: str, patience: float = 2.0) -> None:
         self.job_id = context.job_id
         self.attempt = context.attempt
         self.kind = kind
@@ -70,7 +76,7 @@ class Run:
         self.chain: list[Any] = []
         for proc in chain:
             self.chain += [proc.pid, proc.start] if proc else [None, None]
-        self.write("start", 0, patience=2.0)
+        self.write("start", 0, patience=patience)
 
     def write(self, event: str, seq: int, patience: float) -> None:
         """Insert one row, retrying through a lost connection for ``patience`` s."""
@@ -99,9 +105,9 @@ class Run:
             with contextlib.suppress(SoakDatabaseDown):  # evidence of life, not work
                 self.write("tick", self.ticks, patience=0)
 
-    def done(self) -> None:
+    def done(self, patience: float = 3.0) -> None:
         """The work is finished: the row that counts a completion."""
-        self.write("done", 0, patience=3.0)
+        self.write("done", 0, patience=patience)
         self.close()
 
     def close(self) -> None:
@@ -198,3 +204,22 @@ def odd_output(context, key: int) -> str:
     context.checkpoint({"note": "saved"})
     run.done()
     return "printed odd output"
+
+
+@task(takes_context=True, max_attempts=PATIENT, ttr=TOUCH_TTR)
+def touch(context, key: int, seconds: float) -> int:
+    """Touch and checkpoint in turns, every TOUCH_EVERY s, for ``seconds``
+    (often past the ttr): the database blips of the chaos must not cost it an
+    attempt. Resumes from its checkpoint; returns its last step."""
+    run = Run(context, "touch", patience=TOUCH_PATIENCE)
+    step = (context.last_checkpoint or {}).get("step", 0)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        run.sleep(TOUCH_EVERY)
+        step += 1
+        if step % 2:
+            context.touch()
+        else:
+            context.checkpoint({"step": step})
+    run.done(patience=TOUCH_PATIENCE)
+    return step

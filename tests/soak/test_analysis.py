@@ -10,6 +10,7 @@ from tests.soak.chaos import Event
 from tests.soak.kinds import KINDS
 from tests.soak.records import JobRecord, RunRecord
 from tests.soak.timing import OPTIONS
+from tests.soak.touches import checkpoints_missing, costly_attempts, runs_hit_by_blips
 from tests.soak.window import SLACK
 from tests.soak.workers import Incarnation
 
@@ -266,3 +267,60 @@ def test_a_worker_cut_off_before_it_started_could_not_start(tmp_path):
     )
     assert f.refused_to_start() == [cut]
     assert f.unexpected_exits() == [lonely]
+
+
+def error(attempt, how, text=""):
+    return {"attempt": attempt, "exception_class_path": f"django_jobs.exceptions.{how}",
+            "traceback": f"{how}: {text}\n"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("how", "events", "costly"),
+    [
+        ("NotRecorded", [], True),  # a touch the worker did not keep
+        ("NotRecorded", [event("restart_database", 9.5, until=10.5)], True),
+        ("ClaimLost", [], True),
+        ("WorkerLost", [], False),  # taken back: the reservation lapsed
+        ("ReservationExpired", [], False),
+        ("JobTimeout", [], True),  # no outage, no stop: it never lapsed
+        ("JobTimeout", [event("restart_database", 9.5, until=10.5)], False),
+        ("JobTimeout", [event("terminate_connections", 9.5, [SUP])], False),
+        ("JobTimeout", [event("terminate_connections", 9.5, [OTHER_SUP])], True),
+        ("JobTimeout", [event("stop_worker", 9.0, [SUP], until=13.0)], False),
+        ("ChildCrashed", [event("kill_child", 10.0, [CHILD])], False),
+        ("ChildCrashed", [], True),
+    ],
+)
+def test_a_touch_job_may_lose_an_attempt_only_if_its_reservation_lapsed(
+    how, events, costly
+):
+    touching = job(run("a", start=9.0, last=11.0), state="buried", kind="touch",
+                   errors=[error(1, how)])  # fmt: skip
+    found = costly_attempts([touching], events)
+    assert bool(found) is costly
+    if costly:
+        assert found[0].attempt == 1
+        assert found[0].error.startswith(f"django_jobs.exceptions.{how}: ")
+
+
+def test_the_blips_that_strike_touch_runs_are_counted():
+    touching = job(run("a", start=9.0, last=11.0), kind="touch")
+    napping = job(run("b", start=9.0, last=11.0), kind="nap")
+    jobs = [touching, napping]
+    assert runs_hit_by_blips(jobs, [event("restart_database", 10.0)]) == 1
+    assert runs_hit_by_blips(jobs, [event("terminate_connections", 10, [SUP])]) == 1
+    assert (
+        runs_hit_by_blips(jobs, [event("terminate_connections", 10, [OTHER_SUP])]) == 0
+    )
+    assert runs_hit_by_blips(jobs, [event("restart_database", 20.0)]) == 0
+
+
+def test_a_touch_job_done_has_its_last_checkpoint():
+    rows = [
+        (1, "done", 9, {"step": 8}),  # returned step 9, checkpointed 8
+        (2, "done", 10, {"step": 10}),
+        (3, "done", 10, {"step": 8}),  # the last one was lost
+        (4, "done", 7, None),
+        (5, "buried", 7, None),  # not done: nothing to say
+    ]
+    assert checkpoints_missing(rows) == [3, 4]
