@@ -155,31 +155,52 @@ class NotMigrated(DatabaseError):
         self.db = db
 
 
-#: django-jobs' tables and functions start with it.
+#: django-jobs' tables start with it.
 TABLE_PREFIX = f"{Job._meta.app_label}_"
 #: SQLSTATEs of a missing table (undefined_table) or column (undefined_column).
 MISSING_CODES = {"42P01", "42703"}
-#: SQLite has no such codes: its words for the same.
-SQLITE_MISSING = re.compile(r"^(?:no such (?:table|column): |table \S+ has no column)")
+#: The table a database misses, or misses a column of, in its own words:
+#: SQLite's, then PostgreSQL's (whose SQLSTATE is asked too).
+MISSING = [
+    re.compile(pattern)
+    for pattern in (
+        r"^no such table: (?P<table>\S+)$",
+        r"^no such column: (?P<table>\S+)\.[^.\s]+$",
+        r"^table (?P<table>\S+) has no column named ",
+        r'^relation "(?P<table>[^"]+)" does not exist',
+        r'^column "[^"]+" of relation "(?P<table>[^"]+)" does not exist',
+        r"^column (?P<table>\S+)\.[^.\s]+ does not exist",
+    )
+]
 
 
 def not_migrated(exc: DatabaseError, db: str) -> NotMigrated | None:
     """The clear error to raise instead of ``exc``, if ``exc`` says that a
-    table or column of django-jobs' is missing; None for any other error.
+    table of django-jobs' (or a column of one) is missing; None for any other
+    error.
 
     Only asked once a statement has failed: the statements that work cost
     nothing more. Precise on purpose: a database that is away, a lock that
-    timed out or a constraint are not a missing migration.
+    timed out, a constraint or another app's missing table are no missing
+    migration of ours.
     """
     if isinstance(exc, NotMigrated):
         return exc
     said = str(exc).strip().partition("\n")[0]
-    if TABLE_PREFIX not in said:
+    table = missing_table(said)
+    if table is None or not table.startswith(TABLE_PREFIX):
         return None
-    if connections[db].vendor == "sqlite":
-        missing = SQLITE_MISSING.match(said) is not None
-    else:
+    if connections[db].vendor != "sqlite":
         cause = exc.__cause__
         code = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
-        missing = code in MISSING_CODES
-    return NotMigrated(db, said) if missing else None
+        if code not in MISSING_CODES:
+            return None
+    return NotMigrated(db, said)
+
+
+def missing_table(said: str) -> str | None:
+    """The table named by an error about a missing table or column, if any."""
+    for pattern in MISSING:
+        if found := pattern.match(said):
+            return found["table"].rpartition(".")[2]  # without a schema
+    return None
