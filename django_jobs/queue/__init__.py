@@ -11,7 +11,13 @@ acting on a selection must not fail as a whole for one job that moved on.
 """
 
 from .batches import WAITING, seal, settle, settle_pending
-from .claim import claim, claim_statement, limited_queues
+from .claim import (
+    claim,
+    claim_statement,
+    limited_queues,
+    new_claim_token,
+    release_claim,
+)
 from .console import (
     bury,
     cancel,
@@ -74,11 +80,13 @@ __all__ = [
     "kick",
     "lease_seconds",
     "limited_queues",
+    "new_claim_token",
     "pause",
     "postpone",
     "progress",
     "prune",
     "release",
+    "release_claim",
     "reprioritise",
     "rescue",
     "resume",

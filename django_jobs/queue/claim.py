@@ -9,12 +9,14 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from django.db import connections, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from ..models import Job, Queue
 from ..states import State
 from . import sql as statements
-from .guard import get_db
+from .expressions import JSONDropLast
+from .guard import change, get_db, unreserved
 from .rows import bury_unrunnable, problem
 
 #: Claims in a row that one call may make in place of buried bad rows.
@@ -31,6 +33,7 @@ def claim(
     prepare: bool = False,
     limited: Collection[str] | None = None,
     room: bool = False,
+    token: str | None = None,
 ) -> list[Job]:
     """Reserve up to ``limit`` due jobs for ``worker_id``, best first.
 
@@ -53,10 +56,16 @@ def claim(
     after this claim (``limit`` less what it got), in the same statement, so
     that new jobs wake workers that can take them (PostgreSQL; see
     ``queue.wake``).
+
+    Every job of one call is reserved under one claim ``token`` (a new one
+    unless given): a caller that gets an error instead of the jobs, although
+    the claim may have been committed, can give them back with
+    ``release_claim`` (see there).
     """
     if limit < 1:
         return []
     db = get_db(using)
+    token = token or new_claim_token()
     if limited is None:
         limited = limited_queues(backend, using=db)
     limited = [name for name in limited if not queues or name in queues]
@@ -64,7 +73,7 @@ def claim(
     for name in sorted(limited):
         if len(jobs) < limit:
             jobs += _claim_limited(
-                db, worker_id, name, limit - len(jobs), backend, prepare
+                db, worker_id, name, limit - len(jobs), backend, prepare, token
             )
     if len(jobs) < limit:
         served = [name for name in queues if name not in limited] if queues else None
@@ -78,6 +87,7 @@ def claim(
                 prepare,
                 limited,
                 room=room,
+                token=token,
             )
     return jobs
 
@@ -92,8 +102,60 @@ def limited_queues(backend: str = "default", *, using: str | None = None) -> lis
     )
 
 
+def new_claim_token() -> str:
+    """A claim's token: what a holder shows for every write to its jobs."""
+    return uuid.uuid4().hex
+
+
+def release_claim(
+    tokens: Collection[str], worker_id: str, *, using: str | None = None
+) -> list[int]:
+    """Give back, uncounted, the jobs that claims in doubt reserved; their ids.
+
+    A claim is in doubt when its worker got an error although the claim may
+    have been committed (the connection broke before the reply came, or the
+    server failed over after the commit reached its standby): its jobs are
+    reserved for a worker that never got them. They go back to ready as if
+    the claim had not happened (the attempt and the worker's id taken back,
+    ``run_at`` kept, so they keep their place), where still reserved under
+    one of ``tokens`` by ``worker_id``; without this they would wait for the
+    rescuer until their ``ttr`` ran out, and count an attempt that never ran.
+    """
+    db = get_db(using)
+    released = []
+    for token in tokens:
+        ids = list(
+            Job.objects.using(db)
+            .filter(state=State.RESERVED, claim_token=token, reserved_by=worker_id)
+            .values_list("pk", flat=True)
+        )
+        changed = change(
+            "release",
+            ids,
+            token=token,
+            using=db,
+            unless_moved=Q(reserved_by=worker_id),
+            values={
+                "attempts": F("attempts") - 1,
+                "worker_ids": JSONDropLast("worker_ids"),
+                **unreserved(),
+            },
+            returning=("id",),
+        )
+        released += [row["id"] for row in changed.rows]
+    return sorted(released)
+
+
 def _claim(
-    db, worker_id, queues, limit, backend, prepare, excluded=(), room=False
+    db,
+    worker_id,
+    queues,
+    limit,
+    backend,
+    prepare,
+    excluded=(),
+    room=False,
+    token=None,
 ) -> list[Job]:
     connection = connections[db]
     jobs: list[Job] = []
@@ -108,6 +170,7 @@ def _claim(
             backend=backend,
             excluded=excluded if not queues else (),
             room=room,
+            token=token,
         )
         rows = statements.fetch_all(connection, sql, params, prepare)
         buried = 0
@@ -123,7 +186,7 @@ def _claim(
     return jobs
 
 
-def _claim_limited(db, worker_id, name, limit, backend, prepare) -> list[Job]:
+def _claim_limited(db, worker_id, name, limit, backend, prepare, token) -> list[Job]:
     """Claim from one limited queue within what its limits allow right now."""
     now = timezone.now()
     with transaction.atomic(using=db):
@@ -148,7 +211,7 @@ def _claim_limited(db, worker_id, name, limit, backend, prepare) -> list[Job]:
             tokens = refilled_tokens(settings, now)
             allowed = min(allowed, math.floor(tokens))
         jobs = (
-            _claim(db, worker_id, [name], allowed, backend, prepare)
+            _claim(db, worker_id, [name], allowed, backend, prepare, token=token)
             if allowed > 0
             else []
         )
@@ -178,12 +241,14 @@ def claim_statement(
     backend: str,
     excluded: Collection[str] = (),
     room: bool = False,
+    token: str | None = None,
 ) -> tuple[str, list[Any]]:
     """The claim's SQL and parameters (also used to EXPLAIN it in the tests)."""
     now = connection.ops.adapt_datetimefield_value(timezone.now())
+    token = token or new_claim_token()
     params = [backend, now, now, *(queues or ()), *excluded]
     params += [backend, limit]
-    params += [uuid.uuid4().hex, worker_id, now, now, now, json.dumps(worker_id)]
+    params += [token, worker_id, now, now, now, json.dumps(worker_id)]
     room = room and connection.vendor == "postgresql"
     if room:
         params += [limit, worker_id]

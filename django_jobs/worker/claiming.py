@@ -8,6 +8,13 @@ A worker that listens (PostgreSQL) is woken for the jobs it can take (see
 ``queue.wake``) and polls only as a safeguard, every
 ``LISTEN_POLL_INTERVAL``; one that cannot listen polls every
 ``--poll-interval``.
+
+A claim that fails may still have been committed (the connection broke
+before the reply, or the server failed over after the commit reached its
+standby): its jobs would stay reserved for this worker, which never got
+them, until the rescuer took them back with an attempt counted. So the
+claimer keeps the token of a claim that failed on an open connection, and
+gives those jobs back, uncounted, before it claims again.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from django.db import DatabaseError, connections
 from .. import queue
 from .children import Child, Children
 from .fleet import Registry
-from .health import DatabaseHealth, transient
+from .health import DatabaseHealth, first_line, transient
 from .leases import Leases
 from .options import WorkerOptions
 from .portions import Portions
@@ -66,6 +73,8 @@ class Claimer:
         self.claims = 0
         #: Burst mode: the last claim found nothing and nothing runs.
         self.idle_and_empty = False
+        #: The tokens of claims that failed but may have been committed.
+        self.in_doubt: list[str] = []
 
     # When
 
@@ -141,6 +150,13 @@ class Claimer:
 
     # Claim
 
+    def doubt(self, token: str) -> None:
+        """A claim failed: keep its token if it may have been committed. One
+        that never reached the server (no connection was open: connecting
+        failed) cannot have been, and is forgotten."""
+        if connections[self.db].connection is not None:
+            self.in_doubt.append(token)
+
     def tell_room(self, room: int, written: bool) -> None:
         """Have the worker's row say how much room the claim left; if that
         fails, the next heartbeat says it."""
@@ -154,8 +170,43 @@ class Claimer:
             else:
                 logger.warning("cannot write the worker's room: %s", exc)
 
+    def release_in_doubt(self) -> bool:
+        """Give back the jobs of claims in doubt, if any; False while the
+        database is away (they are given back before the next claim)."""
+        if not self.in_doubt:
+            return True
+        try:
+            released = queue.release_claim(self.in_doubt, self.worker_id, using=self.db)
+        except DatabaseError as exc:
+            if transient(exc):
+                self.health.failed(exc, "give back a claim in doubt")
+                return False
+            # Refused, not away: claiming must go on, and the rescuer takes
+            # such jobs back once their reservation runs out.
+            logger.warning(
+                "cannot give back the jobs of a claim in doubt (%s); they are "
+                "rescued once their reservation runs out",
+                first_line(exc),
+            )
+            released = []
+        else:
+            self.health.ok()
+        self.in_doubt = []
+        if released:
+            logger.info(
+                "a claim whose reply was lost had reserved %d job(s) (%s); "
+                "given back, their attempts not counted",
+                len(released),
+                ", ".join(map(str, released)),
+            )
+        return True
+
     def claim(self, clock: float) -> None:
         """Claim as many jobs as the children have room for; hand them out."""
+        if not self.release_in_doubt():
+            self.next_poll = clock + DB_RETRY_DELAY
+            self.wake = False
+            return
         rooms = self.rooms()
         limit = sum(rooms.values())
         if self.options.max_jobs:
@@ -164,6 +215,7 @@ class Claimer:
             return
         self.claims += 1
         writes_room = self.registry is not None and self.registry.claim_writes_room()
+        token = queue.new_claim_token()
         try:
             jobs = queue.claim(
                 worker_id=self.worker_id,
@@ -174,8 +226,10 @@ class Claimer:
                 prepare=True,
                 limited=self.registry.limited_queues if self.registry else None,
                 room=writes_room,
+                token=token,
             )
         except DatabaseError as exc:
+            self.doubt(token)
             if transient(exc):
                 self.health.failed(exc, "claim jobs")
             else:

@@ -1,0 +1,116 @@
+"""A claim in doubt: committed, but its worker got an error instead of the jobs
+(the connection broke before the reply came, or the server failed over after
+the commit reached its standby). Its jobs go back uncounted before the
+worker claims again, instead of waiting for the rescuer with an attempt
+counted (docs/deploying.rst, "High availability")."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db import OperationalError, connections
+from django.utils import timezone
+
+from django_jobs import queue
+from django_jobs.models import Job
+from tests import tasks
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def drop_connection(alias: str) -> None:
+    """Fail as a connection that broke after its last statement committed:
+    on PostgreSQL the server ends it (``pg_terminate_backend``, waiting for
+    the end) and the next statement meets the real error; SQLite has no
+    server, so the error is raised as psycopg would give it."""
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        raise OperationalError("server closed the connection unexpectedly")
+    pid = connection.connection.info.backend_pid
+    other = connections.create_connection(alias)
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
+    finally:
+        other.close()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    raise AssertionError("the connection outlived its end")
+
+
+class ReplyLost:
+    """``queue.claim`` whose first call is committed, then fails as if its
+    reply had been lost."""
+
+    def __init__(self) -> None:
+        self.claim = queue.claim
+        self.calls = 0
+        self.lost: list[int] = []
+
+    def __call__(self, **kwargs) -> list[Job]:
+        self.calls += 1
+        jobs = self.claim(**kwargs)
+        if self.calls == 1:
+            self.lost = [job.pk for job in jobs]
+            drop_connection(kwargs["using"])
+        return jobs
+
+
+def test_a_worker_gives_back_a_claim_in_doubt_and_runs_its_jobs_once(
+    monkeypatch, caplog
+):
+    ids = [tasks.add.enqueue(n, n).id for n in range(3)]
+    reply_lost = ReplyLost()
+    monkeypatch.setattr(queue, "claim", reply_lost)
+    caplog.set_level(logging.INFO, logger="django_jobs")
+    call_command("runworker", "--burst", "--concurrency", "3")
+    assert reply_lost.lost, "the first claim reserved nothing"
+    assert set(reply_lost.lost) <= {int(pk) for pk in ids}
+    assert reply_lost.calls >= 2
+    for job in Job.objects.filter(pk__in=ids):
+        # As if the lost claim had not happened: one attempt, one worker,
+        # no error (the rescuer did not take them back), done.
+        assert (job.state, job.attempts, job.errors) == ("done", 1, [])
+        assert len(job.worker_ids) == 1
+    given_back = [r.getMessage() for r in caplog.records if "given back" in r.msg]
+    assert len(given_back) == 1, given_back
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_release_claim_gives_back_only_that_claim_of_that_worker(make_job):
+    early = timezone.now() - timedelta(minutes=5)
+    mine = [make_job(run_at=early, priority=10).pk for _ in range(2)]
+    other = make_job(priority=5).pk
+    token = queue.new_claim_token()
+    claimed = queue.claim(worker_id="w1", limit=2, token=token)
+    assert {job.claim_token for job in claimed} == {token}
+    queue.claim(worker_id="w2", limit=1)  # another claim, another worker
+    assert queue.release_claim([token], "w2") == []  # not w2's claim
+    assert queue.release_claim(["another"], "w1") == []
+    assert queue.release_claim([token], "w1") == sorted(mine)
+    for job in Job.objects.filter(pk__in=mine):
+        assert (job.state, job.attempts, job.worker_ids) == ("ready", 0, [])
+        assert (job.claim_token, job.reserved_by, job.reserved_until) == ("", "", None)
+        assert job.run_at == early  # it keeps its place in the claim order
+    assert Job.objects.get(pk=other).state == "reserved"
+    assert queue.release_claim([token], "w1") == []  # once
+    # Claimed again, they count their first attempt.
+    again = queue.claim(worker_id="w1", limit=2)
+    assert sorted(job.pk for job in again) == sorted(mine)
+    assert {job.attempts for job in again} == {1}
+
+
+def test_a_job_the_rescuer_took_back_meanwhile_is_left_alone(make_job):
+    job = make_job()
+    token = queue.new_claim_token()
+    queue.claim(worker_id="w1", token=token)
+    Job.objects.filter(pk=job.pk).update(reserved_until=timezone.now())
+    queue.rescue(expired_before=timezone.now() + timedelta(seconds=1), backoff=(0, 0))
+    (rescued,) = queue.claim(worker_id="w2")  # its next attempt, elsewhere
+    assert queue.release_claim([token], "w1") == []
+    row = Job.objects.get(pk=job.pk)
+    assert (row.state, row.attempts, row.reserved_by) == ("reserved", 2, "w2")
+    assert rescued.claim_token == row.claim_token
