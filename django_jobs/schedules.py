@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from . import queue
 from .compat import TASKS_MODULE, Task
-from .exceptions import TaskNotFound, TaskNotImportable
+from .exceptions import TaskNeverImportable, TaskNotFound, TaskNotImportable
 from .models import Schedule
 from .task import task_at
 
@@ -131,6 +131,8 @@ def check_task(path: str) -> Task:
         return task_at(path)
     except TaskNotImportable as exc:
         raise InvalidSchedule(f"{exc} ({exc.__cause__}).") from None
+    except TaskNeverImportable as exc:
+        raise InvalidSchedule(str(exc)) from None
     except TaskNotFound:
         raise InvalidSchedule(f"{path!r} is not a {TASKS_MODULE}.Task.") from None
 

@@ -95,6 +95,12 @@ def test_invalid_time_zone_and_task():
     assert check_task("tests.tasks.tick").name == "tick"
 
 
+@pytest.mark.parametrize("path", ["__main__.tick", "not a path"])
+def test_a_task_no_worker_can_import_says_so(path):
+    with pytest.raises(InvalidSchedule, match="can never be imported by a worker"):
+        check_task(path)
+
+
 def test_many_missed_ticks_are_bounded():
     ticks = ticks_between(
         "* * * * *", "UTC", at(2026, 1, 1), at(2026, 1, 1) + timedelta(days=30)
