@@ -30,6 +30,7 @@ from .console import (
     reprioritise,
     resume,
 )
+from .doubt import completion_landed, failure_landed
 from .duties import cutoff, expire, prune, rescue, silent_workers
 from .enqueue import enqueue, insert
 from .errors import attempt_error, error_entry
@@ -41,6 +42,7 @@ from .holder import (
     complete,
     complete_many,
     complete_returning,
+    deletes,
     fail,
     lease_seconds,
     postpone,
@@ -67,14 +69,17 @@ __all__ = [
     "complete",
     "complete_many",
     "complete_returning",
+    "completion_landed",
     "configure",
     "configured_queues",
     "cutoff",
     "delete",
+    "deletes",
     "enqueue",
     "error_entry",
     "expire",
     "fail",
+    "failure_landed",
     "get_db",
     "insert",
     "kick",

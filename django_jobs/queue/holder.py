@@ -280,10 +280,16 @@ def fail(
     if job.attempts < job.max_attempts:
         delay = backoff_delay(job.attempts, *backoff)
         return Failed("retried", retry(job.pk, error=error, delay=delay, **held))
-    if job.on_failure == "delete":
+    if deletes(job):
         delete(job.pk, **held)
         return Failed("deleted", {})
     return Failed("buried", bury_held(job.pk, error=error, **held))
+
+
+def deletes(job: Job) -> bool:
+    """Whether ``fail`` deletes ``job`` rather than retry or bury it: its
+    last attempt failed, and its task says ``on_failure="delete"``."""
+    return job.attempts >= job.max_attempts and job.on_failure == "delete"
 
 
 def bury_held(

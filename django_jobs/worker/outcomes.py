@@ -4,6 +4,13 @@ Successes are batched: every outcome that arrived in one turn of the loop is
 completed in one statement. Failures are rarer and each takes its own
 guarded write. After every write the supervisor sends ``task_finished`` and
 logs one line that names the job, its task and the attempt.
+
+A write that failed because the database went away is made again once it is
+back; it may have been committed all the same (the reply was lost), and the
+second write then finds the claim finished. Before reporting the claim lost,
+the recorder looks whether the row shows its own first write
+(``queue.completion_landed``, ``queue.failure_landed``): then the outcome
+was recorded, and is logged as if the reply had come, once.
 """
 
 from __future__ import annotations
@@ -15,8 +22,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.db import DatabaseError
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from .. import queue
 from ..backend import JobsBackend
@@ -25,27 +30,26 @@ from ..exceptions import (
     ChildCrashed,
     ClaimLost,
     JobCancelled,
+    JobDoesNotExist,
     JobError,
     JobTimeout,
     OutcomeNotStored,
-    TaskNotImportable,
     class_path,
 )
 from ..logging import log_fields
 from ..models import Job
+from ..states import State
 from .failures import Failure, Kind
 from .health import DatabaseHealth, first_line, transient
+from .import_grace import import_failing_for, next_try_in
 from .options import WorkerOptions
 
 logger = logging.getLogger("django_jobs.worker")
 
+#: Said of an outcome found written by a try whose reply was lost.
+IN_DOUBT = " (recorded by an earlier write whose reply was lost)"
+
 PROGRESS_EVERY = 0.5  # seconds between two progress writes for one job
-#: The waits between the tries of a job whose task does not import yet: the
-#: first after a second, then doubling, at most a minute apart, so that the
-#: job runs soon after a deploy lands. Not RETRY_BACKOFF: that spaces failed
-#: runs of a task, and nothing ran here.
-IMPORT_RETRY_FIRST = 1.0
-IMPORT_RETRY_MAX = 60.0
 #: One record per attempt's events; a logger of its own, so that busy sites
 #: can turn the per-job lines down without losing the worker's own messages.
 job_logger = logging.getLogger("django_jobs.job")
@@ -76,6 +80,9 @@ class Recorder:
         self.import_grace = config.IMPORT_GRACE
         self.successes: list[tuple[Job, Any, float]] = []
         self.failures: list[Failure] = []
+        #: The error entry of each pending failure, by job: made once, so
+        #: that a write made again writes (and can find) the same entry.
+        self.errors: dict[int, dict[str, Any]] = {}
         self.progresses: dict[int, tuple[Job, dict]] = {}
         self.logs: dict[int, tuple[str, bool]] = {}
         self.progress_written: dict[int, float] = {}
@@ -147,7 +154,7 @@ class Recorder:
             self._flush_successes()
             while self.failures:
                 self._record_failure(self.failures[0])
-                self.failures.pop(0)
+                self.errors.pop(self.failures.pop(0).job.pk, None)
         except DatabaseError as exc:
             if not transient(exc):
                 raise
@@ -205,21 +212,30 @@ class Recorder:
         for job, _, _ in self.successes:
             self._save_logs(job)
         written, refusals = self._complete(self.successes)
+        landed = {  # written by an earlier try whose reply was lost
+            job.pk: row
+            for job, _, _ in self.successes
+            if job.pk not in written and job.pk not in refusals
+            if (row := queue.completion_landed(job, using=self.db)) is not None
+        }
         batch, self.successes = self.successes, []
         for job, value, elapsed in batch:
             if job.pk in refusals:
                 self._not_stored(job, "return value", refusals[job.pk])
-            elif job.pk not in written:
+            elif (row := written.get(job.pk, landed.get(job.pk))) is not None:
+                apply(job, row, return_value=value)
+                log_job(
+                    logging.INFO, job, "done in %.1f ms%s", elapsed * 1000,
+                    IN_DOUBT if job.pk in landed else "",
+                )  # fmt: skip
+                self._signal(task_finished, job)
+            else:
                 log_job(
                     logging.ERROR,
                     job,
                     "finished, but %s",
                     ClaimLost(job.pk, "complete"),
                 )
-            else:
-                apply(job, written[job.pk], return_value=value)
-                log_job(logging.INFO, job, "done in %.1f ms", elapsed * 1000)
-                self._signal(task_finished, job)
 
     def _complete(
         self, successes: list[tuple[Job, Any, float]]
@@ -259,21 +275,25 @@ class Recorder:
         log_job(logging.ERROR, job, "%s", message.strip())
         # Refused even that: its reservation runs out and the rescuer takes
         # it back; nothing here waits for it.
-        with contextlib.suppress(ClaimLost), refused(job, "burial"):
+        with contextlib.suppress(JobError), refused(job, "burial"):
             queue.bury(job.pk, token=job.claim_token, error=error, using=self.db)
 
     def _record_failure(self, failure: Failure) -> None:
         job = failure.job
         self.forget_progress(job)
         self._save_logs(job)
-        error = queue.attempt_error(
-            job, failure.exception_class_path, failure.traceback
+        error = self.errors.setdefault(
+            job.pk,
+            queue.attempt_error(job, failure.exception_class_path, failure.traceback),
         )
         try:
             result, written = self._decide(failure, error)
-        except ClaimLost as exc:
-            log_job(logging.ERROR, job, "%s, but %s", failure.describe(), exc)
-            return
+        except (ClaimLost, JobDoesNotExist) as exc:
+            landed = self._failure_landed(failure, error, exc)
+            if landed is None:
+                log_job(logging.ERROR, job, "%s, but %s", failure.describe(), exc)
+                return
+            result, written = landed
         except DatabaseError as exc:
             if transient(exc):
                 raise
@@ -286,6 +306,29 @@ class Recorder:
         apply(job, written)
         if failure.kind.attempted:
             self._signal(task_finished, job)
+
+    def _failure_landed(
+        self, failure: Failure, error: dict[str, Any], refused: JobError
+    ) -> tuple[str, dict] | None:
+        """What became of a failure whose write found the claim gone, if an
+        earlier try whose reply was lost wrote it: words for the log and the
+        row's fields; None if it was not written (the claim was lost)."""
+        if isinstance(refused, JobDoesNotExist):
+            # Gone: what the write did if it was to delete the job (queue.fail
+            # decides that, for the kinds _decide gives it).
+            kind = failure.kind
+            failing = not kind.final and kind is not Kind.NOT_IMPORTABLE
+            if not (failing and queue.deletes(failure.job)):
+                return None
+            return "deleted" + IN_DOUBT, {}
+        row = queue.failure_landed(failure.job, error, using=self.db)
+        if row is None:
+            return None
+        if row["state"] == State.BURIED:
+            return "buried" + IN_DOUBT, row
+        if failure.kind is Kind.NOT_IMPORTABLE:
+            return "to be tried again, the attempt not counted" + IN_DOUBT, row
+        return "retried" + IN_DOUBT, row
 
     def _decide(self, failure: Failure, error: dict[str, Any]) -> tuple[str, dict]:
         """Write what comes after ``failure``: words for the log, and what
@@ -312,11 +355,7 @@ class Recorder:
                 f"(IMPORT_GRACE is {self.import_grace:g} s)",
                 self._bury(job, error),
             )
-        delay = min(
-            IMPORT_RETRY_MAX,
-            IMPORT_RETRY_FIRST * 2 ** min(import_tries(job), 16),
-            self.import_grace - waited,
-        )
+        delay = next_try_in(job, self.import_grace, waited)
         written = queue.postpone(
             job.pk, token=job.claim_token, error=error, delay=delay, using=self.db
         )
@@ -341,31 +380,6 @@ def refused(job: Job, what: str) -> Iterator[None]:
         if transient(exc):
             raise
         log_job(logging.ERROR, job, "the database refused its %s: %s", what, exc)
-
-
-def import_failing_for(job: Job) -> float:
-    """Seconds since this job's task first failed to import (0: just now)."""
-    firsts = [
-        e.get("at")
-        for e in (job.errors if isinstance(job.errors, list) else [])
-        if isinstance(e, dict)
-        and e.get("exception_class_path") == class_path(TaskNotImportable)
-    ]
-    moments = [at for at in (parse_datetime(a) for a in firsts if a) if at]
-    if not moments:
-        return 0.0
-    return max(0.0, (timezone.now() - min(moments)).total_seconds())
-
-
-def import_tries(job: Job) -> int:
-    """How many times this job's task failed to import already."""
-    errors = job.errors if isinstance(job.errors, list) else []
-    path = class_path(TaskNotImportable)
-    return sum(
-        1
-        for e in errors
-        if isinstance(e, dict) and e.get("exception_class_path") == path
-    )
 
 
 def apply(job: Job, written: dict[str, Any], **more: Any) -> None:

@@ -11,64 +11,26 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
-from django.db import OperationalError, connections
 from django.utils import timezone
 
 from django_jobs import queue
 from django_jobs.models import Job
 from tests import tasks
+from tests.reply_lost import ReplyLost
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def drop_connection(alias: str) -> None:
-    """Fail as a connection that broke after its last statement committed:
-    on PostgreSQL the server ends it (``pg_terminate_backend``, waiting for
-    the end) and the next statement meets the real error; SQLite has no
-    server, so the error is raised as psycopg would give it."""
-    connection = connections[alias]
-    if connection.vendor != "postgresql":
-        raise OperationalError("server closed the connection unexpectedly")
-    pid = connection.connection.info.backend_pid
-    other = connections.create_connection(alias)
-    try:
-        with other.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
-    finally:
-        other.close()
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    raise AssertionError("the connection outlived its end")
-
-
-class ReplyLost:
-    """``queue.claim`` whose first call is committed, then fails as if its
-    reply had been lost."""
-
-    def __init__(self) -> None:
-        self.claim = queue.claim
-        self.calls = 0
-        self.lost: list[int] = []
-
-    def __call__(self, **kwargs) -> list[Job]:
-        self.calls += 1
-        jobs = self.claim(**kwargs)
-        if self.calls == 1:
-            self.lost = [job.pk for job in jobs]
-            drop_connection(kwargs["using"])
-        return jobs
 
 
 def test_a_worker_gives_back_a_claim_in_doubt_and_runs_its_jobs_once(
     monkeypatch, caplog
 ):
     ids = [tasks.add.enqueue(n, n).id for n in range(3)]
-    reply_lost = ReplyLost()
+    reply_lost = ReplyLost(queue.claim)
     monkeypatch.setattr(queue, "claim", reply_lost)
     caplog.set_level(logging.INFO, logger="django_jobs")
     call_command("runworker", "--burst", "--concurrency", "3")
     assert reply_lost.lost, "the first claim reserved nothing"
-    assert set(reply_lost.lost) <= {int(pk) for pk in ids}
+    assert {job.pk for job in reply_lost.lost} <= {int(pk) for pk in ids}
     assert reply_lost.calls >= 2
     for job in Job.objects.filter(pk__in=ids):
         # As if the lost claim had not happened: one attempt, one worker,
