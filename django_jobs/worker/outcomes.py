@@ -193,18 +193,22 @@ class Recorder:
                 )
 
     def _save_logs(self, job: Job) -> None:
-        kept = self.logs.pop(job.pk, None)
-        if kept is not None:
-            # Lost: its outcome says so. Refused: the outcome still counts.
-            with contextlib.suppress(JobError), refused(job, "output"):
-                queue.save_logs(
-                    job.pk,
-                    token=job.claim_token,
-                    attempt=job.attempts,
-                    text=kept[0],
-                    truncated=kept[1],
-                    using=self.db,
-                )
+        """Write the output of the job's attempt; kept for the next try while
+        the database is away (the write raises then)."""
+        kept = self.logs.get(job.pk)
+        if kept is None:
+            return
+        # Lost: its outcome says so. Refused: the outcome still counts.
+        with contextlib.suppress(JobError), refused(job, "output"):
+            queue.save_logs(
+                job.pk,
+                token=job.claim_token,
+                attempt=job.attempts,
+                text=kept[0],
+                truncated=kept[1],
+                using=self.db,
+            )
+        del self.logs[job.pk]
 
     def _flush_successes(self) -> None:
         if not self.successes:

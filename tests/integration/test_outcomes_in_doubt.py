@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from django.db import OperationalError
 
 from django_jobs import queue
 from django_jobs.backend import jobs_backend
@@ -139,3 +140,24 @@ def test_a_failure_of_a_job_whose_row_is_gone_is_reported(recorder, claimed, sai
     assert recorder.flush()
     [(level, message)] = said()
     assert (level, f"Job {job.pk} does not exist" in message) == ("ERROR", True)
+
+
+def test_the_output_of_an_attempt_waits_with_its_outcome(
+    recorder, claimed, monkeypatch
+):
+    """The database is away at the first try: nothing is written, and the
+    attempt's output is written with its outcome once it is back."""
+    job = claimed()
+    save_logs = queue.save_logs
+
+    def away(*args, **kwargs):
+        monkeypatch.setattr(queue, "save_logs", save_logs)  # back after this
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(queue, "save_logs", away)
+    recorder.keep_logs(job, "printed\n", False)
+    recorder.succeeded(job, None, 0.01)
+    flush_twice(recorder)
+    row = Job.objects.get(pk=job.pk)
+    assert row.state == "done"
+    assert row.logs == [{"attempt": 1, "text": "printed\n", "truncated": False}]
