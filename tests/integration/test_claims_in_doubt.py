@@ -76,3 +76,14 @@ def test_a_job_the_rescuer_took_back_meanwhile_is_left_alone(make_job):
     row = Job.objects.get(pk=job.pk)
     assert (row.state, row.attempts, row.reserved_by) == ("reserved", 2, "w2")
     assert rescued.claim_token == row.claim_token
+
+
+def test_one_claim_reserves_all_its_jobs_under_one_token(make_job):
+    """A limited queue is claimed in a transaction of its own, before the
+    rest: a claim that fails after it committed is given back whole."""
+    queue.configure("slow", max_concurrency=5)
+    limited, other = make_job(queue="slow").pk, make_job().pk
+    token = queue.new_claim_token()
+    jobs = queue.claim(worker_id="w1", limit=5, token=token)
+    assert sorted(job.pk for job in jobs) == sorted([limited, other])
+    assert queue.release_claim([token], "w1") == sorted([limited, other])
