@@ -387,6 +387,7 @@ class Supervisor:
             and self.listener.connect()
         ):
             self.selector.register(self.listener, selectors.EVENT_READ, self.on_notify)
+            self.claimer.wake_up()  # what was enqueued meanwhile woke nobody
 
 
 def cpu_time() -> float:
