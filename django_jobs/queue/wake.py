@@ -5,7 +5,10 @@ job table's triggers, inside the writing transaction: it NOTIFYs, each on its
 own channel, just enough workers with room (``Worker.room``, which their
 claims and heartbeats keep) to take the new jobs, in random order. Before
 it, every listening worker woke for every job and ran a claim that all but
-one lost: with 16 idle workers, 16 claims per job.
+one lost: with 16 idle workers, 16 claims per job. A worker silent for two
+heartbeats has no room (the live workers' heartbeats set it to zero, see
+``worker/fleet.py``): a dead worker's row, which stays until the rescuer
+presumes it dead, takes no wake-ups meant for the living.
 
 What a notification cannot announce, because no statement makes it happen,
 is a delayed job coming due; and a worker may be woken for a job it can no
