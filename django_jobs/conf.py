@@ -74,7 +74,7 @@ class JobsOptions:
     #: Seconds a job whose task cannot be imported is retried (uncounted)
     #: before it is buried: a deploy reaching web servers before workers.
     #: Tried 1 s after the first failure, then doubling, at most a minute
-    #: apart (worker/outcomes.py); a path no deploy can bring gets no grace.
+    #: apart (worker/import_grace.py); a path no deploy can bring gets no grace.
     IMPORT_GRACE: float = 900.0
 
     @classmethod
