@@ -1,14 +1,27 @@
 """Waking the workers that can take new jobs, and only those (PostgreSQL).
 
-A job that becomes ready calls ``django_jobs_wake`` (migration 0010) from the
-job table's triggers, inside the writing transaction: it NOTIFYs, each on its
-own channel, just enough workers with room (``Worker.room``, which their
-claims and heartbeats keep) to take the new jobs, in random order. Before
-it, every listening worker woke for every job and ran a claim that all but
-one lost: with 16 idle workers, 16 claims per job. A worker silent for two
-heartbeats has no room (the live workers' heartbeats set it to zero, see
-``worker/fleet.py``): a dead worker's row, which stays until the rescuer
-presumes it dead, takes no wake-ups meant for the living.
+A job that becomes ready calls ``django_jobs_wake`` (migrations 0010 and
+0011) from the job table's triggers, inside the writing transaction: it
+NOTIFYs, each on its own channel, just enough workers with room
+(``Worker.room``, which their claims and heartbeats keep) to take the new
+jobs, in random order. Before it, every listening worker woke for every job
+and ran a claim that all but one lost: with 16 idle workers, 16 claims per
+job.
+
+A dead worker's row stays until the rescuer presumes it dead, but takes no
+wake-ups meant for the living:
+
+- a worker whose LISTEN session has ended is passed over: each worker
+  records its listener's session (``Worker.listener_pid`` and
+  ``listener_started_at``, see ``worker/listener.py``), and the function
+  looks it up in ``pg_stat_get_activity`` for the candidates it reaches. A
+  worker that dies while its host lives (SIGKILL, the OOM killer, a crash)
+  loses its sessions at once, so this rule acts within milliseconds;
+- a worker silent for two heartbeats has no room (the live workers'
+  heartbeats set it to zero, see ``worker/fleet.py``): this one covers a
+  host that vanished, whose sessions the server keeps until TCP keepalives
+  expire, and a row that names no session (NULL: a worker older than the
+  column, or one registered again while its listener stayed connected).
 
 What a notification cannot announce, because no statement makes it happen,
 is a delayed job coming due; and a worker may be woken for a job it can no

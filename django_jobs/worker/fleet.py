@@ -19,7 +19,10 @@ default), but it must not keep taking the wake-ups meant for live workers
 that long. So each heartbeat also sets to zero the room of the other workers
 silent for ``WAKE_BEATS`` heartbeats: ``django_jobs_wake`` wakes only
 workers with room. Nothing else changes for such a worker: if it was only
-late, its next heartbeat (or claim) writes its room again.
+late, its next heartbeat (or claim) writes its room again. This rule is the
+slow one, for a host that vanished (the server keeps its sessions open until
+TCP keepalives expire); a worker that died on a live host is passed over
+from the moment its LISTEN session ends (see ``listener.py``).
 
 On PostgreSQL the heartbeat is one statement; on SQLite, three.
 """

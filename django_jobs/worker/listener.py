@@ -2,10 +2,19 @@
 
 Each worker listens on a channel of its own (``queue.channel``): a new job
 wakes the workers with room for it, not every worker (see ``queue.wake``).
-The listener has a connection of its own (autocommit, LISTEN only), separate
-from the supervisor's query connection, so that Django closing or replacing
-that connection never silences it. If it breaks, the worker falls back on
-polling and reconnects later.
+The listener has a connection of its own (autocommit: LISTEN, and a write
+of its session when it connects), separate from the supervisor's query
+connection, so that Django closing or replacing that connection never
+silences it. If it breaks, the worker falls back on polling and reconnects
+later.
+
+Each time it connects, it records its session (the server's pid for it and
+when it started) in the worker's row, on the same connection: a job's
+wake-up passes over a worker whose session has ended. A worker killed while
+its host lives (SIGKILL, the OOM killer, a crash) loses its sessions at
+once, so it takes no wake-ups meant for the living from that moment, not
+only once the live workers' heartbeats take its room (see fleet.py). A
+listener that breaks stops taking wake-ups as well, which it could not hear.
 """
 
 from __future__ import annotations
@@ -19,6 +28,19 @@ from django.db import connections
 logger = logging.getLogger("django_jobs.worker")
 
 RECONNECT_DELAY = 5.0
+
+# The session's own row of pg_stat_get_activity, which django_jobs_wake
+# reads back (migration 0011): its start tells it from a later session that
+# the server gave the same pid. It goes into the row whose wake-ups come on
+# this channel, named as django_jobs_wake names it (and queue.channel): the
+# one worker that LISTENs here. The table is a row per worker: scanning it
+# once per connection costs nothing.
+RECORD_SESSION = """
+UPDATE django_jobs_worker
+SET listener_pid = session.pid, listener_started_at = session.backend_start
+FROM pg_stat_get_activity(pg_backend_pid()) AS session
+WHERE 'django_jobs_' || substr(md5(id), 1, 16) = %(channel)s
+"""
 
 
 class Listener:
@@ -47,6 +69,7 @@ class Listener:
         try:
             self.connection = psycopg.connect(**params, autocommit=True)
             self.connection.execute(f"LISTEN {self.channel}")
+            self.record_session()
         except psycopg.Error as exc:
             level = logging.DEBUG if self.failing else logging.WARNING
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc
@@ -61,6 +84,14 @@ class Listener:
             logger.info("listening for new jobs again")
             self.failing = False
         return True
+
+    def record_session(self) -> None:
+        """Write the session into the worker's row, after LISTEN (so that a
+        wake-up the row lets through is heard): one statement per
+        connection, none per heartbeat. If it fails, the connection is given
+        up and tried again later, as when LISTEN fails; meanwhile the row
+        names an ended session (or none), and rightly so."""
+        self.connection.execute(RECORD_SESSION, {"channel": self.channel})
 
     def listening(self) -> bool:
         return self.connection is not None
