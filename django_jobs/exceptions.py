@@ -9,6 +9,8 @@ a Python exception of its own (a timeout, a crash, a lost worker), so that
 
 from __future__ import annotations
 
+from django.db import DatabaseError
+
 
 def class_path(cls: type) -> str:
     """The dotted path Django's TaskError expects for an exception class."""
@@ -153,3 +155,16 @@ class ReturnValueNotStored(OutcomeNotStored, TypeError):
     a model instance's pk). A ``TypeError`` too, as the value's type is the
     problem.
     """
+
+
+class NotMigrated(DatabaseError):
+    """django-jobs' tables (or columns a newer version added) are missing from
+    the database: ``manage.py migrate`` has not run there (since an upgrade)."""
+
+    def __init__(self, db: str, said: str) -> None:
+        command = "manage.py migrate" + ("" if db == "default" else f" --database {db}")
+        super().__init__(
+            f"database {db!r} is missing django-jobs' migrations ({said}): "
+            f"run '{command}'."
+        )
+        self.db = db

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from .durations import duration
 from .models import Job, Worker
-from .queue.enqueue import not_migrated
+from .queue import not_migrated
 
 
 class Unhealthy(Exception):

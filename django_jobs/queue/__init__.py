@@ -32,7 +32,7 @@ from .console import (
 )
 from .doubt import completion_landed, failure_landed
 from .duties import cutoff, expire, prune, rescue, silent_workers
-from .enqueue import enqueue, insert
+from .enqueue import enqueue, insert, not_migrated
 from .errors import attempt_error, error_entry
 from .guard import get_db, unheld
 from .holder import (
@@ -86,6 +86,7 @@ __all__ = [
     "lease_seconds",
     "limited_queues",
     "new_claim_token",
+    "not_migrated",
     "pause",
     "postpone",
     "progress",

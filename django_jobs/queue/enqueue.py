@@ -12,6 +12,7 @@ from typing import Any
 from django.db import DatabaseError, connections
 from django.utils import timezone
 
+from ..exceptions import NotMigrated
 from ..models import Job
 from ..states import State
 from . import sql as statements
@@ -140,19 +141,6 @@ def enqueue(
 
 
 # Before migrate
-
-
-class NotMigrated(DatabaseError):
-    """django-jobs' tables (or columns a newer version added) are missing from
-    the database: ``manage.py migrate`` has not run there (since an upgrade)."""
-
-    def __init__(self, db: str, said: str) -> None:
-        command = "manage.py migrate" + ("" if db == "default" else f" --database {db}")
-        super().__init__(
-            f"database {db!r} is missing django-jobs' migrations ({said}): "
-            f"run '{command}'."
-        )
-        self.db = db
 
 
 #: django-jobs' tables start with it.

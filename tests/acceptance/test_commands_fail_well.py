@@ -88,7 +88,7 @@ def test_enqueue_before_migrate_names_migrate(unmigrated):
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith(
-        "django_jobs.queue.enqueue.NotMigrated: database 'default' is missing "
+        "django_jobs.exceptions.NotMigrated: database 'default' is missing "
         "django-jobs' migrations ("
     )
     assert last.endswith(MIGRATE)

@@ -4,7 +4,8 @@ that the database does not have, in its own words, and nothing else."""
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from django_jobs.queue.enqueue import NotMigrated, not_migrated
+from django_jobs.exceptions import NotMigrated
+from django_jobs.queue import not_migrated
 
 
 def error_of(sql: str) -> DatabaseError:
