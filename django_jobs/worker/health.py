@@ -31,10 +31,26 @@ RETRY_FIRST = 0.1
 RETRY_MAX = 1.0
 
 
+#: SQLSTATE read_only_sql_transaction: the server is a standby, or a primary
+#: that was demoted, reached before a failover completed (a multi-host setting
+#: that tried a read-only host, a proxy that kept its sessions).
+READ_ONLY = "25006"
+
+
 def transient(exc: BaseException) -> bool:
     """Whether ``exc`` says the database is unavailable (worth waiting for),
-    rather than that it refuses what was asked (never worth retrying)."""
-    return isinstance(exc, OperationalError | InterfaceError)
+    rather than that it refuses what was asked (never worth retrying).
+
+    A read-only server is unavailable to the worker: once the connection is
+    closed, the next one may reach the new primary."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DatabaseError) and _sqlstate(exc) == READ_ONLY
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    cause = exc.__cause__ or exc
+    return getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
 
 
 def first_line(exc: BaseException) -> str:

@@ -117,3 +117,16 @@ def test_with_asynchronous_replication_only_the_last_commits_are_lost(tmp_path):
     assert figures["lost"], "the hold lost no enqueue: it did not hold"
     assert_jobs_end_as_without_a_failover(figures)
     assert_workers_rode_it_out(figures)
+
+
+def test_a_read_only_server_during_the_switch_is_waited_for(tmp_path):
+    """With any host allowed (or a proxy that keeps its sessions), workers
+    reach the standby before it is promoted: a read-only server is a database
+    to wait for, not a refusal (no traceback, no outcome given up, no job run
+    twice)."""
+    figures = fail_over(tmp_path, "--any-host", "--gap", "5")
+    assert figures["lost"] == []
+    assert figures["completed_twice"] == []
+    assert_jobs_end_as_without_a_failover(figures)
+    assert_workers_rode_it_out(figures)
+    assert_no_claim_reported_lost(figures)
