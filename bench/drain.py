@@ -26,7 +26,7 @@ import time
 from common import ROOT, print_table, setup_django, truncate_jobs
 
 STOP_LINE = re.compile(
-    r"stopped after (\d+) job\(s\) in ([\d.]+) s; supervisor CPU ([\d.]+) s; "
+    r"stopped after (\d+) attempt\(s\) in ([\d.]+) s; supervisor CPU ([\d.]+) s; "
     r"peak RSS supervisor (\d+) KiB, children (\d+) KiB"
 )
 

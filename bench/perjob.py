@@ -28,7 +28,7 @@ from pathlib import Path
 from common import ROOT, print_table, setup_django, truncate_jobs
 
 STOP = re.compile(
-    r"stopped after (\d+) job\(s\) in ([\d.]+) s; supervisor CPU ([\d.]+) s"
+    r"stopped after (\d+) attempt\(s\) in ([\d.]+) s; supervisor CPU ([\d.]+) s"
 )
 BACKEND = re.compile(r"database connection pid (\d+)")
 TICKS = os.sysconf("SC_CLK_TCK")
