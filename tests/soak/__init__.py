@@ -12,6 +12,8 @@ Modules: ``instance`` (the private PostgreSQL), ``procs`` (process
 identities), ``kinds`` and ``tasks`` (the jobs), ``workers`` (the worker
 processes), ``chaos`` (the faults), ``driver`` (one soak, start to end),
 ``timing`` (the workers' intervals), ``records`` (what the rows say),
-``window`` (the duplicates and overlaps the contract allows), ``analysis``
-(the figures), ``report`` and ``evidence`` (the table, and what to look at).
+``window`` (the duplicates and overlaps the contract allows), ``drains``
+(runs a graceful stop must not cut short), ``touches`` (attempts a database
+blip must not cost a job that touches and checkpoints), ``analysis`` (the
+figures), ``report`` and ``evidence`` (the table, and what to look at).
 """

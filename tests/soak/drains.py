@@ -56,9 +56,25 @@ def in_flight(run: RunRecord, stop: Event) -> bool:
 
 
 def death_by_stop(job: JobRecord, run: RunRecord) -> str:
-    """The error of ``run``'s attempt that says a stop signal ended it, or ""."""
+    """The error of ``run``'s attempt that says a stop signal ended it, or "".
+
+    Only errors its own worker recorded: a later run of the same attempt (the
+    first was given back uncounted at the drain) may die on another worker of
+    another chaos action (a fork server killed)."""
     for error in job.errors_of(run.attempt):
+        if not recorded_by(error, run):
+            continue
         text = str(error.get("traceback", ""))
         if any(mark in text for mark in DEATHS_BY_STOP):
             return text.strip().splitlines()[-1] if text.strip() else text
     return ""
+
+
+def recorded_by(error: dict, run: RunRecord) -> bool:
+    """Whether ``run``'s supervisor ("pid@start") recorded ``error``: a worker
+    id is "host-pid-suffix". An error that names no worker is counted."""
+    worker = str(error.get("worker_id") or "")
+    if not worker:
+        return True
+    pid = worker.rsplit("-", 2)[-2] if worker.count("-") >= 2 else ""
+    return pid == run.supervisor.split("@")[0]

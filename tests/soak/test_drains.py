@@ -64,3 +64,12 @@ def test_a_run_in_flight_that_died_of_the_stop_is_cut_short(action, how):
 )  # fmt: skip
 def test_what_a_drain_allows(runs, errors, events):
     assert cut_short([job(*runs, errors=errors)], events) == []
+
+
+def test_an_error_another_worker_recorded_is_not_the_stops():
+    """The drain gave the run back uncounted; the same attempt then died on
+    another worker, of another chaos action (a fork server killed there)."""
+    theirs = dict(crashed("the worker's fork server died"), worker_id="h-999-abcd")
+    ours = dict(crashed("killed by signal 15 (SIGTERM)"), worker_id="h-100-abcd")
+    assert cut_short([job(run(5.0), errors=[theirs])], [stop()]) == []
+    assert len(cut_short([job(run(5.0), errors=[ours])], [stop()])) == 1
