@@ -216,6 +216,8 @@ class ChildEvents:
         head, *rest = gone.jobs
         gone.jobs.clear()
         if gone.stopping == "shutdown":  # not an attempt: no output kept
+            if head.pk in self.leases.kept:  # its latest checkpoint goes first
+                self.leases.flush()
             self.recorder.release(head)
         elif self.watch.forget_lost(head):  # not ours to record any more
             log_job(logging.WARNING, head, "stopped: its claim was lost")

@@ -6,6 +6,8 @@ OperationalError from the one statement a renewal makes."""
 from __future__ import annotations
 
 import logging
+import socket
+from collections import deque
 from datetime import timedelta
 
 import pytest
@@ -15,6 +17,8 @@ from django.utils import timezone
 from django_jobs import queue
 from django_jobs.models import Job
 from django_jobs.worker import leases as leases_module
+from django_jobs.worker.children import Child
+from django_jobs.worker.events import ChildEvents
 from django_jobs.worker.health import DatabaseHealth
 from django_jobs.worker.leases import RAN_OUT, Leases
 
@@ -143,3 +147,33 @@ def test_a_renewal_the_database_refuses_is_one_line_and_not_kept(
     assert not leases.pending
     [line] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert line.endswith("could not save a checkpoint: value too long")
+
+
+class ReleaseSees:
+    """A recorder that notes the checkpoint a release finds in the row."""
+
+    def __init__(self) -> None:
+        self.seen = []
+
+    def release(self, job: Job) -> None:
+        self.seen.append(stored(job).checkpoint)
+
+
+def test_a_job_released_at_shutdown_keeps_its_kept_checkpoint(leases, away, claimed):
+    """The drain gives back a job whose last checkpoint waited for the
+    database: the checkpoint is written before the job goes back to ready,
+    so that its next attempt resumes from it."""
+    job = claimed(ttr=30)
+    assert leases.checkpoint(job, {"page": 7}) is None  # kept: the database is away
+    away.down = False
+    recorder = ReleaseSees()
+    events = ChildEvents(
+        children=None, recorder=recorder, leases=leases, portions=None,
+        claimer=None, watch=None, shutdown=None,
+    )  # fmt: skip
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        gone = Child(pid=0, sock=ours, jobs=deque([job]), stopping="shutdown")
+        events.lost_child(gone, "killed by signal 9 (SIGKILL)")
+    assert recorder.seen == [{"page": 7}]
+    assert not leases.pending
