@@ -232,6 +232,7 @@ class Supervisor:
             self.events.lost_child(busy, "the worker stopped on an error")
         self.children.close()
         self.record_outcomes(time.monotonic())
+        self.claimer.release_in_doubt()  # a claim whose reply was lost, if any
         self.listener.close()
         try:
             self.registry.deregister()
@@ -265,8 +266,7 @@ class Supervisor:
         self.registry.announce = True
 
     def log_stop(self) -> None:
-        # The fork server is reaped by now: RUSAGE_CHILDREN counts it, and
-        # the children it reaped.
+        # The fork server is reaped: RUSAGE_CHILDREN counts it and its children.
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         logger.info(
             "worker %s stopped after %d attempt(s) in %.3f s; supervisor CPU %.3f s; "

@@ -7,6 +7,8 @@ counted (docs/deploying.rst, "High availability")."""
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from datetime import timedelta
 
 import pytest
@@ -87,3 +89,27 @@ def test_one_claim_reserves_all_its_jobs_under_one_token(make_job):
     jobs = queue.claim(worker_id="w1", limit=5, token=token)
     assert sorted(job.pk for job in jobs) == sorted([limited, other])
     assert queue.release_claim([token], "w1") == sorted([limited, other])
+
+
+class StopAfterLosingTheReply(ReplyLost):
+    """The first claim's reply is lost, and the worker is told to stop right
+    then (a deploy): it claims no more, so it gives the claim back as it
+    closes instead of at its next claim."""
+
+    def __call__(self, *args, **kwargs):
+        if self.calls == 0:
+            os.kill(os.getpid(), signal.SIGTERM)  # handled after this call
+        return super().__call__(*args, **kwargs)
+
+
+def test_a_worker_that_stops_gives_back_a_claim_in_doubt(monkeypatch, caplog):
+    ids = [tasks.add.enqueue(n, n).id for n in range(2)]
+    reply_lost = StopAfterLosingTheReply(queue.claim)
+    monkeypatch.setattr(queue, "claim", reply_lost)
+    caplog.set_level(logging.INFO, logger="django_jobs")
+    call_command("runworker", "--burst", "--concurrency", "2")
+    assert reply_lost.lost, "the first claim reserved nothing"
+    assert reply_lost.calls == 1  # it claimed no more
+    for job in Job.objects.filter(pk__in=ids):
+        assert (job.state, job.attempts, job.errors) == ("ready", 0, [])
+    assert [r for r in caplog.records if "given back" in r.msg]
