@@ -24,8 +24,11 @@ quiets it, unless the project's LOGGING configures it (see
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -125,6 +128,51 @@ def configure_worker_logging(verbosity: int = 1, json_lines: bool = False) -> bo
     if json_lines:
         use_json_lines()
     return not configured
+
+
+#: The loggers a worker's logging set-up may change.
+TOUCHED_LOGGERS = ("", "django_jobs", "django_jobs.job", "django", TASKS_MODULE)
+
+
+@contextlib.contextmanager
+def worker_logging(verbosity: int = 1, json_lines: bool = False) -> Iterator[bool]:
+    """``configure_worker_logging`` for as long as the worker runs.
+
+    A worker run inside another process (``call_command``, as test suites and
+    scripts do) leaves that process's logging as it found it: the handlers,
+    formatters, levels and propagation of the loggers it touched.
+    """
+    saved = [_Saved.of(name) for name in TOUCHED_LOGGERS]
+    try:
+        yield configure_worker_logging(verbosity, json_lines)
+    finally:
+        for state in saved:
+            state.restore()
+
+
+@dataclass
+class _Saved:
+    logger: logging.Logger
+    level: int
+    propagate: bool
+    handlers: list[logging.Handler]
+    formatters: dict[logging.Handler, logging.Formatter | None]
+
+    @classmethod
+    def of(cls, name: str) -> _Saved:
+        logger = logging.getLogger(name)
+        handlers = list(logger.handlers)
+        formatters = {handler: handler.formatter for handler in handlers}
+        return cls(logger, logger.level, logger.propagate, handlers, formatters)
+
+    def restore(self) -> None:
+        for handler in self.logger.handlers:
+            if handler not in self.handlers:
+                self.logger.removeHandler(handler)
+        for handler, formatter in self.formatters.items():
+            handler.setFormatter(formatter)
+        self.logger.setLevel(self.level)
+        self.logger.propagate = self.propagate
 
 
 def quiet_tasks_logger() -> None:

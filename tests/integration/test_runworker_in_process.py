@@ -1,9 +1,10 @@
 """``runworker`` run inside another process (``call_command``, as test suites and
 scripts do) leaves that process as it found it: its signal handlers, its alarm,
-its signal wake-up descriptor, its database connections' settings."""
+its signal wake-up descriptor, its database connections' settings, its logging."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 
@@ -13,6 +14,8 @@ from django.db import connection, connections
 from django.db.backends.signals import connection_created
 from django.test.utils import CaptureQueriesContext
 
+from django_jobs.compat import TASKS_MODULE
+from django_jobs.logging import TOUCHED_LOGGERS
 from django_jobs.models import Job
 from tests import tasks
 
@@ -90,3 +93,34 @@ def test_a_connection_opened_after_the_worker_stopped_has_no_worker_settings():
         for setting in ("enable_seqscan", "enable_bitmapscan"):
             cursor.execute(f"SHOW {setting}")
             assert cursor.fetchone() == ("on",)
+
+
+def logging_state() -> dict:
+    state = {}
+    for name in TOUCHED_LOGGERS:
+        logger = logging.getLogger(name)
+        state[name] = (
+            logger.level,
+            logger.propagate,
+            [(handler, handler.formatter) for handler in logger.handlers],
+        )
+    return state
+
+
+@pytest.mark.parametrize("json_logs", [False, True])
+def test_the_worker_gives_back_the_logging_of_a_project_without_logging(
+    monkeypatch, json_logs
+):
+    """A project with no LOGGING for django_jobs: the worker logs to stderr
+    on its own while it runs, and takes its handler, levels and formatters
+    away again (a test suite's later output stays its own)."""
+    for name in ("django_jobs", TASKS_MODULE):
+        monkeypatch.setattr(logging.getLogger(name), "handlers", [])
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.NOTSET)
+        monkeypatch.setattr(logging.getLogger(name), "propagate", True)
+    before = logging_state()
+    result = tasks.add.enqueue(1, 2)
+    options = ["--json-logs"] if json_logs else []
+    call_command("runworker", "--burst", "--concurrency", "1", *options)
+    assert Job.objects.get(pk=result.id).state == "done"
+    assert logging_state() == before

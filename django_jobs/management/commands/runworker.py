@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand
 
 from django_jobs import reloader
-from django_jobs.logging import configure_worker_logging
+from django_jobs.logging import worker_logging
 from django_jobs.worker.options import WorkerOptions
 from django_jobs.worker.supervisor import run_worker
 
@@ -71,11 +71,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         worker_options = WorkerOptions.from_command_line(options)
-        configure_worker_logging(options["verbosity"], options["json_logs"])
-        if options["reload"]:
-            if not reloader.in_worker():
-                raise SystemExit(reloader.watch())
-            reloader.report_imports()
-        code = run_worker(worker_options)
+        with worker_logging(options["verbosity"], options["json_logs"]):
+            if options["reload"]:
+                if not reloader.in_worker():
+                    raise SystemExit(reloader.watch())
+                reloader.report_imports()
+            code = run_worker(worker_options)
         if code:
             raise SystemExit(code)
