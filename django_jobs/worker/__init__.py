@@ -13,16 +13,29 @@ Processes::
     supervisor <─ socketpair (JSON lines, file descriptors) ─> each child
     supervisor <─ pipe (stdout and stderr; one per job in a portion) ─ child
     supervisor <─ SEQPACKET socket ("forked", "exited") ─> zygote
+    supervisor ── stop pipe (closed right before it signals the child) ─> child
+
+SIGTERM and SIGINT are the supervisor's. A process manager may send them to
+every process of the worker: the zygote ignores them, and a child obeys them
+only once the supervisor has closed its stop pipe (process.py), so the
+worker drains as if only the supervisor had been signalled.
 
 Objects of the supervisor (one module each)::
 
     Supervisor (supervisor.py)   the select loop and the life cycle
       Children (children.py)     the pool: fork ahead, hand out, deadlines
         OutputPipe (output.py)   what a child or a job printed
-      Claimer (claiming.py)      when and how many to claim; refill the pool
+        Preloads (preload.py)    task modules the zygote imports once
+        assignment.py            what a child is handed with a job
+      Claimer (claiming.py)      when and how many to claim; refill the pool;
+                                 give back a claim whose reply was lost
       ChildEvents (events.py)    a child spoke, started a job, or died
       Recorder (outcomes.py)     outcomes written through django_jobs.queue
-      Leases (leases.py)         touches, checkpoints, renewals of waiting jobs
+                                 (import_grace.py: a task not deployed yet;
+                                 an outcome in doubt is read back, queue.doubt)
+      Leases (leases.py)         touches, checkpoints, renewals of waiting jobs;
+                                 kept while the database is away, written
+                                 before the outcomes when it is back
       Shutdown (shutdown.py)     signals, the drain, the hard stop
       Listener (listener.py)     LISTEN on the worker's own channel
       Registry (fleet.py)        the heartbeat, the worker's room, the lease
@@ -30,7 +43,11 @@ Objects of the supervisor (one module each)::
                                  Scheduler, Pruner, StrayJobs (duties.py),
                                  DueLook (fleet.py: wakes for due jobs)
       ClaimWatch (watch.py)      cancelled and lost claims of jobs in hand
-      DatabaseHealth (health.py) one line when the database goes, one when back
+      DatabaseHealth (health.py) one line when the database goes, one when back;
+                                 a dropped connection is replaced at once
+      host.py, database.py       what the worker takes over in the process that
+                                 runs it (signals, alarm, a connection's
+                                 settings) and gives back when it returns
       Portions (portions.py)     how many jobs a child gets at once
 
 The path of one job::
