@@ -234,15 +234,12 @@ class Worker(models.Model):
     #: (see django_jobs.queue.wake). NULL: a worker older than this column,
     #: which listens to every notification.
     room = models.PositiveIntegerField(_("room"), null=True, blank=True)
-    #: The database session of its LISTEN connection (PostgreSQL), written
-    #: when the listener connects: a new job wakes no worker whose session
-    #: is gone (see django_jobs.queue.wake). NULL: none recorded (wakes
-    #: then go by room and heartbeat alone).
+    #: The server pid of its LISTEN session (PostgreSQL), written when the
+    #: listener connects: a new job wakes no worker whose session has ended
+    #: (see django_jobs.queue.wake). NULL: none recorded (wakes then go by
+    #: room and heartbeat alone).
     listener_pid = models.PositiveIntegerField(
         _("listener's server pid"), null=True, blank=True
-    )
-    listener_started_at = models.DateTimeField(
-        _("listener's session start"), null=True, blank=True
     )
     started_at = models.DateTimeField(_("started at"), default=timezone.now)
     last_heartbeat = models.DateTimeField(_("last heartbeat"), default=timezone.now)

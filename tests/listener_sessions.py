@@ -11,6 +11,7 @@ from django.db import connection
 
 from django_jobs import queue
 from django_jobs.models import Worker
+from django_jobs.queue.wake import LISTENER_LOCK
 
 
 def connect() -> psycopg.Connection:
@@ -19,20 +20,21 @@ def connect() -> psycopg.Connection:
 
 
 class Session:
-    """A real database session that a worker's row may name."""
+    """A real database session, which may hold a listener's lock, as a
+    worker's listener session does."""
 
     def __init__(self) -> None:
         self.connection = connect()
-        self.pid, self.started_at = self.connection.execute(
-            "SELECT pid, backend_start FROM pg_stat_get_activity(pg_backend_pid())"
-        ).fetchone()
+        self.pid = self.connection.info.backend_pid
 
-    def recorded_by(self, name: str, started_at=None) -> None:
-        """Write the session into worker ``name``'s row, as its listener does
-        (``started_at``: another start, as if the server reused the pid)."""
-        Worker.objects.filter(pk=name).update(
-            listener_pid=self.pid, listener_started_at=started_at or self.started_at
-        )
+    def recorded_by(self, name: str, lock: bool = True) -> None:
+        """Take the listener's lock and write the pid into worker ``name``'s
+        row (``lock=False``: a session the server gave a dead worker's pid)."""
+        if lock:
+            self.connection.execute(
+                "SELECT pg_advisory_lock(%s, pg_backend_pid())", [LISTENER_LOCK]
+            )
+        Worker.objects.filter(pk=name).update(listener_pid=self.pid)
 
     def end(self) -> None:
         """Close it, as the kernel does when its process dies."""

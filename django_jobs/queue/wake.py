@@ -11,17 +11,25 @@ job.
 A dead worker's row stays until the rescuer presumes it dead, but takes no
 wake-ups meant for the living:
 
-- a worker whose LISTEN session has ended is passed over: each worker
-  records its listener's session (``Worker.listener_pid`` and
-  ``listener_started_at``, see ``worker/listener.py``), and the function
-  looks it up in ``pg_stat_get_activity`` for the candidates it reaches. A
-  worker that dies while its host lives (SIGKILL, the OOM killer, a crash)
-  loses its sessions at once, so this rule acts within milliseconds;
+- a worker whose LISTEN session has ended is passed over. Each worker's
+  listener session holds a session-level advisory lock, ``(LISTENER_LOCK,
+  its server pid)``, and records that pid in the row (``listener_pid``, see
+  ``worker/listener.py``); for each candidate it reaches, the function tries
+  to take that lock, shared: a lock nobody holds means the session has ended
+  (the lock dies with it). A worker that dies while its host lives (SIGKILL,
+  the OOM killer, a crash) loses its sessions at once, so this rule acts
+  within milliseconds. A try costs microseconds whatever the number of
+  sessions (reading ``pg_stat_activity`` costs about a microsecond per
+  session, each transaction), needs no privilege, and fails at once on a
+  live session; on an ended one it holds the shared lock until the
+  enqueuing transaction ends, which stops nobody (a later listener that
+  gets the same pid meanwhile records no pid, and is woken as below);
 - a worker silent for two heartbeats has no room (the live workers'
-  heartbeats set it to zero, see ``worker/fleet.py``): this one covers a
+  heartbeats set it to zero, see ``worker/fleet.py``): this rule covers a
   host that vanished, whose sessions the server keeps until TCP keepalives
-  expire, and a row that names no session (NULL: a worker older than the
-  column, or one registered again while its listener stayed connected).
+  expire, a row that names no session (NULL: a worker older than the
+  column, or one registered again while its listener stayed connected), and
+  a dead worker's pid that the server gave to another worker's listener.
 
 What a notification cannot announce, because no statement makes it happen,
 is a delayed job coming due; and a worker may be woken for a job it can no
@@ -44,6 +52,10 @@ from .guard import get_db
 
 #: The channel of workers that predate targeted wakes (room NULL).
 SHARED_CHANNEL = "django_jobs_job"
+#: The first key of the advisory lock a listener session holds while it
+#: lives, ``(LISTENER_LOCK, its server pid)``: "djob" in ASCII. Migration
+#: 0011's django_jobs_wake has the same number.
+LISTENER_LOCK = 0x646A6F62
 #: How many due jobs one look counts, at most, per backend.
 DUE_LOOK = 100
 

@@ -8,9 +8,10 @@ connection, so that Django closing or replacing that connection never
 silences it. If it breaks, the worker falls back on polling and reconnects
 later.
 
-Each time it connects, it records its session (the server's pid for it and
-when it started) in the worker's row, on the same connection: a job's
-wake-up passes over a worker whose session has ended. A worker killed while
+Each time it connects, its session takes an advisory lock keyed by its
+server pid and records that pid in the worker's row, on the same
+connection: a job's wake-up passes over a worker whose lock nobody holds,
+because its session has ended (see ``queue.wake``). A worker killed while
 its host lives (SIGKILL, the OOM killer, a crash) loses its sessions at
 once, so it takes no wake-ups meant for the living from that moment, not
 only once the live workers' heartbeats take its room (see fleet.py). A
@@ -25,20 +26,27 @@ import time
 
 from django.db import connections
 
+from ..queue.wake import LISTENER_LOCK
+
 logger = logging.getLogger("django_jobs.worker")
 
 RECONNECT_DELAY = 5.0
 
-# The session's own row of pg_stat_get_activity, which django_jobs_wake
-# reads back (migration 0011): its start tells it from a later session that
-# the server gave the same pid. It goes into the row whose wake-ups come on
-# this channel, named as django_jobs_wake names it (and queue.channel): the
-# one worker that LISTENs here. The table is a row per worker: scanning it
-# once per connection costs nothing.
-RECORD_SESSION = """
+# The session takes its lock, (LISTENER_LOCK, its server pid), for as long
+# as it lives, and writes the pid into the row whose wake-ups come on this
+# channel, named as django_jobs_wake names it (and queue.channel): the one
+# worker that LISTENs here. The table is a row per worker: scanning it once
+# per connection costs nothing. Only if another session holds the key (one
+# that tried it for a dead worker whose pid this session now has, until its
+# transaction ends) does the row say NULL: woken by room and heartbeat.
+RECORD_SESSION = f"""
+WITH session AS (
+    SELECT pg_backend_pid() AS pid,
+           pg_try_advisory_lock({LISTENER_LOCK}, pg_backend_pid()) AS locked
+)
 UPDATE django_jobs_worker
-SET listener_pid = session.pid, listener_started_at = session.backend_start
-FROM pg_stat_get_activity(pg_backend_pid()) AS session
+SET listener_pid = CASE WHEN session.locked THEN session.pid END
+FROM session
 WHERE 'django_jobs_' || substr(md5(id), 1, 16) = %(channel)s
 """
 
@@ -86,11 +94,11 @@ class Listener:
         return True
 
     def record_session(self) -> None:
-        """Write the session into the worker's row, after LISTEN (so that a
-        wake-up the row lets through is heard): one statement per
-        connection, none per heartbeat. If it fails, the connection is given
-        up and tried again later, as when LISTEN fails; meanwhile the row
-        names an ended session (or none), and rightly so."""
+        """Take the session's lock and write its pid into the worker's row,
+        after LISTEN (so that a wake-up the row lets through is heard): one
+        statement per connection, none per heartbeat. If it fails, the
+        connection is given up and tried again later, as when LISTEN fails;
+        meanwhile the row names an ended session (or none), and rightly so."""
         self.connection.execute(RECORD_SESSION, {"channel": self.channel})
 
     def listening(self) -> bool:

@@ -1,21 +1,22 @@
 """A worker whose LISTEN session has ended takes no wake-ups (PostgreSQL).
 
-Each worker records its listener's session in its row (``listener_pid``,
-``listener_started_at``); ``django_jobs_wake`` (migration 0011) passes over a
-worker whose session is gone. Here the sessions are real connections, opened
-and closed by the test; the rows are fresh (heartbeats play no part).
+Each worker's listener session holds an advisory lock keyed by its server
+pid, which it records in its row (``listener_pid``); ``django_jobs_wake``
+(migration 0011) passes over a worker whose lock nobody holds: its session
+has ended. Here the sessions are real connections, opened and closed by the
+test; the rows are fresh (heartbeats play no part).
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from django_jobs import queue
 from django_jobs.models import Worker
+from django_jobs.queue.wake import LISTENER_LOCK
 from django_jobs.worker.listener import Listener
 from tests import tasks
 from tests.listener_sessions import Ears, Session, wait_ended
@@ -88,8 +89,8 @@ def test_a_pid_the_server_gave_to_another_session_is_not_the_workers(sessions, e
     worker_row("live", 1)
     worker_row("reused", 4)
     sessions().recorded_by("live")
-    other = sessions()  # alive, with the pid the row names, but started later
-    other.recorded_by("reused", started_at=other.started_at - timedelta(minutes=1))
+    other = sessions()  # alive, with the pid the row names, but no listener
+    other.recorded_by("reused", lock=False)
     heard = ears("live", "reused")
 
     for number in range(10):
@@ -98,10 +99,29 @@ def test_a_pid_the_server_gave_to_another_session_is_not_the_workers(sessions, e
     assert heard.heard(expected=10) == ["live"] * 10
 
 
+def test_a_dead_workers_row_holds_nobody_up(sessions):
+    """The try on an ended session's key takes it until the enqueue commits:
+    a new session that gets that key then (the same pid) records no pid,
+    and is woken as a worker without one is."""
+    worker_row("gone", 1)
+    dead = sessions()
+    dead.recorded_by("gone")
+    dead.end()
+    with transaction.atomic():
+        tasks.add.enqueue(1, 1)  # tried the dead worker's key, and holds it
+        other = sessions()
+        taken = other.connection.execute(
+            "SELECT pg_try_advisory_lock(%s, %s)", [LISTENER_LOCK, dead.pid]
+        ).fetchone()[0]
+    assert not taken  # not waited for: the listener's try fails at once
+    assert other.connection.execute(
+        "SELECT pg_try_advisory_lock(%s, %s)", [LISTENER_LOCK, dead.pid]
+    ).fetchone() == (True,)  # free again once the enqueue committed
+
+
 @pytest.fixture
 def plain_role():
-    """A role that is neither superuser nor pg_read_all_stats: other roles'
-    sessions show it their pid but not their backend_start."""
+    """A role that is neither superuser nor a member of any other."""
     name = f"django_jobs_probe_{uuid.uuid4().hex[:8]}"
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE ROLE {name}")
@@ -113,29 +133,36 @@ def plain_role():
         cursor.execute(f"DROP ROLE {name}")
 
 
-def test_a_role_that_cannot_see_when_sessions_started_goes_by_the_pid(
+def test_a_plain_role_tells_the_ended_session_from_the_live_one(
     sessions, plain_role, ears
 ):
     worker_row("gone", 1)
-    worker_row("other", 1)
+    worker_row("live", 1)
     dead = sessions()
     dead.recorded_by("gone")
     dead.end()
-    other = sessions()  # the start in the row does not match, unseen
-    other.recorded_by("other", started_at=other.started_at - timedelta(minutes=1))
-    heard = ears("gone", "other")
+    sessions().recorded_by("live")  # another role's session (the test's)
+    heard = ears("gone", "live")
 
     with connection.cursor() as cursor:
         cursor.execute(f"SET ROLE {plain_role}")
-        cursor.execute(
-            "SELECT backend_start FROM pg_stat_get_activity(%s)", [other.pid]
-        )
-        assert cursor.fetchone() == (None,)  # the role cannot see it
         cursor.execute("SELECT django_jobs_wake('default', 'default', 2)")
         woken = cursor.fetchone()[0]
         cursor.execute("RESET ROLE")
 
-    assert (woken, heard.heard(expected=1)) == (1, ["other"])
+    assert (woken, heard.heard(expected=1)) == (1, ["live"])
+
+
+def holds_its_lock(listener: Listener) -> bool:
+    """Whether the listener's session holds its lock (as pg_locks says)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
+            " AND classid = %(key)s::oid AND objid = %(pid)s::oid AND objsubid = 2"
+            " AND pid = %(pid)s AND mode = 'ExclusiveLock' AND granted)",
+            {"key": LISTENER_LOCK, "pid": listener.connection.info.backend_pid},
+        )
+        return cursor.fetchone()[0]
 
 
 def test_the_listener_records_its_session_in_its_workers_row():
@@ -144,20 +171,16 @@ def test_the_listener_records_its_session_in_its_workers_row():
     listener = Listener("default", queue.channel("w"))
     try:
         assert listener.connect()
-        pid, started_at = listener.connection.execute(
-            "SELECT pid, backend_start FROM pg_stat_get_activity(pg_backend_pid())"
-        ).fetchone()
-        row = Worker.objects.get(pk="w")
-        assert (row.listener_pid, row.listener_started_at) == (pid, started_at)
-        neighbour = Worker.objects.get(pk="neighbour")
-        assert (neighbour.listener_pid, neighbour.listener_started_at) == (None, None)
+        pid = listener.connection.execute("SELECT pg_backend_pid()").fetchone()[0]
+        assert Worker.objects.get(pk="w").listener_pid == pid
+        assert holds_its_lock(listener)
+        assert Worker.objects.get(pk="neighbour").listener_pid is None
     finally:
         listener.close()
 
 
-def session_of(name: str) -> tuple:
-    row = Worker.objects.get(pk=name)
-    return row.listener_pid, row.listener_started_at
+def session_of(name: str) -> int | None:
+    return Worker.objects.get(pk=name).listener_pid
 
 
 def test_a_worker_whose_listener_broke_is_woken_again_once_it_listens(ears):
@@ -168,7 +191,7 @@ def test_a_worker_whose_listener_broke_is_woken_again_once_it_listens(ears):
         assert listener.connect()
         first = session_of("w")
         listener.close()  # as when its connection breaks
-        wait_ended(first[0])
+        wait_ended(first)
         tasks.add.enqueue(1, 1)
         assert heard.heard() == []  # it could not have heard it: not sent
 
