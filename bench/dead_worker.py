@@ -16,7 +16,10 @@ how long a dead worker's row kept taking wake-ups. The jobs the dead worker
 held when it died wait for the rescuer and are left out. The bench also
 LISTENs on the dead worker's channel from the kill on and counts the
 wake-ups sent to it in each window: a figure the machine's load does not
-blur, as it does the latencies.
+blur, as it does the latencies. It also says when the server ended the dead
+worker's LISTEN session (the one its row names, ``listener_pid``): from then
+on wake-ups pass it over (migration 0011); before, only the live workers'
+heartbeats, two of them after its last, took its room.
 """
 
 from __future__ import annotations
@@ -128,6 +131,41 @@ class DeadEars:
         return self.times
 
 
+class SessionWatch:
+    """Notes when the server ends a session (the dead worker's listener's)."""
+
+    def __init__(self, instance: BenchPostgres, pid: int | None) -> None:
+        self.connection = instance.connect()
+        self.pid = pid
+        self.ended_at: float | None = None
+        self.thread = threading.Thread(target=self.watch, daemon=True)
+        self.thread.start()
+
+    def watch(self) -> None:
+        deadline = time.monotonic() + 60
+        while self.pid is not None and time.monotonic() < deadline:
+            gone = not self.connection.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_get_activity(%s))", [self.pid]
+            ).fetchone()[0]
+            if gone:
+                self.ended_at = time.time()
+                return
+            time.sleep(0.005)
+
+    def close(self, killed_at: float) -> str:
+        self.thread.join(timeout=70)
+        self.connection.close()
+        if self.pid is None:
+            return "the dead worker's row named no LISTEN session"
+        if self.ended_at is None:
+            return f"its LISTEN session (server pid {self.pid}) did not end in 60 s"
+        after = (self.ended_at - killed_at) * 1000
+        return (
+            f"its LISTEN session (server pid {self.pid}) ended {after:.0f} ms"
+            " after the SIGKILL"
+        )
+
+
 def enqueue_for(seconds: float, rate: float) -> list[int]:
     """Enqueue no-op jobs at ``rate`` a second for ``seconds``; their ids."""
     from bench.tasks import noop
@@ -176,7 +214,9 @@ def row(label: str, values: list[float], woken: int | str = "") -> list[str]:
     ]
 
 
-def report(before: list, after: list, killed_at: float, dead: list, options):
+def report(
+    before: list, after: list, killed_at: float, dead: list, session: str, options
+):
     waits_before = [wait for _, wait in before]
     waits_after = [wait for _, wait in after]
     rows = [
@@ -196,6 +236,7 @@ def report(before: list, after: list, killed_at: float, dead: list, options):
         ["jobs enqueued", "jobs", "p50", "p99", "max", "wake-ups to the dead"],
         rows,
     )
+    print(f"  {session}")
     if dead:
         last = dead[-1] - killed_at
         print(f"  the last wake-up to the dead worker: {last:.1f} s after the kill")
@@ -233,18 +274,21 @@ def main() -> None:
             time.sleep(5)  # spare children forked, the lease taken
             before = enqueue_for(options.before, options.rate)
             dead = victim(monitor, workers, options.kill)
-            dead_id = monitor.one(
-                "SELECT id FROM django_jobs_worker WHERE pid = %s", [dead.pid]
-            )
+            dead_id, listener_pid = monitor.connection.execute(
+                "SELECT id, listener_pid FROM django_jobs_worker WHERE pid = %s",
+                [dead.pid],
+            ).fetchone()
             ears = DeadEars(instance, dead_id)
-            kill_session(dead)
+            session = SessionWatch(instance, listener_pid)
             killed_at = time.time()
+            kill_session(dead)
             after = enqueue_for(options.after, options.rate)
             report(
                 waits(monitor, before, dead_id),
                 waits(monitor, after, dead_id),
                 killed_at,
                 ears.close(),
+                session.close(killed_at),
                 options,
             )
         finally:
