@@ -5,8 +5,10 @@ wakes the workers with room for it, not every worker (see ``queue.wake``).
 The listener has a connection of its own (autocommit: LISTEN, and a write
 of its session when it connects), separate from the supervisor's query
 connection, so that Django closing or replacing that connection never
-silences it. If it breaks, the worker falls back on polling and reconnects
-later.
+silences it. If it breaks (a restart, a failover, ``pg_terminate_backend``),
+it connects again at once, as the supervisor's connection does; if that
+fails, the worker polls meanwhile and tries again after ``RECONNECT_FIRST``
+seconds, doubling up to ``RECONNECT_DELAY``.
 
 Each time it connects, its session takes an advisory lock keyed by its
 server pid and records that pid in the worker's row, on the same
@@ -27,9 +29,13 @@ import time
 from django.db import connections
 
 from ..queue.wake import LISTENER_LOCK
+from .health import first_line
 
 logger = logging.getLogger("django_jobs.worker")
 
+#: Seconds before the second try to connect, doubling after each failure.
+RECONNECT_FIRST = 0.5
+#: The longest wait between two tries.
 RECONNECT_DELAY = 5.0
 
 # The session takes its lock, (LISTENER_LOCK, its server pid), for as long
@@ -59,6 +65,8 @@ class Listener:
         self.retry_at = 0.0
         #: Whether the last attempt failed: the next failures are not news.
         self.failing = False
+        #: Tries to connect that failed in a row (the backoff).
+        self.failures = 0
 
     @property
     def available(self) -> bool:
@@ -80,17 +88,21 @@ class Listener:
             self.record_session()
         except psycopg.Error as exc:
             level = logging.DEBUG if self.failing else logging.WARNING
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc
             logger.log(
-                level, "cannot LISTEN for new jobs (%s); polling meanwhile", reason
+                level,
+                "cannot LISTEN for new jobs (%s); polling meanwhile",
+                first_line(exc),
             )
             self.failing = True
             self.close()
-            self.retry_at = time.monotonic() + RECONNECT_DELAY
+            wait = min(RECONNECT_DELAY, RECONNECT_FIRST * 2**self.failures)
+            self.failures += 1
+            self.retry_at = time.monotonic() + wait
             return False
         if self.failing:
             logger.info("listening for new jobs again")
             self.failing = False
+        self.failures = 0
         return True
 
     def record_session(self) -> None:
@@ -113,10 +125,13 @@ class Listener:
         try:
             pgconn.consume_input()
         except Exception as exc:
-            logger.warning("lost the LISTEN connection (%s); polling meanwhile", exc)
-            self.failing = True
+            # Usually replaced at once (a restart, pg_terminate_backend): no
+            # news unless connecting again fails too (then a warning).
+            logger.info(
+                "lost the LISTEN connection (%s); connecting again", first_line(exc)
+            )
             self.close()
-            self.retry_at = time.monotonic() + RECONNECT_DELAY
+            self.retry_at = 0.0
             return None
         queues = []
         while (notify := pgconn.notifies()) is not None:

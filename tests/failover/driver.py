@@ -242,9 +242,14 @@ def enqueue_plan(jobs: int) -> dict[int, dict]:
 
 COUNT_DONE = "SELECT count(*) FROM django_jobs_job WHERE state IN ('done', 'buried')"
 COUNT_OPEN = "SELECT count(*) FROM django_jobs_job WHERE state IN ('ready', 'reserved')"
+# A listener's session holds its advisory lock (LISTENER_LOCK, its pid) once
+# it has LISTENed and recorded itself (django_jobs/worker/listener.py). The
+# driver runs without Django: the key is repeated here, and test_evidence
+# checks it against django_jobs.queue.wake's.
+LISTENER_LOCK = 0x646A6F62
 LISTENING = (
-    "SELECT count(*) FROM pg_stat_activity "
-    "WHERE backend_type = 'client backend' AND query LIKE 'LISTEN %%'"
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+    f"AND classid = {LISTENER_LOCK} AND objsubid = 2 AND objid = pid"
 )
 ROWS = (
     "SELECT id, task_path, state, attempts, args, "

@@ -79,3 +79,10 @@ def test_jobs_are_told_apart_by_key_and_their_runs_counted(tmp_path):
     assert figures["extra_attempts"] == [1]
     assert figures["first_finish_after_promotion"] == 1.0
     assert figures["settled_after_promotion"] == 16.0
+
+
+def test_the_driver_knows_a_listener_by_the_workers_own_lock():
+    from django_jobs.queue import wake
+    from tests.failover import driver
+
+    assert driver.LISTENER_LOCK == wake.LISTENER_LOCK
