@@ -54,7 +54,7 @@ def database_floor(tasks, jobs: int, gap: float) -> list[float]:
 
     from django_jobs import queue
     from django_jobs.models import Worker
-    from django_jobs.worker.database import configure_supervisor_connection
+    from django_jobs.worker.supervisor_connection import configure_supervisor_connection
 
     truncate_jobs()
     configure_supervisor_connection("supervisor")

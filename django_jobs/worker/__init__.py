@@ -43,12 +43,22 @@ Objects of the supervisor (one module each)::
                                  Scheduler, Pruner, StrayJobs (duties.py),
                                  DueLook (fleet.py: wakes for due jobs)
       ClaimWatch (watch.py)      cancelled and lost claims of jobs in hand
-      DatabaseHealth (health.py) one line when the database goes, one when back;
-                                 a dropped connection is replaced at once
-      host.py, database.py       what the worker takes over in the process that
-                                 runs it (signals, alarm, a connection's
-                                 settings) and gives back when it returns
+      DatabaseHealth (outage.py) one line when the database goes, one when back;
+                                 a dropped connection is replaced at once;
+                                 when to try again (the backoff)
+      supervisor_connection.py   the supervisor's own connection: planner
+                                 settings and a connect timeout while the
+                                 worker runs; the checks before it starts
+      host.py                    the signals and the alarm the worker takes
+                                 over in the process that runs it, given back
+                                 (as are the connection's settings) when it
+                                 returns
       Portions (portions.py)     how many jobs a child gets at once
+
+In the other processes: zygote.py (the fork server), child.py (a child's
+loop: resolve, run, report), child_connections.py (a child's own database
+connections: opened while it waits, checked before a job, closed at exit),
+protocol.py (the framing of their messages).
 
 The path of one job::
 

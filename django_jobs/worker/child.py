@@ -35,7 +35,7 @@ from ..exceptions import (
 from ..returns import stored_return_value
 from ..scope import current_job
 from ..task import JobResult, job_result, task_at
-from . import databases, protocol
+from . import child_connections, protocol
 from .failures import Kind
 
 _channel: _Channel | None = None
@@ -53,7 +53,7 @@ class _Channel:
         #: A copy of the child's own output pipe (stdout and stderr), to go
         #: back to between jobs that each print into a pipe of their own.
         self.own_output: int | None = None
-        #: Databases to connect to while idle (see databases.py).
+        #: Databases to connect to while idle (see child_connections.py).
         self.warm: list[str] = []
 
     def accept(self, message: protocol.Message) -> protocol.Message | None:
@@ -78,7 +78,7 @@ class _Channel:
             self.accept(message)
         while not self.pending and not self.stop and not self.last:
             if self.warm:  # idle: the time to open what the job will need
-                databases.open_ahead(self.warm)
+                child_connections.open_ahead(self.warm)
                 self.warm = []
             message = self.reader.read_blocking()
             if message is None:
@@ -189,7 +189,7 @@ def _run(job: dict[str, Any]) -> protocol.Message:
     task = resolve(job["task_path"])
     if not isinstance(task, Task):
         return failed(job_id, *task)
-    databases.check_opened_ahead()
+    child_connections.check_opened_ahead()
     protocol.send(_channel.sock, {"op": "started", "id": job_id})
     started = time.perf_counter()
     running = current_job.set(job_id)  # the jobs it enqueues are its children
@@ -204,7 +204,7 @@ def _run(job: dict[str, Any]) -> protocol.Message:
         outcome = returned(job_id, value, job["task_path"])
     finally:
         current_job.reset(running)
-        used = databases.in_use()
+        used = child_connections.in_use()
         close_old_connections()
         # Before the outcome is sent: the supervisor, reading the job's pipe
         # when the outcome arrives, then has every line of it.

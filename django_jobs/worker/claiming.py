@@ -27,9 +27,9 @@ from django.db import DatabaseError, connections
 from .. import queue
 from .children import Child, Children
 from .fleet import Registry
-from .health import DatabaseHealth, first_line, transient
 from .leases import Leases
 from .options import WorkerOptions
+from .outage import DatabaseHealth, first_line, transient
 from .portions import Portions
 from .shutdown import Shutdown
 

@@ -17,8 +17,8 @@ from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from .. import queue, schedules, stats
-from .health import DatabaseHealth, transient
 from .options import WorkerOptions
+from .outage import DatabaseHealth, transient
 
 logger = logging.getLogger("django_jobs.worker")
 

@@ -9,7 +9,7 @@ signal wake-up file descriptor (it wakes the select loop). ``signals_taken``
 installs the supervisor's and, when the worker stops, puts back the
 handlers, the wake-up descriptor and the timer that were there (a timer
 that would have gone off meanwhile goes off at once). The database side
-(a receiver and its connection's settings) is undone in database.py.
+(a receiver and its connection's settings) is undone in supervisor_connection.py.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from django.utils import timezone
 from .. import queue
 from ..exceptions import ClaimLost, JobDoesNotExist, JobError
 from ..models import Job
-from .health import DatabaseHealth, first_line, transient
+from .outage import DatabaseHealth, first_line, transient
 from .outcomes import log_job
 
 #: What ``renew`` returns when the claim is gone (the child raises ClaimLost).

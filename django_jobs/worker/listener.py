@@ -29,7 +29,7 @@ import time
 from django.db import connections
 
 from ..queue.wake import LISTENER_LOCK
-from .health import first_line
+from .outage import first_line
 
 logger = logging.getLogger("django_jobs.worker")
 

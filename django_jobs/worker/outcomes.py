@@ -40,9 +40,9 @@ from ..logging import log_fields
 from ..models import Job
 from ..states import State
 from .failures import Failure, Kind
-from .health import DatabaseHealth, first_line, transient
 from .import_grace import import_failing_for, next_try_in
 from .options import WorkerOptions
+from .outage import DatabaseHealth, first_line, transient
 
 logger = logging.getLogger("django_jobs.worker")
 

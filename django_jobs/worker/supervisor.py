@@ -29,24 +29,24 @@ from ..models import Job
 from .assignment import lease_deadline
 from .children import Children
 from .claiming import Claimer
-from .database import (
+from .duties import Pruner, Rescuer, Scheduler, StrayJobs, apply_queue_limits
+from .events import ChildEvents
+from .fleet import DueLook, Registry, new_worker_id
+from .host import empty, signals_taken
+from .leases import Leases
+from .listener import Listener
+from .options import WorkerOptions
+from .outage import DatabaseHealth, first_line
+from .outcomes import Recorder, log_job
+from .portions import Portions
+from .preload import module_of
+from .shutdown import HardStop, Shutdown
+from .supervisor_connection import (
     check_database,
     connect_timeout,
     describe_database,
     supervisor_connection,
 )
-from .duties import Pruner, Rescuer, Scheduler, StrayJobs, apply_queue_limits
-from .events import ChildEvents
-from .fleet import DueLook, Registry, new_worker_id
-from .health import DatabaseHealth, first_line
-from .host import empty, signals_taken
-from .leases import Leases
-from .listener import Listener
-from .options import WorkerOptions
-from .outcomes import Recorder, log_job
-from .portions import Portions
-from .preload import module_of
-from .shutdown import HardStop, Shutdown
 from .watch import ClaimWatch
 
 logger = logging.getLogger("django_jobs.worker")

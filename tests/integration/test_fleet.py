@@ -265,7 +265,7 @@ def test_the_supervisors_connection_never_compiles_a_query_with_jit():
     # enough for JIT, which took 100 ms of CPU per look for due jobs.
     from django.db.backends.signals import connection_created
 
-    from django_jobs.worker.database import configure_supervisor_connection
+    from django_jobs.worker.supervisor_connection import configure_supervisor_connection
 
     connection.ensure_connection()
     configure_supervisor_connection("default")

@@ -19,8 +19,8 @@ from django_jobs.models import Job
 from django_jobs.worker import leases as leases_module
 from django_jobs.worker.children import Child
 from django_jobs.worker.events import ChildEvents
-from django_jobs.worker.health import DatabaseHealth
 from django_jobs.worker.leases import RAN_OUT, Leases
+from django_jobs.worker.outage import DatabaseHealth
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -5,7 +5,7 @@ connection and tries again, and the next one may reach the new primary."""
 import pytest
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
-from django_jobs.worker.health import transient
+from django_jobs.worker.outage import transient
 from tests.models import Record
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

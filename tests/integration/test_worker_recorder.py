@@ -15,9 +15,9 @@ from django_jobs.models import Job
 from django_jobs.worker.duties import Pruner
 from django_jobs.worker.failures import Failure, Kind
 from django_jobs.worker.fleet import Registry
-from django_jobs.worker.health import DatabaseHealth
 from django_jobs.worker.leases import Leases
 from django_jobs.worker.options import WorkerOptions
+from django_jobs.worker.outage import DatabaseHealth
 from django_jobs.worker.outcomes import Recorder
 
 pytestmark = pytest.mark.django_db(transaction=True)

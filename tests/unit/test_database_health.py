@@ -11,8 +11,8 @@ import logging
 import pytest
 from django.db import OperationalError, connections
 
-from django_jobs.worker import health as health_module
-from django_jobs.worker.health import RETRY_FIRST, RETRY_MAX, DatabaseHealth
+from django_jobs.worker import outage as outage_module
+from django_jobs.worker.outage import RETRY_FIRST, RETRY_MAX, DatabaseHealth
 
 DROPPED = OperationalError(
     "consuming input failed: server closed the connection unexpectedly\n"
@@ -42,7 +42,7 @@ class BrokenConnection:
 @pytest.fixture
 def clock(monkeypatch) -> Clock:
     clock = Clock()
-    monkeypatch.setattr(health_module.time, "monotonic", clock)
+    monkeypatch.setattr(outage_module.time, "monotonic", clock)
     return clock
 
 
@@ -91,7 +91,7 @@ def test_drops_in_a_row_make_one_line_until_the_next_reminder(clock, dropped, ca
         health.ok()
         clock.now += 0.5
     assert len(lines(caplog)) == 1
-    clock.now += health_module.REMIND_EVERY
+    clock.now += outage_module.REMIND_EVERY
     dropped()
     health.failed(DROPPED, "claim jobs")
     health.ok()

@@ -10,8 +10,8 @@ from django.db import OperationalError, connections
 
 from django_jobs.backend import jobs_backend
 from django_jobs.models import Job
-from django_jobs.worker.health import RETRY_FIRST
 from django_jobs.worker.options import WorkerOptions
+from django_jobs.worker.outage import RETRY_FIRST
 from django_jobs.worker.supervisor import Supervisor
 
 DROPPED = OperationalError("server closed the connection unexpectedly")

@@ -30,7 +30,7 @@ from django.core.management.base import CommandError
 from django.db import DatabaseError, connections
 from django.db.backends.signals import connection_created
 
-from .health import first_line
+from .outage import first_line
 
 PLANNER_SETTINGS = (
     "SET enable_bitmapscan = off",
