@@ -32,7 +32,7 @@ from .compat import (
     task_enqueued,
 )
 from .conf import JobsOptions
-from .exceptions import TaskNotFound
+from .exceptions import InvalidBackendAlias, TaskNotFound
 from .scope import current_batch, current_job
 from .states import State, task_status
 from .task import Call, JobTask, job_result, task_at
@@ -288,18 +288,22 @@ class JobsBackend(BaseTaskBackend):
 def jobs_backend(alias: str) -> JobsBackend:
     """The ``JobsBackend`` at ``TASKS[alias]``, with its ``OPTIONS`` parsed.
 
-    Commands and the console take an alias from a person; they refuse a wrong
-    one with the same words (a ValueError) instead of a traceback later on.
+    Commands, the admin and the console take an alias from a person; they
+    refuse a wrong one with the same words, an ``InvalidBackendAlias`` (a
+    ValueError, see its docstring), instead of a traceback later on.
     """
     try:
         backend = task_backends[alias]
     except InvalidTaskBackend:
-        raise ValueError(f"{alias!r} is not a key of the TASKS setting.") from None
+        why = f"{alias!r} is not a key of the TASKS setting."
+        raise InvalidBackendAlias(alias, why) from None
     if not isinstance(backend, JobsBackend):
         kind = f"{type(backend).__module__}.{type(backend).__qualname__}"
-        raise ValueError(f"{alias!r} is {kind}, not django_jobs.backend.JobsBackend.")
+        why = f"{alias!r} is {kind}, not django_jobs.backend.JobsBackend."
+        raise InvalidBackendAlias(alias, why)
     try:
         backend.config  # noqa: B018  (parse OPTIONS now, to fail early)
     except ImproperlyConfigured as exc:
-        raise ValueError(f"TASKS[{alias!r}]['OPTIONS'] is invalid: {exc}") from None
+        why = f"TASKS[{alias!r}]['OPTIONS'] is invalid: {exc}"
+        raise InvalidBackendAlias(alias, why) from None
     return backend

@@ -1,7 +1,8 @@
 """Exceptions raised by queue operations and recorded as job errors.
 
-The first group is raised to callers when a guarded update finds the job in a
-state it may not leave that way. The second group never propagates: they are
+The first group is raised to callers: when a guarded update finds the job in a
+state it may not leave that way, or when a name given (a queue, a backend's
+alias, a schedule) cannot be used. The second group never propagates: they are
 the exception classes recorded in a job's errors when an attempt ends without
 a Python exception of its own (a timeout, a crash, a lost worker), so that
 ``TaskError.exception_class`` resolves to something meaningful.
@@ -84,6 +85,29 @@ class UnknownQueue(ValueError):
         self.name = name
         self.backend = backend
         self.known = known
+
+
+class InvalidBackendAlias(ValueError):
+    """An alias that names no usable ``JobsBackend``: not a key of ``TASKS``,
+    another kind of backend, or one whose ``OPTIONS`` are invalid.
+
+    Raised by ``django_jobs.backend.jobs_backend``, which commands, the admin
+    and scripts call with an alias a person typed. A ``ValueError`` (what it
+    raised before it had a class of its own), not ``ImproperlyConfigured``:
+    the project's settings may be right and the alias wrong, and callers that
+    catch ``ValueError`` to say so in one line keep doing so.
+    """
+
+    def __init__(self, alias: str, why: str) -> None:
+        super().__init__(why)
+        self.alias = alias
+
+
+class InvalidSchedule(ValueError):
+    """A schedule whose cron expression, time zone or task cannot be used.
+
+    Also importable as ``django_jobs.schedules.InvalidSchedule``.
+    """
 
 
 # Recorded as job errors; never raised by django_jobs itself.

@@ -24,7 +24,12 @@ from django.utils import timezone
 
 from . import queue
 from .compat import TASKS_MODULE, Task
-from .exceptions import TaskNeverImportable, TaskNotFound, TaskNotImportable
+from .exceptions import (
+    InvalidSchedule,  # defined here before; users import it from here too
+    TaskNeverImportable,
+    TaskNotFound,
+    TaskNotImportable,
+)
 from .models import Schedule
 from .task import task_at
 
@@ -42,10 +47,6 @@ MAX_TICKS_AT_ONCE = 1000
 #: seven-field expression written for Quartz or Spring (seconds first) would
 #: fire at other times than its author meant.
 CRON_FIELDS = (5, 6)
-
-
-class InvalidSchedule(ValueError):
-    """A schedule whose cron expression, time zone or task cannot be used."""
 
 
 class Problems:

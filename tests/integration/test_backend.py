@@ -20,6 +20,7 @@ from django_jobs.compat import (
     task_backends,
     task_enqueued,
 )
+from django_jobs.exceptions import InvalidBackendAlias
 from django_jobs.models import Job
 from tests import tasks
 
@@ -285,26 +286,40 @@ def test_error_payload_is_json(db):
     json.dumps(job.errors)
 
 
+#: TASKS with an alias of another kind of backend and one with bad OPTIONS.
+WRONG_ALIASES = {
+    "default": {"BACKEND": "django_jobs.backend.JobsBackend"},
+    "other": {"BACKEND": f"{TASKS_MODULE}.backends.dummy.DummyBackend"},
+    "broken": {
+        "BACKEND": "django_jobs.backend.JobsBackend",
+        "OPTIONS": {"DEFAULT_TTR": -1},
+    },
+}
+
+
 def test_jobs_backend_refuses_wrong_aliases_with_one_sentence():
     """Commands and the console resolve a person's alias through jobs_backend."""
     assert jobs_backend("default") is task_backends["default"]
     with pytest.raises(ValueError, match="'nope' is not a key of the TASKS setting"):
         jobs_backend("nope")
-    settings = {
-        "default": {"BACKEND": "django_jobs.backend.JobsBackend"},
-        "other": {"BACKEND": f"{TASKS_MODULE}.backends.dummy.DummyBackend"},
-        "broken": {
-            "BACKEND": "django_jobs.backend.JobsBackend",
-            "OPTIONS": {"DEFAULT_TTR": -1},
-        },
-    }
-    with override_settings(TASKS=settings):
+    with override_settings(TASKS=WRONG_ALIASES):
         with pytest.raises(ValueError, match=r"not django_jobs\.backend\.JobsBackend"):
             jobs_backend("other")
         with pytest.raises(
             ValueError, match=r"TASKS\['broken'\]\['OPTIONS'\] is invalid"
         ):
             jobs_backend("broken")
+
+
+def test_a_wrong_alias_is_an_invalid_backend_alias_naming_it():
+    """A class of its own, and still a ValueError for callers that catch one."""
+    with override_settings(TASKS=WRONG_ALIASES):
+        for alias in ("nope", "other", "broken"):
+            with pytest.raises(InvalidBackendAlias) as refused:
+                jobs_backend(alias)
+            assert isinstance(refused.value, ValueError)
+            assert refused.value.alias == alias
+            assert repr(alias) in str(refused.value)
 
 
 def test_enqueue_is_one_statement(db, django_assert_num_queries):

@@ -106,3 +106,10 @@ def test_many_missed_ticks_are_bounded():
         "* * * * *", "UTC", at(2026, 1, 1), at(2026, 1, 1) + timedelta(days=30)
     )
     assert len(ticks) == 1000
+
+
+def test_invalid_schedule_is_in_exceptions_and_still_importable_from_schedules():
+    from django_jobs import exceptions, schedules
+
+    assert schedules.InvalidSchedule is exceptions.InvalidSchedule
+    assert issubclass(exceptions.InvalidSchedule, ValueError)
