@@ -9,12 +9,11 @@ A worker that listens (PostgreSQL) is woken for the jobs it can take (see
 ``LISTEN_POLL_INTERVAL``; one that cannot listen polls every
 ``--poll-interval``.
 
-A claim that fails may still have been committed (the connection broke
-before the reply, or the server failed over after the commit reached its
-standby): its jobs would stay reserved for this worker, which never got
-them, until the rescuer took them back with an attempt counted. So the
-claimer keeps the token of a claim that failed on an open connection, and
-gives those jobs back, uncounted, before it claims again.
+A claim that failed on an open connection is in doubt: it may have been
+committed (``queue.release_claim`` says how and why its jobs go back). The
+claimer keeps the token of each, forgets one that never reached the server,
+and gives their jobs back before it claims again; while the database is
+away, it claims nothing until it could.
 """
 
 from __future__ import annotations

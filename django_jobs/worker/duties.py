@@ -158,11 +158,9 @@ class Pruner(Duty):
 
 
 class StrayJobs(Duty):
-    """Warns of ready jobs whose backend alias is not in TASKS, once per alias.
-
-    No worker will ever run them (a typo in ``@task(backend=...)``, a backend
-    renamed in settings): without this they would wait in silence. Looked
-    for at start and then rarely, as it reads every ready row.
+    """Warns of stray jobs (``stats.stray_backends``) once per alias, so that
+    they do not wait in silence. Looked for at start and then rarely, as it
+    reads every ready row.
     """
 
     fleet_wide = True

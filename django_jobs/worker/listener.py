@@ -10,14 +10,9 @@ it connects again at once, as the supervisor's connection does; if that
 fails, the worker polls meanwhile and tries again after ``RECONNECT_FIRST``
 seconds, doubling up to ``RECONNECT_DELAY``.
 
-Each time it connects, its session takes an advisory lock keyed by its
-server pid and records that pid in the worker's row, on the same
-connection: a job's wake-up passes over a worker whose lock nobody holds,
-because its session has ended (see ``queue.wake``). A worker killed while
-its host lives (SIGKILL, the OOM killer, a crash) loses its sessions at
-once, so it takes no wake-ups meant for the living from that moment, not
-only once the live workers' heartbeats take its room (see fleet.py). A
-listener that breaks stops taking wake-ups as well, which it could not hear.
+Each time it connects, it records its session in the worker's row
+(``RECORD_SESSION``): that is how ``queue.wake`` tells a worker that
+listens from one that died or whose listener broke.
 """
 
 from __future__ import annotations
