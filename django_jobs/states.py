@@ -85,6 +85,16 @@ def sources(operation: str) -> frozenset[State]:
     return TRANSITIONS[operation][0]
 
 
+def only_source(operation: str) -> State:
+    """The one state ``operation`` may start from, for a statement written for
+    one (the claim, the completion: see ``queue.sql``); a ValueError if the
+    table gives it several."""
+    found = TRANSITIONS[operation][0]
+    if len(found) != 1:
+        raise ValueError(f"{operation} starts from {len(found)} states, not one")
+    return next(iter(found))
+
+
 def target(operation: str) -> State | None:
     """The state ``operation`` leaves a job in (``None``: the row is gone)."""
     return TRANSITIONS[operation][1]

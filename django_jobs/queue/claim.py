@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import uuid
 from collections.abc import Collection, Sequence
@@ -15,6 +14,7 @@ from django.utils import timezone
 from ..models import Job, Queue
 from ..states import State
 from . import sql as statements
+from .columns import jobs_from_rows
 from .expressions import JSONDropLast
 from .guard import change, get_db, unreserved
 from .rows import bury_unrunnable, problem
@@ -174,7 +174,7 @@ def _claim(
         )
         rows = statements.fetch_all(connection, sql, params, prepare)
         buried = 0
-        for job in statements.jobs_from_rows(connection, rows):
+        for job in jobs_from_rows(connection, rows):
             if reason := problem(job):
                 bury_unrunnable(job, reason, worker_id=worker_id, using=db)
                 buried += 1
@@ -244,15 +244,14 @@ def claim_statement(
     token: str | None = None,
 ) -> tuple[str, list[Any]]:
     """The claim's SQL and parameters (also used to EXPLAIN it in the tests)."""
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    token = token or new_claim_token()
-    params = [backend, now, now, *(queues or ()), *excluded]
-    params += [backend, limit]
-    params += [token, worker_id, now, now, now, json.dumps(worker_id)]
-    room = room and connection.vendor == "postgresql"
-    if room:
-        params += [limit, worker_id]
-    sql = statements.claim_query(
-        connection, len(queues or ()), len(excluded), room=room
+    return statements.claim(
+        connection,
+        backend=backend,
+        now=timezone.now(),
+        queues=list(queues or ()),
+        excluded=list(excluded),
+        limit=limit,
+        token=token or new_claim_token(),
+        worker_id=worker_id,
+        room=room,
     )
-    return sql, params

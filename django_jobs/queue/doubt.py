@@ -17,6 +17,7 @@ from ..models import Job
 from ..states import State
 from . import sql as statements
 from .batches import settle
+from .columns import fields_named
 from .guard import get_db
 from .holder import WRITTEN
 
@@ -66,7 +67,7 @@ def failure_landed(
 
 
 def _row(job: Job, db: str, names: tuple[str, ...]) -> dict[str, Any] | None:
-    fields = statements.fields_named(tuple(dict.fromkeys(names)))
+    fields = fields_named(tuple(dict.fromkeys(names)))
     return (
         Job.objects.using(db)
         .filter(pk=job.pk)

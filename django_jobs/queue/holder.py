@@ -8,7 +8,6 @@ database.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -20,9 +19,9 @@ from django.utils import timezone
 
 from ..arguments import storable, storable_text
 from ..models import Job
-from ..states import State
 from . import sql as statements
 from .batches import settle
+from .columns import converted, fields_named
 from .console import delete
 from .expressions import JSONAppend, JSONDropLast
 from .guard import change, get_db, refusal, unreserved
@@ -147,19 +146,20 @@ def complete_returning(
         return {}
     db = get_db(using)
     connection = connections[db]
-    cleared = unreserved()
-    sql = statements.complete_statement(connection, len(outcomes), cleared)
-    params: list[Any] = []
-    for job_id, token, return_value in outcomes:
-        params += [job_id, token, json.dumps(storable(return_value))]
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    params += [State.DONE.value, now, *cleared.values(), State.RESERVED.value]
+    sql, params = statements.completion(
+        connection,
+        outcomes=[
+            (job_id, token, storable(value)) for job_id, token, value in outcomes
+        ],
+        now=timezone.now(),
+        cleared=unreserved(),
+    )
     rows = statements.fetch_all(connection, sql, params, prepare)
-    fields = statements.fields_named(("id", "batch", *statements.COMPLETED))
+    fields = fields_named(("id", "batch", *statements.COMPLETED))
     names = [field.attname for field in fields]
     written = {
         values[0]: dict(zip(names[2:], values[2:], strict=True))
-        for values in statements.converted(connection, fields, rows)
+        for values in converted(connection, fields, rows)
     }
     if batches := {values[1] for values in rows if values[1] is not None}:
         settle(batches, using=db)

@@ -2,26 +2,31 @@
 
 These statements run for every job, so they are written by hand, built once
 per database vendor and cached, and their rows are turned into ``Job``
-objects without building a queryset. Only this package executes them: this
-module builds statements and runs them, it decides nothing.
+objects without building a queryset (``queue.columns``). Each statement is
+built with its parameters, named where it uses them (``queue.named``), and
+guards on the states of the state table. Only this package executes them:
+this module builds statements and runs them, it decides nothing.
 Supported databases: PostgreSQL and SQLite.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
-from django.db.models import Field, QuerySet
+from django.db.models import QuerySet
 from django.db.models.sql import UpdateQuery
 
-from ..fields import ReadableDateTimeField, Unreadable, readable_time_sql
+from .. import states
 from ..models import Job, Queue, Worker
-from ..states import State
 from ..vendors import require_supported
+from .columns import converted, fields_named, returning
 from .expressions import JSONAppend
+from .named import Statement
 
 
 def fetch_all(
@@ -70,80 +75,6 @@ def _server_bound_cursor(prepare: bool) -> type:
             return super().execute(query, params, **{**options, "prepare": True})
 
     return PreparingCursor
-
-
-@functools.cache
-def fields_named(names: tuple[str, ...]) -> tuple[Field, ...]:
-    """The job's fields of these names: one tuple per list of names, so that
-    ``converted`` finds their converters at once."""
-    return tuple(Job._meta.get_field(name) for name in names)
-
-
-def converted(connection, fields: Sequence[Field], rows: list[tuple]) -> list[list]:
-    """Rows of ``fields``' columns as Python values, as a queryset would give
-    them, without building a query each time (the claim runs several times a
-    second in every worker). A value that cannot be converted becomes an
-    ``Unreadable``: one bad value must not cost the rest of the rows.
-    """
-    converters = _converters(connection, fields)
-    result = []
-    for row in rows:
-        values = list(row)
-        for position, functions, column in converters:
-            try:
-                for function in functions:
-                    values[position] = function(values[position], column, connection)
-            except Exception as exc:
-                values[position] = Unreadable(f"{type(exc).__name__}: {exc}"[:200])
-        result.append(values)
-    return result
-
-
-_found: dict[tuple[str, int], tuple[Sequence[Field], list[tuple[int, list, Any]]]] = {}
-
-
-def _converters(connection, fields: Sequence[Field]) -> list[tuple[int, list, Any]]:
-    """Each field's converters, looked up once per database alias and list of
-    fields (callers pass the same list each time: it is keyed by identity, and
-    kept, so that its identity is never reused)."""
-    key = (connection.alias, id(fields))
-    if key in _found:
-        return _found[key][1]
-    table = Job._meta.db_table
-    found = []
-    for position, field in enumerate(fields):
-        column = field.get_col(table)
-        functions = connection.ops.get_db_converters(column)
-        functions += column.get_db_converters(connection)
-        if functions:
-            found.append((position, functions, column))
-    _found[key] = (fields, found)
-    return found
-
-
-def jobs_from_rows(connection, rows: list[tuple]) -> list[Job]:
-    """Job instances from rows of every concrete column, in field order."""
-    fields = Job._meta.concrete_fields
-    names = [field.attname for field in fields]
-    return [
-        Job.from_db(connection.alias, names, values)
-        for values in converted(connection, fields, rows)
-    ]
-
-
-def returning(connection, fields: Sequence[Field], *, qualified: bool = False) -> str:
-    """A RETURNING list of ``fields``' columns, as a statement should return
-    them: timestamps that Python cannot read come back as NULL (see
-    ``django_jobs.fields``), so that one bad row cannot fail a whole claim."""
-    qn = connection.ops.quote_name
-    prefix = f"{qn(Job._meta.db_table)}." if qualified else ""
-    columns = []
-    for field in fields:
-        column = prefix + qn(field.column)
-        if isinstance(field, ReadableDateTimeField):
-            column = readable_time_sql(connection.vendor, column)[0]
-        columns.append(column)
-    return ", ".join(columns)
 
 
 def update_returning(
@@ -236,85 +167,107 @@ def insert_statement(connection, *, many: bool) -> str:
     return _insert_sql[key]
 
 
-_claim_sql: dict[tuple[str, int, int, bool], str] = {}
+_claims: dict[tuple[str, int, int, bool], Statement] = {}
 
 
-def claim_query(
-    connection, queue_count: int, excluded_count: int = 0, room: bool = False
-) -> str:
-    """The claim statement, built once per vendor and number of queues.
+def claim(
+    connection,
+    *,
+    backend: str,
+    now: datetime,
+    queues: Sequence[str],
+    excluded: Sequence[str],
+    limit: int,
+    token: str,
+    worker_id: str,
+    room: bool = False,
+) -> tuple[str, list[Any]]:
+    """The claim statement and its parameters (its text built once per
+    vendor and number of queues).
 
-    See ``queue.claim``: the candidates, in claim order and locked with SKIP
-    LOCKED on PostgreSQL, are reserved in the same statement, which returns
-    every column of the claimed rows.
+    See ``queue.claim``: the candidates (``backend``'s due, unexpired jobs of
+    ``queues``, or of any queue but ``excluded``, never of a paused queue),
+    in claim order and locked with SKIP LOCKED on PostgreSQL, are reserved
+    in the same statement (up to ``limit``, under ``token`` for
+    ``worker_id``), which returns every column of the claimed rows.
 
-    The state is written into the SQL, not passed as a parameter: the generic
-    plan of a prepared statement (which PostgreSQL switches to after a few
-    runs, to stop planning every claim) can use the partial claim index only
-    if the statement itself says it wants ready rows. Parameters: backend,
-    now (due), now (expiry), the queues to claim from, the queues not to, the
-    backend (paused queues), the limit, then the new claim's token, worker
-    id, now (deadline), now (started), now (attempted) and the worker id as
-    JSON. With ``room`` (PostgreSQL), the same statement writes on the
-    worker's row how many more jobs it could take (the limit less the jobs
-    claimed), when that changed: two more parameters, the limit and the
-    worker id. New jobs wake workers with room (see ``queue.wake``).
+    The states come from the state table but are written into the SQL, not
+    passed as parameters: the generic plan of a prepared statement (which
+    PostgreSQL switches to after a few runs, to stop planning every claim)
+    can use the partial claim index only if the statement itself says it
+    wants ready rows. With ``room`` (PostgreSQL), the same statement writes
+    on the worker's row how many more jobs it could take (the limit less the
+    jobs claimed), when that changed. New jobs wake workers with room (see
+    ``queue.wake``).
     """
     room = room and connection.vendor == "postgresql"
-    key = (connection.vendor, queue_count, excluded_count, room)
-    if key not in _claim_sql:
-        _claim_sql[key] = _build_claim_query(
-            connection, queue_count, excluded_count, room
-        )
-    return _claim_sql[key]
+    key = (connection.vendor, len(queues), len(excluded), room)
+    statement = _claims.get(key)
+    if statement is None:
+        text = _claim_sql(connection, len(queues), len(excluded), room)
+        statement = _claims[key] = Statement.named(text)
+    return statement.bind(
+        backend=backend,
+        now=connection.ops.adapt_datetimefield_value(now),
+        queues=queues,
+        excluded=excluded,
+        limit=limit,
+        token=token,
+        worker_id=worker_id,
+        worker_json=json.dumps(worker_id),
+    )
 
 
-def _build_claim_query(
-    connection, queue_count: int, excluded_count: int, room: bool
-) -> str:
+def _named(name: str, count: int) -> str:
+    """The placeholders of a list's ``count`` values."""
+    return ", ".join(f"%({name}.{index})s" for index in range(count))
+
+
+def _claim_sql(connection, queue_count: int, excluded_count: int, room: bool) -> str:
     qn = connection.ops.quote_name
     table = qn(Job._meta.db_table)
     col = {f.name: qn(f.column) for f in Job._meta.concrete_fields}
     queue_filter = ""
     if queue_count:
-        queue_filter = f" AND {col['queue']} IN ({', '.join(['%s'] * queue_count)})"
+        queue_filter = f" AND {col['queue']} IN ({_named('queues', queue_count)})"
     if excluded_count:
         queue_filter += (
-            f" AND {col['queue']} NOT IN ({', '.join(['%s'] * excluded_count)})"
+            f" AND {col['queue']} NOT IN ({_named('excluded', excluded_count)})"
         )
     postgres = connection.vendor == "postgresql"
     paused = (
         f" AND {col['queue']} NOT IN (SELECT {qn('name')} FROM"
-        f" {qn(Queue._meta.db_table)} WHERE {qn('backend')} = %s AND {qn('paused')})"
+        f" {qn(Queue._meta.db_table)} WHERE {qn('backend')} = %(backend)s"
+        f" AND {qn('paused')})"
     )
     select_sql = (
         f"SELECT {col['id']} FROM {table}"
-        f" WHERE {col['state']} = '{State.READY.value}' AND {col['backend']} = %s"
-        f" AND {col['run_at']} <= %s"
-        f" AND ({col['expires_at']} IS NULL OR {col['expires_at']} > %s)"
+        f" WHERE {col['state']} = '{states.only_source('claim').value}'"
+        f" AND {col['backend']} = %(backend)s AND {col['run_at']} <= %(now)s"
+        f" AND ({col['expires_at']} IS NULL OR {col['expires_at']} > %(now)s)"
         f"{queue_filter}{paused}"
         f" ORDER BY {col['priority']} DESC, {col['run_at']}, {col['id']}"
-        " LIMIT %s" + (" FOR UPDATE SKIP LOCKED" if postgres else "")
+        " LIMIT %(limit)s" + (" FOR UPDATE SKIP LOCKED" if postgres else "")
     )
     require_supported(connection.vendor)
     if postgres:
-        deadline = f"%s::timestamptz + make_interval(secs => {col['ttr']})"
+        deadline = f"%(now)s::timestamptz + make_interval(secs => {col['ttr']})"
     else:
         deadline = (
-            "strftime('%%Y-%%m-%%d %%H:%%M:%%f', %s,"
+            "strftime('%%Y-%%m-%%d %%H:%%M:%%f', %(now)s,"
             f" '+' || {col['ttr']} || ' seconds')"
         )
     append_worker = JSONAppend.templates[connection.vendor].format(
-        col["worker_ids"], "%s"
+        col["worker_ids"], "%(worker_json)s"
     )
     returned = returning(connection, Job._meta.concrete_fields)
     update_sql = (
-        f"UPDATE {table} SET {col['state']} = '{State.RESERVED.value}',"
+        f"UPDATE {table} SET {col['state']} = '{states.target('claim').value}',"
         f" {col['attempts']} = {col['attempts']} + 1,"
-        f" {col['claim_token']} = %s, {col['reserved_by']} = %s,"
+        f" {col['claim_token']} = %(token)s, {col['reserved_by']} = %(worker_id)s,"
         f" {col['reserved_until']} = {deadline},"
-        f" {col['started_at']} = COALESCE({col['started_at']}, %s),"
-        f" {col['last_attempted_at']} = %s,"
+        f" {col['started_at']} = COALESCE({col['started_at']}, %(now)s),"
+        f" {col['last_attempted_at']} = %(now)s,"
         f" {col['worker_ids']} = {append_worker}"
         f" WHERE {col['id']} IN (SELECT {col['id']} FROM candidates)"
         f" RETURNING {returned}"
@@ -327,46 +280,78 @@ def _build_claim_query(
     worker = qn(Worker._meta.db_table)
     return (
         f"{candidates}, claimed AS ({update_sql}),"
-        " still AS (SELECT GREATEST(%s - count(*), 0) AS room FROM claimed),"
+        " still AS (SELECT GREATEST(%(limit)s - count(*), 0) AS room FROM claimed),"
         f" seat AS (UPDATE {worker} SET {qn('room')} = still.room FROM still"
-        f" WHERE {worker}.{qn('id')} = %s"
+        f" WHERE {worker}.{qn('id')} = %(worker_id)s"
         f" AND {worker}.{qn('room')} IS DISTINCT FROM still.room)"
         " SELECT * FROM claimed"
     )
 
 
-_complete_sql: dict[tuple[str, int], str] = {}
+_completions: dict[tuple[str, int, tuple[str, ...]], Statement] = {}
 
 #: What a completion writes besides the return value, and returns.
 COMPLETED = ("state", "finished_at", "reserved_until", "reserved_by", "claim_token")
+#: The state a completion guards on, and the one it writes.
+_COMPLETING = states.only_source("complete").value, states.target("complete").value
 
 
-def complete_statement(connection, count: int, cleared: dict[str, Any]) -> str:
-    """Mark ``count`` claimed jobs done, each with its token and return value.
+def completion(
+    connection,
+    *,
+    outcomes: Sequence[tuple[int, str, Any]],
+    now: datetime,
+    cleared: dict[str, Any],
+) -> tuple[str, list[Any]]:
+    """The statement that marks claimed jobs done, and its parameters.
 
-    Parameters: (id, token, JSON value) for each job, then the new state, the
-    finish time, the values of ``cleared`` (the reservation's fields) and the
-    state the jobs must still be in. Returns each completed job's id, batch
-    and ``COMPLETED`` fields.
+    ``outcomes``: (id, token, return value) for each job, which must still
+    be held under that token; the value must be JSON (see
+    ``arguments.storable``). ``now`` is the finish time, ``cleared`` the
+    reservation's fields with their new values. Returns each completed job's
+    id, batch and ``COMPLETED`` fields.
     """
-    key = (connection.vendor, count)
-    if key in _complete_sql:
-        return _complete_sql[key]
+    key = (connection.vendor, len(outcomes), tuple(cleared))
+    statement = _completions.get(key)
+    if statement is None:
+        head, tail = _ends(connection, cleared)
+        statement = head + Statement.rows("rows", 3, len(outcomes)) + tail
+        if len(outcomes) <= 64:  # keep the cache small: portions are usually short
+            _completions[key] = statement
+    source, target = _COMPLETING
+    return statement.bind(
+        rows=[(job_id, token, json.dumps(value)) for job_id, token, value in outcomes],
+        target=target,
+        now=connection.ops.adapt_datetimefield_value(now),
+        source=source,
+        **cleared,
+    )
+
+
+_completion_ends: dict[tuple[str, tuple[str, ...]], tuple[Statement, Statement]] = {}
+
+
+def _ends(connection, cleared: dict[str, Any]) -> tuple[Statement, Statement]:
+    """The completion before its rows and after them, once per vendor."""
+    key = (connection.vendor, tuple(cleared))
+    if key in _completion_ends:
+        return _completion_ends[key]
     qn = connection.ops.quote_name
     table = qn(Job._meta.db_table)
     value = "v.value::jsonb" if connection.vendor == "postgresql" else "v.value"
-    rows = ", ".join(["(%s, %s, %s)"] * count)
-    clear = ", ".join(f"{qn(name)} = %s" for name in cleared)
+    clear = ", ".join(f"{qn(name)} = %({name})s" for name in cleared)
     fields = fields_named(("id", "batch", *COMPLETED))
     returned = returning(connection, fields, qualified=True)
-    sql = (
-        f"WITH v(id, token, value) AS (VALUES {rows})"
-        f" UPDATE {table} SET {qn('state')} = %s, {qn('finished_at')} = %s,"
+    head = "WITH v(id, token, value) AS (VALUES "  # then the rows
+    tail = (
+        f") UPDATE {table} SET {qn('state')} = %(target)s,"
+        f" {qn('finished_at')} = %(now)s,"
         f" {qn('return_value')} = {value}, {clear}"
         f" FROM v WHERE {table}.{qn('id')} = v.id"
-        f" AND {table}.{qn('claim_token')} = v.token AND {table}.{qn('state')} = %s"
+        f" AND {table}.{qn('claim_token')} = v.token"
+        f" AND {table}.{qn('state')} = %(source)s"
         f" RETURNING {returned}"
     )
-    if count <= 64:  # keep the cache small: portions are usually short
-        _complete_sql[key] = sql
-    return sql
+    ends = Statement.named(head), Statement.named(tail)
+    _completion_ends[key] = ends
+    return ends

@@ -1,0 +1,139 @@
+"""The hot statements are built with their parameters, named where they are
+used, on both databases: one parameter per placeholder, each where it
+belongs, and the states they guard on from the state table.
+
+No database is needed: the statements are only built, for a PostgreSQL and
+a SQLite connection that never connect.
+"""
+
+from datetime import UTC, datetime
+
+import pytest
+from django.db.utils import ConnectionHandler
+
+from django_jobs import states
+from django_jobs.queue import sql
+from django_jobs.queue.guard import unreserved
+from django_jobs.queue.named import Statement
+
+NOW = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+HANDLER = ConnectionHandler(
+    {
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+        "postgresql": {"ENGINE": "django.db.backends.postgresql", "NAME": "unused"},
+    }
+)
+
+
+@pytest.fixture(params=["default", "postgresql"], ids=["sqlite", "postgresql"])
+def connection(request):
+    return HANDLER[request.param]
+
+
+def literal(value) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def rendered(statement: str, params: list) -> str:
+    """The statement with its parameters in place; a TypeError if there are
+    more or fewer parameters than placeholders."""
+    assert statement.replace("%%", "").count("%s") == len(params)
+    return statement % tuple(literal(value) for value in params)
+
+
+def claim(connection, **shape):
+    return sql.claim(
+        connection,
+        **{
+            "backend": "bk",
+            "now": NOW,
+            "queues": [],
+            "excluded": [],
+            "limit": 7,
+            "token": "tok",
+            "worker_id": "w1",
+            **shape,
+        },
+    )
+
+
+@pytest.mark.parametrize("queues", [[], ["a"], ["a", "b"]])
+@pytest.mark.parametrize("excluded", [[], ["x"], ["x", "y", "z"]])
+@pytest.mark.parametrize("room", [False, True])
+def test_the_claim_has_one_parameter_per_placeholder(
+    connection, queues, excluded, room
+):
+    text = rendered(*claim(connection, queues=queues, excluded=excluded, room=room))
+    now = literal(connection.ops.adapt_datetimefield_value(NOW))
+    assert '"backend" = \'bk\' AND "run_at" <= ' + now in text
+    assert '"expires_at" > ' + now in text
+    assert text.count("\"backend\" = 'bk'") == 2  # the jobs, the paused queues
+    if queues:
+        assert f'"queue" IN ({", ".join(map(literal, queues))})' in text
+    if excluded:
+        assert f'"queue" NOT IN ({", ".join(map(literal, excluded))})' in text
+    assert "LIMIT 7" in text
+    assert "\"claim_token\" = 'tok', \"reserved_by\" = 'w1'" in text
+    assert f'COALESCE("started_at", {now}), "last_attempted_at" = {now}' in text
+    assert "'\"w1\"'" in text  # the worker's id as JSON, appended to worker_ids
+    if room and connection.vendor == "postgresql":
+        assert "GREATEST(7 - count(*), 0)" in text
+        assert '"django_jobs_worker"."id" = \'w1\'' in text
+    else:
+        assert "GREATEST" not in text
+
+
+def test_the_claims_states_come_from_the_state_table(connection):
+    text, _ = claim(connection)
+    source = states.only_source("claim")
+    assert f"WHERE \"state\" = '{source.value}'" in text  # written in: see sql.claim
+    assert f"SET \"state\" = '{states.target('claim').value}'" in text
+
+
+@pytest.mark.parametrize("count", [1, 3, 65])
+def test_the_completion_has_one_parameter_per_placeholder(connection, count):
+    outcomes = [(n, f"t{n}", {"n": n}) for n in range(1, count + 1)]
+    text = rendered(
+        *sql.completion(connection, outcomes=outcomes, now=NOW, cleared=unreserved())
+    )
+    rows = ", ".join(f"({n}, 't{n}', '{{\"n\": {n}}}')" for n in range(1, count + 1))
+    assert f"AS (VALUES {rows})" in text
+    now = literal(connection.ops.adapt_datetimefield_value(NOW))
+    done = states.target("complete").value
+    assert f'SET "state" = \'{done}\', "finished_at" = {now},' in text
+    cleared = ", ".join(f'"{name}" = {literal(v)}' for name, v in unreserved().items())
+    assert f"{cleared} FROM v" in text
+    held = states.only_source("complete").value
+    assert f'"django_jobs_job"."state" = \'{held}\' RETURNING' in text
+
+
+def test_the_completion_keeps_values_of_any_json_type(connection):
+    outcomes = [(1, "t", None), (2, "t", "it's"), (3, "t", [1.5, True])]
+    _, params = sql.completion(
+        connection, outcomes=outcomes, now=NOW, cleared=unreserved()
+    )
+    assert params[:9] == [1, "t", "null", 2, "t", '"it\'s"', 3, "t", "[1.5, true]"]
+
+
+def test_a_statement_may_only_have_named_placeholders():
+    statement = Statement.named("SELECT %(a)s, %(b.1)s, %(b.0)s, '%%Y', %(a)s")
+    assert statement.sql == "SELECT %s, %s, %s, '%%Y', %s"
+    assert statement.bind(a=1, b=["x", "y"], unused=2) == (
+        statement.sql,
+        [1, "y", "x", 1],
+    )
+    with pytest.raises(ValueError, match="unnamed placeholder"):
+        Statement.named("SELECT %(a)s, %s")
+    with pytest.raises(KeyError):
+        statement.bind(b=["x", "y"])
+
+
+def test_only_source_is_the_one_state_an_operation_starts_from():
+    assert states.only_source("claim") == states.State.READY
+    assert states.only_source("complete") == states.State.RESERVED
+    with pytest.raises(ValueError, match="bury starts from 2 states"):
+        states.only_source("bury")
