@@ -119,29 +119,18 @@ def complete(
     return written[job_id]
 
 
-def complete_many(
-    outcomes: Sequence[tuple[int, str, Any]],
-    *,
-    using: str | None = None,
-    prepare: bool = False,
-) -> list[int]:
-    """Record many successful attempts in one statement.
-
-    Returns the ids whose claim was lost (the rows were left alone): the
-    caller must report them, since their work may have been done twice.
-    """
-    written = complete_returning(outcomes, using=using, prepare=prepare)
-    return [job_id for job_id, _, _ in outcomes if job_id not in written]
-
-
 def complete_returning(
     outcomes: Sequence[tuple[int, str, Any]],
     *,
     using: str | None = None,
     prepare: bool = False,
 ) -> dict[int, dict[str, Any]]:
-    """``complete_many``, returning what was written to each job completed,
-    by id (an id missing lost its claim)."""
+    """Record many successful attempts in one statement; return what was
+    written to each job completed, by id.
+
+    An id missing lost its claim (its row was left alone): the caller must
+    report it, since its work may have been done twice.
+    """
     if not outcomes:
         return {}
     db = get_db(using)

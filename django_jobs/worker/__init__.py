@@ -67,7 +67,7 @@ The path of one job::
            (Leases: renew if it waited; its deadline starts)
       ─> child: run it, flush its output, "outcome" ─> ChildEvents.on_outcome()
            (OutputPipe: its lines and tail; Recorder: queued)
-      ─> next turn: Recorder.flush() ─ queue.complete_many() / fail() / ...
+      ─> next turn: Recorder.flush() ─ queue.complete_returning() / fail() / ...
     or, if the child dies first: zygote "exited" ─> ChildEvents.on_exit()
            ─> timed out, cancelled, crashed (recorded) or released (shutdown)
 

@@ -77,13 +77,16 @@ def test_complete_after_a_rescue_and_a_new_claim_is_refused(claimed):
     assert stored(job).return_value == "current"
 
 
-def test_complete_many_reports_lost_claims(claimed):
+def test_complete_returning_leaves_out_lost_claims(claimed):
     first, second = claimed(), claimed()
-    lost = queue.complete_many(
+    written = queue.complete_returning(
         [(first.pk, first.claim_token, 1), (second.pk, "stale", 2), (999999, "x", 3)]
     )
-    assert lost == [second.pk, 999999]
+    assert list(written) == [first.pk]
+    assert written[first.pk]["state"] == "done"
+    assert written[first.pk]["claim_token"] == ""
     assert stored(first).state == "done"
+    assert stored(first).return_value == 1
     assert stored(second).state == "reserved"
 
 
