@@ -28,6 +28,7 @@ from typing import Any
 from ..models import Job
 from . import child, protocol, zygote
 from .assignment import job_message, lease_deadline
+from .failures import Stop
 from .output import OutputPipe
 from .preload import Preloads
 from .process import kill_group
@@ -54,9 +55,8 @@ class Child:
     retiring: bool = False
     #: Monotonic time by which the head must be finished.
     deadline: float = 0.0
-    #: Why the supervisor is stopping it ("timeout", "shutdown", "cancel",
-    #: "lost", "protocol"), if it is.
-    stopping: str | None = None
+    #: Why the supervisor is stopping it, if it is.
+    stopping: Stop | None = None
     #: What it did wrong, for the error of its job (a protocol breach).
     problem: str = ""
     kill_at: float | None = None
@@ -335,7 +335,7 @@ class Children:
         of.retiring = True
         self.send(of, {"op": "stop"})
 
-    def stop(self, busy: Child, reason: str, *, now: bool = False) -> None:
+    def stop(self, busy: Child, reason: Stop, *, now: bool = False) -> None:
         """Stop a busy child's whole process group: SIGTERM, then SIGKILL."""
         if busy.stopping is None:
             busy.stopping = reason
@@ -361,7 +361,7 @@ class Children:
                 kill_group(busy.pid, signal.SIGKILL)
                 busy.kill_at = None
             elif busy.stopping is None and clock >= busy.deadline:
-                self.stop(busy, "timeout")
+                self.stop(busy, Stop.TIMEOUT)
                 timed_out.append(busy)
         return timed_out
 

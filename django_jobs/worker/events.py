@@ -14,7 +14,7 @@ import math
 from ..models import Job
 from .children import Child, Children, lease_deadline
 from .claiming import Claimer
-from .failures import Failure, Kind
+from .failures import Failure, Kind, Stop
 from .leases import Leases
 from .outcomes import Recorder, log_job
 from .portions import Portions
@@ -115,7 +115,7 @@ class ChildEvents:
             )
             sender.reader.closed = True
             sender.problem = "it sent the worker something that is not a message"
-            self.children.stop(sender, "protocol", now=True)
+            self.children.stop(sender, Stop.PROTOCOL, now=True)
             return []
 
     def on_message(self, sender: Child, message: dict) -> None:
@@ -215,7 +215,7 @@ class ChildEvents:
         """
         head, *rest = gone.jobs
         gone.jobs.clear()
-        if gone.stopping == "shutdown":  # not an attempt: no output kept
+        if gone.stopping is Stop.SHUTDOWN:  # not an attempt: no output kept
             if head.pk in self.leases.kept:  # its latest checkpoint goes first
                 self.leases.flush()
             self.recorder.release(head)
@@ -223,9 +223,9 @@ class ChildEvents:
             log_job(logging.WARNING, head, "stopped: its claim was lost")
         else:
             self.keep_logs(gone, head)
-            if gone.stopping == "timeout":
+            if gone.stopping is Stop.TIMEOUT:
                 self.recorder.timed_out(head, head.ttr)
-            elif gone.stopping == "cancel":
+            elif gone.stopping is Stop.CANCEL:
                 self.recorder.cancelled(head)
             else:
                 self.recorder.crashed(

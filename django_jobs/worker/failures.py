@@ -50,6 +50,21 @@ class Kind(enum.Enum):
         return self not in (Kind.NOT_A_TASK, Kind.NOT_IMPORTABLE)
 
 
+class Stop(enum.Enum):
+    """Why the supervisor stops a busy child (``Child.stopping``)."""
+
+    #: Its job ran past its deadline: recorded as timed out.
+    TIMEOUT = "timeout"
+    #: The worker shuts down: its job goes back to ready, not an attempt.
+    SHUTDOWN = "shutdown"
+    #: Someone cancelled its job: recorded as cancelled.
+    CANCEL = "cancel"
+    #: Its job's claim was lost: nothing is recorded.
+    LOST = "lost"
+    #: It broke the protocol: recorded as a crash, with what it did wrong.
+    PROTOCOL = "protocol"
+
+
 @dataclass(frozen=True, slots=True)
 class Failure:
     job: Job

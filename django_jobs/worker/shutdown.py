@@ -17,6 +17,7 @@ import logging
 import signal
 
 from .children import Children
+from .failures import Stop
 from .options import WorkerOptions
 
 logger = logging.getLogger("django_jobs.worker")
@@ -124,4 +125,4 @@ class Shutdown:
             )
         for busy in self.children.busy:
             if self.stop_now or busy.stopping is None:
-                self.children.stop(busy, "shutdown", now=self.stop_now)
+                self.children.stop(busy, Stop.SHUTDOWN, now=self.stop_now)

@@ -16,6 +16,7 @@ from ..models import Job
 from ..states import State
 from .children import Child, Children
 from .duties import Duty
+from .failures import Stop
 from .outcomes import log_job
 
 CHECK_INTERVAL = 1.0
@@ -63,11 +64,11 @@ class ClaimWatch(Duty):
         """``job`` reports that it started; False if it was stopped instead."""
         if job.pk in self.lost:
             log_job(logging.ERROR, job, "its claim was lost; stopping it now")
-            self.children.stop(child, "lost", now=True)
+            self.children.stop(child, Stop.LOST, now=True)
             return False
         if job.pk in self.cancelling:
             self.cancelling.discard(job.pk)
-            self.children.stop(child, "cancel")
+            self.children.stop(child, Stop.CANCEL)
             return False
         return True
 
@@ -84,11 +85,11 @@ class ClaimWatch(Duty):
         self.lost.add(job.pk)
         if running is not None and running.started:
             log_job(logging.ERROR, job, "its claim was lost; stopping it now")
-            self.children.stop(running, "lost", now=True)
+            self.children.stop(running, Stop.LOST, now=True)
 
     def _cancelled(self, job: Job, running: Child | None) -> None:
         if running is None or not running.started:
             self.cancelling.add(job.pk)  # stopped as soon as it starts
         elif running.stopping is None:
             log_job(logging.WARNING, job, "cancelled; stopping it")
-            self.children.stop(running, "cancel")
+            self.children.stop(running, Stop.CANCEL)

@@ -19,6 +19,7 @@ from django_jobs.models import Job
 from django_jobs.worker import leases as leases_module
 from django_jobs.worker.children import Child
 from django_jobs.worker.events import ChildEvents
+from django_jobs.worker.failures import Stop
 from django_jobs.worker.leases import RAN_OUT, Leases
 from django_jobs.worker.outage import DatabaseHealth
 
@@ -173,7 +174,7 @@ def test_a_job_released_at_shutdown_keeps_its_kept_checkpoint(leases, away, clai
     )  # fmt: skip
     ours, theirs = socket.socketpair()
     with ours, theirs:
-        gone = Child(pid=0, sock=ours, jobs=deque([job]), stopping="shutdown")
+        gone = Child(pid=0, sock=ours, jobs=deque([job]), stopping=Stop.SHUTDOWN)
         events.lost_child(gone, "killed by signal 9 (SIGKILL)")
     assert recorder.seen == [{"page": 7}]
     assert not leases.pending

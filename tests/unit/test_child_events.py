@@ -22,7 +22,7 @@ from django_jobs.models import Job
 from django_jobs.worker.assignment import lease_deadline
 from django_jobs.worker.children import Child
 from django_jobs.worker.events import ChildEvents
-from django_jobs.worker.failures import Failure, Kind
+from django_jobs.worker.failures import Failure, Kind, Stop
 from django_jobs.worker.portions import Portions
 from django_jobs.worker.watch import ClaimWatch
 from tests.unit.fakes import Fake
@@ -109,7 +109,7 @@ def test_started_starts_the_heads_deadline_and_is_recorded(world):
 
 @pytest.mark.parametrize(
     ("watched", "reason", "now"),
-    [("cancelling", "cancel", False), ("lost", "lost", True)],
+    [("cancelling", Stop.CANCEL, False), ("lost", Stop.LOST, True)],
 )
 def test_a_job_cancelled_or_lost_is_stopped_as_it_starts(world, watched, reason, now):
     running = world.child(10, job(1))
@@ -218,10 +218,10 @@ def test_a_failure_is_queued_with_its_kind(world, reported, kind, seconds):
 @pytest.mark.parametrize(
     ("stopping", "recorded"),
     [
-        ("timeout", ("timed_out", 60)),
-        ("cancel", ("cancelled",)),
+        (Stop.TIMEOUT, ("timed_out", 60)),
+        (Stop.CANCEL, ("cancelled",)),
         (None, ("crashed", "killed by signal 9 (SIGKILL)")),
-        ("protocol", ("crashed", "killed by signal 9 (SIGKILL)")),
+        (Stop.PROTOCOL, ("crashed", "killed by signal 9 (SIGKILL)")),
     ],
 )
 def test_a_child_that_dies_with_its_job_records_why(world, stopping, recorded):
@@ -247,7 +247,7 @@ def test_a_crash_names_what_the_child_did_wrong(world):
 def test_a_child_stopped_for_a_shutdown_gives_its_job_back(world):
     head = job(1)
     running = world.child(10, head)
-    running.stopping = "shutdown"
+    running.stopping = Stop.SHUTDOWN
     world.leases.kept = {1: "its last checkpoint"}
     world.on_exit(10, KILLED)
     assert world.leases.names() == ["flush"]  # before the release
@@ -257,7 +257,7 @@ def test_a_child_stopped_for_a_shutdown_gives_its_job_back(world):
 def test_a_child_whose_claim_was_lost_is_not_recorded(world, caplog):
     head, behind = job(1), job(2)
     running = world.child(10, head, behind)
-    running.stopping = "lost"
+    running.stopping = Stop.LOST
     world.watch.lost.update({1, 2})
     world.on_exit(10, KILLED)
     assert world.recorder.calls == []
@@ -292,7 +292,7 @@ def test_a_child_that_breaks_the_protocol_is_stopped_now(world, caplog):
     with caplog.at_level(logging.ERROR, logger="django_jobs.worker"):
         world.on_child(running)
     assert "child 10 broke the protocol" in caplog.text
-    assert world.children.args("stop") == [(running, "protocol")]
+    assert world.children.args("stop") == [(running, Stop.PROTOCOL)]
     assert world.children.kwargs("stop") == [{"now": True}]
     assert world.children.args("stop_listening") == [(running,)]
     assert running.problem
@@ -321,7 +321,7 @@ def test_a_dead_fork_server_ends_the_worker_and_its_jobs_attempts(world, caplog)
     world.children.zygote.returns["read"] = None
     head = job(1)
     running = world.child(10, head)
-    running.stopping = "shutdown"  # no matter: its process died with the server
+    running.stopping = Stop.SHUTDOWN  # no matter: its process died with the server
     idle = world.child(11)
     world.on_zygote()
     assert world.failed

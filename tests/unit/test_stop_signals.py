@@ -21,6 +21,7 @@ import pytest
 
 from django_jobs.worker import children as children_module
 from django_jobs.worker.children import Children
+from django_jobs.worker.failures import Stop
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -136,8 +137,8 @@ def test_the_supervisor_closes_the_stop_pipe_before_its_sigterm(monkeypatch):
 
     monkeypatch.setattr(children_module, "kill_group", kill_group)
     try:
-        pool.stop(child, "timeout")
-        pool.stop(child, "timeout")
+        pool.stop(child, Stop.TIMEOUT)
+        pool.stop(child, Stop.TIMEOUT)
         assert sent == [(signal.SIGTERM, True)]  # the pipe was closed: readable
         assert child.stop_pipe is None
         pool.remove(child)

@@ -15,7 +15,7 @@ from django_jobs.models import Job
 from django_jobs.worker import children as children_module
 from django_jobs.worker import shutdown as shutdown_module
 from django_jobs.worker.children import Child, Children
-from django_jobs.worker.failures import Failure, Kind
+from django_jobs.worker.failures import Failure, Kind, Stop
 from django_jobs.worker.portions import Portions
 from django_jobs.worker.shutdown import Shutdown
 
@@ -120,7 +120,7 @@ def test_a_child_past_its_deadline_is_stopped_then_killed(pool, monkeypatch):
     pool.dispatch(child, [job(1)])
     late = child.deadline + 1
     assert pool.enforce_deadlines(late) == [child]
-    assert (child.stopping, sent) == ("timeout", [signal.SIGTERM])
+    assert (child.stopping, sent) == (Stop.TIMEOUT, [signal.SIGTERM])
     assert pool.next_deadline() == child.kill_at
     pool.enforce_deadlines(child.kill_at + 0.1)
     assert sent == [signal.SIGTERM, signal.SIGKILL]
@@ -151,12 +151,12 @@ def test_a_first_signal_drains_a_second_stops_now(pool, monkeypatch):
     assert child.retiring
     assert stopped == []  # it may finish
     shutdown.drain(clock=106.0)  # past the shutdown timeout
-    assert stopped == [(104, "shutdown", False)]
+    assert stopped == [(104, Stop.SHUTDOWN, False)]
 
     shutdown.begin(signal.SIGINT)
     assert shutdown.stop_now
     shutdown.drain(clock=106.5)
-    assert stopped[-1] == (104, "shutdown", True)
+    assert stopped[-1] == (104, Stop.SHUTDOWN, True)
 
 
 # Failures
