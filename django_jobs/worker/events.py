@@ -15,7 +15,7 @@ from ..models import Job
 from .children import Child, Children, lease_deadline
 from .claiming import Claimer
 from .failures import Failure, Kind, Stop
-from .leases import Leases
+from .leases import Leases, Refused
 from .outcomes import Recorder, log_job
 from .portions import Portions
 from .process import describe_status
@@ -149,11 +149,12 @@ class ChildEvents:
         if seconds is not None and not (
             isinstance(seconds, int | float) and math.isfinite(seconds) and seconds > 0
         ):
-            self.reply(sender, job, f"touch() takes seconds above 0, got {seconds!r}")
+            refused = Refused(f"touch() takes seconds above 0, got {seconds!r}")
+            self.reply(sender, job, refused)
             return
         self.reply(sender, job, self.leases.renew(job, seconds))
 
-    def reply(self, sender: Child, job: Job, failure: str | None) -> None:
+    def reply(self, sender: Child, job: Job, failure: Refused | None) -> None:
         """Answer a touch or a checkpoint: the new deadline, or why not."""
         if failure is None:
             sender.deadline = lease_deadline(job)
@@ -162,10 +163,10 @@ class ChildEvents:
                 "ok": True,
                 "deadline": job.reserved_until.isoformat(),
             }
-        elif failure == "lost":
+        elif failure.lost:
             reply = {"op": "reply", "ok": False, "lost": True}
         else:
-            reply = {"op": "reply", "ok": False, "error": failure}
+            reply = {"op": "reply", "ok": False, "error": failure.reason}
         self.children.send(sender, reply)
 
     def on_outcome(self, sender: Child, outcome: dict) -> None:

@@ -33,10 +33,20 @@ from ..models import Job
 from .outage import DatabaseHealth, first_line, transient
 from .outcomes import log_job
 
-#: What ``renew`` returns when the claim is gone (the child raises ClaimLost).
-LOST = "lost"
-UNAVAILABLE = "the database is unavailable"
-RAN_OUT = "the database is unavailable, and the job's reservation has run out"
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """Why a renewal was not made: ``reason`` is what the job is told (its
+    child raises NotRecorded with it), or ``lost`` (ClaimLost)."""
+
+    reason: str
+    lost: bool = False
+
+
+#: What ``renew`` returns when the claim is gone.
+LOST = Refused("lost", lost=True)
+UNAVAILABLE = Refused("the database is unavailable")
+RAN_OUT = Refused("the database is unavailable, and the job's reservation has run out")
 
 
 @dataclass(slots=True)
@@ -80,7 +90,7 @@ class Leases:
         *,
         values: dict[str, Any] | None = None,
         what: str = "renew its reservation",
-    ) -> str | None:
+    ) -> Refused | None:
         """Extend the reservation to ``seconds`` (default: the ttr) from now,
         writing ``values`` with it. None if done, or kept until the database
         is back; else why not (``LOST`` when the claim is gone)."""
@@ -93,7 +103,7 @@ class Leases:
             failure = UNAVAILABLE  # not worth a try yet: answer at once
         else:
             failure = self._write(asked, what)
-        if failure != UNAVAILABLE:
+        if failure is not UNAVAILABLE:
             return failure
         if self.left(job) > 0:
             self.kept[job.pk] = asked
@@ -102,7 +112,7 @@ class Leases:
             self.kept[job.pk] = earlier
         return RAN_OUT
 
-    def checkpoint(self, job: Job, data: Any) -> str | None:
+    def checkpoint(self, job: Job, data: Any) -> Refused | None:
         """Save a checkpoint for ``job``; it renews the reservation too."""
         return self.renew(job, values={"checkpoint": data}, what="save a checkpoint")
 
@@ -113,14 +123,14 @@ class Leases:
                 del self.kept[job_id]  # the reservation it asked for is over
                 continue
             failure = self._write(kept, "write a touch kept while it was away")
-            if failure == UNAVAILABLE:
+            if failure is UNAVAILABLE:
                 return False
             del self.kept[job_id]
-            if failure == LOST:  # the job was told nothing: its watch tells it
+            if failure is LOST:  # the job was told nothing: its watch tells it
                 self.on_lost(kept.job)
         return True
 
-    def _write(self, renewal: Renewal, what: str) -> str | None:
+    def _write(self, renewal: Renewal, what: str) -> Refused | None:
         job = renewal.job
         seconds = max(0.0, (renewal.until - timezone.now()).total_seconds())
         try:
@@ -139,7 +149,7 @@ class Leases:
                 self.health.failed(exc, what)
                 return UNAVAILABLE
             log_job(logging.ERROR, job, "could not %s: %s", what, first_line(exc))
-            return f"the database refused it ({first_line(exc)})"
+            return Refused(f"the database refused it ({first_line(exc)})")
         self.health.ok()
         if "checkpoint" in renewal.values:
             job.checkpoint = renewal.values["checkpoint"]

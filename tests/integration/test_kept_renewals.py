@@ -20,7 +20,7 @@ from django_jobs.worker import leases as leases_module
 from django_jobs.worker.children import Child
 from django_jobs.worker.events import ChildEvents
 from django_jobs.worker.failures import Stop
-from django_jobs.worker.leases import RAN_OUT, Leases
+from django_jobs.worker.leases import RAN_OUT, Leases, Refused
 from django_jobs.worker.outage import DatabaseHealth
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -142,7 +142,7 @@ def test_a_renewal_the_database_refuses_is_one_line_and_not_kept(
 
     monkeypatch.setattr(leases_module.queue, "touch", refuse)
     job = claimed(ttr=30)
-    assert leases.checkpoint(job, {"page": 1}) == (
+    assert leases.checkpoint(job, {"page": 1}) == Refused(
         "the database refused it (value too long)"
     )  # NotRecorded in the job
     assert not leases.pending

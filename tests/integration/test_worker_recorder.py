@@ -15,7 +15,7 @@ from django_jobs.models import Job
 from django_jobs.worker.duties import Pruner
 from django_jobs.worker.failures import Failure, Kind
 from django_jobs.worker.fleet import Registry
-from django_jobs.worker.leases import Leases
+from django_jobs.worker.leases import LOST, Leases
 from django_jobs.worker.options import WorkerOptions
 from django_jobs.worker.outage import DatabaseHealth
 from django_jobs.worker.outcomes import Recorder
@@ -99,7 +99,7 @@ def test_leases_renew_and_checkpoint(claimed):
     assert leases.checkpoint(job, {"page": 3}) is None
     assert stored(job).checkpoint == {"page": 3}
     Job.objects.filter(pk=job.pk).update(claim_token="another")
-    assert leases.renew(job) == "lost"
+    assert leases.renew(job) is LOST
 
 
 def test_the_pruner_and_the_heartbeat_reads_the_limited_queues(claimed):

@@ -23,6 +23,7 @@ from django_jobs.worker.assignment import lease_deadline
 from django_jobs.worker.children import Child
 from django_jobs.worker.events import ChildEvents
 from django_jobs.worker.failures import Failure, Kind, Stop
+from django_jobs.worker.leases import LOST, Refused
 from django_jobs.worker.portions import Portions
 from django_jobs.worker.watch import ClaimWatch
 from tests.unit.fakes import Fake
@@ -142,7 +143,7 @@ def test_a_touch_by_no_positive_number_is_refused(world, seconds):
 
 
 def test_a_touch_of_a_lost_claim_says_so(world):
-    world.leases.returns["renew"] = "lost"
+    world.leases.returns["renew"] = LOST
     running = world.child(10, job(1))
     world.on_message(running, {"op": "touch", "id": 1})
     assert replies(world) == [{"op": "reply", "ok": False, "lost": True}]
@@ -151,7 +152,7 @@ def test_a_touch_of_a_lost_claim_says_so(world):
 def test_a_checkpoint_is_written_and_answered_with_why_not(world):
     head = job(1)
     running = world.child(10, head)
-    world.leases.returns["checkpoint"] = "the database refused it"
+    world.leases.returns["checkpoint"] = Refused("the database refused it")
     world.on_message(running, {"op": "checkpoint", "id": 1, "data": {"page": 3}})
     assert world.leases.args("checkpoint") == [(head, {"page": 3})]
     assert replies(world) == [
