@@ -36,6 +36,8 @@ from .enqueue import enqueue, insert, not_migrated
 from .errors import attempt_error, error_entry
 from .guard import get_db, unheld
 from .holder import (
+    Failed,
+    Then,
     backoff_delay,
     bury_held,
     checkpoint,
@@ -55,6 +57,8 @@ from .wake import channel, wake_due
 
 __all__ = [
     "WAITING",
+    "Failed",
+    "Then",
     "attempt_error",
     "backoff_delay",
     "bury",

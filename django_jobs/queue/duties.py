@@ -120,7 +120,7 @@ def _rescue_one(
     else:
         exc, message = WorkerLost, f"worker {job.reserved_by} stopped responding"
     error = error_entry(job, exc, message)
-    return fail(job, error, backoff=backoff, using=db, unless_moved=guard)
+    return fail(job, error, backoff=backoff, using=db, unless_moved=guard).then
 
 
 def expire(*, backend: str = "default", using: str | None = None) -> int:

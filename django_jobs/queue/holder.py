@@ -8,8 +8,10 @@ database.
 
 from __future__ import annotations
 
+import enum
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -238,16 +240,21 @@ def postpone(
     ).rows[0]
 
 
-class Failed(str):
-    """What ``fail`` did, "retried", "buried" or "deleted", with what it
-    wrote to the row (``written``; empty when the row was deleted)."""
+class Then(enum.StrEnum):
+    """What ``fail`` did with a job; the value is the worker's word for it."""
 
+    RETRIED = "retried"
+    BURIED = "buried"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """What ``fail`` did (``then``), with what it wrote to the row
+    (``written``; empty when the row was deleted)."""
+
+    then: Then
     written: dict[str, Any]
-
-    def __new__(cls, outcome: str, written: dict[str, Any]) -> Failed:
-        failed = super().__new__(cls, outcome)
-        failed.written = written
-        return failed
 
 
 def fail(
@@ -268,11 +275,11 @@ def fail(
     held = {"token": job.claim_token, "using": using, "unless_moved": unless_moved}
     if job.attempts < job.max_attempts:
         delay = backoff_delay(job.attempts, *backoff)
-        return Failed("retried", retry(job.pk, error=error, delay=delay, **held))
+        return Failed(Then.RETRIED, retry(job.pk, error=error, delay=delay, **held))
     if deletes(job):
         delete(job.pk, **held)
-        return Failed("deleted", {})
-    return Failed("buried", bury_held(job.pk, error=error, **held))
+        return Failed(Then.DELETED, {})
+    return Failed(Then.BURIED, bury_held(job.pk, error=error, **held))
 
 
 def deletes(job: Job) -> bool:

@@ -227,7 +227,7 @@ class Runner:
             error = queue.error_entry(job, exc)
             config = backend.config
             backoff = (config.RETRY_BACKOFF, config.RETRY_BACKOFF_MAX)
-            outcome = queue.fail(job, error, backoff=backoff, using=backend.db)
+            outcome = queue.fail(job, error, backoff=backoff, using=backend.db).then
             result = finished(backend, job, task, outcome, error)
             signal(task_finished, backend, result)
             if self.raise_errors:

@@ -324,15 +324,15 @@ class Recorder:
             failing = not kind.final and kind is not Kind.NOT_IMPORTABLE
             if not (failing and queue.deletes(failure.job)):
                 return None
-            return "deleted" + IN_DOUBT, {}
+            return queue.Then.DELETED + IN_DOUBT, {}
         row = queue.failure_landed(failure.job, error, using=self.db)
         if row is None:
             return None
         if row["state"] == State.BURIED:
-            return "buried" + IN_DOUBT, row
+            return queue.Then.BURIED + IN_DOUBT, row
         if failure.kind is Kind.NOT_IMPORTABLE:
             return "to be tried again, the attempt not counted" + IN_DOUBT, row
-        return "retried" + IN_DOUBT, row
+        return queue.Then.RETRIED + IN_DOUBT, row
 
     def _decide(self, failure: Failure, error: dict[str, Any]) -> tuple[str, dict]:
         """Write what comes after ``failure``: words for the log, and what
@@ -341,9 +341,9 @@ class Recorder:
         if failure.kind is Kind.NOT_IMPORTABLE:
             return self._not_importable(job, error)
         if failure.kind.final:
-            return "buried", self._bury(job, error)
+            return queue.Then.BURIED, self._bury(job, error)
         failed = queue.fail(job, error, backoff=self.backoff, using=self.db)
-        return failed, failed.written
+        return failed.then, failed.written
 
     def _bury(self, job: Job, error: dict[str, Any]) -> dict:
         return queue.bury_held(

@@ -133,10 +133,16 @@ def test_release_does_not_count_the_attempt(claimed):
 
 def test_fail_retries_then_buries(claimed):
     job = claimed(max_attempts=2)
-    assert queue.fail(job, an_error(job, "first"), backoff=(0, 0)) == "retried"
+    assert (
+        queue.fail(job, an_error(job, "first"), backoff=(0, 0)).then
+        is queue.Then.RETRIED
+    )
     (job,) = queue.claim(worker_id="w2")
     assert job.attempts == 2
-    assert queue.fail(job, an_error(job, "second"), backoff=(0, 0)) == "buried"
+    assert (
+        queue.fail(job, an_error(job, "second"), backoff=(0, 0)).then
+        is queue.Then.BURIED
+    )
     job = stored(job)
     assert job.state == "buried"
     assert [e["traceback"].splitlines()[-1] for e in job.errors] == [
@@ -149,7 +155,7 @@ def test_fail_retries_then_buries(claimed):
 
 def test_fail_deletes_when_the_task_says_so(claimed):
     job = claimed(max_attempts=1, on_failure="delete")
-    assert queue.fail(job, an_error(job)) == "deleted"
+    assert queue.fail(job, an_error(job)).then is queue.Then.DELETED
     assert not Job.objects.filter(pk=job.pk).exists()
 
 
