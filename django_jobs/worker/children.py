@@ -20,14 +20,13 @@ import selectors
 import signal
 import socket
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..models import Job
 from . import child, protocol, zygote
-from .assignment import job_message, lease_deadline
+from .assignment import job_message
+from .child_state import Child
 from .failures import Stop
 from .output import OutputPipe
 from .preload import Preloads
@@ -38,48 +37,6 @@ logger = logging.getLogger("django_jobs.worker")
 #: Jobs in a row that may not use a database before spares stop connecting
 #: to it ahead of their job.
 WARM_MEMORY = 20
-
-
-@dataclass(eq=False)
-class Child:
-    pid: int
-    sock: socket.socket
-    reader: protocol.Reader = field(init=False)
-    #: Jobs given to the child and not finished, in the order it runs them.
-    jobs: deque[Job] = field(default_factory=deque)
-    #: Whether the head of the queue reported that it started.
-    started: bool = False
-    #: Jobs given to this child so far, against its --jobs-per-child budget.
-    assigned: int = 0
-    #: Will take no more jobs (budget spent, or told to stop).
-    retiring: bool = False
-    #: Monotonic time by which the head must be finished.
-    deadline: float = 0.0
-    #: Why the supervisor is stopping it, if it is.
-    stopping: Stop | None = None
-    #: What it did wrong, for the error of its job (a protocol breach).
-    problem: str = ""
-    kill_at: float | None = None
-    #: What the child has not taken yet, each part with the file descriptors
-    #: that go with its first byte: the supervisor never blocks on a child.
-    outbox: deque[tuple[bytearray, list[int]]] = field(default_factory=deque)
-    #: Its stdout and stderr, when they are captured: its only job's output,
-    #: or, for a child that runs several, what it prints between jobs.
-    output: OutputPipe | None = None
-    #: A child that runs several jobs: the pipe of each job's output.
-    job_outputs: dict[int, OutputPipe] = field(default_factory=dict)
-    #: The write end of its stop pipe: closed right before the supervisor
-    #: signals it, so that it tells our SIGTERM from a process manager's
-    #: (see process.obey_only_the_supervisor).
-    stop_pipe: int | None = None
-
-    def __post_init__(self) -> None:
-        self.reader = protocol.Reader(self.sock)
-
-    @property
-    def job(self) -> Job | None:
-        """The job the child is running, or will run next."""
-        return self.jobs[0] if self.jobs else None
 
 
 class Children:
@@ -266,10 +223,9 @@ class Children:
 
     def dispatch(self, to: Child, jobs: list[Job]) -> None:
         """Append ``jobs`` to a child's queue and send them to it."""
-        if not to.jobs:
-            to.started = False
-            to.deadline = lease_deadline(jobs[0])
         to.jobs.extend(jobs)
+        if len(to.jobs) == len(jobs):
+            to.new_head()
         to.assigned += len(jobs)
         self.preload(jobs)
         to.retiring = to.assigned >= self.jobs_per_child
@@ -325,9 +281,7 @@ class Children:
     def finish_head(self, of: Child) -> Job:
         """The head's outcome arrived: drop it; the next job becomes the head."""
         job = of.jobs.popleft()
-        of.started = False
-        if of.jobs:
-            of.deadline = lease_deadline(of.jobs[0])
+        of.new_head()
         return job
 
     def tell_to_stop(self, of: Child) -> None:

@@ -12,7 +12,7 @@ import logging
 import math
 
 from ..models import Job
-from .children import Child, Children, lease_deadline
+from .children import Child, Children
 from .claiming import Claimer
 from .failures import Failure, Kind, Stop
 from .leases import Leases, Refused
@@ -90,9 +90,8 @@ class ChildEvents:
     def fatal(self) -> None:
         """The zygote is gone: its children die with it; count their attempts."""
         for gone in self.children:
-            if gone.jobs:
-                gone.stopping = None
-                self.lost_child(gone, "the worker's fork server died")
+            if gone.jobs:  # crashed, whatever it was being stopped for
+                self.lost_child(gone, "the worker's fork server died", crashed=True)
             self.children.remove(gone)
         self.failed = True
         self.shutdown.abort("the fork server died")
@@ -137,11 +136,11 @@ class ChildEvents:
 
     def on_started(self, sender: Child, job: Job) -> None:
         """The head started: its ttr counts from now (renewing its lease if late)."""
-        sender.started = True
+        sender.head_started()
         if not self.watch.may_start(sender, job):
             return
         self.leases.renew_if_late(job)
-        sender.deadline = lease_deadline(job)
+        sender.follow_lease()
         log_job(logging.DEBUG, job, "started in process %d", sender.pid)
         self.recorder.job_started(job)
 
@@ -157,7 +156,7 @@ class ChildEvents:
     def reply(self, sender: Child, job: Job, failure: Refused | None) -> None:
         """Answer a touch or a checkpoint: the new deadline, or why not."""
         if failure is None:
-            sender.deadline = lease_deadline(job)
+            sender.follow_lease()
             reply = {
                 "op": "reply",
                 "ok": True,
@@ -207,16 +206,18 @@ class ChildEvents:
             self.claimer.wake_up()  # a slot is free: no notification will say so
         self.children.remove(gone)
 
-    def lost_child(self, gone: Child, how: str) -> None:
+    def lost_child(self, gone: Child, how: str, *, crashed: bool = False) -> None:
         """A child died before finishing its jobs.
 
         Its head was its current attempt (even if it had not said so yet):
         it is recorded as timed out or crashed, or released if the worker
-        stopped it to shut down. Jobs behind it never started: released.
+        stopped it to shut down (``crashed``: a crash, whatever it was
+        stopped for). Jobs behind it never started: released.
         """
         head, *rest = gone.jobs
         gone.jobs.clear()
-        if gone.stopping is Stop.SHUTDOWN:  # not an attempt: no output kept
+        stopping = None if crashed else gone.stopping
+        if stopping is Stop.SHUTDOWN:  # not an attempt: no output kept
             if head.pk in self.leases.kept:  # its latest checkpoint goes first
                 self.leases.flush()
             self.recorder.release(head)
@@ -224,9 +225,9 @@ class ChildEvents:
             log_job(logging.WARNING, head, "stopped: its claim was lost")
         else:
             self.keep_logs(gone, head)
-            if gone.stopping is Stop.TIMEOUT:
+            if stopping is Stop.TIMEOUT:
                 self.recorder.timed_out(head, head.ttr)
-            elif gone.stopping is Stop.CANCEL:
+            elif stopping is Stop.CANCEL:
                 self.recorder.cancelled(head)
             else:
                 self.recorder.crashed(

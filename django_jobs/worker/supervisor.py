@@ -26,7 +26,6 @@ from django.utils.module_loading import autodiscover_modules
 
 from .. import __version__, queue, schedules
 from ..models import Job
-from .assignment import lease_deadline
 from .children import Children
 from .claiming import Claimer
 from .duties import Pruner, Rescuer, Scheduler, StrayJobs, apply_queue_limits
@@ -325,7 +324,7 @@ class Supervisor:
         """A renewal was written: the deadline of the job moves with it."""
         for busy in self.children.busy:
             if busy.jobs[0] is job and busy.stopping is None:
-                busy.deadline = lease_deadline(job)
+                busy.follow_lease()
 
     def stop_the_late(self, clock: float) -> None:
         for late in self.children.enforce_deadlines(clock):

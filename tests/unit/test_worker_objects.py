@@ -5,6 +5,8 @@ from __future__ import annotations
 import selectors
 import signal
 import socket
+import time
+from collections import deque
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -14,6 +16,7 @@ from django.utils import timezone
 from django_jobs.models import Job
 from django_jobs.worker import children as children_module
 from django_jobs.worker import shutdown as shutdown_module
+from django_jobs.worker.assignment import lease_deadline
 from django_jobs.worker.children import Child, Children
 from django_jobs.worker.failures import Failure, Kind, Stop
 from django_jobs.worker.portions import Portions
@@ -102,13 +105,34 @@ def test_dispatch_sends_the_jobs_and_the_head_sets_the_deadline(pool):
     first, second = job(1, ttr=10), job(2, ttr=100)
     pool.dispatch(child, [first, second])
     assert child.job is first
-    assert child.deadline == pytest.approx(children_module.lease_deadline(first), 1)
+    assert child.deadline == pytest.approx(lease_deadline(first), 1)
     assert list(pool.waiting()) == [first, second]  # nothing started yet
-    child.started = True
+    child.head_started()
     assert list(pool.waiting()) == [second]
     assert pool.finish_head(child) is first
     assert child.job is second
     assert pool.jobs_in_hand() == 1
+
+
+def test_a_childs_deadline_follows_its_head_and_its_lease(pool):
+    child = pool.add(104)
+    first, second = job(1, ttr=10), job(2, ttr=100)
+    pool.dispatch(child, [first, second])
+    child.head_started()
+    first.reserved_until += timedelta(seconds=50)  # a touch was written
+    child.follow_lease()
+    assert child.deadline == pytest.approx(lease_deadline(first), 1)
+    assert (child.started, child.deadline) == (
+        True,
+        pytest.approx(time.monotonic() + 60, 1),
+    )
+    pool.finish_head(child)  # the next head has not started; its lease counts
+    assert (child.started, child.deadline) == (
+        False,
+        pytest.approx(lease_deadline(second), 1),
+    )
+    pool.finish_head(child)
+    assert (child.jobs, child.started) == (deque(), False)
 
 
 def test_a_child_past_its_deadline_is_stopped_then_killed(pool, monkeypatch):

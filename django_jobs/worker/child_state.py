@@ -1,0 +1,74 @@
+"""A child as the supervisor sees it: its jobs, its deadline, its stop.
+
+``Children`` (children.py) forks, feeds and stops children; a ``Child``
+holds what is known of one, and changes its head's deadline and start
+itself (``new_head``, ``head_started``, ``follow_lease``), so that each
+field has one writer. Why it is stopped is written by ``Children.stop``.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections import deque
+from dataclasses import dataclass, field
+
+from ..models import Job
+from . import protocol
+from .assignment import lease_deadline
+from .failures import Stop
+from .output import OutputPipe
+
+
+@dataclass(eq=False)
+class Child:
+    pid: int
+    sock: socket.socket
+    reader: protocol.Reader = field(init=False)
+    #: Jobs given to the child and not finished, in the order it runs them.
+    jobs: deque[Job] = field(default_factory=deque)
+    #: Whether the head of the queue reported that it started.
+    started: bool = False
+    #: Jobs given to this child so far, against its --jobs-per-child budget.
+    assigned: int = 0
+    #: Will take no more jobs (budget spent, or told to stop).
+    retiring: bool = False
+    #: Monotonic time by which the head must be finished.
+    deadline: float = 0.0
+    #: Why the supervisor is stopping it, if it is.
+    stopping: Stop | None = None
+    #: What it did wrong, for the error of its job (a protocol breach).
+    problem: str = ""
+    kill_at: float | None = None
+    #: What the child has not taken yet, each part with the file descriptors
+    #: that go with its first byte: the supervisor never blocks on a child.
+    outbox: deque[tuple[bytearray, list[int]]] = field(default_factory=deque)
+    #: Its stdout and stderr, when they are captured: its only job's output,
+    #: or, for a child that runs several, what it prints between jobs.
+    output: OutputPipe | None = None
+    #: A child that runs several jobs: the pipe of each job's output.
+    job_outputs: dict[int, OutputPipe] = field(default_factory=dict)
+    #: The write end of its stop pipe: closed right before the supervisor
+    #: signals it, so that it tells our SIGTERM from a process manager's
+    #: (see process.obey_only_the_supervisor).
+    stop_pipe: int | None = None
+
+    def __post_init__(self) -> None:
+        self.reader = protocol.Reader(self.sock)
+
+    @property
+    def job(self) -> Job | None:
+        """The job the child is running, or will run next."""
+        return self.jobs[0] if self.jobs else None
+
+    def new_head(self) -> None:
+        """Its head changed: not started yet, due when its reservation ends."""
+        self.started = False
+        if self.jobs:
+            self.follow_lease()
+
+    def head_started(self) -> None:
+        self.started = True
+
+    def follow_lease(self) -> None:
+        """Its head's reservation moved: its deadline moves with it."""
+        self.deadline = lease_deadline(self.jobs[0])
