@@ -25,7 +25,7 @@ from django.db import DatabaseError
 
 from .. import queue
 from ..backend import JobsBackend
-from ..compat import task_finished, task_started
+from ..compat import Task, task_finished, task_started
 from ..exceptions import (
     ChildCrashed,
     ClaimLost,
@@ -86,6 +86,8 @@ class Recorder:
         self.progresses: dict[int, tuple[Job, dict]] = {}
         self.logs: dict[int, tuple[str, bool]] = {}
         self.progress_written: dict[int, float] = {}
+        #: The Task of each started job, resolved once for both its signals.
+        self.tasks: dict[int, Task | None] = {}
 
     @property
     def pending(self) -> bool:
@@ -106,7 +108,7 @@ class Recorder:
         self.progresses[job.pk] = (job, message)
 
     def job_started(self, job: Job) -> None:
-        self._signal(task_started, job)
+        self.tasks[job.pk] = self._signal(task_started, job)
 
     def succeeded(self, job: Job, value: Any, elapsed: float) -> None:
         self.successes.append((job, value, elapsed))
@@ -165,6 +167,7 @@ class Recorder:
 
     def release(self, job: Job) -> None:
         """Give a job back unfinished (shutdown); the attempt does not count."""
+        self.tasks.pop(job.pk, None)
         try:
             queue.release(job.pk, token=job.claim_token, using=self.db)
         except (JobError, DatabaseError) as exc:
@@ -224,6 +227,7 @@ class Recorder:
         }
         batch, self.successes = self.successes, []
         for job, value, elapsed in batch:
+            task = self.tasks.pop(job.pk, None)
             if job.pk in refusals:
                 self._not_stored(job, "return value", refusals[job.pk])
             elif (row := written.get(job.pk, landed.get(job.pk))) is not None:
@@ -232,7 +236,7 @@ class Recorder:
                     logging.INFO, job, "done in %.1f ms%s", elapsed * 1000,
                     IN_DOUBT if job.pk in landed else "",
                 )  # fmt: skip
-                self._signal(task_finished, job)
+                self._signal(task_finished, job, task)
             else:
                 log_job(
                     logging.ERROR,
@@ -285,6 +289,7 @@ class Recorder:
     def _record_failure(self, failure: Failure) -> None:
         job = failure.job
         self.forget_progress(job)
+        task = self.tasks.pop(job.pk, None)
         self._save_logs(job)
         error = self.errors.setdefault(
             job.pk,
@@ -309,7 +314,7 @@ class Recorder:
         )  # fmt: skip
         apply(job, written)
         if failure.kind.attempted:
-            self._signal(task_finished, job)
+            self._signal(task_finished, job, task)
 
     def _failure_landed(
         self, failure: Failure, error: dict[str, Any], refused: JobError
@@ -365,14 +370,17 @@ class Recorder:
         )
         return f"tried again in {delay:.0f} s, the attempt not counted", written
 
-    def _signal(self, signal, job: Job) -> None:
-        """Send a django.tasks signal for ``job``, as the backend's class."""
+    def _signal(self, signal, job: Job, task: Task | None = None) -> Task | None:
+        """Send a django.tasks signal for ``job``, as the backend's class;
+        its Task (resolved here unless given), or None if it has none."""
         try:
-            result = self.backend.result_for(job)
+            task = task if task is not None else self.backend.task_for(job)
+            result = self.backend.result_for(job, task)
         except Exception:
             logger.debug("no %s signal for job %s", signal, job.pk, exc_info=True)
-            return
+            return None
         signal.send(type(self.backend), task_result=result)
+        return task
 
 
 @contextlib.contextmanager

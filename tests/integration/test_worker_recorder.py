@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from django_jobs import queue
 from django_jobs.backend import jobs_backend
+from django_jobs.compat import task_finished, task_started
 from django_jobs.exceptions import class_path
 from django_jobs.models import Job
 from django_jobs.worker.duties import Pruner
@@ -114,3 +115,31 @@ def test_the_pruner_and_the_heartbeat_reads_the_limited_queues(claimed):
     registry = Registry(options, "w-limits", room=lambda: 1)
     registry.register()
     assert registry.limited_queues == ["slow"]
+
+
+def test_a_jobs_task_is_resolved_once_for_both_its_signals(
+    recorder, claimed, monkeypatch
+):
+    job = claimed()
+    resolved, sent = [], []
+    task_for = recorder.backend.task_for
+    monkeypatch.setattr(
+        recorder.backend, "task_for", lambda j: resolved.append(j.pk) or task_for(j)
+    )
+
+    def receiver(sender, task_result, **kwargs):
+        sent.append(task_result)
+
+    task_started.connect(receiver)
+    task_finished.connect(receiver)
+    try:
+        recorder.job_started(job)
+        recorder.succeeded(job, 7, 0.01)
+        assert recorder.flush()
+    finally:
+        task_started.disconnect(receiver)
+        task_finished.disconnect(receiver)
+    assert resolved == [job.pk]
+    assert [r.status.name for r in sent] == ["RUNNING", "SUCCESSFUL"]
+    assert sent[0].task is sent[1].task
+    assert recorder.tasks == {}
