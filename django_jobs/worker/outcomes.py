@@ -7,10 +7,9 @@ logs one line that names the job, its task and the attempt.
 
 A write that failed because the database went away is made again once it is
 back; it may have been committed all the same (the reply was lost), and the
-second write then finds the claim finished. Before reporting the claim lost,
-the recorder looks whether the row shows its own first write
-(``queue.completion_landed``, ``queue.failure_landed``): then the outcome
-was recorded, and is logged as if the reply had come, once.
+second write then finds the claim finished. If the row shows its own first
+write (``queue.completion_landed``, ``queue.failure_landed``), the outcome is
+logged as if the reply had come, once, instead of as a lost claim.
 """
 
 from __future__ import annotations
@@ -313,8 +312,9 @@ class Recorder:
             result,
         )  # fmt: skip
         apply(job, written)
-        if failure.kind.attempted:
-            self._signal(task_finished, job, task)
+        if failure.kind.attempted:  # a retry's Task is built anew: its new run_after
+            retried = str(result).startswith(queue.Then.RETRIED)
+            self._signal(task_finished, job, None if retried else task)
 
     def _failure_landed(
         self, failure: Failure, error: dict[str, Any], refused: JobError

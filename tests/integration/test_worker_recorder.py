@@ -143,3 +143,25 @@ def test_a_jobs_task_is_resolved_once_for_both_its_signals(
     assert [r.status.name for r in sent] == ["RUNNING", "SUCCESSFUL"]
     assert sent[0].task is sent[1].task
     assert recorder.tasks == {}
+
+
+def test_a_retried_jobs_finished_signal_tells_its_next_run(recorder, claimed):
+    """The Task resolved at the start is reused, except after a retry: the
+    row's new run_at is the Task's run_after, as the signal always said."""
+    job = claimed(max_attempts=2)
+    sent = []
+
+    def receiver(sender, task_result, **kwargs):
+        sent.append(task_result)
+
+    task_started.connect(receiver)
+    task_finished.connect(receiver)
+    try:
+        recorder.job_started(job)
+        recorder.failed(Failure(job, Kind.RAISED, "builtins.ValueError", "x\n"))
+        assert recorder.flush()
+    finally:
+        task_started.disconnect(receiver)
+        task_finished.disconnect(receiver)
+    assert sent[0].task.run_after is None
+    assert sent[1].task.run_after == stored(job).run_at
