@@ -24,6 +24,8 @@ Objects of the supervisor (one module each)::
 
     Supervisor (supervisor.py)   the select loop and the life cycle
       Children (children.py)     the pool: fork ahead, hand out, deadlines
+        Child (child_state.py)   a child's jobs, deadline and why it is
+                                 stopped (Stop, failures.py); one writer each
         OutputPipe (output.py)   what a child or a job printed
         Preloads (preload.py)    task modules the zygote imports once
         assignment.py            what a child is handed with a job
