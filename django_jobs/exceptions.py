@@ -181,6 +181,14 @@ class ReturnValueNotStored(OutcomeNotStored, TypeError):
     """
 
 
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error: the driver's error that Django's
+    wraps (psycopg's ``sqlstate``, or ``pgcode``), or the error itself if it
+    is the driver's. None for SQLite, which has none."""
+    cause = exc.__cause__ or exc
+    return getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+
+
 class NotMigrated(DatabaseError):
     """django-jobs' tables (or columns a newer version added) are missing from
     the database: ``manage.py migrate`` has not run there (since an upgrade)."""

@@ -12,7 +12,7 @@ from typing import Any
 from django.db import DatabaseError, connections
 from django.utils import timezone
 
-from ..exceptions import NotMigrated
+from ..exceptions import NotMigrated, sqlstate
 from ..models import Job
 from ..states import State
 from . import sql as statements
@@ -178,11 +178,8 @@ def not_migrated(exc: DatabaseError, db: str) -> NotMigrated | None:
     table = missing_table(said)
     if table is None or not table.startswith(TABLE_PREFIX):
         return None
-    if connections[db].vendor != "sqlite":
-        cause = exc.__cause__
-        code = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
-        if code not in MISSING_CODES:
-            return None
+    if connections[db].vendor != "sqlite" and sqlstate(exc) not in MISSING_CODES:
+        return None
     return NotMigrated(db, said)
 
 

@@ -22,6 +22,8 @@ import time
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
+from ..exceptions import sqlstate
+
 logger = logging.getLogger("django_jobs.worker")
 
 REMIND_EVERY = 30.0
@@ -45,12 +47,7 @@ def transient(exc: BaseException) -> bool:
     closed, the next one may reach the new primary."""
     if isinstance(exc, OperationalError | InterfaceError):
         return True
-    return isinstance(exc, DatabaseError) and _sqlstate(exc) == READ_ONLY
-
-
-def _sqlstate(exc: BaseException) -> str | None:
-    cause = exc.__cause__ or exc
-    return getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+    return isinstance(exc, DatabaseError) and sqlstate(exc) == READ_ONLY
 
 
 def first_line(exc: BaseException) -> str:
