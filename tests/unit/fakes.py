@@ -3,12 +3,18 @@
 A ``Fake`` takes any method call, writes it down, and returns what the test
 told it to: ``Fake(renew="lost")`` answers ``renew(...)`` with ``"lost"``,
 and every other method with ``None``. Attributes the code under test reads
-(``children.busy``, ``leases.kept``) are set on it by the test.
+(``children.busy``, ``leases.kept``) are set on it by the test. ``job``
+is a claimed job's row, unsaved.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
+
+from django.utils import timezone
+
+from django_jobs.models import Job
 
 
 class Fake:
@@ -37,3 +43,21 @@ class Fake:
     def names(self) -> list[str]:
         """The methods called, in order."""
         return [called for called, _, _ in self.calls]
+
+
+def job(pk: int, ttr: int = 60) -> Job:
+    """A job as a worker holds it: claimed once, reserved for ``ttr``."""
+    return Job(
+        pk=pk,
+        task_path="tests.tasks.noop",
+        queue="default",
+        ttr=ttr,
+        attempts=1,
+        max_attempts=3,
+        claim_token="t",
+        reserved_until=timezone.now() + timedelta(seconds=ttr),
+        enqueued_at=timezone.now(),
+        args=[],
+        kwargs={},
+        worker_ids=["w"],
+    )

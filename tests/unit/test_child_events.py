@@ -13,10 +13,8 @@ import math
 import signal
 import socket
 from collections import deque
-from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
 from django_jobs.models import Job
 from django_jobs.worker.assignment import lease_deadline
@@ -26,27 +24,10 @@ from django_jobs.worker.failures import Failure, Kind, Stop
 from django_jobs.worker.leases import LOST, Refused
 from django_jobs.worker.portions import Portions
 from django_jobs.worker.watch import ClaimWatch
-from tests.unit.fakes import Fake
+from tests.unit.fakes import Fake, job
 
 KILLED = signal.SIGKILL  # a wait status: killed by SIGKILL
 EXIT_3 = 3 << 8  # a wait status: exit code 3
-
-
-def job(pk: int, ttr: int = 60) -> Job:
-    return Job(
-        pk=pk,
-        task_path="tests.tasks.noop",
-        queue="default",
-        ttr=ttr,
-        attempts=1,
-        max_attempts=3,
-        claim_token="t",
-        reserved_until=timezone.now() + timedelta(seconds=ttr),
-        enqueued_at=timezone.now(),
-        args=[],
-        kwargs={},
-        worker_ids=["w"],
-    )
 
 
 class Pool(Fake):

@@ -11,9 +11,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
-from django.utils import timezone
 
-from django_jobs.models import Job
 from django_jobs.worker import children as children_module
 from django_jobs.worker import shutdown as shutdown_module
 from django_jobs.worker.assignment import lease_deadline
@@ -21,23 +19,7 @@ from django_jobs.worker.children import Child, Children
 from django_jobs.worker.failures import Failure, Kind, Stop
 from django_jobs.worker.portions import Portions
 from django_jobs.worker.shutdown import Shutdown
-
-
-def job(pk: int, ttr: int = 60) -> Job:
-    return Job(
-        pk=pk,
-        task_path="tests.tasks.noop",
-        queue="default",
-        ttr=ttr,
-        attempts=1,
-        max_attempts=3,
-        claim_token="t",
-        reserved_until=timezone.now() + timedelta(seconds=ttr),
-        enqueued_at=timezone.now(),
-        args=[],
-        kwargs={},
-        worker_ids=["w"],
-    )
+from tests.unit.fakes import job
 
 
 @pytest.fixture
