@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from tests.acceptance.dbproxy import DatabaseProxy
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
@@ -95,6 +97,17 @@ def start_worker(transactional_db) -> Callable[..., Worker]:
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+def proxy(transactional_db):
+    """A proxy in front of the test database that a test can cut (PostgreSQL)."""
+    settings = connection.settings_dict
+    target = (settings.get("HOST") or "127.0.0.1", int(settings.get("PORT") or 5432))
+    proxy = DatabaseProxy(target)
+    proxy.name = settings["NAME"]
+    yield proxy
+    proxy.close()
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 30, message: str = ""):

@@ -8,25 +8,13 @@ import signal
 import time
 
 import pytest
-from django.db import connection
 
 from django_jobs.models import Job
 from tests import tasks
 from tests.acceptance.conftest import wait_for
-from tests.acceptance.dbproxy import DatabaseProxy
 from tests.models import Record
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def proxy(transactional_db):
-    settings = connection.settings_dict
-    target = (settings.get("HOST") or "127.0.0.1", int(settings.get("PORT") or 5432))
-    proxy = DatabaseProxy(target)
-    proxy.name = settings["NAME"]
-    yield proxy
-    proxy.close()
 
 
 def test_outcomes_wait_for_a_database_that_went_away(start_worker, proxy):

@@ -13,24 +13,12 @@ import signal
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from django_jobs.models import Job
 from tests import blip_tasks
 from tests.acceptance.conftest import wait_for
-from tests.acceptance.dbproxy import DatabaseProxy
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def proxy(transactional_db):
-    settings = connection.settings_dict
-    target = (settings.get("HOST") or "127.0.0.1", int(settings.get("PORT") or 5432))
-    proxy = DatabaseProxy(target)
-    proxy.name = settings["NAME"]
-    yield proxy
-    proxy.close()
 
 
 class Run:
