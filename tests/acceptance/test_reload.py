@@ -7,19 +7,17 @@ jobs. Ctrl-C (SIGINT to the terminal's process group) then stops both.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from django_jobs.models import Job, Worker
+from django_jobs.models import Job
 from tests import tasks
-from tests.acceptance.conftest import ROOT, database_url, wait_for
+from tests.acceptance.conftest import wait_for
+from tests.acceptance.reloading import kill_all, start_watcher, worker_pids
 
 
 @pytest.fixture
@@ -32,36 +30,10 @@ def project(tmp_path) -> Path:
     return tmp_path
 
 
-def worker_pids() -> set[int]:
-    return set(Worker.objects.values_list("pid", flat=True))
-
-
-def kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-
-
 def test_touching_a_python_file_restarts_the_worker(transactional_db, project):
     log = project / "runworker.log"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "reload_settings",
-        "PYTHONPATH": f"{project}:{ROOT}",
-        "DATABASE_URL": database_url(),
-        "PYTHONUNBUFFERED": "1",
-    }
-    command = [sys.executable, str(ROOT / "manage.py"), "runworker", "--reload"]
-    command += ["--concurrency", "1", "--shutdown-timeout", "5"]
     seen: set[int] = set()
-    with log.open("w") as output:
-        watcher = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    watcher = start_watcher("reload_settings", project, log)
     try:
         (first,) = wait_for(worker_pids, timeout=60, message="the first worker")
         seen.add(first)
@@ -92,8 +64,4 @@ def test_touching_a_python_file_restarts_the_worker(transactional_db, project):
         assert watcher.wait(timeout=60) == 0
         assert worker_pids() == set()
     finally:
-        kill_group(watcher.pid)
-        for pid in seen:
-            kill_group(pid)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            watcher.wait(timeout=10)
+        kill_all(watcher, seen)

@@ -11,18 +11,17 @@ process is killed at the end.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
 import signal
-import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 
-from django_jobs.models import Job, Worker
-from tests.acceptance.conftest import ROOT, database_url, wait_for
+from django_jobs.models import Job
+from tests.acceptance.conftest import wait_for
+from tests.acceptance.reloading import kill_all, start_watcher, worker_pids
 
 SOURCE = """from django_jobs.compat import task
 
@@ -38,15 +37,6 @@ def write_version(path: Path, n: int, stamp: float) -> None:
     apart from the last edit's, as Python's bytecode cache needs)."""
     path.write_text(SOURCE.format(n=n))
     os.utime(path, (stamp, stamp))
-
-
-def worker_pids() -> set[int]:
-    return set(Worker.objects.values_list("pid", flat=True))
-
-
-def kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
 
 
 def run_version(task) -> str:
@@ -69,25 +59,8 @@ def test_editing_a_module_that_only_a_job_imported_restarts_the_worker(
     monkeypatch.syspath_prepend(str(tmp_path))
     task = importlib.import_module(name).version  # the same path the worker runs
     log = tmp_path / "runworker.log"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "PYTHONPATH": f"{tmp_path}:{ROOT}",
-        "DATABASE_URL": database_url(),
-        "PYTHONUNBUFFERED": "1",
-    }
-    command = [sys.executable, str(ROOT / "manage.py"), "runworker", "--reload"]
-    command += ["--concurrency", "1", "--shutdown-timeout", "5"]
     seen: set[int] = set()
-    with log.open("w") as output:
-        watcher = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    watcher = start_watcher("tests.settings", tmp_path, log)
     try:
         (worker,) = wait_for(worker_pids, timeout=60, message="the first worker")
         seen.add(worker)
@@ -111,8 +84,4 @@ def test_editing_a_module_that_only_a_job_imported_restarts_the_worker(
         assert watcher.wait(timeout=60) == 0
     finally:
         sys.modules.pop(name, None)
-        kill_group(watcher.pid)
-        for pid in seen:
-            kill_group(pid)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            watcher.wait(timeout=10)
+        kill_all(watcher, seen)
