@@ -128,5 +128,16 @@ def test_a_read_only_server_during_the_switch_is_waited_for(tmp_path):
     assert figures["lost"] == []
     assert figures["completed_twice"] == []
     assert_jobs_end_as_without_a_failover(figures)
-    assert_workers_rode_it_out(figures)
     assert_no_claim_reported_lost(figures)
+    # As assert_workers_rode_it_out, but for the count of lines: a worker
+    # that reaches the standby again meets a server whose reads work and
+    # whose writes do not, so "unavailable" and "back" may alternate until
+    # the promotion (a few pairs in 5 s; this setting is the one the docs
+    # warn against).
+    assert figures["running_at_end"] == 2, "a worker died during the run"
+    assert figures["worker_codes"] == [0, 0]
+    assert figures["listening_again"], "a worker did not LISTEN again"
+    for worker in figures["workers"]:
+        assert worker["tracebacks"] == 0, worker["log"]
+        assert worker["unavailable"], worker["log"]
+        assert worker["back"], worker["log"]
