@@ -23,21 +23,13 @@ from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from django.utils import timezone
 
-from .. import queue
+from .. import attempts, queue
+from ..attempts import Ended, Next, follows
 from ..backend import JobsBackend
 from ..compat import Task, TaskResult, task_backends, task_finished, task_started
 from ..context import JobContext
-from ..exceptions import (
-    ReturnValueNotStored,
-    TaskNotFound,
-    TaskNotImportable,
-    class_path,
-)
 from ..models import Job
-from ..returns import stored_return_value
-from ..scope import current_batch, current_job
 from ..states import State
-from ..task import task_at
 from .context import InProcessHolder
 
 #: The worker id that test runs claim jobs with (in ``worker_ids``).
@@ -212,103 +204,68 @@ class Runner:
     def run(self, backend: JobsBackend, job: Job) -> TaskResult | None:
         """Run a claimed job and record its outcome; return its TaskResult
         (None for a job buried unrun because its path names no Task)."""
-        task = resolve(job.task_path)
+        task = attempts.resolve(job.task_path)
         if not isinstance(task, Task):
-            return self.unrunnable(backend, job, task)
+            return self.record(backend, job, None, task)
         signal(task_started, backend, backend.result_for(job, task))
-        context = in_process_context(task, job, backend) if task.takes_context else None
-        rolled_back: list[str] = []
-        try:
-            with self.running(job), savepoints() as rolled_back:
-                value = call(task, job, context)
-        except (Exception, SystemExit) as exc:
-            if rolled_back and context is not None:
-                context.holder.write_again()  # a worker's writes, undone with the job's
-            error = queue.error_entry(job, exc)
-            config = backend.config
-            backoff = (config.RETRY_BACKOFF, config.RETRY_BACKOFF_MAX)
-            outcome = queue.fail(job, error, backoff=backoff, using=backend.db).then
-            result = finished(backend, job, task, outcome, error)
-            signal(task_finished, backend, result)
-            if self.raise_errors:
-                raise
-            return result
-        try:
-            value = stored_return_value(value, job.task_path)
-        except ReturnValueNotStored as exc:
-            return self.not_stored(backend, job, task, exc)
-        queue.complete(
-            job.pk, token=job.claim_token, return_value=value, using=backend.db
+        holder = InProcessHolder(
+            claim_token=job.claim_token, ttr=job.ttr, db=backend.db
         )
-        result = finished(backend, job, task, "done")
-        signal(task_finished, backend, result)
-        return result
-
-    def not_stored(
-        self, backend: JobsBackend, job: Job, task: Task, exc: ReturnValueNotStored
-    ) -> TaskResult:
-        """Bury a job whose return value cannot be stored, as a worker does:
-        it ran to its end, so another attempt would do its work again."""
-        error = queue.error_entry(job, ReturnValueNotStored, str(exc))
-        queue.bury_held(job.pk, token=job.claim_token, error=error, using=backend.db)
-        result = finished(backend, job, task, "buried")
-        signal(task_finished, backend, result)
-        if self.raise_errors:
-            raise exc
-        return result
-
-    def unrunnable(self, backend: JobsBackend, job: Job, reason: TaskNotFound) -> None:
-        """Bury a job whose path names no Task; never call it.
-
-        A worker gives a path that does not import ``IMPORT_GRACE`` (a deploy
-        may be bringing it); a test has all its code already, so it is buried
-        at once.
-        """
-        cls = type(reason)
-        traceback = f"{cls.__name__}: {reason}\n"
-        error = queue.attempt_error(job, class_path(cls), traceback)
-        queue.bury(job.pk, token=job.claim_token, error=error, using=backend.db)
-        if self.raise_errors:
-            raise reason
-
-    @contextlib.contextmanager
-    def running(self, job: Job) -> Iterator[None]:
-        """While the job runs: jobs it enqueues are its children, and join no
-        batch of the test's (as in a worker's child process)."""
-        tokens = (
-            running.set(self),
-            current_job.set(job.pk),
-            current_batch.set(None),
-        )
+        token = running.set(self)
         try:
-            yield
+            with savepoints() as rolled_back:
+                ended = attempts.run(
+                    task,
+                    job.pk,
+                    list(job.args),
+                    job.kwargs,
+                    context=lambda: in_process_context(task, job, backend, holder),
+                    catching=(Exception, SystemExit),  # Ctrl-C stops the tests
+                )
         finally:
-            current_batch.reset(tokens[2])
-            current_job.reset(tokens[1])
-            running.reset(tokens[0])
+            running.reset(token)
+        if rolled_back and not ended.ok:
+            holder.write_again()  # a worker's writes, undone with the job's
+        return self.record(backend, job, task, ended)
+
+    def record(
+        self, backend: JobsBackend, job: Job, task: Task | None, ended: Ended
+    ) -> TaskResult | None:
+        """Write how the job ended, as a worker's supervisor does (with no
+        import grace: a test has all its code already); raise its error if
+        asked to."""
+        if ended.ok:
+            token = job.claim_token
+            queue.complete(
+                job.pk, token=token, return_value=ended.value, using=backend.db
+            )
+            then = "done"
+        else:
+            error = queue.attempt_error(
+                job, ended.error["exception_class_path"], ended.error["traceback"]
+            )
+            if follows(ended.kind, import_grace_over=True) is Next.BURY:
+                queue.bury_held(
+                    job.pk, token=job.claim_token, error=error, using=backend.db
+                )
+                then = "buried"
+            else:
+                config = backend.config
+                backoff = (config.RETRY_BACKOFF, config.RETRY_BACKOFF_MAX)
+                failed = queue.fail(job, error, backoff=backoff, using=backend.db)
+                then = failed.then
+        result = None
+        if task is not None:
+            result = finished(backend, job, task, then, None if ended.ok else error)
+            signal(task_finished, backend, result)
+        if self.raise_errors and ended.exception is not None:
+            raise ended.exception
+        return result
 
 
-def resolve(path: str) -> Task | TaskNotFound:
-    """The Task at ``path``, or the reason there is none (never called)."""
-    try:
-        return task_at(path)
-    except TaskNotImportable as exc:
-        return TaskNotImportable(f"{path!r} could not be imported: {exc.__cause__}")
-    except TaskNotFound as exc:
-        return exc
-
-
-def call(task: Task, job: Job, context: JobContext | None) -> Any:
-    """Call the task with the job's arguments (and its context), as a
-    worker's child does; what it returns is stored by ``Runner.run``."""
-    args = list(job.args)
-    if context is not None:
-        args.insert(0, context)
-    return task.call(*args, **job.kwargs)
-
-
-def in_process_context(task: Task, job: Job, backend: JobsBackend) -> JobContext:
-    holder = InProcessHolder(claim_token=job.claim_token, ttr=job.ttr, db=backend.db)
+def in_process_context(
+    task: Task, job: Job, backend: JobsBackend, holder: InProcessHolder
+) -> JobContext:
     return JobContext(
         task_result=backend.result_for(job, task),
         job_id=job.pk,

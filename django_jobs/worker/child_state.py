@@ -9,21 +9,28 @@ field has one writer. Why it is stopped is written by ``Children.stop``.
 from __future__ import annotations
 
 import socket
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from django.utils import timezone
+
 from ..models import Job
-from . import protocol
-from .assignment import lease_deadline
+from . import framing
 from .failures import Stop
 from .output import OutputPipe
+
+
+def lease_deadline(job: Job) -> float:
+    """The monotonic time at which ``job``'s reservation runs out."""
+    return time.monotonic() + (job.reserved_until - timezone.now()).total_seconds()
 
 
 @dataclass(eq=False)
 class Child:
     pid: int
     sock: socket.socket
-    reader: protocol.Reader = field(init=False)
+    reader: framing.Reader = field(init=False)
     #: Jobs given to the child and not finished, in the order it runs them.
     jobs: deque[Job] = field(default_factory=deque)
     #: Whether the head of the queue reported that it started.
@@ -53,7 +60,7 @@ class Child:
     stop_pipe: int | None = None
 
     def __post_init__(self) -> None:
-        self.reader = protocol.Reader(self.sock)
+        self.reader = framing.Reader(self.sock, "child")
 
     @property
     def job(self) -> Job | None:

@@ -21,11 +21,9 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from ..models import Job
 from . import child, protocol, zygote
-from .assignment import job_message
 from .child_state import Child
 from .failures import Stop
 from .output import OutputPipe
@@ -106,7 +104,7 @@ class Children:
         ready = functools.partial(self._child_ready, new)
         self.selector.register(new.sock, selectors.EVENT_READ, ready)
         if self.warm:
-            self.send(new, {"op": "warm", "databases": sorted(self.warm)})
+            self.send(new, protocol.Warm(sorted(self.warm)))
         if output is not None:
             new.output = OutputPipe(output, pid, self.output_tail)
             self._watch_pipe(new.output)
@@ -177,7 +175,7 @@ class Children:
     # Messages
 
     def send(
-        self, to: Child, message: dict[str, Any], fds: list[int] | None = None
+        self, to: Child, message: protocol.Message, fds: list[int] | None = None
     ) -> None:
         """Send without blocking: what the child does not take now waits.
 
@@ -230,9 +228,8 @@ class Children:
         self.preload(jobs)
         to.retiring = to.assigned >= self.jobs_per_child
         pipes = self._job_pipes(to, jobs)
-        message = {"op": "run", "jobs": [job_message(j) for j in jobs]}
-        message.update(last=to.retiring, pipes=len(pipes))
-        self.send(to, message, pipes)
+        specs = [protocol.JobSpec.of(job) for job in jobs]
+        self.send(to, protocol.Run(specs, last=to.retiring, pipes=len(pipes)), pipes)
 
     def used_databases(self, aliases: list[str]) -> None:
         """A job finished having used ``aliases``: children to come connect to
@@ -287,7 +284,7 @@ class Children:
     def tell_to_stop(self, of: Child) -> None:
         """Shutdown: no more jobs; the child exits after its current one."""
         of.retiring = True
-        self.send(of, {"op": "stop"})
+        self.send(of, protocol.Retire())
 
     def stop(self, busy: Child, reason: Stop, *, now: bool = False) -> None:
         """Stop a busy child's whole process group: SIGTERM, then SIGKILL."""

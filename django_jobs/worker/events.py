@@ -12,9 +12,10 @@ import logging
 import math
 
 from ..models import Job
+from . import protocol
 from .children import Child, Children
 from .claiming import Claimer
-from .failures import Failure, Kind, Stop
+from .failures import Failure, Stop
 from .leases import Leases, Refused
 from .outcomes import Recorder, log_job
 from .portions import Portions
@@ -58,20 +59,19 @@ class ChildEvents:
             self.fatal()
             return
         for message in messages:
-            if message["op"] == "forked":
-                self.children.forked(message["id"], message["pid"])
-            elif message["op"] == "exited":
-                self.on_exit(message["pid"], message["status"])
-            elif message["op"] == "preloaded":
+            if isinstance(message, protocol.Forked):
+                self.children.forked(message.id, message.pid)
+            elif isinstance(message, protocol.Exited):
+                self.on_exit(message.pid, message.status)
+            elif isinstance(message, protocol.Preloaded):
                 self.on_preloaded(message)
 
-    def on_preloaded(self, answer: dict) -> None:
-        module, why = answer["module"], answer.get("why", "")
-        importable = answer.get("importable", True)
-        self.children.preloaded(module, bool(answer.get("ok")), importable)
-        if answer.get("ok") and not why:
+    def on_preloaded(self, answer: protocol.Preloaded) -> None:
+        module, why, importable = answer.module, answer.why, answer.importable
+        self.children.preloaded(module, answer.ok, importable)
+        if answer.ok and not why:
             logger.debug("the fork server imported %s: children inherit it", module)
-        elif answer.get("ok"):
+        elif answer.ok:
             logger.warning(
                 "the fork server imported task module %s, and the import left "
                 "what a fork should not share: %s",
@@ -104,7 +104,7 @@ class ChildEvents:
         if sender.reader.closed:
             self.children.stop_listening(sender)
 
-    def messages(self, sender: Child) -> list[dict]:
+    def messages(self, sender: Child) -> list[protocol.Message]:
         """What the child said; a child that says nonsense is stopped."""
         try:
             return sender.reader.read()
@@ -117,22 +117,22 @@ class ChildEvents:
             self.children.stop(sender, Stop.PROTOCOL, now=True)
             return []
 
-    def on_message(self, sender: Child, message: dict) -> None:
+    def on_message(self, sender: Child, message: protocol.Message) -> None:
         job = sender.job
-        if job is None or message.get("id") != job.pk:
+        if job is None or getattr(message, "id", None) != job.pk:
             logger.error("child %d sent an unexpected message: %r", sender.pid, message)
             return
-        op = message["op"]
-        if op == "started":
-            self.on_started(sender, job)
-        elif op == "touch":
-            self.on_touch(sender, job, message.get("seconds"))
-        elif op == "checkpoint":
-            self.reply(sender, job, self.leases.checkpoint(job, message.get("data")))
-        elif op == "progress":
-            self.recorder.progress(job, message)
-        elif op == "outcome":
-            self.on_outcome(sender, message)
+        match message:
+            case protocol.Started():
+                self.on_started(sender, job)
+            case protocol.Touch(seconds=seconds):
+                self.on_touch(sender, job, seconds)
+            case protocol.Checkpoint(data=data):
+                self.reply(sender, job, self.leases.checkpoint(job, data))
+            case protocol.Progress():
+                self.recorder.progress(job, message)
+            case protocol.Outcome():
+                self.on_outcome(sender, message)
 
     def on_started(self, sender: Child, job: Job) -> None:
         """The head started: its ttr counts from now (renewing its lease if late)."""
@@ -157,34 +157,24 @@ class ChildEvents:
         """Answer a touch or a checkpoint: the new deadline, or why not."""
         if failure is None:
             sender.follow_lease()
-            reply = {
-                "op": "reply",
-                "ok": True,
-                "deadline": job.reserved_until.isoformat(),
-            }
+            reply = protocol.Reply.moved(job.reserved_until)
         elif failure.lost:
-            reply = {"op": "reply", "ok": False, "lost": True}
+            reply = protocol.Reply.claim_lost()
         else:
-            reply = {"op": "reply", "ok": False, "error": failure.reason}
+            reply = protocol.Reply.refused(failure.reason)
         self.children.send(sender, reply)
 
-    def on_outcome(self, sender: Child, outcome: dict) -> None:
+    def on_outcome(self, sender: Child, outcome: protocol.Outcome) -> None:
         """Queue an outcome for recording (at the end of this turn)."""
         job = self.children.finish_head(sender)
         self.keep_logs(sender, job)  # every line it printed comes first
-        elapsed = outcome.get("seconds", 0.0)
-        self.portions.observe(elapsed)
-        self.children.used_databases(list(outcome.get("databases") or []))
+        self.portions.observe(outcome.seconds)
+        self.children.used_databases(outcome.databases)
         self.claimer.wake_up()
-        if outcome.get("ok"):
-            self.recorder.succeeded(job, outcome.get("value"), elapsed)
-            return
-        error = outcome.get("error") or {}
-        kind = Kind.from_child(outcome.get("kind"))
-        path = str(error.get("exception_class_path", ""))
-        traceback = str(error.get("traceback", ""))
-        seconds = elapsed if kind.attempted else None
-        self.recorder.failed(Failure(job, kind, path, traceback, seconds=seconds))
+        if outcome.ok:
+            self.recorder.succeeded(job, outcome.value, outcome.seconds)
+        else:
+            self.recorder.failed(Failure.of(job, outcome))
 
     def keep_logs(self, of: Child, job: Job) -> None:
         if tail := self.children.collect_output(of, job):

@@ -1,8 +1,10 @@
-"""How an attempt failed, and what that means for the job.
+"""A failed attempt as the supervisor records it, and why it stops a child.
 
-The kind of a failure decides what happens next (another attempt, a burial
-at once, a wait for a deploy) and how the worker's log line reads; both are
-said here once.
+The kind of a failure (``attempts.Kind``) decides what happens next
+(``attempts.follows``) and how the worker's log line reads. A child reports
+how its job ended in an ``Outcome``; ``Failure.of`` reads one, and the
+supervisor builds the failures a child cannot report (a timeout, a crash, a
+cancellation) itself.
 """
 
 from __future__ import annotations
@@ -11,43 +13,11 @@ import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..attempts import Kind
+
 if TYPE_CHECKING:
     from ..models import Job
-
-
-class Kind(enum.Enum):
-    #: The task raised (any exception, SystemExit included).
-    RAISED = "failed"
-    #: It ran past its reservation and was killed.
-    TIMED_OUT = "timed out"
-    #: Its process ended without reporting an outcome.
-    CRASHED = "crashed"
-    #: Someone cancelled it while it ran.
-    CANCELLED = "cancelled"
-    #: Its path names something that is not a Task: it is never called.
-    NOT_A_TASK = "unrunnable"
-    #: Its path does not import here (yet): tried again for a while.
-    NOT_IMPORTABLE = "not importable"
-    #: It ran to its end and returned what cannot be stored (not JSON).
-    UNSTORABLE = "returned what cannot be stored"
-
-    @property
-    def final(self) -> bool:
-        """Buried at once: another attempt could not do better (or, for a
-        value that cannot be stored, would do the job's work again)."""
-        return self in (Kind.CANCELLED, Kind.NOT_A_TASK, Kind.UNSTORABLE)
-
-    @classmethod
-    def from_child(cls, name: object) -> Kind:
-        """The kind a child's outcome names (``kind.name``); a child can only
-        report how its job ended, never a timeout, crash or cancellation."""
-        kind = cls.__members__.get(str(name), cls.RAISED)
-        return kind if kind in _REPORTED else cls.RAISED
-
-    @property
-    def attempted(self) -> bool:
-        """Whether the task ran (and ``task_finished`` is sent)."""
-        return self not in (Kind.NOT_A_TASK, Kind.NOT_IMPORTABLE)
+    from .protocol import Outcome
 
 
 class Stop(enum.Enum):
@@ -76,6 +46,19 @@ class Failure:
     #: How long the task ran, as its child measured it.
     seconds: float | None = None
 
+    @classmethod
+    def of(cls, job: Job, outcome: Outcome) -> Failure:
+        """The failure a child reported (``outcome.ok`` is false)."""
+        kind = outcome.failure_kind
+        error = outcome.error or {}
+        return cls(
+            job,
+            kind,
+            str(error.get("exception_class_path", "")),
+            str(error.get("traceback", "")),
+            seconds=outcome.seconds if kind.attempted else None,
+        )
+
     def describe(self) -> str:
         """The start of the worker's log line: "failed after 12.0 ms"."""
         text = self.kind.value
@@ -92,9 +75,3 @@ class Failure:
         if self.kind is Kind.NOT_IMPORTABLE and lines:
             return lines[0].removesuffix(".")  # the explanation, not the end
         return lines[-1].removesuffix(".") if lines else self.exception_class_path
-
-
-#: The kinds a child reports in its outcome message.
-_REPORTED = frozenset(
-    (Kind.RAISED, Kind.NOT_A_TASK, Kind.NOT_IMPORTABLE, Kind.UNSTORABLE)
-)

@@ -23,6 +23,7 @@ from typing import Any
 from django.db import DatabaseError
 
 from .. import queue
+from ..attempts import Kind, Next, follows
 from ..backend import JobsBackend
 from ..compat import Task, task_finished, task_started
 from ..exceptions import (
@@ -38,10 +39,11 @@ from ..exceptions import (
 from ..logging import log_fields
 from ..models import Job
 from ..states import State
-from .failures import Failure, Kind
+from .failures import Failure
 from .import_grace import import_failing_for, next_try_in
 from .options import WorkerOptions
 from .outage import DatabaseHealth, first_line, transient
+from .protocol import Progress
 
 logger = logging.getLogger("django_jobs.worker")
 
@@ -82,7 +84,7 @@ class Recorder:
         #: The error entry of each pending failure, by job: made once, so
         #: that a write made again writes (and can find) the same entry.
         self.errors: dict[int, dict[str, Any]] = {}
-        self.progresses: dict[int, tuple[Job, dict]] = {}
+        self.progresses: dict[int, tuple[Job, Progress]] = {}
         self.logs: dict[int, tuple[str, bool]] = {}
         self.progress_written: dict[int, float] = {}
         #: The Task of each started job, resolved once for both its signals.
@@ -102,7 +104,7 @@ class Recorder:
         """The output of the job's attempt, to store with its outcome."""
         self.logs[job.pk] = (text, truncated)
 
-    def progress(self, job: Job, message: dict) -> None:
+    def progress(self, job: Job, message: Progress) -> None:
         """Keep the latest progress report of a job, to write it soon."""
         self.progresses[job.pk] = (job, message)
 
@@ -188,9 +190,9 @@ class Recorder:
                 queue.progress(
                     job_id,
                     token=job.claim_token,
-                    done=report.get("done"),
-                    total=report.get("total"),
-                    message=str(report.get("message", "")),
+                    done=report.done,
+                    total=report.total,
+                    message=report.message,
                     using=self.db,
                 )
 
@@ -325,9 +327,8 @@ class Recorder:
         if isinstance(refused, JobDoesNotExist):
             # Gone: what the write did if it was to delete the job (queue.fail
             # decides that, for the kinds _decide gives it).
-            kind = failure.kind
-            failing = not kind.final and kind is not Kind.NOT_IMPORTABLE
-            if not (failing and queue.deletes(failure.job)):
+            counted = self._follows(failure) is Next.RETRY
+            if not (counted and queue.deletes(failure.job)):
                 return None
             return queue.Then.DELETED + IN_DOUBT, {}
         row = queue.failure_landed(failure.job, error, using=self.db)
@@ -342,33 +343,29 @@ class Recorder:
     def _decide(self, failure: Failure, error: dict[str, Any]) -> tuple[str, dict]:
         """Write what comes after ``failure``: words for the log, and what
         was written to the row."""
-        job = failure.job
-        if failure.kind is Kind.NOT_IMPORTABLE:
-            return self._not_importable(job, error)
-        if failure.kind.final:
-            return queue.Then.BURIED, self._bury(job, error)
-        failed = queue.fail(job, error, backoff=self.backoff, using=self.db)
-        return failed.then, failed.written
-
-    def _bury(self, job: Job, error: dict[str, Any]) -> dict:
-        return queue.bury_held(
+        job, waited = failure.job, import_failing_for(failure.job)
+        match self._follows(failure):
+            case Next.RETRY:
+                failed = queue.fail(job, error, backoff=self.backoff, using=self.db)
+                return failed.then, failed.written
+            case Next.WAIT_FOR_DEPLOY:
+                delay = next_try_in(job, self.import_grace, waited)
+                written = queue.postpone(
+                    job.pk, token=job.claim_token, error=error, delay=delay,
+                    using=self.db,
+                )  # fmt: skip
+                return f"tried again in {delay:.0f} s, the attempt not counted", written
+        written = queue.bury_held(
             job.pk, token=job.claim_token, error=error, using=self.db
         )
+        if failure.kind is Kind.NOT_IMPORTABLE:
+            grace = f"IMPORT_GRACE is {self.import_grace:g} s"
+            return f"buried: not importable for {waited:.0f} s ({grace})", written
+        return queue.Then.BURIED, written
 
-    def _not_importable(self, job: Job, error: dict[str, Any]) -> tuple[str, dict]:
-        """Try again later, uncounted, until IMPORT_GRACE is over; then bury."""
-        waited = import_failing_for(job)
-        if waited >= self.import_grace:
-            return (
-                f"buried: not importable for {waited:.0f} s "
-                f"(IMPORT_GRACE is {self.import_grace:g} s)",
-                self._bury(job, error),
-            )
-        delay = next_try_in(job, self.import_grace, waited)
-        written = queue.postpone(
-            job.pk, token=job.claim_token, error=error, delay=delay, using=self.db
-        )
-        return f"tried again in {delay:.0f} s, the attempt not counted", written
+    def _follows(self, failure: Failure) -> Next:
+        over = import_failing_for(failure.job) >= self.import_grace
+        return follows(failure.kind, import_grace_over=over)
 
     def _signal(self, signal, job: Job, task: Task | None = None) -> Task | None:
         """Send a django.tasks signal for ``job``, as the backend's class;

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import os
 import selectors
 import signal
@@ -33,6 +32,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import protocol
 from .preload import Probes, import_here
 from .process import (
     gather_into_huge_pages,
@@ -75,7 +75,7 @@ class ZygoteHandle:
             os.set_blocking(output, False)
             fds.append(output_w)
         self.next_request += 1
-        request = json.dumps({"op": "fork", "id": self.next_request}).encode()
+        request = protocol.encode(protocol.Fork(self.next_request))
         try:
             socket.send_fds(self.sock, [request], fds)
         except OSError:  # the zygote is gone: its exit is reported apart
@@ -93,11 +93,11 @@ class ZygoteHandle:
 
     def preload(self, module: str) -> None:
         """Ask the zygote to import ``module`` (see preload.py)."""
-        request = json.dumps({"op": "preload", "module": module}).encode()
+        request = protocol.encode(protocol.Preload(module))
         with contextlib.suppress(OSError):  # gone: its exit says so
             self.sock.send(request)
 
-    def read(self) -> list[dict] | None:
+    def read(self) -> list[protocol.Message] | None:
         """Pending reports ("forked", "exited"); ``None`` once the zygote is gone."""
         messages = []
         while True:
@@ -109,7 +109,7 @@ class ZygoteHandle:
                 return None
             if not data:
                 return messages if messages else None
-            messages.append(json.loads(data))
+            messages.append(protocol.decode(data, "zygote"))
 
     def close(self, timeout: float = 5.0) -> None:
         """Close the control socket; the zygote kills its children and exits."""
@@ -184,11 +184,14 @@ class Zygote:
             return False
         if not data:
             return False
-        request = json.loads(data)
-        if request.get("op") == "preload" and not fds:
-            self.preload(request["module"])
+        try:
+            request = protocol.decode(data, "supervisor")
+        except protocol.ProtocolError:
+            request = None
+        if isinstance(request, protocol.Preload) and not fds:
+            self.preload(request.module)
             return True
-        if request.get("op") != "fork" or len(fds) < 2:
+        if not isinstance(request, protocol.Fork) or len(fds) < 2:
             for fd in fds:
                 os.close(fd)
             return True
@@ -200,12 +203,12 @@ class Zygote:
         with contextlib.suppress(OSError):  # the child does it too; first wins
             os.setpgid(pid, pid)
         self.children.add(pid)
-        self.report({"op": "forked", "id": request["id"], "pid": pid})
+        self.report(protocol.Forked(request.id, pid))
         return True
 
     def preload(self, module: str) -> None:
         if module in sys.modules:
-            self.report({"op": "preloaded", "module": module, "ok": True, "why": ""})
+            self.report(protocol.Preloaded(module, ok=True))
             return
         fd = self.probes.start(module, on_fork=self.control.close)
         self.selector.register(fd, selectors.EVENT_READ, "probe")
@@ -218,7 +221,7 @@ class Zygote:
         if found.get("ok"):
             found = import_here(module)
             gc.freeze()  # the module's objects are shared with every child now
-        self.report({"op": "preloaded", "module": module, **found})
+        self.report(protocol.Preloaded(module, **found))
 
     def become_child(self, fd: int, stop_pipe: int, output: int | None = None) -> None:
         code = 70
@@ -257,11 +260,11 @@ class Zygote:
                 return
             if pid in self.children:
                 self.children.discard(pid)
-                self.report({"op": "exited", "pid": pid, "status": status})
+                self.report(protocol.Exited(pid, status))
 
-    def report(self, message: dict) -> None:
+    def report(self, message: protocol.Message) -> None:
         with contextlib.suppress(OSError):  # the supervisor is gone: shutdown follows
-            self.control.send(json.dumps(message).encode())
+            self.control.send(protocol.encode(message))
 
     def shutdown(self) -> None:
         """The supervisor is gone: no child may outlive it and run on."""

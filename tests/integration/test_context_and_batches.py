@@ -163,15 +163,16 @@ def test_a_touch_after_the_claim_was_lost_raises_claim_lost(db):
     """What the worker's child makes of the supervisor's replies."""
     from django_jobs.exceptions import ClaimLost, NotRecorded
     from django_jobs.worker.child import _deadline
+    from django_jobs.worker.protocol import Reply
 
     when = "2026-11-30T10:00:00+00:00"
-    assert _deadline({"ok": True, "deadline": when}, 7, "touch").isoformat() == when
+    assert _deadline(Reply(ok=True, deadline=when), 7, "touch").isoformat() == when
     with pytest.raises(
         ClaimLost, match="Cannot touch job 7: this claim on it was lost"
     ):
-        _deadline({"ok": False, "lost": True}, 7, "touch")
+        _deadline(Reply.claim_lost(), 7, "touch")
     with pytest.raises(NotRecorded, match="job 7's checkpoint was not recorded: busy"):
-        _deadline({"ok": False, "error": "busy"}, 7, "checkpoint")
+        _deadline(Reply.refused("busy"), 7, "checkpoint")
 
 
 def test_the_context_asks_its_holder(db):

@@ -12,10 +12,11 @@ import pytest
 from django.db import OperationalError
 
 from django_jobs import queue
+from django_jobs.attempts import Kind
 from django_jobs.backend import jobs_backend
 from django_jobs.exceptions import TaskNotImportable, class_path
 from django_jobs.models import Job
-from django_jobs.worker.failures import Failure, Kind
+from django_jobs.worker.failures import Failure
 from django_jobs.worker.options import WorkerOptions
 from django_jobs.worker.outage import DatabaseHealth
 from django_jobs.worker.outcomes import Recorder

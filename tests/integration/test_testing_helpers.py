@@ -190,7 +190,7 @@ def test_a_path_that_is_no_task_is_buried_and_never_called():
 
 def test_a_path_that_does_not_import_is_buried_at_once():
     job = queue.enqueue(task_path="tests.helper_tasks.not_written_yet")
-    with pytest.raises(TaskNotImportable, match="could not be imported"):
+    with pytest.raises(TaskNotImportable, match="cannot be imported"):
         run_jobs()
     job.refresh_from_db()
     assert job.state == "buried"

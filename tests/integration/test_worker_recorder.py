@@ -9,12 +9,13 @@ import pytest
 from django.utils import timezone
 
 from django_jobs import queue
+from django_jobs.attempts import Kind
 from django_jobs.backend import jobs_backend
 from django_jobs.compat import task_finished, task_started
 from django_jobs.exceptions import class_path
 from django_jobs.models import Job
 from django_jobs.worker.duties import Pruner
-from django_jobs.worker.failures import Failure, Kind
+from django_jobs.worker.failures import Failure
 from django_jobs.worker.fleet import Registry
 from django_jobs.worker.leases import LOST, Leases
 from django_jobs.worker.options import WorkerOptions

@@ -8,6 +8,7 @@ fakes, the claim watch and the portions are real.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import signal
@@ -16,11 +17,13 @@ from collections import deque
 
 import pytest
 
+from django_jobs.attempts import Kind
 from django_jobs.models import Job
-from django_jobs.worker.assignment import lease_deadline
+from django_jobs.worker import protocol
+from django_jobs.worker.child_state import lease_deadline
 from django_jobs.worker.children import Child
 from django_jobs.worker.events import ChildEvents
-from django_jobs.worker.failures import Failure, Kind, Stop
+from django_jobs.worker.failures import Failure, Stop
 from django_jobs.worker.leases import LOST, Refused
 from django_jobs.worker.portions import Portions
 from django_jobs.worker.watch import ClaimWatch
@@ -72,8 +75,13 @@ def world():
             end.close()
 
 
-def replies(world) -> list[dict]:
+def replies(world) -> list[protocol.Message]:
     return [message for _, message in world.children.args("send")]
+
+
+def said(data: dict) -> protocol.Message:
+    """``data`` as the supervisor receives it from a child."""
+    return protocol.decode(json.dumps(data).encode(), "child")
 
 
 # What a child says
@@ -82,7 +90,7 @@ def replies(world) -> list[dict]:
 def test_started_starts_the_heads_deadline_and_is_recorded(world):
     head = job(1, ttr=30)
     running = world.child(10, head)
-    world.on_message(running, {"op": "started", "id": 1})
+    world.on_message(running, said({"op": "started", "id": 1}))
     assert running.started
     assert running.deadline == pytest.approx(lease_deadline(head), abs=1)
     assert world.leases.args("renew_if_late") == [(head,)]
@@ -96,7 +104,7 @@ def test_started_starts_the_heads_deadline_and_is_recorded(world):
 def test_a_job_cancelled_or_lost_is_stopped_as_it_starts(world, watched, reason, now):
     running = world.child(10, job(1))
     getattr(world.watch, watched).add(1)
-    world.on_message(running, {"op": "started", "id": 1})
+    world.on_message(running, said({"op": "started", "id": 1}))
     assert world.children.args("stop") == [(running, reason)]
     assert world.children.kwargs("stop") == [{"now": True} if now else {}]
     assert world.recorder.calls == []
@@ -105,54 +113,51 @@ def test_a_job_cancelled_or_lost_is_stopped_as_it_starts(world, watched, reason,
 def test_a_touch_renews_and_replies_with_the_new_deadline(world):
     head = job(1)
     running = world.child(10, head)
-    world.on_message(running, {"op": "touch", "id": 1, "seconds": 5})
+    world.on_message(running, said({"op": "touch", "id": 1, "seconds": 5}))
     assert world.leases.args("renew") == [(head, 5)]
-    assert replies(world) == [
-        {"op": "reply", "ok": True, "deadline": head.reserved_until.isoformat()}
-    ]
+    assert replies(world) == [protocol.Reply.moved(head.reserved_until)]
     assert running.deadline == pytest.approx(lease_deadline(head), abs=1)
 
 
-@pytest.mark.parametrize("seconds", [0, -1, math.inf, math.nan, "5"])
+@pytest.mark.parametrize("seconds", [0, -1, math.inf, math.nan])
 def test_a_touch_by_no_positive_number_is_refused(world, seconds):
     running = world.child(10, job(1))
-    world.on_message(running, {"op": "touch", "id": 1, "seconds": seconds})
+    world.on_message(running, said({"op": "touch", "id": 1, "seconds": seconds}))
     assert world.leases.calls == []
     (reply,) = replies(world)
-    assert not reply["ok"]
-    assert "touch() takes seconds above 0" in reply["error"]
+    assert not reply.ok
+    assert "touch() takes seconds above 0" in reply.error
 
 
 def test_a_touch_of_a_lost_claim_says_so(world):
     world.leases.returns["renew"] = LOST
     running = world.child(10, job(1))
-    world.on_message(running, {"op": "touch", "id": 1})
-    assert replies(world) == [{"op": "reply", "ok": False, "lost": True}]
+    world.on_message(running, said({"op": "touch", "id": 1}))
+    assert replies(world) == [protocol.Reply.claim_lost()]
 
 
 def test_a_checkpoint_is_written_and_answered_with_why_not(world):
     head = job(1)
     running = world.child(10, head)
     world.leases.returns["checkpoint"] = Refused("the database refused it")
-    world.on_message(running, {"op": "checkpoint", "id": 1, "data": {"page": 3}})
+    world.on_message(running, said({"op": "checkpoint", "id": 1, "data": {"page": 3}}))
     assert world.leases.args("checkpoint") == [(head, {"page": 3})]
-    assert replies(world) == [
-        {"op": "reply", "ok": False, "error": "the database refused it"}
-    ]
+    assert replies(world) == [protocol.Reply.refused("the database refused it")]
 
 
 def test_progress_goes_to_the_recorder(world):
     head = job(1)
     running = world.child(10, head)
-    message = {"op": "progress", "id": 1, "current": 2, "total": 5}
-    world.on_message(running, message)
-    assert world.recorder.args("progress") == [(head, message)]
+    message = {"op": "progress", "id": 1, "done": 2, "total": 5}
+    world.on_message(running, said(message))
+    expected = protocol.Progress(1, done=2, total=5)
+    assert world.recorder.args("progress") == [(head, expected)]
 
 
 @pytest.mark.parametrize("jobs", [(), (job(2),)])
 def test_a_message_about_another_job_is_logged_and_ignored(world, caplog, jobs):
     running = world.child(10, *jobs)
-    world.on_message(running, {"op": "started", "id": 1})
+    world.on_message(running, said({"op": "started", "id": 1}))
     assert "child 10 sent an unexpected message" in caplog.text
     assert world.recorder.calls == []
     assert not running.started
@@ -162,8 +167,8 @@ def test_a_success_is_queued_and_frees_a_slot(world):
     head, behind = job(1), job(2)
     running = world.child(10, head, behind)
     world.children.returns["collect_output"] = ("printed\n", False)
-    outcome = {"op": "outcome", "id": 1, "ok": True, "value": 7, "seconds": 0.25}
-    world.on_message(running, {**outcome, "databases": ["default"]})
+    outcome = {"op": "outcome", "id": 1, "value": 7, "seconds": 0.25}
+    world.on_message(running, said({**outcome, "databases": ["default"]}))
     assert list(running.jobs) == [behind]
     assert world.recorder.names() == ["keep_logs", "succeeded"]  # the logs first
     assert world.recorder.args("keep_logs") == [(head, "printed\n", False)]
@@ -181,15 +186,15 @@ def test_a_success_is_queued_and_frees_a_slot(world):
         ("NOT_IMPORTABLE", Kind.NOT_IMPORTABLE, None),
         ("UNSTORABLE", Kind.UNSTORABLE, 0.5),
         ("TIMED_OUT", Kind.RAISED, 0.5),  # not a child's to say
-        (None, Kind.RAISED, 0.5),
+        ("NONSENSE", Kind.RAISED, 0.5),
     ],
 )
 def test_a_failure_is_queued_with_its_kind(world, reported, kind, seconds):
     head = job(1)
     running = world.child(10, head)
     error = {"exception_class_path": "builtins.ValueError", "traceback": "tb"}
-    outcome = {"op": "outcome", "id": 1, "ok": False, "seconds": 0.5}
-    world.on_message(running, {**outcome, "kind": reported, "error": error})
+    outcome = {"op": "outcome", "id": 1, "seconds": 0.5}
+    world.on_message(running, said({**outcome, "kind": reported, "error": error}))
     expected = Failure(head, kind, "builtins.ValueError", "tb", seconds=seconds)
     assert world.recorder.args("failed") == [(expected,)]
 
@@ -250,7 +255,7 @@ def test_a_child_whose_claim_was_lost_is_not_recorded(world, caplog):
 def test_what_a_child_said_before_dying_counts(world):
     head = job(1)
     running = world.child(10, head)
-    running.theirs.sendall(b'{"op":"outcome","id":1,"ok":true,"value":null}\n')
+    running.theirs.sendall(b'{"op":"outcome","id":1,"value":null}\n')
     running.theirs.close()
     world.on_exit(10, 0)
     assert world.recorder.args("succeeded") == [(head, None, 0.0)]
@@ -288,9 +293,9 @@ def test_a_child_that_breaks_the_protocol_is_stopped_now(world, caplog):
 
 def test_the_fork_servers_messages(world):
     world.children.zygote.returns["read"] = [
-        {"op": "forked", "id": 4, "pid": 40},
-        {"op": "preloaded", "module": "tests.tasks", "ok": True},
-        {"op": "exited", "pid": 41, "status": 0},
+        protocol.Forked(4, 40),
+        protocol.Preloaded("tests.tasks", ok=True),
+        protocol.Exited(41, 0),
     ]
     gone = world.child(41)
     world.on_zygote()

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from django_jobs.attempts import Kind, Next, follows
 from django_jobs.exceptions import OutcomeNotStored, ReturnValueNotStored
 from django_jobs.returns import stored_return_value
-from django_jobs.worker.failures import Failure, Kind
+from django_jobs.worker.failures import Failure
 from tests.models import Record
 
 PATH = "shop.tasks.charge"
@@ -85,7 +86,7 @@ def test_a_child_reports_only_how_its_job_ended():
     assert Kind.from_child("NOT_IMPORTABLE") is Kind.NOT_IMPORTABLE
     assert Kind.from_child("CANCELLED") is Kind.RAISED  # the supervisor's to say
     assert Kind.from_child(None) is Kind.RAISED
-    assert Kind.UNSTORABLE.final
+    assert follows(Kind.UNSTORABLE, import_grace_over=False) is Next.BURY
     assert Kind.UNSTORABLE.attempted
 
 

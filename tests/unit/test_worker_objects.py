@@ -12,11 +12,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from django_jobs.attempts import Kind, Next, follows
 from django_jobs.worker import children as children_module
 from django_jobs.worker import shutdown as shutdown_module
-from django_jobs.worker.assignment import lease_deadline
+from django_jobs.worker.child_state import lease_deadline
 from django_jobs.worker.children import Child, Children
-from django_jobs.worker.failures import Failure, Kind, Stop
+from django_jobs.worker.failures import Failure, Stop
 from django_jobs.worker.portions import Portions
 from django_jobs.worker.shutdown import Shutdown
 from tests.unit.fakes import job
@@ -169,11 +170,16 @@ def test_a_first_signal_drains_a_second_stops_now(pool, monkeypatch):
 
 
 def test_what_each_kind_of_failure_means():
-    assert {kind for kind in Kind if kind.final} == {
-        Kind.CANCELLED,
-        Kind.NOT_A_TASK,
-        Kind.UNSTORABLE,
+    assert {kind: follows(kind, import_grace_over=False) for kind in Kind} == {
+        Kind.RAISED: Next.RETRY,
+        Kind.TIMED_OUT: Next.RETRY,
+        Kind.CRASHED: Next.RETRY,
+        Kind.CANCELLED: Next.BURY,
+        Kind.NOT_A_TASK: Next.BURY,
+        Kind.NOT_IMPORTABLE: Next.WAIT_FOR_DEPLOY,
+        Kind.UNSTORABLE: Next.BURY,
     }
+    assert follows(Kind.NOT_IMPORTABLE, import_grace_over=True) is Next.BURY
     assert {kind for kind in Kind if not kind.attempted} == {
         Kind.NOT_A_TASK,
         Kind.NOT_IMPORTABLE,
