@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,23 +66,23 @@ def insert(
     now = timezone.now()
     run_at = run_at or now
     adapt = connection.ops.adapt_datetimefield_value
-    shared = [
-        backend,
-        queue,
-        task_path,
-        State.READY.value,
-        priority,
-        adapt(run_at),
-        ttr,
-        max_attempts,
-        on_failure,
-        adapt(now),
-        adapt(expires_at),
-        schedule[0] if schedule else None,
-        adapt(schedule[1]) if schedule else None,
-        parent,
-        batch,
-    ]
+    shared = {
+        "backend": backend,
+        "queue": queue,
+        "task_path": task_path,
+        "state": State.READY.value,
+        "priority": priority,
+        "run_at": adapt(run_at),
+        "ttr": ttr,
+        "max_attempts": max_attempts,
+        "on_failure": on_failure,
+        "enqueued_at": adapt(now),
+        "expires_at": adapt(expires_at),
+        "schedule_id": schedule[0] if schedule else None,
+        "scheduled_for": adapt(schedule[1]) if schedule else None,
+        "parent_id": parent,
+        "batch_id": batch,
+    }
     keys = list(unique_keys) if unique_keys else [""] * len(calls)
     ids: list[int | None] = [None] * len(calls)
     created = [False] * len(calls)
@@ -115,16 +114,10 @@ def insert(
     return Inserted(ids=ids, created=created, enqueued_at=now, run_at=run_at)
 
 
-def _insert_rows(connection, shared: list[Any], calls: list[tuple]) -> list[tuple]:
-    many = len(calls) > 1
-    if many:
-        params = [*shared, json.dumps(calls)]
-    else:
-        args, kwargs, key = calls[0]
-        params = [*shared, json.dumps(args), json.dumps(kwargs), key]
+def _insert_rows(connection, shared: dict[str, Any], calls: list[tuple]) -> list[tuple]:
     try:
         return statements.fetch_all(
-            connection, statements.insert_statement(connection, many=many), params
+            connection, *statements.insert(connection, shared=shared, calls=calls)
         )
     except DatabaseError as exc:
         if (clear := not_migrated(exc, connection.alias)) is not None:

@@ -234,12 +234,12 @@ class Runner:
         """Write how the job ended, as a worker's supervisor does (with no
         import grace: a test has all its code already); raise its error if
         asked to."""
+        deleted = None
         if ended.ok:
             token = job.claim_token
             queue.complete(
                 job.pk, token=token, return_value=ended.value, using=backend.db
             )
-            then = "done"
         else:
             error = queue.attempt_error(
                 job, ended.error["exception_class_path"], ended.error["traceback"]
@@ -248,15 +248,14 @@ class Runner:
                 queue.bury_held(
                     job.pk, token=job.claim_token, error=error, using=backend.db
                 )
-                then = "buried"
             else:
                 config = backend.config
                 backoff = (config.RETRY_BACKOFF, config.RETRY_BACKOFF_MAX)
                 failed = queue.fail(job, error, backoff=backoff, using=backend.db)
-                then = failed.then
+                deleted = error if failed.then is queue.Then.DELETED else None
         result = None
         if task is not None:
-            result = finished(backend, job, task, then, None if ended.ok else error)
+            result = finished(backend, job, task, deleted)
             signal(task_finished, backend, result)
         if self.raise_errors and ended.exception is not None:
             raise ended.exception
@@ -308,15 +307,15 @@ def finished(
     backend: JobsBackend,
     job: Job,
     task: Task,
-    outcome: str,
-    error: dict[str, Any] | None = None,
+    deleted_with: dict[str, Any] | None = None,
 ) -> TaskResult:
-    """The job's TaskResult after its outcome was recorded."""
-    if outcome != "deleted":
+    """The job's TaskResult after its outcome was recorded (``deleted_with``:
+    the error of a failure that deleted the row, on_failure="delete")."""
+    if deleted_with is None:
         job.refresh_from_db(using=backend.db)
-    else:  # on_failure="delete": the row is gone; tell its story anyway
+    else:  # the row is gone; tell its story anyway
         job.state, job.finished_at = State.BURIED, timezone.now()
-        job.errors = [*job.errors, error]
+        job.errors = [*job.errors, deleted_with]
     return backend.result_for(job, task)
 
 

@@ -12,8 +12,12 @@ Processes::
 
     supervisor <─ socketpair (JSON lines, file descriptors) ─> each child
     supervisor <─ pipe (stdout and stderr; one per job in a portion) ─ child
-    supervisor <─ SEQPACKET socket ("forked", "exited") ─> zygote
+    supervisor <─ SEQPACKET socket (Fork, Forked, Exited...) ─> zygote
     supervisor ── stop pipe (closed right before it signals the child) ─> child
+
+Every message on those sockets is defined once, in protocol.py (who sends
+which, its fields, checked where it arrives); framing.py carries them over
+a stream socket.
 
 SIGTERM and SIGINT are the supervisor's. A process manager may send them to
 every process of the worker: the zygote ignores them, and a child obeys them
@@ -23,16 +27,19 @@ worker drains as if only the supervisor had been signalled.
 Objects of the supervisor (one module each)::
 
     Supervisor (supervisor.py)   the select loop and the life cycle
-      Children (children.py)     the pool: fork ahead, hand out, deadlines
+      Children (children.py)     the pool: fork ahead, hand out, messages,
+                                 deadlines
         Child (child_state.py)   a child's jobs, deadline and why it is
                                  stopped (Stop, failures.py); one writer each
-        OutputPipe (output.py)   what a child or a job printed
+        Outputs (output.py)      the pipes of what children and jobs print
+        WarmDatabases            databases spare children connect to ahead
+          (child_connections.py)
         Preloads (preload.py)    task modules the zygote imports once
-        assignment.py            what a child is handed with a job
       Claimer (claiming.py)      when and how many to claim; refill the pool;
                                  give back a claim whose reply was lost
       ChildEvents (events.py)    a child spoke, started a job, or died
-      Recorder (outcomes.py)     outcomes written through django_jobs.queue
+      Recorder (outcomes.py)     outcomes written through django_jobs.queue;
+                                 what follows a failure: attempts.follows
                                  (import_grace.py: a task not deployed yet;
                                  an outcome in doubt is read back, queue.doubt)
       Leases (leases.py)         touches, checkpoints, renewals of waiting jobs;
@@ -58,17 +65,19 @@ Objects of the supervisor (one module each)::
       Portions (portions.py)     how many jobs a child gets at once
 
 In the other processes: zygote.py (the fork server), child.py (a child's
-loop: resolve, run, report), child_connections.py (a child's own database
-connections: opened while it waits, checked before a job, closed at exit),
-protocol.py (the framing of their messages).
+loop: take jobs, run each through django_jobs.attempts, report),
+child_connections.py (a child's own database connections: opened while it
+waits, checked before a job, closed at exit). django_jobs.attempts is the
+one way a job runs: a child and django_jobs.testing both use it.
 
 The path of one job::
 
     NOTIFY or poll ─> Claimer.claim() ─ queue.claim() ─> Children.dispatch()
-      ─> child: resolve the task, "started" ─> ChildEvents.on_started()
+      ─> Run ─> child: attempts.resolve(), Started ─> ChildEvents.on_started()
            (Leases: renew if it waited; its deadline starts)
-      ─> child: run it, flush its output, "outcome" ─> ChildEvents.on_outcome()
-           (OutputPipe: its lines and tail; Recorder: queued)
+      ─> child: attempts.run(), flush its output, Outcome
+           ─> ChildEvents.on_outcome() (Outputs: its lines and tail;
+           Recorder: queued, a failure as Failure.of(outcome))
       ─> next turn: Recorder.flush() ─ queue.complete_returning() / fail() / ...
     or, if the child dies first: zygote "exited" ─> ChildEvents.on_exit()
            ─> timed out, cancelled, crashed (recorded) or released (shutdown)

@@ -1,5 +1,8 @@
 """A child's database connections: opened ahead, checked, closed at exit.
 
+``WarmDatabases`` is the supervisor's side: which databases recent jobs used,
+so that the children to come connect to them ahead.
+
 A child that runs a job using the ORM opens a connection of its own, the
 first time the job touches the database: with one process per job, on every
 job's critical path (a PostgreSQL connection costs milliseconds). When the
@@ -19,6 +22,10 @@ from __future__ import annotations
 import time
 
 from django.db import DatabaseError, connections
+
+#: Jobs in a row that may not use a database before spares stop connecting
+#: to it ahead of their job.
+WARM_MEMORY = 20
 
 #: A connection opened ahead that waited longer than this is checked (a
 #: round trip) before a job gets it: the server or a pooler may have closed it.
@@ -53,3 +60,27 @@ def check_opened_ahead() -> None:
 def in_use() -> list[str]:
     """The aliases whose connection is open (after a job: what it used)."""
     return [c.alias for c in connections.all(initialized_only=True) if c.connection]
+
+
+class WarmDatabases:
+    """The databases recent jobs used (the supervisor's memory of them)."""
+
+    def __init__(self) -> None:
+        #: Each alias, and how many more jobs may not use it before it is dropped.
+        self.left: dict[str, int] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.left)
+
+    def aliases(self) -> list[str]:
+        return sorted(self.left)
+
+    def used(self, aliases: list[str]) -> None:
+        """A job finished having used ``aliases``; one not used by
+        ``WARM_MEMORY`` jobs in a row is dropped."""
+        for alias in list(self.left):
+            self.left[alias] -= 1
+            if self.left[alias] <= 0:
+                del self.left[alias]
+        for alias in aliases:
+            self.left[alias] = WARM_MEMORY

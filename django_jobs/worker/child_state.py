@@ -1,9 +1,10 @@
 """A child as the supervisor sees it: its jobs, its deadline, its stop.
 
 ``Children`` (children.py) forks, feeds and stops children; a ``Child``
-holds what is known of one, and changes its head's deadline and start
-itself (``new_head``, ``head_started``, ``follow_lease``), so that each
-field has one writer. Why it is stopped is written by ``Children.stop``.
+holds what is known of one. Each field has one writer: the child's head,
+its start and its deadline are the ``Child``'s own (``new_head``,
+``head_started``, ``follow_lease``); every other field is written by
+``Children`` (why it is stopped by ``Children.stop``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from django.utils import timezone
 from ..models import Job
 from . import framing
 from .failures import Stop
-from .output import OutputPipe
 
 
 def lease_deadline(job: Job) -> float:
@@ -49,11 +49,6 @@ class Child:
     #: What the child has not taken yet, each part with the file descriptors
     #: that go with its first byte: the supervisor never blocks on a child.
     outbox: deque[tuple[bytearray, list[int]]] = field(default_factory=deque)
-    #: Its stdout and stderr, when they are captured: its only job's output,
-    #: or, for a child that runs several, what it prints between jobs.
-    output: OutputPipe | None = None
-    #: A child that runs several jobs: the pipe of each job's output.
-    job_outputs: dict[int, OutputPipe] = field(default_factory=dict)
     #: The write end of its stop pipe: closed right before the supervisor
     #: signals it, so that it tells our SIGTERM from a process manager's
     #: (see process.obey_only_the_supervisor).

@@ -6,8 +6,11 @@ Each child has the jobs it was given, in order. Its head is the job it runs
 ``portions.py``) and runs it back to back, reporting each job's start and
 outcome as it goes.
 
-The children register their sockets and output pipes with the supervisor's
-selector themselves, each with the callback that handles it.
+``Children`` is the pool, the messages to each child and their deadlines;
+what the children print is read by ``Outputs`` (output.py), the databases
+new children connect to ahead are ``WarmDatabases``' (child_connections.py),
+and the task modules the fork server imports are ``Preloads``' (preload.py).
+It writes every field of a ``Child`` that the child does not write itself.
 """
 
 from __future__ import annotations
@@ -24,17 +27,14 @@ from collections.abc import Callable, Iterator
 
 from ..models import Job
 from . import child, protocol, zygote
+from .child_connections import WarmDatabases
 from .child_state import Child
 from .failures import Stop
-from .output import OutputPipe
+from .output import Outputs
 from .preload import Preloads
 from .process import kill_group
 
 logger = logging.getLogger("django_jobs.worker")
-
-#: Jobs in a row that may not use a database before spares stop connecting
-#: to it ahead of their job.
-WARM_MEMORY = 20
 
 
 class Children:
@@ -53,18 +53,15 @@ class Children:
         self.kill_grace = kill_grace
         self.selector = selector
         self.capture_output = capture_output
-        self.output_tail = output_tail
         self.by_pid: dict[int, Child] = {}
         #: What handles a child that has something to say (set by its owner).
         self.on_readable: Callable[[Child], None] = lambda child: None
-        # fork request id -> our end of its socket, and of its output pipe
-        self.pending: dict[int, tuple[socket.socket, int | None]] = {}
-        # fork request id -> our end of its stop pipe
-        self.stop_pipes: dict[int, int] = {}
+        #: Children asked for and not forked yet, by request id.
+        self.pending: dict[int, zygote.Forking] = {}
         self.zygote: zygote.ZygoteHandle | None = None
+        self.outputs = Outputs(selector, output_tail, per_job=jobs_per_child > 1)
+        self.warm = WarmDatabases()
         self.preloads = Preloads()
-        #: The databases recent jobs used: new children connect ahead.
-        self.warm: dict[str, int] = {}
 
     def start_zygote(self) -> None:
         self.zygote = zygote.start(child.main)
@@ -93,21 +90,19 @@ class Children:
             asked = self.zygote.fork(self.capture_output)
         except OSError:
             return False
-        self.pending[asked.request] = (asked.sock, asked.output)
-        self.stop_pipes[asked.request] = asked.stop_pipe
+        self.pending[asked.request] = asked
         return True
 
     def forked(self, request: int, pid: int) -> Child:
-        sock, output = self.pending.pop(request)
-        new = Child(pid=pid, sock=sock, stop_pipe=self.stop_pipes.pop(request, None))
+        asked = self.pending.pop(request)
+        new = Child(pid=pid, sock=asked.sock, stop_pipe=asked.stop_pipe)
         self.by_pid[pid] = new
         ready = functools.partial(self._child_ready, new)
         self.selector.register(new.sock, selectors.EVENT_READ, ready)
         if self.warm:
-            self.send(new, protocol.Warm(sorted(self.warm)))
-        if output is not None:
-            new.output = OutputPipe(output, pid, self.output_tail)
-            self._watch_pipe(new.output)
+            self.send(new, protocol.Warm(self.warm.aliases()))
+        if asked.output is not None:
+            self.outputs.child_forked(pid, asked.output)
         return new
 
     def _child_ready(self, of: Child, mask: int) -> None:
@@ -118,51 +113,17 @@ class Children:
         if mask & selectors.EVENT_READ:
             self.on_readable(of)
 
-    def _watch_pipe(self, pipe: OutputPipe) -> None:
-        ready = functools.partial(self._pipe_ready, pipe)
-        self.selector.register(pipe, selectors.EVENT_READ, ready)
-
-    def _pipe_ready(self, pipe: OutputPipe, mask: int) -> None:
-        self.read_output(pipe)
-
     def forget_zygote(self) -> None:
         """The fork server died: stop listening to it."""
         with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(self.zygote.sock)
-
-    def read_output(self, pipe: OutputPipe) -> None:
-        """Relay what was printed into ``pipe`` to the worker's logging."""
-        pipe.read()
-        if pipe.closed:
-            self._drop_pipe(pipe)
-
-    def collect_output(self, of: Child, job: Job) -> tuple[str, bool] | None:
-        """Everything ``job`` printed, now that it ended: relayed, and its tail."""
-        pipe = of.job_outputs.pop(job.pk, None)
-        if pipe is None:
-            pipe = of.output if self.jobs_per_child == 1 else None
-        if pipe is None:
-            return None
-        pipe.read_all()
-        if pipe is not of.output:
-            self._drop_pipe(pipe)
-        return pipe.take_tail()
-
-    def _drop_pipe(self, pipe: OutputPipe) -> None:
-        with contextlib.suppress(KeyError, ValueError):
-            self.selector.unregister(pipe)
-        pipe.close()
 
     def remove(self, gone: Child) -> None:
         self.by_pid.pop(gone.pid, None)
         self.stop_listening(gone)
         gone.sock.close()
         self._let_go(gone)
-        for pipe in [gone.output, *gone.job_outputs.values()]:
-            if pipe is not None:
-                pipe.read()  # its last lines
-                self._drop_pipe(pipe)
-        gone.job_outputs.clear()
+        self.outputs.child_gone(gone.pid)
         for _, fds in gone.outbox:
             for fd in fds:
                 os.close(fd)
@@ -210,6 +171,13 @@ class Children:
             if key.events != events:
                 self.selector.modify(to.sock, events, key.data)
 
+    def broke_protocol(self, sender: Child, problem: str) -> None:
+        """``sender`` said what is no message: stop listening, and stop it now;
+        its job's error says what it did wrong."""
+        sender.reader.closed = True
+        sender.problem = problem
+        self.stop(sender, Stop.PROTOCOL, now=True)
+
     # Jobs
 
     def room(self, of: Child, portion: int) -> int:
@@ -225,61 +193,23 @@ class Children:
         if len(to.jobs) == len(jobs):
             to.new_head()
         to.assigned += len(jobs)
-        self.preload(jobs)
+        self.preloads.ask(self.zygote, jobs)
         to.retiring = to.assigned >= self.jobs_per_child
-        pipes = self._job_pipes(to, jobs)
+        pipes = self.outputs.pipes_for(to.pid, jobs)
         specs = [protocol.JobSpec.of(job) for job in jobs]
         self.send(to, protocol.Run(specs, last=to.retiring, pipes=len(pipes)), pipes)
-
-    def used_databases(self, aliases: list[str]) -> None:
-        """A job finished having used ``aliases``: children to come connect to
-        them ahead; one not used by ``WARM_MEMORY`` jobs in a row is dropped."""
-        for alias in list(self.warm):
-            self.warm[alias] -= 1
-            if self.warm[alias] <= 0:
-                del self.warm[alias]
-        for alias in aliases:
-            self.warm[alias] = WARM_MEMORY
-
-    def preload(self, jobs: list[Job]) -> None:
-        """Have the zygote import the modules of these jobs' tasks, once: the
-        children forked after that inherit them (see preload.py)."""
-        if self.zygote is None:
-            return
-        paths = [job.task_path for job in jobs]
-        for module in self.preloads.to_ask(paths, time.monotonic()):
-            self.zygote.preload(module)
-
-    def preloaded(self, module: str, ok: bool, importable: bool = True) -> None:
-        """The zygote's answer (see ``Preloads.answered``)."""
-        self.preloads.answered(module, ok, importable, time.monotonic())
-
-    def _job_pipes(self, to: Child, jobs: list[Job]) -> list[int]:
-        """The output pipes of ``jobs``: their write ends, to send to the child.
-
-        A child that runs one job prints into its own pipe: all of it is that
-        job's. A child that runs several gets a pipe per job (see output.py).
-        """
-        if to.output is None:
-            return []
-        if self.jobs_per_child == 1:
-            to.output.job = jobs[0]
-            return []
-        ends = []
-        for job in jobs:
-            read_end, write_end = os.pipe()
-            os.set_blocking(read_end, False)
-            pipe = OutputPipe(read_end, to.pid, self.output_tail, job)
-            to.job_outputs[job.pk] = pipe
-            self._watch_pipe(pipe)
-            ends.append(write_end)
-        return ends
 
     def finish_head(self, of: Child) -> Job:
         """The head's outcome arrived: drop it; the next job becomes the head."""
         job = of.jobs.popleft()
         of.new_head()
         return job
+
+    def take_jobs(self, gone: Child) -> list[Job]:
+        """The jobs of a child that died, head first: it has none any more."""
+        jobs = list(gone.jobs)
+        gone.jobs.clear()
+        return jobs
 
     def tell_to_stop(self, of: Child) -> None:
         """Shutdown: no more jobs; the child exits after its current one."""
@@ -336,13 +266,11 @@ class Children:
         for remaining in self:
             kill_group(remaining.pid, signal.SIGKILL)
             self.remove(remaining)
-        for sock, output in self.pending.values():
-            sock.close()
-            if output is not None:
-                os.close(output)
+        for asked in self.pending.values():
+            asked.sock.close()
+            os.close(asked.stop_pipe)
+            if asked.output is not None:
+                os.close(asked.output)
         self.pending.clear()
-        for stop_pipe in self.stop_pipes.values():
-            os.close(stop_pipe)
-        self.stop_pipes.clear()
         if self.zygote is not None:
             self.zygote.close()

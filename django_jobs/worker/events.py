@@ -68,7 +68,7 @@ class ChildEvents:
 
     def on_preloaded(self, answer: protocol.Preloaded) -> None:
         module, why, importable = answer.module, answer.why, answer.importable
-        self.children.preloaded(module, answer.ok, importable)
+        self.children.preloads.answered(module, answer.ok, importable)
         if answer.ok and not why:
             logger.debug("the fork server imported %s: children inherit it", module)
         elif answer.ok:
@@ -112,9 +112,8 @@ class ChildEvents:
             logger.error(
                 "child %d broke the protocol (%s); stopping it", sender.pid, exc
             )
-            sender.reader.closed = True
-            sender.problem = "it sent the worker something that is not a message"
-            self.children.stop(sender, Stop.PROTOCOL, now=True)
+            problem = "it sent the worker something that is not a message"
+            self.children.broke_protocol(sender, problem)
             return []
 
     def on_message(self, sender: Child, message: protocol.Message) -> None:
@@ -169,7 +168,7 @@ class ChildEvents:
         job = self.children.finish_head(sender)
         self.keep_logs(sender, job)  # every line it printed comes first
         self.portions.observe(outcome.seconds)
-        self.children.used_databases(outcome.databases)
+        self.children.warm.used(outcome.databases)
         self.claimer.wake_up()
         if outcome.ok:
             self.recorder.succeeded(job, outcome.value, outcome.seconds)
@@ -177,7 +176,7 @@ class ChildEvents:
             self.recorder.failed(Failure.of(job, outcome))
 
     def keep_logs(self, of: Child, job: Job) -> None:
-        if tail := self.children.collect_output(of, job):
+        if tail := self.children.outputs.collect(of.pid, job):
             self.recorder.keep_logs(job, *tail)
 
     # Exits
@@ -189,8 +188,7 @@ class ChildEvents:
         if not gone.reader.closed:
             for message in self.messages(gone):  # what it said before dying
                 self.on_message(gone, message)
-        if gone.output is not None and not gone.output.closed:
-            self.children.read_output(gone.output)
+        self.children.outputs.read_child(gone.pid)
         if gone.jobs:
             self.lost_child(gone, describe_status(status))
             self.claimer.wake_up()  # a slot is free: no notification will say so
@@ -204,8 +202,7 @@ class ChildEvents:
         stopped it to shut down (``crashed``: a crash, whatever it was
         stopped for). Jobs behind it never started: released.
         """
-        head, *rest = gone.jobs
-        gone.jobs.clear()
+        head, *rest = self.children.take_jobs(gone)
         stopping = None if crashed else gone.stopping
         if stopping is Stop.SHUTDOWN:  # not an attempt: no output kept
             if head.pk in self.leases.kept:  # its latest checkpoint goes first

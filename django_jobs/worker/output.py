@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import selectors
 
 from ..logging import log_fields
 from ..models import Job
@@ -125,3 +126,92 @@ class OutputPipe:
                 os.close(self.fd)
         self.fd = -1
         self.closed = True
+
+
+class Outputs:
+    """The pipes the supervisor reads its children's output from.
+
+    Each child's own pipe (from the fork server) and, for a child that runs
+    several jobs, one pipe per job (made here, their write ends sent with
+    the jobs), each watched with the supervisor's selector.
+    """
+
+    def __init__(
+        self, selector: selectors.BaseSelector, tail_size: int, *, per_job: bool
+    ) -> None:
+        self.selector = selector
+        self.tail_size = tail_size
+        #: Whether a child runs several jobs (a pipe per job) or one.
+        self.per_job = per_job
+        #: Each child's own pipe, by its pid.
+        self.of_child: dict[int, OutputPipe] = {}
+        #: Each job's pipe, by its id, when a child runs several.
+        self.of_job: dict[int, OutputPipe] = {}
+
+    def child_forked(self, pid: int, fd: int) -> None:
+        """Watch a new child's own pipe (the read end, from the fork server)."""
+        self._watch(OutputPipe(fd, pid, self.tail_size), pid)
+
+    def pipes_for(self, pid: int, jobs: list[Job]) -> list[int]:
+        """Where ``jobs``, given to child ``pid``, print: the write ends of
+        their pipes, to send to the child (none: it prints into its own)."""
+        own = self.of_child.get(pid)
+        if own is None:
+            return []
+        if not self.per_job:
+            own.job = jobs[0]  # all it prints is its only job's
+            return []
+        ends = []
+        for job in jobs:
+            read_end, write_end = os.pipe()
+            os.set_blocking(read_end, False)
+            self._watch(OutputPipe(read_end, pid, self.tail_size, job), job.pk)
+            ends.append(write_end)
+        return ends
+
+    def collect(self, pid: int, job: Job) -> tuple[str, bool] | None:
+        """Everything ``job`` printed, now that it ended: relayed, and its tail."""
+        pipe = self.of_job.pop(job.pk, None)
+        if pipe is None and not self.per_job:
+            pipe = self.of_child.get(pid)
+        if pipe is None:
+            return None
+        pipe.read_all()
+        if pipe is not self.of_child.get(pid):
+            self._drop(pipe)
+        return pipe.take_tail()
+
+    def read_child(self, pid: int) -> None:
+        """What a child that exited printed last."""
+        pipe = self.of_child.get(pid)
+        if pipe is not None and not pipe.closed:
+            self._read(pipe)
+
+    def child_gone(self, pid: int) -> None:
+        """Read the last lines of a child's pipes, and close them."""
+        pipes = [self.of_child.pop(pid, None)]
+        for job_id, pipe in list(self.of_job.items()):
+            if pipe.pid == pid:
+                pipes.append(self.of_job.pop(job_id))
+        for pipe in pipes:
+            if pipe is not None:
+                pipe.read()  # its last lines
+                self._drop(pipe)
+
+    def _watch(self, pipe: OutputPipe, key: int) -> None:
+        (self.of_job if pipe.job is not None else self.of_child)[key] = pipe
+        self.selector.register(pipe, selectors.EVENT_READ, self._ready(pipe))
+
+    def _ready(self, pipe: OutputPipe):
+        return lambda mask: self._read(pipe)
+
+    def _read(self, pipe: OutputPipe) -> None:
+        """Relay what was printed into ``pipe`` to the worker's logging."""
+        pipe.read()
+        if pipe.closed:
+            self._drop(pipe)
+
+    def _drop(self, pipe: OutputPipe) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(pipe)
+        pipe.close()

@@ -27,8 +27,13 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .process import set_parent_death_signal
+
+if TYPE_CHECKING:
+    from ..models import Job
+    from .zygote import ZygoteHandle
 
 #: A probe that has not answered by then is killed: the module is left to
 #: the children (an import that hangs would hang the fork server too).
@@ -69,9 +74,20 @@ class Preloads:
             asked.append(module)
         return asked
 
-    def answered(self, module: str, ok: bool, importable: bool, now: float) -> None:
+    def ask(self, zygote: ZygoteHandle | None, jobs: list[Job]) -> None:
+        """Have the fork server import the modules of these jobs' tasks, once:
+        the children forked after that inherit them."""
+        if zygote is None:
+            return
+        for module in self.to_ask([job.task_path for job in jobs], time.monotonic()):
+            zygote.preload(module)
+
+    def answered(
+        self, module: str, ok: bool, importable: bool, now: float | None = None
+    ) -> None:
         """A module that did not import is asked for again later (a deploy
         may bring it); one that is unsafe to import, never."""
+        now = time.monotonic() if now is None else now
         self.modules[module] = ok
         if not importable:
             self.retry_at[module] = now + PRELOAD_RETRY

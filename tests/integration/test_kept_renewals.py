@@ -6,6 +6,7 @@ OperationalError from the one statement a renewal makes."""
 from __future__ import annotations
 
 import logging
+import selectors
 import socket
 from collections import deque
 from datetime import timedelta
@@ -17,7 +18,7 @@ from django.utils import timezone
 from django_jobs import queue
 from django_jobs.models import Job
 from django_jobs.worker import leases as leases_module
-from django_jobs.worker.children import Child
+from django_jobs.worker.children import Child, Children
 from django_jobs.worker.events import ChildEvents
 from django_jobs.worker.failures import Stop
 from django_jobs.worker.leases import RAN_OUT, Leases, Refused
@@ -169,8 +170,8 @@ def test_a_job_released_at_shutdown_keeps_its_kept_checkpoint(leases, away, clai
     away.down = False
     recorder = ReleaseSees()
     events = ChildEvents(
-        children=None, recorder=recorder, leases=leases, portions=None,
-        claimer=None, watch=None, shutdown=None,
+        children=Children(1, 1, selectors.DefaultSelector()), recorder=recorder,
+        leases=leases, portions=None, claimer=None, watch=None, shutdown=None,
     )  # fmt: skip
     ours, theirs = socket.socketpair()
     with ours, theirs:

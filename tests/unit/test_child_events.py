@@ -21,7 +21,7 @@ from django_jobs.attempts import Kind
 from django_jobs.models import Job
 from django_jobs.worker import protocol
 from django_jobs.worker.child_state import lease_deadline
-from django_jobs.worker.children import Child
+from django_jobs.worker.children import Child, Children
 from django_jobs.worker.events import ChildEvents
 from django_jobs.worker.failures import Failure, Stop
 from django_jobs.worker.leases import LOST, Refused
@@ -37,9 +37,19 @@ class Pool(Fake):
     """The children: ``by_pid``, iterable; every method written down."""
 
     def __init__(self) -> None:
-        super().__init__(finish_head=lambda of: of.jobs.popleft())
+        super().__init__(
+            finish_head=lambda of: of.jobs.popleft(),
+            take_jobs=Children.take_jobs.__get__(self),
+            broke_protocol=self.broke_protocol,
+        )
         self.by_pid: dict[int, Child] = {}
         self.zygote = Fake()
+        self.outputs = Fake()
+        self.warm = Fake()
+        self.preloads = Fake()
+
+    def broke_protocol(self, sender: Child, problem: str) -> None:
+        Children.broke_protocol(self, sender, problem)
 
     def __iter__(self):
         return iter(list(self.by_pid.values()))
@@ -166,14 +176,14 @@ def test_a_message_about_another_job_is_logged_and_ignored(world, caplog, jobs):
 def test_a_success_is_queued_and_frees_a_slot(world):
     head, behind = job(1), job(2)
     running = world.child(10, head, behind)
-    world.children.returns["collect_output"] = ("printed\n", False)
+    world.children.outputs.returns["collect"] = ("printed\n", False)
     outcome = {"op": "outcome", "id": 1, "value": 7, "seconds": 0.25}
     world.on_message(running, said({**outcome, "databases": ["default"]}))
     assert list(running.jobs) == [behind]
     assert world.recorder.names() == ["keep_logs", "succeeded"]  # the logs first
     assert world.recorder.args("keep_logs") == [(head, "printed\n", False)]
     assert world.recorder.args("succeeded") == [(head, 7, 0.25)]
-    assert world.children.args("used_databases") == [(["default"],)]
+    assert world.children.warm.args("used") == [(["default"],)]
     assert world.portions.average == 0.25
     assert world.claimer.names() == ["wake_up"]
 
@@ -300,7 +310,7 @@ def test_the_fork_servers_messages(world):
     gone = world.child(41)
     world.on_zygote()
     assert world.children.args("forked") == [(4, 40)]
-    assert world.children.args("preloaded") == [("tests.tasks", True, True)]
+    assert world.children.preloads.args("answered") == [("tests.tasks", True, True)]
     assert world.children.args("remove") == [(gone,)]
 
 

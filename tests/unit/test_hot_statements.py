@@ -6,6 +6,7 @@ No database is needed: the statements are only built, for a PostgreSQL and
 a SQLite connection that never connect.
 """
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -137,3 +138,33 @@ def test_only_source_is_the_one_state_an_operation_starts_from():
     assert states.only_source("complete") == states.State.RESERVED
     with pytest.raises(ValueError, match="bury starts from 2 states"):
         states.only_source("bury")
+
+
+SHARED = {
+    "backend": "bk", "queue": "q", "task_path": "tests.tasks.add", "state": "ready",
+    "priority": 5, "run_at": "2025-01-02", "ttr": 60, "max_attempts": 3,
+    "on_failure": "bury", "enqueued_at": "2025-01-01", "expires_at": None,
+    "schedule_id": None, "scheduled_for": None, "parent_id": 9, "batch_id": None,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("count", [1, 2, 50])
+def test_the_insert_has_each_column_its_value(connection, count):
+    calls = [([n], {"k": "it's"}, f"key{n}" if n % 2 else "") for n in range(count)]
+    text = rendered(*sql.insert(connection, shared=SHARED, calls=calls))
+    columns, _, values = text.partition(") ")
+    names = [name.strip('" ') for name in columns.partition("(")[2].split(",")]
+    assert names[: len(sql.INSERT_SHARED)] == list(sql.INSERT_SHARED)
+    shared = ", ".join(literal(SHARED[name]) for name in sql.INSERT_SHARED)
+    assert shared in values
+    if count == 1:
+        assert f"{shared}, '[0]'" in values
+        assert literal(json.dumps({"k": "it's"})) in values
+    else:  # the calls travel as one JSON parameter
+        assert literal(json.dumps(calls)) in values
+
+
+def test_the_insert_needs_every_shared_column(connection):
+    shared = {name: 1 for name in sql.INSERT_SHARED if name != "ttr"}
+    with pytest.raises(KeyError, match="ttr"):
+        sql.insert(connection, shared=shared, calls=[([], {}, "")])

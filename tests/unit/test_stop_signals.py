@@ -22,6 +22,7 @@ import pytest
 from django_jobs.worker import children as children_module
 from django_jobs.worker.children import Children
 from django_jobs.worker.failures import Stop
+from django_jobs.worker.zygote import Forking
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -127,8 +128,7 @@ def test_the_supervisor_closes_the_stop_pipe_before_its_sigterm(monkeypatch):
     )
     ours, theirs = socket.socketpair()
     stop_r, stop_w = os.pipe()
-    pool.pending[1] = (ours, None)
-    pool.stop_pipes[1] = stop_w
+    pool.pending[1] = Forking(1, ours, output=None, stop_pipe=stop_w)
     child = pool.forked(1, pid=4242)
     sent = []
 

@@ -20,6 +20,7 @@ from django_jobs.worker.children import Child, Children
 from django_jobs.worker.failures import Failure, Stop
 from django_jobs.worker.portions import Portions
 from django_jobs.worker.shutdown import Shutdown
+from django_jobs.worker.zygote import Forking
 from tests.unit.fakes import job
 
 
@@ -33,7 +34,7 @@ def pool():
     def add(pid: int) -> Child:
         ours, theirs = socket.socketpair()
         ends.append(theirs)
-        made.pending[pid] = (ours, None)
+        made.pending[pid] = Forking(pid, ours, output=None, stop_pipe=None)
         return made.forked(pid, pid)
 
     made.add = add
