@@ -26,7 +26,7 @@ from .exceptions import (
     class_path,
 )
 from .returns import stored_return_value
-from .scope import current_batch, current_job
+from .scope import running_job
 from .task import task_at
 
 
@@ -142,24 +142,23 @@ def run(
     kwargs: dict[str, Any],
     *,
     context: Callable[[], JobContext] | None = None,
+    workflow: int | None = None,
     catching: type[BaseException] | tuple[type[BaseException], ...] = BaseException,
 ) -> Ended:
     """Call ``task`` with a job's arguments (its context first, if it takes
-    one), as the job ``job_id``: the jobs it enqueues are its children and
-    join no batch. Every ending in ``catching`` is an outcome."""
+    one), as the job ``job_id`` (of ``workflow``): see ``scope.running_job``
+    for what the jobs it enqueues belong to. Every ending in ``catching`` is
+    an outcome."""
     started = time.perf_counter()
-    scope = current_job.set(job_id), current_batch.set(None)
     try:
-        if task.takes_context:
-            args = [context(), *args]
-        value = task.call(*args, **kwargs)
+        with running_job(job_id, workflow):
+            if task.takes_context:
+                args = [context(), *args]
+            value = task.call(*args, **kwargs)
     except catching as exc:
         ended = Ended(Kind.RAISED, error=describe(exc), exception=exc)
     else:
         ended = returned(value, task.module_path)
-    finally:
-        current_batch.reset(scope[1])
-        current_job.reset(scope[0])
     seconds = time.perf_counter() - started
     return Ended(ended.kind, ended.value, ended.error, ended.exception, seconds)
 

@@ -33,7 +33,13 @@ from .compat import (
 )
 from .conf import JobsOptions
 from .exceptions import InvalidBackendAlias, TaskNotFound
-from .scope import current_batch, current_job
+from .scope import (
+    current_after,
+    current_batch,
+    current_job,
+    current_step,
+    current_workflow,
+)
 from .states import State, task_status
 from .task import Call, JobTask, job_result, task_at
 from .validation import check_importable, validate_task
@@ -118,11 +124,15 @@ class JobsBackend(BaseTaskBackend):
             prepared.append(self.prepare_call(task, args, kwargs))
         if not prepared:
             return []
+        columns = self.job_columns(task)
+        unique_keys = self.unique_keys(task, prepared)
+        if unique_keys and columns["after"] is not None:
+            raise TypeError(
+                f"Task {task.module_path!r}: a unique job cannot wait for other "
+                "jobs (after()): the job already waiting may wait for others."
+            )
         inserted = queue.insert(
-            prepared,
-            **self.job_columns(task),
-            unique_keys=self.unique_keys(task, prepared),
-            using=self.db,
+            prepared, **columns, unique_keys=unique_keys, using=self.db
         )
         # Unique calls that found their job already waiting return that job;
         # in the common case every job is new and this costs no query at all.
@@ -173,6 +183,9 @@ class JobsBackend(BaseTaskBackend):
             "backend": self.alias,
             "parent": current_job.get(),
             "batch": current_batch.get(),
+            "workflow": current_workflow.get(),
+            "after": current_after.get(),
+            "step": current_step.get(),
         }
 
     @staticmethod

@@ -66,7 +66,8 @@ def batch(
         "fields": {
             key: value
             for key, value in fields.items()
-            if key not in ("run_at", "expires_at", "batch")
+            # The callback joins no batch and no workflow of the block's.
+            if key not in ("run_at", "expires_at", "batch", "workflow", "after", "step")
         },
         "args": args,
         "kwargs": {key: kwargs_json[key] for key in kwargs},

@@ -11,6 +11,7 @@ was lost (rescued, timed out, cancelled) gets ``ClaimLost`` and should stop.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -54,6 +55,10 @@ class JobContext(TaskContext):
     last_checkpoint: Any = None
     #: Who writes what the job asks (see ``Holder``).
     holder: Holder | None = None
+    #: The results of the jobs it waited for (``workflows.after``), in order
+    #: and by name: ``context.upstream["merchant"].return_value``. Empty for
+    #: a job that waited for none; read with one query when first used.
+    upstream: Sequence[Any] = ()
 
     def touch(self, seconds: float | None = None) -> datetime:
         """Extend the reservation to ``seconds`` from now (default: the ttr).

@@ -157,6 +157,28 @@ class JobCancelled(Exception):
     """Someone asked for the job to be stopped."""
 
 
+class UpstreamFailed(RuntimeError):
+    """A job it waited for failed for good: it was not run (workflows).
+
+    Retrying that job puts this one back to waiting.
+    """
+
+
+class WorkflowDeadlineMissed(TimeoutError):
+    """Its workflow's deadline passed before it finished."""
+
+
+class InvalidDependency(ValueError):
+    """An ``after()`` that cannot hold: a job that does not exist, belongs to
+    another backend, or waits (directly or not) for the job that would wait
+    for it."""
+
+
+class InvalidWorkflow(ValueError):
+    """A workflow that cannot be started or joined: a name too long, a
+    deadline in the past, a workflow of another backend or already ended."""
+
+
 class JobExpired(TimeoutError):
     """The job was not started before its deadline (``expires``)."""
 

@@ -13,6 +13,9 @@ from .compat import TaskResultStatus
 
 
 class State(models.TextChoices):
+    #: Waits for other jobs of its workflow (its upstream) to finish; becomes
+    #: ready in the transaction that records the last one's outcome.
+    WAITING = "waiting", _("waiting")
     READY = "ready", _("ready")
     RESERVED = "reserved", _("reserved")
     DONE = "done", _("done")
@@ -26,6 +29,7 @@ DELAYED = "delayed"
 #: What each state a person sees means, in words that need no beanstalkd:
 #: the console's legend and tooltips and ``jobs show`` say these.
 MEANINGS = {
+    State.WAITING: _("waiting for other jobs to finish first (its upstream)"),
     State.READY: _("waiting for a worker, due now"),
     DELAYED: _("waiting for its time: a retry's backoff, or enqueued to run later"),
     State.RESERVED: _("running: a worker has it"),
@@ -51,16 +55,22 @@ TRANSITIONS: dict[str, tuple[frozenset[State], State | None]] = {
     "complete": (frozenset({State.RESERVED}), State.DONE),
     "retry": (frozenset({State.RESERVED}), State.READY),
     "release": (frozenset({State.RESERVED}), State.READY),
-    "bury": (frozenset({State.READY, State.RESERVED}), State.BURIED),
+    "bury": (frozenset({State.WAITING, State.READY, State.RESERVED}), State.BURIED),
     "kick": (frozenset({State.READY, State.BURIED}), State.READY),
+    # Workflows (queue/workflows.py). The last of a waiting job's upstream
+    # jobs finished: it may run. One of them failed: it ends too, unless it
+    # runs anyway. That one was kicked (retried): it waits again.
+    "unblock": (frozenset({State.WAITING}), State.READY),
+    "abandon": (frozenset({State.WAITING}), State.BURIED),
+    "wait_again": (frozenset({State.BURIED}), State.WAITING),
     "reprioritise": (frozenset({State.READY}), State.READY),
     # A ready job is buried at once; a reserved one is only marked (it is the
     # one write anybody may make to a reserved job), and its worker, the
     # token holder, stops it and buries it.
-    "cancel": (frozenset({State.READY}), State.BURIED),
+    "cancel": (frozenset({State.WAITING, State.READY}), State.BURIED),
     "request_cancel": (frozenset({State.RESERVED}), State.RESERVED),
-    # A ready job past its deadline (``expires``), never started.
-    "expire": (frozenset({State.READY}), State.BURIED),
+    # A job past its deadline (``expires``, or its workflow's), never started.
+    "expire": (frozenset({State.WAITING, State.READY}), State.BURIED),
     "delete": (frozenset(State), None),
 }
 
@@ -69,6 +79,8 @@ TRANSITIONS: dict[str, tuple[frozenset[State], State | None]] = {
 OPEN = frozenset({"request_cancel"})
 
 TASK_STATUS: dict[State, TaskResultStatus] = {
+    # Django has no closer status: it has not started, and will.
+    State.WAITING: TaskResultStatus.READY,
     State.READY: TaskResultStatus.READY,
     State.RESERVED: TaskResultStatus.RUNNING,
     State.DONE: TaskResultStatus.SUCCESSFUL,
@@ -76,8 +88,12 @@ TASK_STATUS: dict[State, TaskResultStatus] = {
 }
 
 
-#: Operations after which a job may have left its batch's waiting set.
-FINISHING = frozenset({"bury", "cancel", "expire", "delete"})
+#: Operations after which a job may have left its batch's waiting set (and
+#: its workflow's jobs that wait for it must end or go on).
+FINISHING = frozenset({"bury", "cancel", "expire", "delete", "abandon"})
+
+#: The states of a job that has not finished: it may still run.
+UNFINISHED = frozenset({State.WAITING, State.READY, State.RESERVED})
 
 
 def sources(operation: str) -> frozenset[State]:

@@ -25,9 +25,8 @@ from .backend import JobsBackend
 from .compat import InvalidTaskBackend, task_backends
 from .conf import JobsOptions
 from .models import Batch, Job, Queue, Worker
-from .queue import WAITING
 from .queue import configured_queues as queues_of
-from .states import DELAYED, TASK_STATUS, State
+from .states import DELAYED, TASK_STATUS, UNFINISHED, State
 
 HOUR = timedelta(hours=1)
 COUNTS = ("ready", "delayed", "reserved", "buried", "done_last_hour")
@@ -38,6 +37,7 @@ COUNTS += ("failed_last_hour",)
 class QueueRow:
     backend: str
     name: str
+    waiting: int = 0
     ready: int = 0
     delayed: int = 0
     reserved: int = 0
@@ -52,12 +52,14 @@ class QueueRow:
 
 
 #: Every state a job can show, in the order of its life.
-DISPLAY_STATES = (State.READY, DELAYED, State.RESERVED, State.DONE, State.BURIED)
+DISPLAY_STATES = (
+    State.WAITING, State.READY, DELAYED, State.RESERVED, State.DONE, State.BURIED
+)  # fmt: skip
 #: A state's django.tasks name means it too: --state failed is buried.
 STATE_ALIASES = {
     status.lower(): state
     for state, status in TASK_STATUS.items()
-    if status.lower() != state
+    if status.lower() not in State.values
 }
 
 
@@ -71,7 +73,7 @@ def in_state(jobs, state: str | None, now: datetime | None = None):
         return jobs.ready(now)
     if state == DELAYED:
         return jobs.delayed(now)
-    if state in (State.RESERVED, State.DONE, State.BURIED):
+    if state in (State.WAITING, State.RESERVED, State.DONE, State.BURIED):
         return jobs.filter(state=state)
     return jobs
 
@@ -84,7 +86,8 @@ def queue_counts(
     recent = Q(finished_at__gte=now - HOUR)
     due = Q(state=State.READY, run_at__lte=now)
     jobs = Job.objects.filter(
-        Q(state=State.READY)
+        Q(state=State.WAITING)
+        | Q(state=State.READY)
         | Q(state=State.RESERVED)
         | Q(state=State.BURIED)
         | (Q(state=State.DONE) & recent)
@@ -95,6 +98,7 @@ def queue_counts(
         jobs.order_by()
         .values("backend", "queue")
         .annotate(
+            waiting=Count("pk", filter=Q(state=State.WAITING)),
             ready=Count("pk", filter=due),
             delayed=Count("pk", filter=Q(state=State.READY, run_at__gt=now)),
             reserved=Count("pk", filter=Q(state=State.RESERVED)),
@@ -285,7 +289,7 @@ def worker_capacity(now: datetime, backend: str | None = None) -> dict[str, int]
 BATCH_COUNTS = {
     "job_count": Count("jobs"),
     "done": Count("jobs", filter=Q(jobs__state=State.DONE)),
-    "waiting": Count("jobs", filter=Q(jobs__state__in=WAITING)),
+    "waiting": Count("jobs", filter=Q(jobs__state__in=UNFINISHED)),
 }
 
 

@@ -10,7 +10,8 @@ they apply to those that qualify and return how many did, because a console
 acting on a selection must not fail as a whole for one job that moved on.
 """
 
-from .batches import WAITING, seal, settle, settle_pending
+from . import workflows
+from .batches import seal, settle, settle_pending
 from .claim import (
     claim,
     claim_statement,
@@ -54,9 +55,9 @@ from .holder import (
     touch,
 )
 from .wake import channel, wake_due
+from .workflow_rows import settle_running, settle_workflows
 
 __all__ = [
-    "WAITING",
     "Failed",
     "Then",
     "attempt_error",
@@ -103,8 +104,11 @@ __all__ = [
     "seal",
     "settle",
     "settle_pending",
+    "settle_running",
+    "settle_workflows",
     "silent_workers",
     "touch",
     "unheld",
     "wake_due",
+    "workflows",
 ]

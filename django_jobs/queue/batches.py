@@ -18,11 +18,9 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from ..models import Batch, Job
-from ..states import State
+from ..states import UNFINISHED, State
 from .enqueue import insert
 from .guard import get_db
-
-WAITING = (State.READY, State.RESERVED)
 
 
 def seal(batch_id: int, *, using: str | None = None) -> None:
@@ -44,7 +42,7 @@ def settle(batch_ids: Iterable[int], *, using: str | None = None) -> list[int]:
     callbacks = []
     for batch_id in batch_ids:
         waiting = Job.objects.using(db).filter(
-            batch_id=OuterRef("pk"), state__in=WAITING
+            batch_id=OuterRef("pk"), state__in=UNFINISHED
         )
         with transaction.atomic(using=db):
             won = (

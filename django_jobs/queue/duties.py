@@ -124,7 +124,8 @@ def _rescue_one(
 
 
 def expire(*, backend: str = "default", using: str | None = None) -> int:
-    """Bury (or delete) the ready jobs whose deadline passed: never started.
+    """Bury (or delete) the waiting and ready jobs whose deadline passed:
+    never started.
 
     The claim already skips them; this clears them out of the way, so they
     stop costing the claim a look and show as buried (or are gone, when
@@ -132,15 +133,16 @@ def expire(*, backend: str = "default", using: str | None = None) -> int:
     """
     db = get_db(using)
     now = timezone.now()
+    unstarted = (State.WAITING, State.READY)
     late = Job.objects.using(db).filter(
-        state=State.READY, backend=backend, expires_at__lte=now
+        state__in=unstarted, backend=backend, expires_at__lte=now
     )
     doomed = list(late.filter(on_failure="delete").values_list("pk", flat=True))
     kept = list(late.exclude(on_failure="delete").values_list("pk", flat=True))
     error = unstarted_error(JobExpired, "not started before its deadline", now)
     values = {"finished_at": now, "errors": JSONAppend("errors", error)}
     # Still ready and still past its deadline when written (a kick clears it).
-    late_now = Q(state=State.READY, expires_at__lte=now)
+    late_now = Q(state__in=unstarted, expires_at__lte=now)
     deleted = change("delete", doomed, using=db, unless_moved=late_now)
     buried = change("expire", kept, using=db, values=values, unless_moved=late_now)
     settle(deleted.batches | buried.batches, using=db)

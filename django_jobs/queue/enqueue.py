@@ -8,14 +8,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, connections, transaction
 from django.utils import timezone
 
 from ..exceptions import NotMigrated, sqlstate
 from ..models import Job
-from ..states import State
+from ..scope import After
+from ..states import UNFINISHED, State
 from . import sql as statements
+from . import sql_insert
 from .guard import get_db
+from .placement import attach, place
 
 # Enqueue
 
@@ -49,6 +52,9 @@ def insert(
     schedule: tuple[int, datetime] | None = None,
     parent: int | None = None,
     batch: int | None = None,
+    workflow: int | None = None,
+    after: After | None = None,
+    step: int | None = None,
     using: str | None = None,
 ) -> Inserted:
     """Write one ready job per ``(args, kwargs)`` call, in a single statement.
@@ -60,29 +66,62 @@ def insert(
     new one; ``schedule`` (id, tick) makes the job that schedule's tick, and
     nothing is written if the tick already has its job. ``parent`` is the
     job that enqueues these (if any), ``batch`` the batch they belong to.
+
+    Workflows (``queue.workflows``): the jobs join ``workflow``, wait for
+    the jobs ``after`` names, and, enqueued by the running job ``step`` of a
+    workflow, hold the jobs that wait for it; all in one transaction.
     """
     db = get_db(using)
+    columns = {
+        "task_path": task_path, "queue": queue, "priority": priority,
+        "run_at": run_at, "ttr": ttr, "max_attempts": max_attempts,
+        "on_failure": on_failure, "backend": backend, "expires_at": expires_at,
+        "unique_keys": unique_keys, "schedule": schedule, "parent": parent,
+        "batch": batch,
+    }  # fmt: skip
+    if workflow is None and after is None and step is None:
+        return _insert(calls, db, columns)
+    with transaction.atomic(using=db):
+        placed = place(
+            backend=backend, workflow=workflow, after=after, step=step,
+            count=len(calls), expires_at=expires_at, db=db,
+        )  # fmt: skip
+        inserted = _insert(calls, db, {**columns, **placed.columns()})
+        attach(placed, inserted.ids, inserted.created, db)
+    return inserted
+
+
+def _insert(
+    calls: Sequence[tuple[list[Any], dict[str, Any]]], db: str, given: dict[str, Any]
+) -> Inserted:
+    """Write the jobs; ``given``: their columns, as ``insert`` was given them
+    (and, in a workflow, as ``place`` decided)."""
     connection = connections[db]
     now = timezone.now()
-    run_at = run_at or now
+    run_at = given["run_at"] or now
     adapt = connection.ops.adapt_datetimefield_value
+    schedule, backend = given["schedule"], given["backend"]
     shared = {
         "backend": backend,
-        "queue": queue,
-        "task_path": task_path,
-        "state": State.READY.value,
-        "priority": priority,
+        "queue": given["queue"],
+        "task_path": given["task_path"],
+        "state": given.get("state", State.READY.value),
+        "priority": given["priority"],
         "run_at": adapt(run_at),
-        "ttr": ttr,
-        "max_attempts": max_attempts,
-        "on_failure": on_failure,
+        "ttr": given["ttr"],
+        "max_attempts": given["max_attempts"],
+        "on_failure": given["on_failure"],
         "enqueued_at": adapt(now),
-        "expires_at": adapt(expires_at),
+        "expires_at": adapt(given["expires_at"]),
         "schedule_id": schedule[0] if schedule else None,
         "scheduled_for": adapt(schedule[1]) if schedule else None,
-        "parent_id": parent,
-        "batch_id": batch,
+        "parent_id": given["parent"],
+        "batch_id": given["batch"],
+        "workflow_id": given.get("workflow_id"),
+        "waiting_for": given.get("waiting_for", 0),
+        "runs_anyway": given.get("runs_anyway", False),
     }
+    unique_keys = given["unique_keys"]
     keys = list(unique_keys) if unique_keys else [""] * len(calls)
     ids: list[int | None] = [None] * len(calls)
     created = [False] * len(calls)
@@ -101,7 +140,7 @@ def insert(
                 .filter(
                     backend=backend,
                     unique_key__in=waiting,
-                    state__in=[State.READY, State.RESERVED],
+                    state__in=UNFINISHED,
                 )
                 .values_list("unique_key", "pk")
             )
@@ -117,7 +156,7 @@ def insert(
 def _insert_rows(connection, shared: dict[str, Any], calls: list[tuple]) -> list[tuple]:
     try:
         return statements.fetch_all(
-            connection, *statements.insert(connection, shared=shared, calls=calls)
+            connection, *sql_insert.insert(connection, shared=shared, calls=calls)
         )
     except DatabaseError as exc:
         if (clear := not_migrated(exc, connection.alias)) is not None:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import router
+from django.db import router, transaction
 from django.db.models import Q
 
 from .. import states
@@ -17,7 +17,9 @@ from ..exceptions import (
 )
 from ..models import Job
 from ..states import State
+from .dependencies import end_downstream, wait_again
 from .sql import update_returning
+from .workflow_rows import settle_workflows
 
 JobIds = int | Iterable[int]
 
@@ -57,6 +59,8 @@ class Changed:
     rows: list[dict[str, Any]] = field(default_factory=list)
     #: The batches of the jobs it finished: settle them (``batches.settle``).
     batches: frozenset[int] = frozenset()
+    #: The workflows of the jobs it changed (settled by ``change`` itself).
+    workflows: frozenset[int] = frozenset()
 
 
 def change(
@@ -84,26 +88,82 @@ def change(
     rows = Job.objects.using(db).filter(_guard(operation, token), pk__in=ids)
     if unless_moved is not None:
         rows = rows.filter(unless_moved)
-    finishing = operation in states.FINISHING
-    new_state = states.target(operation)
-    if new_state is None:
-        batches = frozenset(batches_of(rows)) if finishing else frozenset()
-        # Only the ids: deleting makes Django collect the rows (for the jobs
-        # and batches that point at them), and a job's columns can be large.
-        changed = Changed(rows.only("pk").delete()[0], batches=batches)
-    elif returning or finishing:
-        names = [*returning, "batch"] if finishing else list(returning)
-        written = update_returning(rows, {"state": new_state, **(values or {})}, names)
-        batches = {row.pop("batch_id") for row in written} if finishing else set()
-        batches.discard(None)
-        changed = Changed(len(written), written, frozenset(batches))
+    if operation in states.FINISHING or operation == "kick":
+        with transaction.atomic(using=db):  # with what it does to a workflow
+            changed = _write(operation, rows, values, returning, db)
+        settle_workflows(changed.workflows, using=db)
     else:
-        changed = Changed(rows.update(state=new_state, **(values or {})))
+        changed = _write(operation, rows, values, returning, db)
     if single and not changed.count:
         if unless_moved is not None:
             raise ClaimLost(job_ids, operation)
         refusal(operation, job_ids, token, db)
     return changed
+
+
+def _write(
+    operation: str,
+    rows,
+    values: dict[str, Any] | None,
+    returning: Sequence[str],
+    db: str,
+) -> Changed:
+    finishing = operation in states.FINISHING
+    new_state = states.target(operation)
+    if new_state is None:
+        batches = frozenset(batches_of(rows)) if finishing else frozenset()
+        # An unfinished job deleted will never succeed: what waits for it
+        # ends first (its edges go with it).
+        doomed = rows.filter(downstream_count__gt=0, state__in=states.UNFINISHED)
+        ended = [
+            end_downstream({"id": pk}, db) for pk in doomed.values_list("pk", flat=True)
+        ]
+        # Only the ids: deleting makes Django collect the rows (for the jobs
+        # and batches that point at them), and a job's columns can be large.
+        count = rows.only("pk").delete()[0]
+        return _changed(count, [], batches, [row for rows_ in ended for row in rows_])
+    if not (returning or finishing or operation == "kick"):
+        return Changed(rows.update(state=new_state, **(values or {})))
+    extra = [name for name in _LINKS if name not in returning]
+    written = update_returning(
+        rows, {"state": new_state, **(values or {})}, [*returning, *extra]
+    )
+    linked = [{name: row[_ATTNAMES[name]] for name in _LINKS} for row in written]
+    for row in written:
+        for name in extra:
+            del row[_ATTNAMES[name]]
+    batches = {row["batch"] for row in linked} if finishing else set()
+    ended = []
+    if operation == "kick":
+        wait_again([row["id"] for row in linked], db)
+    elif finishing:
+        for row in linked:
+            if row["downstream_count"]:
+                ended.extend(end_downstream({"id": row["id"]}, db))
+    return _changed(len(written), written, batches, ended, linked)
+
+
+#: What ``_write`` reads of each row it changes, besides what was asked: what
+#: else the change touches (a batch, a workflow, jobs that wait for it).
+_LINKS = ("id", "batch", "workflow", "downstream_count")
+_ATTNAMES = {name: Job._meta.get_field(name).attname for name in _LINKS}
+
+
+def _changed(
+    count: int,
+    written: list[dict[str, Any]],
+    batches: Iterable[int | None],
+    ended: list[dict[str, Any]],
+    linked: list[dict[str, Any]] = (),
+) -> Changed:
+    """What a write did, with the batches and workflows that the jobs it
+    finished (and those it ended down the graph) belong to."""
+    batches = {*batches, *(row["batch_id"] for row in ended)} - {None}
+    workflows = {row["workflow"] for row in linked} | {
+        row["workflow_id"] for row in ended
+    }
+    workflows.discard(None)
+    return Changed(count, written, frozenset(batches), frozenset(workflows))
 
 
 def _guard(operation: str, token: str | None) -> Q:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -25,8 +25,10 @@ from . import sql as statements
 from .batches import settle
 from .columns import converted, fields_named
 from .console import delete
+from .dependencies import count_down
 from .expressions import JSONAppend, JSONDropLast
 from .guard import change, get_db, refusal, unreserved
+from .workflow_rows import settle_workflows
 
 # Writes by the claim holder
 
@@ -145,15 +147,23 @@ def complete_returning(
         now=timezone.now(),
         cleared=unreserved(),
     )
-    rows = statements.fetch_all(connection, sql, params, prepare)
-    fields = fields_named(("id", "batch", *statements.COMPLETED))
+    if connection.vendor == "postgresql":  # it releases what waited for them
+        rows = statements.fetch_all(connection, sql, params, prepare)
+    else:
+        with transaction.atomic(using=db):
+            rows = statements.fetch_all(connection, sql, params, prepare)
+            count_down([row[0] for row in rows if row[3]], db)
+    fields = fields_named((*statements.COMPLETED_LINKS, *statements.COMPLETED))
     names = [field.attname for field in fields]
+    links = len(statements.COMPLETED_LINKS)
     written = {
-        values[0]: dict(zip(names[2:], values[2:], strict=True))
+        values[0]: dict(zip(names[links:], values[links:], strict=True))
         for values in converted(connection, fields, rows)
     }
     if batches := {values[1] for values in rows if values[1] is not None}:
         settle(batches, using=db)
+    if workflows := {values[2] for values in rows if values[2] is not None}:
+        settle_workflows(workflows, using=db)
     return written
 
 

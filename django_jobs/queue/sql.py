@@ -22,7 +22,8 @@ from django.db.models import QuerySet
 from django.db.models.sql import UpdateQuery
 
 from .. import states
-from ..models import Job, Queue, Worker
+from ..models import Dependency, Job, Queue, Worker
+from ..states import State
 from ..vendors import require_supported
 from .columns import converted, fields_named, returning
 from .expressions import JSONAppend
@@ -103,88 +104,6 @@ def update_returning(
         dict(zip(attnames, row, strict=True))
         for row in converted(connection, fields, raw)
     ]
-
-
-#: The columns an enqueue writes: shared by every job of one enqueue, then
-#: per call, then constants.
-INSERT_SHARED = (
-    "backend", "queue", "task_path", "state", "priority", "run_at", "ttr",
-    "max_attempts", "on_failure", "enqueued_at", "expires_at", "schedule_id",
-    "scheduled_for", "parent_id", "batch_id",
-)  # fmt: skip
-INSERT_PER_CALL = ("args", "kwargs", "unique_key")
-INSERT_CONSTANT = {
-    "attempts": "0",
-    "reserved_by": "''",
-    "claim_token": "''",
-    "worker_ids": "'[]'",
-    "errors": "'[]'",
-}
-_inserts: dict[tuple[str, bool], Statement] = {}
-
-
-def insert(
-    connection, *, shared: dict[str, Any], calls: list[tuple[Any, Any, str]]
-) -> tuple[str, list[Any]]:
-    """The INSERT of an enqueue's jobs, and its parameters.
-
-    ``shared``: the value of each column of ``INSERT_SHARED`` (by name), the
-    same for every job; ``calls``: each job's ``(args, kwargs, unique_key)``.
-    Many jobs take one statement whatever their number: the calls travel as
-    one JSON parameter. A single job takes a plain INSERT ... VALUES, which
-    the database plans and runs faster. A row that would break a unique
-    constraint (a unique job already waiting, a schedule tick already
-    enqueued) is skipped, not an error; the statement returns the id and
-    unique key of the rows it wrote.
-    """
-    many = len(calls) > 1
-    key = (connection.vendor, many)
-    statement = _inserts.get(key)
-    if statement is None:
-        statement = _inserts[key] = Statement.named(_insert_sql(connection, many))
-    if many:
-        return statement.bind(**shared, calls=json.dumps(calls))
-    args, kwargs, unique_key = calls[0]
-    return statement.bind(
-        **shared,
-        args=json.dumps(args),
-        kwargs=json.dumps(kwargs),
-        unique_key=unique_key,
-    )
-
-
-def _insert_sql(connection, many: bool) -> str:
-    require_supported(connection.vendor)
-    qn = connection.ops.quote_name
-    postgres = connection.vendor == "postgresql"
-    columns = ", ".join(
-        qn(name) for name in (*INSERT_SHARED, *INSERT_PER_CALL, *INSERT_CONSTANT)
-    )
-    shared = ", ".join(f"%({name})s" for name in INSERT_SHARED)
-    constants = ", ".join(INSERT_CONSTANT.values())
-    if not many:
-        jsonb = "::jsonb" if postgres else ""
-        body = (
-            f"VALUES ({shared}, %(args)s{jsonb}, %(kwargs)s{jsonb}, %(unique_key)s,"
-            f" {constants})"
-        )
-    elif postgres:
-        body = (
-            f"SELECT {shared}, (call -> 0)::jsonb, (call -> 1)::jsonb,"
-            f" call ->> 2, {constants}"
-            " FROM json_array_elements(%(calls)s::json) WITH ORDINALITY"
-            " AS calls(call, n) ORDER BY n"
-        )
-    else:
-        body = (
-            f"SELECT {shared}, json_extract(value, '$[0]'),"
-            f" json_extract(value, '$[1]'), json_extract(value, '$[2]'), {constants}"
-            " FROM json_each(%(calls)s) WHERE true ORDER BY key"
-        )
-    return (
-        f"INSERT INTO {qn(Job._meta.db_table)} ({columns}) {body}"
-        f" ON CONFLICT DO NOTHING RETURNING {qn('id')}, {qn('unique_key')}"
-    )
 
 
 _claims: dict[tuple[str, int, int, bool], Statement] = {}
@@ -312,6 +231,8 @@ _completions: dict[tuple[str, int, tuple[str, ...]], Statement] = {}
 
 #: What a completion writes besides the return value, and returns.
 COMPLETED = ("state", "finished_at", "reserved_until", "reserved_by", "claim_token")
+#: What a completion returns before those: what else the job's end touches.
+COMPLETED_LINKS = ("id", "batch", "workflow", "downstream_count")
 #: The state a completion guards on, and the one it writes.
 _COMPLETING = states.only_source("complete").value, states.target("complete").value
 
@@ -329,7 +250,9 @@ def completion(
     be held under that token; the value must be JSON (see
     ``arguments.storable``). ``now`` is the finish time, ``cleared`` the
     reservation's fields with their new values. Returns each completed job's
-    id, batch and ``COMPLETED`` fields.
+    ``COMPLETED_LINKS`` and ``COMPLETED`` fields. On PostgreSQL the same
+    statement releases the jobs that waited for them (see
+    ``queue.dependencies``); on SQLite the caller does, in its transaction.
     """
     key = (connection.vendor, len(outcomes), tuple(cleared))
     statement = _completions.get(key)
@@ -344,11 +267,31 @@ def completion(
         target=target,
         now=connection.ops.adapt_datetimefield_value(now),
         source=source,
+        waiting=State.WAITING.value,
+        ready=State.READY.value,
         **cleared,
     )
 
 
 _completion_ends: dict[tuple[str, tuple[str, ...]], tuple[Statement, Statement]] = {}
+
+
+def release_sql(connection, counted: str, *, anyway_only: bool = False) -> str:
+    """The UPDATE that counts finished upstream jobs off the jobs waiting for
+    them (``counted``: a query of ``id`` and ``n``, how many of a waiting
+    job's upstream jobs just finished); a job left waiting for none is ready.
+    ``anyway_only``: they failed; only jobs that run anyway count them."""
+    qn = connection.ops.quote_name
+    job = qn(Job._meta.db_table)
+    left = f"{job}.{qn('waiting_for')} - counted.n"
+    anyway = f" AND {job}.{qn('runs_anyway')}" if anyway_only else ""
+    return (
+        f"UPDATE {job} SET {qn('waiting_for')} = CASE WHEN {left} > 0"
+        f" THEN {left} ELSE 0 END, {qn('state')} = CASE WHEN {left} > 0"
+        f" THEN {job}.{qn('state')} ELSE %(ready)s END"
+        f" FROM ({counted}) AS counted WHERE {job}.{qn('id')} = counted.id"
+        f" AND {job}.{qn('state')} = %(waiting)s{anyway}"
+    )
 
 
 def _ends(connection, cleared: dict[str, Any]) -> tuple[Statement, Statement]:
@@ -360,11 +303,11 @@ def _ends(connection, cleared: dict[str, Any]) -> tuple[Statement, Statement]:
     table = qn(Job._meta.db_table)
     value = "v.value::jsonb" if connection.vendor == "postgresql" else "v.value"
     clear = ", ".join(f"{qn(name)} = %({name})s" for name in cleared)
-    fields = fields_named(("id", "batch", *COMPLETED))
+    fields = fields_named((*COMPLETED_LINKS, *COMPLETED))
     returned = returning(connection, fields, qualified=True)
     head = "WITH v(id, token, value) AS (VALUES "  # then the rows
-    tail = (
-        f") UPDATE {table} SET {qn('state')} = %(target)s,"
+    update = (
+        f"UPDATE {table} SET {qn('state')} = %(target)s,"
         f" {qn('finished_at')} = %(now)s,"
         f" {qn('return_value')} = {value}, {clear}"
         f" FROM v WHERE {table}.{qn('id')} = v.id"
@@ -372,6 +315,18 @@ def _ends(connection, cleared: dict[str, Any]) -> tuple[Statement, Statement]:
         f" AND {table}.{qn('state')} = %(source)s"
         f" RETURNING {returned}"
     )
+    if connection.vendor == "postgresql":  # and release what waited for them
+        dep = qn(Dependency._meta.db_table)
+        counted = (
+            f"SELECT {qn('downstream_id')} AS id, count(*) AS n FROM {dep}"
+            f" JOIN done ON {dep}.{qn('upstream_id')} = done.{qn('id')}"
+            f" WHERE done.{qn('downstream_count')} > 0"
+            f" GROUP BY {qn('downstream_id')}"
+        )
+        released = release_sql(connection, counted)
+        tail = f"), done AS ({update}), released AS ({released}) SELECT * FROM done"
+    else:
+        tail = f") {update}"
     ends = Statement.named(head), Statement.named(tail)
     _completion_ends[key] = ends
     return ends

@@ -30,6 +30,7 @@ from ..compat import Task, TaskResult, task_backends, task_finished, task_starte
 from ..context import JobContext
 from ..models import Job
 from ..states import State
+from ..workflows import Upstream
 from .context import InProcessHolder
 
 #: The worker id that test runs claim jobs with (in ``worker_ids``).
@@ -220,6 +221,7 @@ class Runner:
                     list(job.args),
                     job.kwargs,
                     context=lambda: in_process_context(task, job, backend, holder),
+                    workflow=job.workflow_id,
                     catching=(Exception, SystemExit),  # Ctrl-C stops the tests
                 )
         finally:
@@ -272,6 +274,7 @@ def in_process_context(
         deadline=job.reserved_until,
         last_checkpoint=job.checkpoint,
         holder=holder,
+        upstream=Upstream(job.pk, backend.alias),
     )
 
 

@@ -26,6 +26,7 @@ from ..context import JobContext
 from ..exceptions import ClaimLost, NotRecorded
 from ..returns import stored_return_value
 from ..task import JobResult, job_result
+from ..workflows import Upstream
 from . import child_connections, framing, protocol
 from .protocol import JobSpec
 
@@ -186,7 +187,12 @@ def _run(job: JobSpec) -> protocol.Outcome:
     framing.send(_channel.sock, protocol.Started(job.id))
     try:
         ended = attempts.run(
-            task, job.id, job.args, job.kwargs, context=lambda: job_context(task, job)
+            task,
+            job.id,
+            job.args,
+            job.kwargs,
+            context=lambda: job_context(task, job),
+            workflow=job.workflow,
         )
     finally:
         used = child_connections.in_use()
@@ -226,6 +232,7 @@ def job_context(task: Task, job: JobSpec) -> JobContext:
         deadline=parse_datetime(job.reserved_until),
         last_checkpoint=job.checkpoint,
         holder=_channel,
+        upstream=Upstream(job.id, job.backend),
     )
 
 

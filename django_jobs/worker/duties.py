@@ -108,8 +108,16 @@ class Rescuer(Duty):
             )
         if expired := queue.expire(backend=self.backend, using=self.db):
             logger.info("%d job(s) passed their deadline unstarted", expired)
-        # Batches whose completion a crash or a concurrent commit left behind.
+        if missed := queue.workflows.missed_deadlines(
+            backend=self.backend, using=self.db
+        ):
+            logger.warning("%d workflow(s) missed their deadline", missed)
+        # Batches and workflows whose completion a crash or a concurrent
+        # commit left behind; waiting jobs whose count a race left off.
         queue.settle_pending(backend=self.backend, using=self.db)
+        if repaired := queue.workflows.repair(backend=self.backend, using=self.db):
+            logger.warning("%d waiting job(s) counted their upstream again", repaired)
+        queue.settle_running(backend=self.backend, using=self.db)
         return counts
 
 

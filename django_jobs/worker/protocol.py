@@ -137,6 +137,8 @@ class JobSpec(Fields):
     enqueued_at: str | None
     started_at: str | None
     last_attempted_at: str | None
+    #: Its workflow: the jobs it enqueues join it (see scope.running_job).
+    workflow: int | None = None
 
     @classmethod
     def of(cls, job: Job) -> JobSpec:
@@ -154,6 +156,7 @@ class JobSpec(Fields):
             enqueued_at=_iso(job.enqueued_at),
             started_at=_iso(job.started_at),
             last_attempted_at=_iso(job.last_attempted_at),
+            workflow=job.workflow_id,
         )
 
 

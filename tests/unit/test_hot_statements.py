@@ -13,7 +13,7 @@ import pytest
 from django.db.utils import ConnectionHandler
 
 from django_jobs import states
-from django_jobs.queue import sql
+from django_jobs.queue import sql, sql_insert
 from django_jobs.queue.guard import unreserved
 from django_jobs.queue.named import Statement
 
@@ -136,7 +136,7 @@ def test_a_statement_may_only_have_named_placeholders():
 def test_only_source_is_the_one_state_an_operation_starts_from():
     assert states.only_source("claim") == states.State.READY
     assert states.only_source("complete") == states.State.RESERVED
-    with pytest.raises(ValueError, match="bury starts from 2 states"):
+    with pytest.raises(ValueError, match="bury starts from 3 states"):
         states.only_source("bury")
 
 
@@ -145,17 +145,18 @@ SHARED = {
     "priority": 5, "run_at": "2025-01-02", "ttr": 60, "max_attempts": 3,
     "on_failure": "bury", "enqueued_at": "2025-01-01", "expires_at": None,
     "schedule_id": None, "scheduled_for": None, "parent_id": 9, "batch_id": None,
+    "workflow_id": None, "waiting_for": 0, "runs_anyway": False,
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("count", [1, 2, 50])
 def test_the_insert_has_each_column_its_value(connection, count):
     calls = [([n], {"k": "it's"}, f"key{n}" if n % 2 else "") for n in range(count)]
-    text = rendered(*sql.insert(connection, shared=SHARED, calls=calls))
+    text = rendered(*sql_insert.insert(connection, shared=SHARED, calls=calls))
     columns, _, values = text.partition(") ")
     names = [name.strip('" ') for name in columns.partition("(")[2].split(",")]
-    assert names[: len(sql.INSERT_SHARED)] == list(sql.INSERT_SHARED)
-    shared = ", ".join(literal(SHARED[name]) for name in sql.INSERT_SHARED)
+    assert names[: len(sql_insert.INSERT_SHARED)] == list(sql_insert.INSERT_SHARED)
+    shared = ", ".join(literal(SHARED[name]) for name in sql_insert.INSERT_SHARED)
     assert shared in values
     if count == 1:
         assert f"{shared}, '[0]'" in values
@@ -165,6 +166,6 @@ def test_the_insert_has_each_column_its_value(connection, count):
 
 
 def test_the_insert_needs_every_shared_column(connection):
-    shared = {name: 1 for name in sql.INSERT_SHARED if name != "ttr"}
+    shared = {name: 1 for name in sql_insert.INSERT_SHARED if name != "ttr"}
     with pytest.raises(KeyError, match="ttr"):
-        sql.insert(connection, shared=shared, calls=[([], {}, "")])
+        sql_insert.insert(connection, shared=shared, calls=[([], {}, "")])

@@ -1,0 +1,344 @@
+"""Jobs that wait for jobs: the edges, and what a job's end does to them.
+
+A job enqueued ``after`` others waits (``State.WAITING``) while any of them
+has not finished: ``waiting_for`` counts them. Each of its upstream jobs
+counts, in ``downstream_count``, the jobs that wait for it, so that the end
+of a job that nobody waits for costs nothing here.
+
+- A job that completes takes one off the count of each job that waits for
+  it, and a count that reaches zero makes that job ready: in the statement
+  that records the completion on PostgreSQL (``sql.completion``), in its
+  transaction on SQLite (``count_down``). A parent's completion happens once
+  (it is guarded by its claim), so each edge is counted down once.
+- A job that fails for good (buried, cancelled, expired, deleted) ends the
+  jobs that wait for it, and theirs, down the graph, in one statement per
+  failed job (``end_downstream``); each is buried with an error that names
+  the failed job, and remembers it (``blocked_by``). A job that ``runs
+  anyway`` is counted down instead, as if its upstream had succeeded.
+- Retrying (kicking) the failed job puts the jobs it ended back to waiting
+  (``wait_again``), so that a fixed step resumes its workflow.
+
+These run inside the transaction of the write that ended the job; every
+statement is guarded by the state it expects, so a job is released or ended
+once, whoever races.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connections
+from django.utils import timezone
+
+from ..exceptions import UpstreamFailed, class_path
+from ..models import Dependency, Job
+from ..scope import After
+from ..states import UNFINISHED, State
+from . import sql as statements
+from .named import Statement
+
+#: The position of an edge that a running step added (fan-out): after the
+#: edges given to ``after()``, in the order the jobs were enqueued.
+GRAFTED = 2**31 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """What the upstream jobs were when new jobs were attached to them."""
+
+    #: Those that have not finished: the new jobs wait for them.
+    unfinished: int
+    #: Those that failed for good: the new jobs end (unless they run anyway).
+    failed: tuple[int, ...]
+    #: The workflow of the first upstream job that has one.
+    workflow: int | None
+
+
+def hold_upstream(after: After, backend: str, count: int, db: str) -> Upstream:
+    """Count ``count`` new waiting jobs on each upstream job, and read its state.
+
+    The write locks each upstream row until the enqueue commits, so an
+    upstream job that completes meanwhile sees the new edges, and one that
+    completed before is read as done: nothing can finish unseen in between.
+    """
+    from ..exceptions import InvalidDependency
+
+    rows = statements.update_returning(
+        Job.objects.using(db).filter(pk__in=after.ids),
+        {"downstream_count": _plus("downstream_count", count)},
+        ("id", "state", "backend", "workflow"),
+    )
+    found = {row["id"]: row for row in rows}
+    for job_id in after.ids:
+        row = found.get(job_id)
+        if row is None:
+            raise InvalidDependency(f"after(): job {job_id} does not exist.")
+        if row["backend"] != backend:
+            raise InvalidDependency(
+                f"after(): job {job_id} belongs to backend {row['backend']!r}, "
+                f"not {backend!r}: a job can only wait for jobs of its own backend."
+            )
+    ordered = [found[job_id] for job_id in after.ids]
+    unfinished = sum(1 for row in ordered if row["state"] in UNFINISHED)
+    failed = tuple(row["id"] for row in ordered if row["state"] == State.BURIED)
+    if after.anyway:
+        failed = ()
+    workflow = next((row["workflow_id"] for row in ordered if row["workflow_id"]), None)
+    return Upstream(unfinished, failed, workflow)
+
+
+def _plus(column: str, count: int):
+    from django.db.models import F
+
+    return F(column) + count
+
+
+def link(after: After, new_ids: Sequence[int], db: str) -> None:
+    """Write the edges from each upstream job to each new job."""
+    Dependency.objects.using(db).bulk_create(
+        Dependency(upstream_id=upstream, downstream_id=job_id, name=name, position=n)
+        for job_id in new_ids
+        for n, (upstream, name) in enumerate(zip(after.ids, after.names, strict=True))
+    )
+
+
+def graft(step: int, new_ids: Sequence[int], db: str) -> int:
+    """Make the jobs that wait for the running job ``step`` wait for
+    ``new_ids`` too: a step is over when the jobs it started are (fan-out).
+
+    Only jobs still waiting are held. Returns how many were.
+    """
+    waiting = list(
+        Dependency.objects.using(db)
+        .filter(upstream_id=step, downstream__state=State.WAITING)
+        .values_list("downstream_id", flat=True)
+    )
+    if not waiting:
+        return 0
+    Dependency.objects.using(db).bulk_create(
+        Dependency(upstream_id=job_id, downstream_id=held, position=GRAFTED)
+        for job_id in new_ids
+        for held in waiting
+    )
+    Job.objects.using(db).filter(pk__in=waiting, state=State.WAITING).update(
+        waiting_for=_plus("waiting_for", len(new_ids))
+    )
+    Job.objects.using(db).filter(pk__in=new_ids).update(
+        downstream_count=_plus("downstream_count", len(waiting))
+    )
+    return len(waiting)
+
+
+def waits_for(job_ids: Iterable[int], db: str) -> set[int]:
+    """Every job that waits, directly or not, for one of ``job_ids``."""
+    found: set[int] = set()
+    frontier = set(job_ids)
+    while frontier:
+        frontier = (
+            set(
+                Dependency.objects.using(db)
+                .filter(upstream_id__in=frontier)
+                .values_list("downstream_id", flat=True)
+            )
+            - found
+        )
+        found |= frontier
+    return found
+
+
+# What a job's end does to the jobs that wait for it
+
+
+def count_down(finished: Sequence[int], db: str, *, anyway_only: bool = False) -> int:
+    """Count ``finished`` jobs off the jobs that wait for them; those left
+    waiting for none become ready. ``anyway_only``: the finished jobs failed,
+    so only jobs that run anyway are counted down."""
+    if not finished:
+        return 0
+    connection = connections[db]
+    statement = _statement(connection, "release", anyway_only)
+    sql, params = statement.bind(
+        ids=json.dumps(list(finished)),
+        waiting=State.WAITING.value,
+        ready=State.READY.value,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def end_downstream(failed: Job | dict[str, Any], db: str) -> list[dict[str, Any]]:
+    """End every job that waits, directly or not, for the failed job (but
+    those that run anyway, and what waits only through them): buried, with an
+    error that names it. Returns the ended rows' ``id``, ``workflow_id`` and
+    ``batch_id``; then counts the failed job and the ended ones off the jobs
+    that run anyway."""
+    root = failed["id"] if isinstance(failed, dict) else failed.pk
+    connection = connections[db]
+    error = _upstream_error(root, db)
+    sql, params = _statement(connection, "end", False).bind(
+        root=root,
+        waiting=State.WAITING.value,
+        buried=State.BURIED.value,
+        now=connection.ops.adapt_datetimefield_value(timezone.now()),
+        error=json.dumps(error),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ended = [
+            {"id": row[0], "workflow_id": row[1], "batch_id": row[2]}
+            for row in cursor.fetchall()
+        ]
+    count_down([root, *(row["id"] for row in ended)], db, anyway_only=True)
+    return ended
+
+
+def wait_again(kicked: Sequence[int], db: str) -> list[int]:
+    """The jobs that ``kicked`` jobs had ended wait for them again.
+
+    Each waits for its upstream jobs that have not finished (the kicked one
+    among them); so do the jobs that run anyway and still wait, which had
+    counted the kicked job as finished. A job whose other upstream failed too
+    is ended again, by that one. Returns the ids of the jobs that wait again.
+    """
+    back = list(
+        Job.objects.using(db)
+        .filter(blocked_by__in=kicked, state=State.BURIED)
+        .values_list("pk", flat=True)
+    )
+    anyway = list(
+        Job.objects.using(db)
+        .filter(
+            upstream_edges__upstream_id__in=kicked,
+            state=State.WAITING,
+            runs_anyway=True,
+        )
+        .values_list("pk", flat=True)
+    )
+    if not back and not anyway:
+        return []
+    connection = connections[db]
+    sql, params = _statement(connection, "wait_again", False).bind(
+        ids=json.dumps([*back, *anyway]),
+        waiting=State.WAITING.value,
+        again=[State.BURIED.value, State.WAITING.value],
+        unfinished=[state.value for state in _UNFINISHED],
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+    still_failed = set(
+        Dependency.objects.using(db)
+        .filter(downstream_id__in=back, upstream__state=State.BURIED)
+        .exclude(upstream_id__in=back)
+        .values_list("upstream_id", flat=True)
+    )
+    for upstream in sorted(still_failed):
+        end_downstream({"id": upstream}, db)
+    return back
+
+
+_UNFINISHED = sorted(UNFINISHED)
+
+
+def _upstream_error(root: int, db: str) -> dict[str, Any]:
+    """The error of a job ended by the failure of job ``root``."""
+    row = (
+        Job.objects.using(db)
+        .filter(pk=root)
+        .values("task_path", "state", "errors")
+        .first()
+    )
+    if row is None:
+        why = f"job {root} it waited for was deleted"
+    else:
+        errors = row["errors"] if isinstance(row["errors"], list) else []
+        last = errors[-1] if errors and isinstance(errors[-1], dict) else {}
+        lines = str(last.get("traceback", "")).strip().splitlines()
+        because = f": {lines[-1]}" if lines else ""
+        why = f"job {root} ({row['task_path']}) it waited for failed{because}"
+    return {
+        "exception_class_path": class_path(UpstreamFailed),
+        "traceback": f"{UpstreamFailed.__name__}: {why}; it was not run.\n",
+        "attempt": None,
+        "worker_id": "",
+        "at": timezone.now().isoformat(),
+    }
+
+
+# The statements, built once per database vendor
+
+
+_statements: dict[tuple[str, str, bool], Statement] = {}
+
+
+def _statement(connection, name: str, anyway_only: bool) -> Statement:
+    key = (connection.vendor, name, anyway_only)
+    if key not in _statements:
+        builder = {"release": _release_sql, "end": _end_sql, "wait_again": _again_sql}
+        _statements[key] = Statement.named(builder[name](connection, anyway_only))
+    return _statements[key]
+
+
+def _tables(connection) -> tuple[str, str, Any]:
+    qn = connection.ops.quote_name
+    return qn(Job._meta.db_table), qn(Dependency._meta.db_table), qn
+
+
+def _json_ids(connection, name: str) -> str:
+    """A subquery of the ids in the JSON list parameter ``name``."""
+    if connection.vendor == "postgresql":
+        return f"SELECT value::bigint FROM json_array_elements_text(%({name})s::json)"
+    return f"SELECT value FROM json_each(%({name})s)"
+
+
+def _release_sql(connection, anyway_only: bool) -> str:
+    _, dep, qn = _tables(connection)
+    counted = (
+        f"SELECT {qn('downstream_id')} AS id, count(*) AS n FROM {dep}"
+        f" WHERE {qn('upstream_id')} IN ({_json_ids(connection, 'ids')})"
+        f" GROUP BY {qn('downstream_id')}"
+    )
+    return statements.release_sql(connection, counted, anyway_only=anyway_only)
+
+
+def _end_sql(connection, anyway_only: bool) -> str:
+    job, dep, qn = _tables(connection)
+    if connection.vendor == "postgresql":
+        append = f"({qn('errors')} || jsonb_build_array((%(error)s)::jsonb))"
+    else:
+        append = f"json_insert({qn('errors')}, '$[#]', json(%(error)s))"
+    waits = (
+        f" JOIN {job} j ON j.{qn('id')} = d.{qn('downstream_id')}"
+        f" WHERE j.{qn('state')} = %(waiting)s AND NOT j.{qn('runs_anyway')}"
+    )
+    return (
+        "WITH RECURSIVE doomed(id) AS ("
+        f"SELECT d.{qn('downstream_id')} FROM {dep} d{waits}"
+        f" AND d.{qn('upstream_id')} = %(root)s"
+        f" UNION SELECT d.{qn('downstream_id')} FROM doomed"
+        f" JOIN {dep} d ON d.{qn('upstream_id')} = doomed.id{waits})"
+        f" UPDATE {job} SET {qn('state')} = %(buried)s,"
+        f" {qn('finished_at')} = %(now)s, {qn('blocked_by_id')} = %(root)s,"
+        f" {qn('errors')} = {append}"
+        f" WHERE {qn('id')} IN (SELECT id FROM doomed)"
+        f" AND {qn('state')} = %(waiting)s"
+        f" RETURNING {qn('id')}, {qn('workflow_id')}, {qn('batch_id')}"
+    )
+
+
+def _again_sql(connection, anyway_only: bool) -> str:
+    job, dep, qn = _tables(connection)
+    unfinished = ", ".join(f"%(unfinished.{n})s" for n in range(len(_UNFINISHED)))
+    return (
+        f"UPDATE {job} SET {qn('state')} = %(waiting)s, {qn('finished_at')} = NULL,"
+        f" {qn('blocked_by_id')} = NULL, {qn('waiting_for')} = ("
+        f"SELECT count(*) FROM {dep} d JOIN {job} u"
+        f" ON u.{qn('id')} = d.{qn('upstream_id')}"
+        f" WHERE d.{qn('downstream_id')} = {job}.{qn('id')}"
+        f" AND u.{qn('state')} IN ({unfinished}))"
+        f" WHERE {qn('id')} IN ({_json_ids(connection, 'ids')})"
+        f" AND {qn('state')} IN (%(again.0)s, %(again.1)s)"
+    )

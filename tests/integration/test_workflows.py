@@ -1,0 +1,241 @@
+"""Workflows through django_jobs.queue and the test helpers (one process).
+
+What a worker does to the graph is what these helpers do (the same queue
+calls); the acceptance tests race real workers on it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from django_jobs import queue
+from django_jobs.exceptions import InvalidDependency, InvalidWorkflow
+from django_jobs.models import Dependency, Job, Workflow
+from django_jobs.testing import run_jobs
+from django_jobs.workflows import after, workflow
+from tests import workflow_tasks as w
+from tests.models import Record
+
+pytestmark = pytest.mark.django_db
+
+
+def state(result) -> str:
+    return Job.objects.get(pk=result.id).state
+
+
+def keys() -> list[str]:
+    return list(Record.objects.order_by("pk").values_list("key", flat=True))
+
+
+def pipeline(name: str = "nightly", *, fail: str = "", **options):
+    """Three crawls, match after them (by name), analyze after match."""
+    with workflow(name, **options) as flow:
+        crawls = {
+            source: w.crawl.using(max_attempts=1).enqueue(source, fail=source == fail)
+            for source in ("merchant", "adwords", "analytics")
+        }
+        with after(**crawls):
+            matched = w.match.enqueue()
+        with after(matched):
+            analyzed = w.analyze.enqueue()
+    return flow, crawls, matched, analyzed
+
+
+def test_a_job_waits_for_its_upstream_then_reads_their_results():
+    flow, _, matched, analyzed = pipeline()
+    assert (state(matched), state(analyzed)) == ("waiting", "waiting")
+    assert Job.objects.get(pk=matched.id).waiting_for == 3
+    assert Job.objects.filter(workflow=flow).count() == 5
+    run_jobs()
+    assert keys()[:3] == ["crawl merchant", "crawl adwords", "crawl analytics"]
+    assert keys()[3:] == ["match", "analyze"]
+    done = w.match.get_result(matched.id)
+    assert done.return_value == {
+        "named": {"merchant": 10, "adwords": 10, "analytics": 10},
+        "count": 3,
+        "pages": [],
+    }
+    assert w.analyze.get_result(analyzed.id).return_value == 30
+    flow.refresh_from_db()
+    assert (flow.state, flow.reason) == ("succeeded", "")
+    assert flow.finished_at is not None
+
+
+def test_a_waiting_job_is_ready_to_django_tasks():
+    _, _, matched, _ = pipeline()
+    assert w.match.get_result(matched.id).status == "READY"
+
+
+def test_a_failed_step_ends_what_waits_for_it_down_the_graph():
+    flow, crawls, matched, analyzed = pipeline(fail="adwords")
+    with after(crawls["adwords"], anyway=True):
+        reported = w.report.enqueue()
+    run_jobs(raise_errors=False)
+    assert "match" not in keys()
+    assert (state(matched), state(analyzed)) == ("buried", "buried")
+    for ended in (matched, analyzed):
+        job = Job.objects.get(pk=ended.id)
+        assert job.blocked_by_id == int(crawls["adwords"].id)
+        assert job.attempts == 0  # never run
+        error = job.errors[-1]
+        assert error["exception_class_path"].endswith("UpstreamFailed")
+        assert (
+            f"job {crawls['adwords'].id} (tests.workflow_tasks.crawl)"
+            in (error["traceback"])
+        )
+        assert "RuntimeError: adwords answered 503" in error["traceback"]
+    assert w.report.get_result(reported.id).return_value == ["FAILED"]
+    flow.refresh_from_db()
+    assert flow.state == "failed"
+    assert flow.reason.startswith(
+        f"failed at step tests.workflow_tasks.crawl (job {crawls['adwords'].id})"
+    )
+
+
+def test_retrying_the_failed_step_resumes_the_workflow():
+    flow, crawls, matched, analyzed = pipeline(fail="adwords")
+    run_jobs(raise_errors=False)
+    Job.objects.filter(pk=crawls["adwords"].id).update(
+        args=["adwords"], kwargs={"fail": False}
+    )  # the fix is deployed
+    assert queue.workflows.retry_failed(flow.pk) == 1
+    assert (state(matched), state(analyzed)) == ("waiting", "waiting")
+    assert Job.objects.get(pk=matched.id).waiting_for == 1
+    flow.refresh_from_db()
+    assert flow.state == "running"
+    run_jobs()
+    assert (state(matched), state(analyzed)) == ("done", "done")
+    flow.refresh_from_db()
+    assert flow.state == "succeeded"
+
+
+def test_a_step_that_fans_out_holds_what_waits_for_it():
+    with workflow("pages") as flow:
+        crawled = w.crawl.enqueue("merchant", pages=3)
+        other = w.crawl.enqueue("adwords")
+        with after(merchant=crawled, adwords=other):
+            matched = w.match.enqueue()
+    run_jobs(tasks=[w.crawl])  # the crawls only: the pages wait
+    assert state(matched) == "waiting"
+    pages = Job.objects.filter(task_path="tests.workflow_tasks.page")
+    assert pages.count() == 3
+    assert set(pages.values_list("workflow", flat=True)) == {flow.pk}
+    assert Job.objects.get(pk=matched.id).waiting_for == 3
+    run_jobs()
+    result = w.match.get_result(matched.id).return_value
+    assert result == {"named": {"merchant": 10, "adwords": 10}, "count": 5,
+                      "pages": [0, 1, 2]}  # fmt: skip
+    flow.refresh_from_db()
+    assert flow.state == "succeeded"
+
+
+def test_a_detached_job_holds_nothing_and_joins_no_workflow():
+    with workflow("detached") as flow:
+        first = w.crawl_and_notify.enqueue("merchant")
+        with after(first):
+            matched = w.match.enqueue()
+    run_jobs(tasks=[w.crawl_and_notify])
+    notified = Job.objects.get(task_path="tests.workflow_tasks.notify")
+    assert notified.workflow_id is None
+    assert state(matched) == "ready"
+    assert flow.pk
+
+
+def test_a_job_enqueued_after_a_failed_job_ends_at_once():
+    failed = w.crawl.using(max_attempts=1).enqueue("x", fail=True)
+    run_jobs(raise_errors=False)
+    with after(failed):
+        late = w.match.enqueue()
+    assert state(late) == "buried"
+    assert Job.objects.get(pk=late.id).blocked_by_id == int(failed.id)
+    with after(failed, anyway=True):
+        anyway = w.report.enqueue()
+    assert state(anyway) == "ready"
+
+
+def test_a_job_enqueued_after_done_jobs_is_ready():
+    first = w.crawl.enqueue("x")
+    run_jobs()
+    with after(first):
+        later = w.match.enqueue()
+    assert state(later) == "ready"
+
+
+def test_cancelling_a_workflow_ends_its_jobs():
+    flow, *_ = pipeline()
+    assert queue.workflows.cancel(flow.pk) == 5
+    assert set(Job.objects.filter(workflow=flow).values_list("state", flat=True)) == {
+        "buried"
+    }
+    flow.refresh_from_db()
+    assert flow.state == "cancelled"
+    assert run_jobs() == []
+
+
+def test_a_missed_deadline_fails_the_workflow_and_expires_its_steps():
+    flow, _, matched, analyzed = pipeline(deadline=timedelta(hours=4))
+    job = Job.objects.get(pk=matched.id)
+    assert job.expires_at == flow.deadline  # each step ends by then
+    run_jobs(tasks=[w.crawl], limit=1)
+    Workflow.objects.filter(pk=flow.pk).update(
+        deadline=timezone.now() - timedelta(seconds=1)
+    )
+    assert queue.workflows.missed_deadlines() == 1
+    flow.refresh_from_db()
+    assert flow.state == "failed"
+    assert "missed its deadline" in flow.reason
+    assert "at step tests.workflow_tasks.crawl" in flow.reason
+    assert "1 of 5 jobs done" in flow.reason
+    assert (state(matched), state(analyzed)) == ("buried", "buried")
+    error = Job.objects.get(pk=matched.id).errors[-1]
+    assert error["exception_class_path"].endswith("WorkflowDeadlineMissed")
+
+
+def test_bad_input_is_refused_and_writes_nothing():
+    before = (Job.objects.count(), Dependency.objects.count(), Workflow.objects.count())
+    with (
+        pytest.raises(InvalidDependency, match="job 987654 does not exist"),
+        after(987654),
+    ):
+        w.match.enqueue()
+    strict = w.crawl.using(backend="strict").enqueue("x")
+    refused = pytest.raises(InvalidDependency, match="belongs to backend 'strict'")
+    with refused, after(strict):
+        w.match.enqueue()
+    too_long = pytest.raises(InvalidWorkflow, match="at most 200 characters")
+    with too_long, workflow("x" * 201):
+        pass
+    past = timezone.now() - timedelta(minutes=1)
+    with (
+        pytest.raises(InvalidWorkflow, match="has passed"),
+        workflow("x", deadline=past),
+    ):
+        pass
+    with pytest.raises(InvalidDependency, match="at least one job"), after():
+        pass
+    not_a_job = pytest.raises(InvalidDependency, match="TaskResult of a django_jobs")
+    with not_a_job, after("12"):
+        pass
+    first = w.crawl.enqueue("x")
+    with pytest.raises(TypeError, match="a unique job cannot wait"), after(first):
+        w.match.using(unique=True).enqueue()
+    assert (Job.objects.count() - 2, Dependency.objects.count(),
+            Workflow.objects.count()) == before  # fmt: skip
+
+
+def test_a_job_cannot_join_an_ended_workflow():
+    flow, *_ = pipeline()
+    queue.workflows.cancel(flow.pk)
+    with pytest.raises(InvalidWorkflow, match="has ended"):
+        queue.insert([([], {})], task_path=w.match.module_path, workflow=flow.pk)
+
+
+def test_the_rescuers_net_counts_a_waiting_job_again():
+    _, _, matched, _ = pipeline()
+    run_jobs(tasks=[w.crawl])
+    Job.objects.filter(pk=matched.id).update(state="waiting", waiting_for=2)
+    assert queue.workflows.repair() == 1
+    assert state(matched) == "ready"
