@@ -36,7 +36,7 @@ def page(source: str, number: int) -> int:
 def match(context) -> dict:
     """Combine the crawls: by name where they were named, in order anyway."""
     upstream = context.upstream
-    Record.objects.create(key="match")
+    Record.objects.create(key="match", job_id=str(context.job_id))
     named = {name: upstream[name].return_value["rows"] for name in upstream.names}
     pages = sorted(v for v in upstream.return_values if isinstance(v, int))
     return {"named": named, "count": len(upstream), "pages": pages}
