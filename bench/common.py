@@ -44,7 +44,10 @@ def truncate_jobs() -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE django_jobs_job RESTART IDENTITY")
+        cursor.execute(
+            "TRUNCATE django_jobs_job, django_jobs_dependency, django_jobs_workflow"
+            " RESTART IDENTITY"
+        )
 
 
 def measure(runs: int, once: Callable[[], float]) -> list[float]:

@@ -33,3 +33,10 @@ def select_one(i: int = 0) -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
         return cursor.fetchone()[0]
+
+
+@task
+def fan_out(count: int) -> int:
+    """Enqueue ``count`` no-op jobs from a workflow's step (bench/workflows.py)."""
+    noop.enqueue_many([((i,), {}) for i in range(count)])
+    return count

@@ -26,6 +26,7 @@ once, whoever races.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -63,13 +64,15 @@ def hold_upstream(after: After, backend: str, count: int, db: str) -> Upstream:
     The write locks each upstream row until the enqueue commits, so an
     upstream job that completes meanwhile sees the new edges, and one that
     completed before is read as done: nothing can finish unseen in between.
+    A claim skips a locked row (SKIP LOCKED): the workers are woken again
+    for the ready ones, by notifications sent when the enqueue commits.
     """
     from ..exceptions import InvalidDependency
 
     rows = statements.update_returning(
         Job.objects.using(db).filter(pk__in=after.ids),
         {"downstream_count": _plus("downstream_count", count)},
-        ("id", "state", "backend", "workflow"),
+        ("id", "state", "backend", "workflow", "queue"),
     )
     found = {row["id"]: row for row in rows}
     for job_id in after.ids:
@@ -82,12 +85,26 @@ def hold_upstream(after: After, backend: str, count: int, db: str) -> Upstream:
                 f"not {backend!r}: a job can only wait for jobs of its own backend."
             )
     ordered = [found[job_id] for job_id in after.ids]
+    _wake_again(
+        backend, [row["queue"] for row in ordered if row["state"] == State.READY], db
+    )
     unfinished = sum(1 for row in ordered if row["state"] in UNFINISHED)
     failed = tuple(row["id"] for row in ordered if row["state"] == State.BURIED)
     if after.anyway:
         failed = ()
     workflow = next((row["workflow_id"] for row in ordered if row["workflow_id"]), None)
     return Upstream(unfinished, failed, workflow)
+
+
+def _wake_again(backend: str, queues: list[str], db: str) -> None:
+    """Wake workers for ready jobs a claim may have skipped while we held
+    them (PostgreSQL: the notifications go out when the enqueue commits)."""
+    connection = connections[db]
+    if not queues or connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for name, jobs in sorted(Counter(queues).items()):
+            cursor.execute("SELECT django_jobs_wake(%s, %s, %s)", [backend, name, jobs])
 
 
 def _plus(column: str, count: int):
