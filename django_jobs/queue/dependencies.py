@@ -169,22 +169,50 @@ def waits_for(job_ids: Iterable[int], db: str) -> set[int]:
 # What a job's end does to the jobs that wait for it
 
 
-def count_down(finished: Sequence[int], db: str, *, anyway_only: bool = False) -> int:
+def count_down(
+    finished: Sequence[int],
+    db: str,
+    *,
+    anyway_only: bool = False,
+    exclude: Sequence[int] = (),
+) -> int:
     """Count ``finished`` jobs off the jobs that wait for them; those left
     waiting for none become ready. ``anyway_only``: the finished jobs failed,
-    so only jobs that run anyway are counted down."""
+    so only jobs that run anyway are counted down; ``exclude``: jobs not to
+    count down (already counted)."""
     if not finished:
         return 0
     connection = connections[db]
     statement = _statement(connection, "release", anyway_only)
     sql, params = statement.bind(
         ids=json.dumps(list(finished)),
+        exclude=json.dumps(list(exclude)),
         waiting=State.WAITING.value,
         ready=State.READY.value,
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+def count_down_unseen(rows: Sequence[Sequence[Any]], db: str) -> int:
+    """Release what a completion on PostgreSQL could not see (``rows``: its
+    rows; see ``sql.completion``).
+
+    A job enqueued to wait for a running job locks that job's row until it
+    commits. A completion of that job which started meanwhile waits for the
+    lock, then goes on with what it saw when it started: it counts the job's
+    new waiting job (``downstream_count``, read after the wait) but not its
+    edges, nor the waiting job's row, which it cannot count down. Those are
+    counted down here, in the next statement, which sees them; what the
+    completion counted down already is left alone. (Should the worker die
+    between the two, the rescuer's net counts the waiting job again.)
+    """
+    late = [row[0] for row in rows if row[3] > row[-2]]
+    if not late:
+        return 0
+    counted = {job_id for row in rows for job_id in (row[-1] or [])}
+    return count_down(late, db, exclude=sorted(counted))
 
 
 def end_downstream(failed: Job | dict[str, Any], db: str) -> list[dict[str, Any]]:
@@ -316,6 +344,7 @@ def _release_sql(connection, anyway_only: bool) -> str:
     counted = (
         f"SELECT {qn('downstream_id')} AS id, count(*) AS n FROM {dep}"
         f" WHERE {qn('upstream_id')} IN ({_json_ids(connection, 'ids')})"
+        f" AND {qn('downstream_id')} NOT IN ({_json_ids(connection, 'exclude')})"
         f" GROUP BY {qn('downstream_id')}"
     )
     return statements.release_sql(connection, counted, anyway_only=anyway_only)

@@ -25,7 +25,7 @@ from . import sql as statements
 from .batches import settle
 from .columns import converted, fields_named
 from .console import delete
-from .dependencies import count_down
+from .dependencies import count_down, count_down_unseen
 from .expressions import JSONAppend, JSONDropLast
 from .guard import change, get_db, refusal, unreserved
 from .workflow_rows import settle_workflows
@@ -149,6 +149,8 @@ def complete_returning(
     )
     if connection.vendor == "postgresql":  # it releases what waited for them
         rows = statements.fetch_all(connection, sql, params, prepare)
+        count_down_unseen(rows, db)
+        rows = [row[:-2] for row in rows]  # what count_down_unseen read
     else:
         with transaction.atomic(using=db):
             rows = statements.fetch_all(connection, sql, params, prepare)

@@ -252,7 +252,10 @@ def completion(
     reservation's fields with their new values. Returns each completed job's
     ``COMPLETED_LINKS`` and ``COMPLETED`` fields. On PostgreSQL the same
     statement releases the jobs that waited for them (see
-    ``queue.dependencies``); on SQLite the caller does, in its transaction.
+    ``queue.dependencies``), and each row ends with the number of edges from
+    the job that the statement saw and the ids of the jobs it counted down
+    (``dependencies.count_down_unseen``); on SQLite the caller releases
+    them, in its transaction.
     """
     key = (connection.vendor, len(outcomes), tuple(cleared))
     statement = _completions.get(key)
@@ -323,8 +326,16 @@ def _ends(connection, cleared: dict[str, Any]) -> tuple[Statement, Statement]:
             f" WHERE done.{qn('downstream_count')} > 0"
             f" GROUP BY {qn('downstream_id')}"
         )
-        released = release_sql(connection, counted)
-        tail = f"), done AS ({update}), released AS ({released}) SELECT * FROM done"
+        released = release_sql(connection, counted) + f" RETURNING {table}.{qn('id')}"
+        seen = (
+            f"SELECT count(*) FROM {dep}"
+            f" WHERE {dep}.{qn('upstream_id')} = done.{qn('id')}"
+        )
+        tail = (
+            f"), done AS ({update}), released AS ({released})"
+            f" SELECT done.*, ({seen}), (SELECT json_agg(id) FROM released)"
+            " FROM done"
+        )
     else:
         tail = f") {update}"
     ends = Statement.named(head), Statement.named(tail)
