@@ -40,3 +40,9 @@ def fan_out(count: int) -> int:
     """Enqueue ``count`` no-op jobs from a workflow's step (bench/workflows.py)."""
     noop.enqueue_many([((i,), {}) for i in range(count)])
     return count
+
+
+@task
+def nap(seconds: float) -> None:
+    """Sleep: a job long enough for what waits for it to be enqueued first."""
+    time.sleep(seconds)

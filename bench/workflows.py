@@ -17,9 +17,10 @@ independent jobs is what the workflow costs per finished job.
 
 Latency (one idle worker, --concurrency 1): a fresh job, from just before
 ``enqueue()`` to the moment its code starts in its child (it sends its clock
-over UDP, as bench/latency.py does); and a job that waits for one no-op job,
-from that job's ``finished_at`` (its completion, which releases the waiting
-job) to the moment the waiting job's code starts. p50 and p95 in ms.
+over UDP, as bench/latency.py does); and a job that waits for a job of 50 ms
+(enqueued while that one runs), from that job's ``finished_at`` (its
+completion, which releases the waiting job) to the moment the waiting job's
+code starts. p50 and p95 in ms.
 PostgreSQL; DATABASE_URL defaults to .../django_jobs_bench.
 """
 
@@ -118,7 +119,7 @@ def latencies(count: int) -> tuple[list[float], list[float]]:
             tasks.report_start.enqueue(port)
             fresh.append((float(receiver.recv(64)) - before) * 1000)
             time.sleep(0.03 + random.uniform(0, 0.02))
-            parent = tasks.noop.enqueue(0)
+            parent = tasks.nap.enqueue(0.05)  # it runs while the next is enqueued
             with after(parent):
                 tasks.report_start.enqueue(port)
             started = float(receiver.recv(64))

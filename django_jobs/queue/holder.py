@@ -164,7 +164,9 @@ def complete_returning(
     }
     if batches := {values[1] for values in rows if values[1] is not None}:
         settle(batches, using=db)
-    if workflows := {values[2] for values in rows if values[2] is not None}:
+    # A job that others wait for cannot be its workflow's last: they run after
+    # it (what ends them instead settles the workflow; the rescuer is the net).
+    if workflows := {row[2] for row in rows if row[2] is not None and not row[3]}:
         settle_workflows(workflows, using=db)
     return written
 
