@@ -184,7 +184,7 @@ def prune(
             counts[state.value] = old.count()
             continue
         while ids := list(old.values_list("pk", flat=True)[:batch_size]):
-            counts[state.value] += (
-                Job.objects.using(db).filter(pk__in=ids).only("pk").delete()[0]
-            )
+            # Per model: deleting a job deletes its workflow edges too.
+            deleted = Job.objects.using(db).filter(pk__in=ids).only("pk").delete()[1]
+            counts[state.value] += deleted.get(Job._meta.label, 0)
     return counts

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -200,3 +200,18 @@ def repair(*, backend: str = "default", using: str | None = None) -> int:
         else:
             change("unblock", [job_id], using=db, unless_moved=Q(waiting_for=0))
     return repaired
+
+
+def prune(
+    before: datetime, *, backend: str = "default", using: str | None = None
+) -> int:
+    """Delete workflows that ended before ``before`` and have no job left
+    (their jobs outlived their retention): the pruner's last step."""
+    db = get_db(using)
+    ended = (
+        Workflow.objects.using(db)
+        .filter(backend=backend, finished_at__lt=before)
+        .exclude(state=Workflow.Status.RUNNING)
+    )
+    empty = ended.exclude(Exists(Job.objects.using(db).filter(workflow=OuterRef("pk"))))
+    return empty.delete()[0]

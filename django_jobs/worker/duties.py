@@ -162,6 +162,13 @@ class Pruner(Duty):
             logger.info(
                 "pruned %d done and %d buried job(s)", counts["done"], counts["buried"]
             )
+        retention = max(self.done_retention or 0, self.buried_retention or 0)
+        if self.done_retention is not None and self.buried_retention is not None:
+            before = queue.cutoff(now, retention)
+            if pruned := queue.workflows.prune(
+                before, backend=self.backend, using=self.db
+            ):
+                logger.info("pruned %d finished workflow(s) with no job left", pruned)
         return counts
 
 

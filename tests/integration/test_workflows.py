@@ -239,3 +239,16 @@ def test_the_rescuers_net_counts_a_waiting_job_again():
     Job.objects.filter(pk=matched.id).update(state="waiting", waiting_for=2)
     assert queue.workflows.repair() == 1
     assert state(matched) == "ready"
+
+
+def test_pruning_deletes_the_edges_then_the_empty_workflow():
+    flow, *_ = pipeline()
+    run_jobs()
+    later = timezone.now() + timedelta(seconds=1)
+    assert queue.prune(done_before=later, buried_before=None) == {
+        "done": 5,
+        "buried": 0,
+    }  # jobs only: their edges go with them
+    assert Dependency.objects.count() == 0
+    assert queue.workflows.prune(later) == 1
+    assert not Workflow.objects.filter(pk=flow.pk).exists()
