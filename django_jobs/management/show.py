@@ -1,5 +1,8 @@
 """``jobs show ID``: what a job's page in the console shows, for a shell.
 
+A job of a workflow also shows the workflow, the jobs it waits for and
+those that wait for it (``workflows.graph_document``).
+
 ``job_document`` gathers it as plain data (the ``--json`` output, a stable
 document whose keys are only ever added); ``job_lines`` lays it out for
 reading, errors and output newest first, and leaves out what the job left
@@ -19,6 +22,7 @@ from ..durations import moment_text
 from ..models import Batch, Job, Schedule, Worker
 from ..states import MEANINGS, State
 from .text import describe_progress
+from .workflows import graph_document, graph_lines, graph_rows
 
 #: Children listed by id; past that, only counted.
 CHILDREN_SHOWN = 20
@@ -71,6 +75,7 @@ def job_document(job: Job, db: str) -> dict[str, Any]:
         "ttr": job.ttr,
         "on_failure": job.on_failure,
         "unique_key": job.unique_key or None,
+        **graph_document(job, db),
     }
 
 
@@ -127,6 +132,7 @@ def job_lines(doc: dict[str, Any], now: datetime | None = None) -> list[str]:
     return [
         f"Job {doc['id']}: {doc['task']}",
         *fields(summary(doc, now)),
+        *graph_lines(doc),
         *data(doc),
         *errors(doc["errors"], now),
         *output(doc["output"]),
@@ -152,6 +158,8 @@ def summary(doc: dict[str, Any], now: datetime) -> list[tuple[str, str]]:
     options = f"ttr {doc['ttr']} s, on failure {doc['on_failure']}"
     if doc["unique_key"]:
         options += f", unique key {doc['unique_key']}"
+    if doc["runs_anyway"]:
+        options += ", runs anyway (even if a job it waits for fails)"
     rows.append(("options", options))
     return rows
 
@@ -176,7 +184,7 @@ def related(doc: dict[str, Any]) -> list[tuple[str, str]]:
     if doc["schedule"] is not None:
         tick = doc["scheduled_for"] or "-"
         rows.append(("schedule", f"{doc['schedule']['name']} (tick {tick})"))
-    return rows
+    return rows + graph_rows(doc)
 
 
 def fields(rows: list[tuple[str, str]]) -> list[str]:

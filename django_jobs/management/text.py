@@ -55,6 +55,13 @@ def job_summary(job: Job) -> dict[str, Any]:
     }
 
 
+def add_json(parser: Any) -> None:
+    """The ``--json`` flag of a subcommand that prints a stable document."""
+    parser.add_argument(
+        "--json", action="store_true", dest="as_json", help="Machine-readable."
+    )
+
+
 def dump(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 

@@ -18,8 +18,10 @@ from django_jobs import health, queue
 from django_jobs.backend import jobs_backend
 from django_jobs.durations import age
 from django_jobs.exceptions import InvalidTransition, JobError, UnknownQueue
+from django_jobs.management import workflows
 from django_jobs.management.show import job_document, job_lines
 from django_jobs.management.text import (
+    add_json,
     describe_progress,
     dump,
     job_summary,
@@ -76,6 +78,7 @@ class Command(BaseCommand):
         )
         listing.add_argument("--queue", dest="queue_name")
         listing.add_argument("--task", help="Dotted path, or the function's name.")
+        listing.add_argument("--workflow", type=int, metavar="ID")
         listing.add_argument(
             "--with-errors",
             action="store_true",
@@ -87,6 +90,8 @@ class Command(BaseCommand):
         show = actions.add_parser("show", help="Everything about one job.")
         show.add_argument("job_id", type=int, metavar="ID")
         add_json(show)
+
+        workflows.add_parser(actions)
 
         kick = actions.add_parser(
             "kick", help="Run a queue's buried jobs again (ready now)."
@@ -155,10 +160,12 @@ class Command(BaseCommand):
         from django_jobs.stats import COUNTS, backend_stats
 
         report = backend_stats(backend.alias, queues=queue_names)
+        report = workflows.with_waiting(report, backend.alias, backend.db)
         if as_json:
             self.stdout.write(dump(report))
             return
-        columns = [*COUNTS, "oldest_ready_seconds"]
+        columns = ["waiting", *(c for c in COUNTS if c != "waiting")]
+        columns.append("oldest_ready_seconds")
         header = ["queue", *columns]
         rows = [
             [q["name"] + (" (paused)" if q["paused"] else ""), *(q[c] for c in columns)]
@@ -179,7 +186,7 @@ class Command(BaseCommand):
             )
 
     def do_list(
-        self, backend, *, state, queue_name, task, with_errors, limit, **options
+        self, backend, *, state, queue_name, task, workflow, with_errors, limit, **o
     ):
         if limit < 1:
             raise CommandError("--limit must be at least 1.")
@@ -190,10 +197,12 @@ class Command(BaseCommand):
         if task:
             field = "task_path" if "." in task else "task_path__endswith"
             jobs = jobs.filter(**{field: task if "." in task else f".{task}"})
+        if workflow is not None:
+            jobs = jobs.filter(workflow_id=workflow)
         if with_errors:
             jobs = jobs.exclude(errors=[])  # the shape the partial index matches
         jobs = list(jobs.order_by("-pk")[:limit])
-        if options["as_json"]:
+        if o["as_json"]:
             self.stdout.write(dump([job_summary(job) for job in jobs]))
             return
         header = ["id", "task", "queue", "state", "priority", "attempts", "run at"]
@@ -225,6 +234,17 @@ class Command(BaseCommand):
             self.stdout.write(dump(document))
             return
         self.write_lines(job_lines(document))
+
+    def do_workflows(self, backend, *, state, name, limit, as_json: bool, **o):
+        found = workflows.find(
+            backend.db, backend.alias, state=state, name=name, limit=limit
+        )
+        now = timezone.now()
+        docs = workflows.summaries(found, backend.db, now)
+        if as_json:
+            self.stdout.write(dump(docs))
+            return
+        self.write_lines(workflows.lines(docs, now))
 
     def do_health(self, backend, *, worker: bool, host, max_age, **options):
         if max_age is not None and not max_age > 0:
@@ -302,6 +322,16 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{verb} {counts['done']} done and {counts['buried']} buried job(s)."
         )
+        if dry_run or done is None or buried is None:
+            return
+        # As the worker's pruner: the ended workflows whose jobs are all gone.
+        ended = queue.workflows.prune(
+            queue.cutoff(now, max(done, buried)),
+            backend=backend.alias,
+            using=backend.db,
+        )
+        if ended:
+            self.stdout.write(f"deleted {ended} ended workflow(s) with no job left.")
 
     # Helpers
 
@@ -333,12 +363,6 @@ class Command(BaseCommand):
     def write_lines(self, lines: list[str]) -> None:
         for line in lines:
             self.stdout.write(line)
-
-
-def add_json(parser) -> None:
-    parser.add_argument(
-        "--json", action="store_true", dest="as_json", help="Machine-readable."
-    )
 
 
 def refusal(exc: JobError, action: str) -> str:
