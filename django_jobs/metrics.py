@@ -1,14 +1,18 @@
 """The queues as Prometheus / OpenMetrics metrics: what ``jobs stats`` counts.
 
-A scrape reads the database twice, whatever the number of jobs and queues:
-the grouped query behind the dashboard and ``jobs stats`` (``stats.queue_counts``)
-and the worker summary (``stats.worker_summaries``). Nothing is kept between
-scrapes, so every web process answers the same and a restart loses nothing.
+A scrape reads the database three times, whatever the number of jobs and
+queues: the grouped query behind the dashboard and ``jobs stats``
+(``stats.queue_counts``), the worker summary (``stats.worker_summaries``)
+and the workflows counted by backend and state (``workflow_counts``).
+Nothing is kept between scrapes, so every web process answers the same and
+a restart loses nothing.
 
 Done and failed jobs are gauges over the last hour, not counters: the job
-table is pruned, so no count of it only ever grows. Queues named in TASKS
-and backends without workers are reported with zeros, so that alert rules
-find a series to compare instead of an absent one.
+table is pruned, so no count of it only ever grows. Workflows are gauges
+too: retrying a failed workflow's steps makes it run again, so the count of
+failed ones can go down. Queues named in TASKS and backends without workers
+or workflows are reported with zeros, so that alert rules find a series to
+compare instead of an absent one.
 
 ``prometheus-client`` is an optional dependency (the ``metrics`` extra of
 ``django-jobs-queue``), imported when a scrape comes, never when the app
@@ -22,15 +26,21 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import ImproperlyConfigured
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from . import stats
+from .models import Workflow
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
 
 #: The per-queue counts exported with a ``state`` label.
-STATES = ("ready", "delayed", "reserved", "buried")
+STATES = ("waiting", "ready", "delayed", "reserved", "buried")
+
+#: How ``queue.workflows.missed_deadlines`` starts the reason of a workflow
+#: it fails.
+MISSED = "missed its deadline"
 
 
 def client():
@@ -47,7 +57,7 @@ def client():
 
 
 def families(now: datetime | None = None) -> list[Metric]:
-    """Every metric family of one scrape (two queries)."""
+    """Every metric family of one scrape (three queries)."""
     from prometheus_client.core import GaugeMetricFamily
 
     now = now or timezone.now()
@@ -55,7 +65,8 @@ def families(now: datetime | None = None) -> list[Metric]:
     keys = sorted(set(counts) | stats.configured_queues())
     jobs = GaugeMetricFamily(
         "django_jobs_queue_jobs",
-        "Jobs waiting, delayed, running and buried, per queue.",
+        "Jobs waiting for their upstream jobs, ready, delayed, running and "
+        "buried, per queue.",
         labels=["backend", "queue", "state"],
     )
     oldest = GaugeMetricFamily(
@@ -82,7 +93,7 @@ def families(now: datetime | None = None) -> list[Metric]:
         oldest.add_metric(list(key), 0 if since is None else seconds(now - since))
         done.add_metric(list(key), row.get("done_last_hour", 0))
         failed.add_metric(list(key), row.get("failed_last_hour", 0))
-    return [jobs, oldest, done, failed, *worker_families(now)]
+    return [jobs, oldest, done, failed, *worker_families(now), *workflow_families()]
 
 
 def worker_families(now: datetime) -> Iterator[Metric]:
@@ -112,6 +123,48 @@ def worker_families(now: datetime) -> Iterator[Metric]:
         slots.add_metric([alias], summary["capacity"])
         busy.add_metric([alias], summary["busy"])
     yield from (workers, slots, busy)
+
+
+def workflow_counts() -> dict[tuple[str, str], dict[str, int]]:
+    """Per (backend, state): how many workflows, and how many of the failed
+    ones missed their deadline; one grouped query over the workflow table."""
+    rows = (
+        Workflow.objects.order_by()
+        .values("backend", "state")
+        .annotate(
+            n=Count("pk"),
+            missed=Count(
+                "pk",
+                filter=Q(state=Workflow.Status.FAILED, reason__startswith=MISSED),
+            ),
+        )
+    )
+    return {(row["backend"], row["state"]): row for row in rows}
+
+
+def workflow_families() -> Iterator[Metric]:
+    from prometheus_client.core import GaugeMetricFamily
+
+    counts = workflow_counts()
+    aliases = sorted({backend for backend, _ in counts} | set(stats.backend_aliases()))
+    workflows = GaugeMetricFamily(
+        "django_jobs_workflows",
+        "Workflows running now, and those that succeeded, failed or were cancelled.",
+        labels=["backend", "state"],
+    )
+    missed = GaugeMetricFamily(
+        "django_jobs_workflows_missed_deadline",
+        "Failed workflows that missed their deadline.",
+        labels=["backend"],
+    )
+    for alias in aliases:
+        for state in Workflow.Status.values:
+            workflows.add_metric(
+                [alias, state], counts.get((alias, state), {}).get("n", 0)
+            )
+        failed = counts.get((alias, Workflow.Status.FAILED), {})
+        missed.add_metric([alias], failed.get("missed", 0))
+    yield from (workflows, missed)
 
 
 def seconds(delta) -> float:
