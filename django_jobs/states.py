@@ -29,7 +29,7 @@ DELAYED = "delayed"
 #: What each state a person sees means, in words that need no beanstalkd:
 #: the console's legend and tooltips and ``jobs show`` say these.
 MEANINGS = {
-    State.WAITING: _("waiting for other jobs to finish first (its upstream)"),
+    State.WAITING: _("waiting for other jobs (its upstream) to finish first"),
     State.READY: _("waiting for a worker, due now"),
     DELAYED: _("waiting for its time: a retry's backoff, or enqueued to run later"),
     State.RESERVED: _("running: a worker has it"),

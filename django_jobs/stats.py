@@ -29,7 +29,7 @@ from .queue import configured_queues as queues_of
 from .states import DELAYED, TASK_STATUS, UNFINISHED, State
 
 HOUR = timedelta(hours=1)
-COUNTS = ("ready", "delayed", "reserved", "buried", "done_last_hour")
+COUNTS = ("waiting", "ready", "delayed", "reserved", "buried", "done_last_hour")
 COUNTS += ("failed_last_hour",)
 
 

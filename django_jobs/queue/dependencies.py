@@ -208,11 +208,22 @@ def count_down_unseen(rows: Sequence[Sequence[Any]], db: str) -> int:
     completion counted down already is left alone. (Should the worker die
     between the two, the rescuer's net counts the waiting job again.)
     """
-    late = [row[0] for row in rows if row[3] > row[-2]]
+    late = [row[0] for row in rows if row[3] > row[-3]]
     if not late:
         return 0
-    counted = {job_id for row in rows for job_id in (row[-1] or [])}
+    counted = {job_id for row in rows for job_id in (row[-2] or [])}
     return count_down(late, db, exclude=sorted(counted))
+
+
+def still_held(upstream: Sequence[int], db: str) -> set[int]:
+    """Those of ``upstream`` that a job still waits for."""
+    if not upstream:
+        return set()
+    return set(
+        Dependency.objects.using(db)
+        .filter(upstream_id__in=upstream, downstream__state=State.WAITING)
+        .values_list("upstream_id", flat=True)
+    )
 
 
 def end_downstream(failed: Job | dict[str, Any], db: str) -> list[dict[str, Any]]:
@@ -246,8 +257,10 @@ def wait_again(kicked: Sequence[int], db: str) -> list[int]:
 
     Each waits for its upstream jobs that have not finished (the kicked one
     among them); so do the jobs that run anyway and still wait, which had
-    counted the kicked job as finished. A job whose other upstream failed too
-    is ended again, by that one. Returns the ids of the jobs that wait again.
+    counted the kicked job as finished, and a kicked job whose own upstream
+    jobs have not all finished (one ended from ``waiting``: cancelled, past
+    its deadline). A job whose other upstream failed too is ended again, by
+    that one. Returns the ids of the jobs that wait again.
     """
     back = list(
         Job.objects.using(db)
@@ -263,13 +276,23 @@ def wait_again(kicked: Sequence[int], db: str) -> list[int]:
         )
         .values_list("pk", flat=True)
     )
-    if not back and not anyway:
+    early = list(  # kicked by hand while what they wait for has not finished
+        Job.objects.using(db)
+        .filter(
+            pk__in=kicked,
+            state=State.READY,
+            upstream_edges__upstream__state__in=UNFINISHED,
+        )
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+    if not back and not anyway and not early:
         return []
     connection = connections[db]
     sql, params = _statement(connection, "wait_again", False).bind(
-        ids=json.dumps([*back, *anyway]),
+        ids=json.dumps([*back, *anyway, *early]),
         waiting=State.WAITING.value,
-        again=[State.BURIED.value, State.WAITING.value],
+        again=[State.BURIED.value, State.WAITING.value, State.READY.value],
         unfinished=[state.value for state in _UNFINISHED],
     )
     with connection.cursor() as cursor:
@@ -386,5 +409,5 @@ def _again_sql(connection, anyway_only: bool) -> str:
         f" WHERE d.{qn('downstream_id')} = {job}.{qn('id')}"
         f" AND u.{qn('state')} IN ({unfinished}))"
         f" WHERE {qn('id')} IN ({_json_ids(connection, 'ids')})"
-        f" AND {qn('state')} IN (%(again.0)s, %(again.1)s)"
+        f" AND {qn('state')} IN (%(again.0)s, %(again.1)s, %(again.2)s)"
     )

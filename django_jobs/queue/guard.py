@@ -19,7 +19,7 @@ from ..models import Job
 from ..states import State
 from .dependencies import end_downstream, wait_again
 from .sql import update_returning
-from .workflow_rows import settle_workflows
+from .workflow_rows import reopen, settle_workflows
 
 JobIds = int | Iterable[int]
 
@@ -136,6 +136,7 @@ def _write(
     ended = []
     if operation == "kick":
         wait_again([row["id"] for row in linked], db)
+        reopen({row["workflow"] for row in linked} - {None}, using=db)
     elif finishing:
         for row in linked:
             if row["downstream_count"]:

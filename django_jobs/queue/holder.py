@@ -25,7 +25,7 @@ from . import sql as statements
 from .batches import settle
 from .columns import converted, fields_named
 from .console import delete
-from .dependencies import count_down, count_down_unseen
+from .dependencies import count_down, count_down_unseen, still_held
 from .expressions import JSONAppend, JSONDropLast
 from .guard import change, get_db, refusal, unreserved
 from .workflow_rows import settle_workflows
@@ -150,11 +150,14 @@ def complete_returning(
     if connection.vendor == "postgresql":  # it releases what waited for them
         rows = statements.fetch_all(connection, sql, params, prepare)
         count_down_unseen(rows, db)
-        rows = [row[:-2] for row in rows]  # what count_down_unseen read
+        holding = {row[0] for row in rows if row[-1]}
+        rows = [row[:-3] for row in rows]  # what the dependencies read
     else:
         with transaction.atomic(using=db):
             rows = statements.fetch_all(connection, sql, params, prepare)
-            count_down([row[0] for row in rows if row[3]], db)
+            waited_for = [row[0] for row in rows if row[3]]
+            count_down(waited_for, db)
+            holding = still_held(waited_for, db)
     fields = fields_named((*statements.COMPLETED_LINKS, *statements.COMPLETED))
     names = [field.attname for field in fields]
     links = len(statements.COMPLETED_LINKS)
@@ -164,9 +167,11 @@ def complete_returning(
     }
     if batches := {values[1] for values in rows if values[1] is not None}:
         settle(batches, using=db)
-    # A job that others wait for cannot be its workflow's last: they run after
-    # it (what ends them instead settles the workflow; the rescuer is the net).
-    if workflows := {row[2] for row in rows if row[2] is not None and not row[3]}:
+    # A job that others still wait for cannot be its workflow's last: so a
+    # fan-in costs no statement per finished job.
+    if workflows := {
+        row[2] for row in rows if row[2] is not None and row[0] not in holding
+    }:
         settle_workflows(workflows, using=db)
     return written
 

@@ -254,7 +254,8 @@ def completion(
     statement releases the jobs that waited for them (see
     ``queue.dependencies``), and each row ends with the number of edges from
     the job that the statement saw and the ids of the jobs it counted down
-    (``dependencies.count_down_unseen``); on SQLite the caller releases
+    (``dependencies.count_down_unseen``), and whether a job still waits for
+    it (then its workflow cannot have ended); on SQLite the caller releases
     them, in its transaction.
     """
     key = (connection.vendor, len(outcomes), tuple(cleared))
@@ -331,10 +332,16 @@ def _ends(connection, cleared: dict[str, Any]) -> tuple[Statement, Statement]:
             f"SELECT count(*) FROM {dep}"
             f" WHERE {dep}.{qn('upstream_id')} = done.{qn('id')}"
         )
+        holds = (
+            f"done.{qn('downstream_count')} > 0 AND EXISTS (SELECT 1 FROM {dep} d"
+            f" JOIN {table} w ON w.{qn('id')} = d.{qn('downstream_id')}"
+            f" WHERE d.{qn('upstream_id')} = done.{qn('id')}"
+            f" AND w.{qn('state')} = %(waiting)s)"
+        )
         tail = (
             f"), done AS ({update}), released AS ({released})"
-            f" SELECT done.*, ({seen}), (SELECT json_agg(id) FROM released)"
-            " FROM done"
+            f" SELECT done.*, ({seen}), (SELECT json_agg(id) FROM released),"
+            f" ({holds}) FROM done"
         )
     else:
         tail = f") {update}"

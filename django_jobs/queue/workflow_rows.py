@@ -80,3 +80,18 @@ def _say_why(workflow_id: int, using: str) -> None:
     Workflow.objects.using(using).filter(pk=workflow_id, reason="").update(
         reason=f"failed at step {first['task_path']} (job {first['pk']}){because}"
     )
+
+
+def reopen(workflow_ids: Iterable[int], *, using: str) -> int:
+    """Workflows whose jobs were retried run again (their deadline, if it
+    has passed, is lifted: retrying is asking for the run to go on)."""
+    ids = sorted(set(workflow_ids))
+    if not ids:
+        return 0
+    ended = (
+        Workflow.objects.using(using)
+        .filter(pk__in=ids)
+        .exclude(state=Workflow.Status.RUNNING)
+    )
+    ended.filter(deadline__lte=timezone.now()).update(deadline=None)
+    return ended.update(state=Workflow.Status.RUNNING, finished_at=None, reason="")

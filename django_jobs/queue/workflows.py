@@ -80,7 +80,9 @@ def cancel(workflow_id: int, *, using: str | None = None) -> int:
 def retry_failed(workflow_id: int, *, using: str | None = None) -> int:
     """Run a workflow's failed steps again: each job that failed for good
     (not one ended because it waited for it) is kicked, and the jobs it had
-    ended wait for it again. The workflow runs again. Returns how many steps."""
+    ended wait for it again; a cancelled job waits again for what it waited
+    for. The workflow runs again (a deadline that passed is lifted). Returns
+    how many steps."""
     from .console import kick
 
     db = get_db(using)
@@ -92,10 +94,7 @@ def retry_failed(workflow_id: int, *, using: str | None = None) -> int:
         )
         if not failed:
             return 0
-        Workflow.objects.using(db).filter(pk=workflow_id).exclude(
-            state=Workflow.Status.RUNNING
-        ).update(state=Workflow.Status.RUNNING, finished_at=None, reason="")
-        return kick(failed, using=db)
+        return kick(failed, using=db)  # and the workflow runs again
 
 
 def missed_deadlines(*, backend: str = "default", using: str | None = None) -> int:
@@ -189,15 +188,13 @@ def repair(*, backend: str = "default", using: str | None = None) -> int:
             .filter(pk=job_id, state=State.WAITING, waiting_for=counted)
             .update(waiting_for=left)
         )
-        if left:
-            continue
-        failed = edges.model.objects.using(db).filter(
+        failed = Dependency.objects.using(db).filter(
             downstream_id=job_id, upstream__state=State.BURIED
         )
         root = failed.values_list("upstream_id", flat=True).first()
-        if root is not None and not anyway:
+        if root is not None and not anyway:  # a failure's end it missed
             end_downstream({"id": root}, db)
-        else:
+        elif not left:
             change("unblock", [job_id], using=db, unless_moved=Q(waiting_for=0))
     return repaired
 

@@ -252,3 +252,51 @@ def test_pruning_deletes_the_edges_then_the_empty_workflow():
     assert Dependency.objects.count() == 0
     assert queue.workflows.prune(later) == 1
     assert not Workflow.objects.filter(pk=flow.pk).exists()
+
+
+def test_the_last_completion_settles_a_workflow_whose_downstream_ended():
+    flow, _crawls, *_ = pipeline(fail="merchant")  # claimed first, fails first
+    run_jobs(raise_errors=False)
+    flow.refresh_from_db()
+    assert flow.state == "failed"  # at the last crawl's completion
+
+
+def test_retrying_a_cancelled_workflow_waits_again_for_what_it_waited_for():
+    flow, crawls, matched, analyzed = pipeline()
+    queue.workflows.cancel(flow.pk)
+    assert queue.workflows.retry_failed(flow.pk) == 5
+    assert (state(matched), state(analyzed)) == ("waiting", "waiting")
+    assert Job.objects.get(pk=matched.id).waiting_for == 3
+    assert {state(crawl) for crawl in crawls.values()} == {"ready"}
+    flow.refresh_from_db()
+    assert (flow.state, flow.reason) == ("running", "")
+    run_jobs()
+    flow.refresh_from_db()
+    assert flow.state == "succeeded"
+
+
+def test_retrying_one_step_by_hand_runs_its_workflow_again():
+    flow, crawls, _matched, _ = pipeline(fail="adwords")
+    run_jobs(raise_errors=False)
+    Job.objects.filter(pk=crawls["adwords"].id).update(kwargs={"fail": False})
+    queue.kick(int(crawls["adwords"].id))
+    flow.refresh_from_db()
+    assert flow.state == "running"
+    run_jobs()
+    flow.refresh_from_db()
+    assert flow.state == "succeeded"
+
+
+def test_retrying_after_a_missed_deadline_lifts_it():
+    flow, _, matched, _ = pipeline(deadline=timedelta(hours=4))
+    Workflow.objects.filter(pk=flow.pk).update(
+        deadline=timezone.now() - timedelta(seconds=1)
+    )
+    queue.workflows.missed_deadlines()
+    assert queue.workflows.retry_failed(flow.pk) == 5
+    flow.refresh_from_db()
+    assert (flow.state, flow.deadline) == ("running", None)
+    assert state(matched) == "waiting"
+    run_jobs()
+    flow.refresh_from_db()
+    assert flow.state == "succeeded"
