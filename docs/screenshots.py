@@ -1,10 +1,12 @@
 """Regenerate the console screenshots in docs/_static/ (the admin page of the docs).
 
-    .venv/bin/python docs/screenshots.py
+    .venv/bin/python docs/screenshots.py [NAME.png ...]
+
+With names (``admin-workflow.png``), only those are taken again.
 
 Builds a throw-away SQLite database with an hour of made-up activity, serves
 the test project with ``runserver`` and photographs the dashboard, the job
-list and a failed job with Debian's Chromium, driven by Playwright
+list, a failed job and a workflow's page with Debian's Chromium, driven by Playwright
 (``apt-get install chromium``; ``pip install playwright``, no browser
 download). The jobs are written as finished rows straight away (bulk_create)
 because the point is their look, not their life; the console itself only
@@ -142,6 +144,61 @@ def fill() -> int:
     return failed.pk
 
 
+PIPELINE = "testproject.demo.pipeline"
+
+
+def fill_workflow() -> int:
+    """The talk's pipeline, 35 minutes into its 4 hours: the Merchant Center
+    crawl found 24 pages, some fetched; AdWords done, Analytics running;
+    match and what follows wait. Written through ``django_jobs.queue``, as a
+    worker would (the crawl's pages as the running crawl enqueues them).
+    Returns the workflow's id."""
+    from django.utils import timezone
+
+    from django_jobs import queue
+    from django_jobs.models import Workflow
+    from django_jobs.scope import After
+    from django_jobs.workflows import workflow
+
+    def insert(task: str, calls: list, **fields) -> list[int]:
+        path = f"{PIPELINE}.{task}"
+        return queue.insert(calls, task_path=path, queue="pipeline", **fields).ids
+
+    def one(task: str, *upstream: int, names=None, anyway=False) -> int:
+        names = names or ("",) * len(upstream)
+        waits = After(upstream, names, anyway) if upstream else None
+        return insert(task, [([], {})], workflow=flow.pk, after=waits)[0]
+
+    with workflow("nightly sync", deadline=timedelta(hours=4)) as flow:
+        crawls = (
+            one("crawl_merchant_center"),
+            one("crawl_adwords"),
+            one("crawl_analytics"),
+        )
+        matched = one("match", *crawls, names=("merchant", "adwords", "analytics"))
+        posted = one("post_bids", one("decide", one("analyze", matched)))
+        one("report", posted, names=("posted",), anyway=True)
+    worker = "web-1:311:a1b2"
+    running = {
+        job.pk: job
+        for job in queue.claim(worker_id=worker, queues=["pipeline"], limit=3)
+    }
+    pages = [([n], {}) for n in range(24)]
+    insert(
+        "fetch_products_page", pages, workflow=flow.pk, step=crawls[0], parent=crawls[0]
+    )
+    for crawl in crawls[:2]:
+        queue.complete(crawl, token=running[crawl].claim_token)
+    fetched = queue.claim(worker_id=worker, queues=["pipeline"], limit=14)
+    for page in fetched[:10]:
+        queue.complete(page.pk, token=page.claim_token, return_value=10)
+    started = timezone.now() - timedelta(minutes=35)
+    Workflow.objects.filter(pk=flow.pk).update(
+        created_at=started, deadline=started + timedelta(hours=4)
+    )
+    return flow.pk
+
+
 def error(attempt: int, worker_id: str, at) -> dict:
     return {
         "exception_class_path": "builtins.RuntimeError",
@@ -168,7 +225,7 @@ def wait_for_port(port: int, timeout: float = 30) -> None:
     raise SystemExit(f"runserver did not listen on port {port} within {timeout}s")
 
 
-def photograph(base: str, failed_pk: int) -> None:
+def photograph(base: str, failed_pk: int, workflow_pk: int, only: list[str]) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -187,8 +244,14 @@ def photograph(base: str, failed_pk: int) -> None:
             "admin-dashboard.png": "/admin/django_jobs/queue/",
             "admin-jobs.png": "/admin/django_jobs/job/",
             "admin-failed-job.png": f"/admin/django_jobs/job/{failed_pk}/change/",
+            "admin-workflow.png": f"/admin/django_jobs/workflow/{workflow_pk}/change/",
         }
+        unknown = set(only) - set(shots)
+        if unknown:
+            raise SystemExit(f"no such screenshot: {', '.join(sorted(unknown))}")
         for name, path in shots.items():
+            if only and name not in only:
+                continue
             page.goto(f"{base}{path}")
             page.screenshot(path=str(STATIC / name), full_page=name != "admin-jobs.png")
             print(f"wrote docs/_static/{name}")
@@ -211,6 +274,7 @@ def main() -> None:
         django.setup()
         call_command("migrate", verbosity=0)
         failed_pk = fill()
+        workflow_pk = fill_workflow()
         port = free_port()
         server = subprocess.Popen(
             [sys.executable, "manage.py", "runserver", "--noreload", f"{port}"],
@@ -221,7 +285,7 @@ def main() -> None:
         )
         try:
             wait_for_port(port)
-            photograph(f"http://127.0.0.1:{port}", failed_pk)
+            photograph(f"http://127.0.0.1:{port}", failed_pk, workflow_pk, sys.argv[1:])
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -1,4 +1,4 @@
 """The admin is the console: jobs, the queue dashboard, workers, schedules,
-batches."""
+batches, workflows."""
 
-from . import batches, jobs, queues, schedules, workers  # noqa: F401
+from . import batches, jobs, queues, schedules, workers, workflows  # noqa: F401

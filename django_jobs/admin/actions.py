@@ -86,15 +86,16 @@ class JobActions:
     )
     def retry_jobs(self, request, queryset):
         delayed = Q(state=State.READY, run_at__gt=timezone.now())
-        waiting = Q(state=State.BURIED) | delayed
-        changed, skipped = apply(queue.kick, queryset, waiting)
+        retriable = Q(state=State.BURIED) | delayed
+        changed, skipped = apply(queue.kick, queryset, retriable)
         self.report(request, "retry", changed, skipped)
 
     @action(permissions=["change"], description=_("Cancel"), location=EVERYWHERE)
     def cancel_jobs(self, request, queryset):
         running = Q(state=State.RESERVED, cancel_requested_at=None)
         stopping = queryset.filter(running).exists()
-        changed, skipped = apply(queue.cancel, queryset, Q(state=State.READY) | running)
+        unstarted = queue.unheld("cancel")  # waiting, ready or delayed
+        changed, skipped = apply(queue.cancel, queryset, unstarted | running)
         self.report(request, "cancel", changed, skipped)
         if stopping:
             self.message_user(

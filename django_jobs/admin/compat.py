@@ -15,7 +15,7 @@ import enum
 from django.contrib import admin
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import BadRequest
+from django.core.exceptions import BadRequest, PermissionDenied
 from django.db.models import BLANK_CHOICE_DASH
 from django.http import HttpResponseRedirect
 
@@ -44,12 +44,22 @@ def action(**kwargs):
 
 
 class PageActions:
-    """The job page's action form where Django does not provide one (5.2)."""
+    """The action form of an object's page where Django does not provide one
+    (5.2), and the refusal of an action the user may not run (both)."""
 
     def get_actions(self, request, action_location=Location.CHANGE_LIST):
         if BUILT_IN:
             return super().get_actions(request, action_location=action_location)
         return super().get_actions(request)
+
+    def refuse_unpermitted_action(self, request, field: str, location) -> None:
+        """An action the user may not run is refused outright, not ignored."""
+        if request.method != "POST":
+            return
+        names = [name for name in request.POST.getlist(field) if name]
+        allowed = self.get_actions(request, action_location=location)
+        if any(name not in allowed for name in names):
+            raise PermissionDenied
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         if BUILT_IN:

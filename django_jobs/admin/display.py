@@ -66,6 +66,15 @@ def full(local: datetime) -> tuple[str, str]:
     return local.isoformat(), f"{clock(local)} {local.tzname() or ''}".rstrip()
 
 
+def full_time(moment: datetime | None) -> str:
+    """A moment in full, to the second, with its zone: "2026-11-27 10:00:03
+    UTC" (for a deadline, beside the time left rather than how soon)."""
+    if moment is None:
+        return "-"
+    iso, text = full(timezone.localtime(moment))
+    return format_html('<time datetime="{}">{}</time>', iso, text)
+
+
 def when(moment: datetime | None, now: datetime | None = None) -> str:
     """A moment to the second and how long ago (or how soon) it is:
     "10:00:03 (3 min ago)" in a list, on two lines."""

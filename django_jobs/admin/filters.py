@@ -6,14 +6,19 @@
 - queue and task: the (queue, -id) and (task_path, -id) indexes, and their
   choices come from a loose index scan rather than ``SELECT DISTINCT``;
 - failed at least once: the partial index on ``NOT errors = '[]'``, which
-  only matches a query written as ``exclude(errors=[])``.
+  only matches a query written as ``exclude(errors=[])``;
+- workflow, and the jobs a job waits for or that wait for it: set by links
+  (from a workflow, from a job's page), shown only then; answered by the
+  (workflow, state) index and the edges' indexes.
 """
 
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from ..models import Dependency
 from ..stats import DISPLAY_STATES, in_state
 from .values import request_values
 
@@ -68,3 +73,62 @@ class FailedFilter(admin.SimpleListFilter):
         if self.value() == "no":
             return queryset.filter(errors=[])
         return queryset
+
+
+class LinkedFilter(admin.SimpleListFilter):
+    """A filter that links set (a workflow's counts, a job's page saying
+    "and 480 more"): shown, with its one choice, only while it is active.
+
+    Its value is an id; anything else shows every job.
+    """
+
+    #: The choice's label, given the id.
+    label = ""
+
+    def chosen(self) -> int | None:
+        value = self.value()
+        return int(value) if value and value.isdigit() else None
+
+    def lookups(self, request, model_admin):
+        chosen = self.chosen()
+        return [] if chosen is None else [(str(chosen), self.label % chosen)]
+
+    def queryset(self, request, queryset):
+        chosen = self.chosen()
+        return queryset if chosen is None else queryset.filter(self.condition(chosen))
+
+    def condition(self, chosen: int) -> Q:
+        raise NotImplementedError
+
+
+class WorkflowFilter(LinkedFilter):
+    title = _("workflow")
+    parameter_name = "workflow"
+    label = _("#%d")
+
+    def condition(self, chosen: int) -> Q:
+        return Q(workflow_id=chosen)
+
+
+class UpstreamOfFilter(LinkedFilter):
+    """The jobs that job N waits for (its upstream)."""
+
+    title = _("waited for by")
+    parameter_name = "upstream_of"
+    label = _("job #%d")
+
+    def condition(self, chosen: int) -> Q:
+        edges = Dependency.objects.filter(downstream_id=chosen)
+        return Q(pk__in=edges.values("upstream_id"))
+
+
+class DownstreamOfFilter(LinkedFilter):
+    """The jobs that wait for job N (its downstream)."""
+
+    title = _("waiting for")
+    parameter_name = "downstream_of"
+    label = _("job #%d")
+
+    def condition(self, chosen: int) -> Q:
+        edges = Dependency.objects.filter(upstream_id=chosen)
+        return Q(pk__in=edges.values("downstream_id"))

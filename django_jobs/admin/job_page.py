@@ -22,8 +22,17 @@ from ..models import Batch, Job, Worker
 from ..states import MEANINGS, State
 from .batches import batch_progress
 from .display import moment, pretty_json, progress_bar, state_badge
+from .job_workflow import (
+    blocking_job,
+    downstream_of,
+    job_lines,
+    upstream_of,
+    workflow_of,
+)
+from .workflow_display import workflow_badge
 
 RELATED = ["parent", "children", "batch_progress", "schedule", "scheduled_tick"]
+WORKFLOW = ["workflow_link", "upstream", "downstream", "ended_by"]
 SECTIONS = [
     (
         None,
@@ -55,6 +64,7 @@ SECTIONS = [
     ),
     (_("Workers"), ["worker", "worker_history"]),
     (_("Related jobs"), RELATED),
+    (_("Workflow"), WORKFLOW),
     (_("Options"), ["ttr", "max_attempts", "on_failure", "unique_key"]),
 ]
 
@@ -99,6 +109,12 @@ class JobPage:
         related = (obj.parent_id, obj.batch_id, obj.schedule_id)
         if not any(related) and not child_count(obj):
             empty.update(dict.fromkeys(RELATED, True))
+        empty.update(
+            workflow_link=obj.workflow_id is None,
+            upstream=not upstream_of(obj)[1],
+            downstream=not obj.downstream_count,
+            ended_by=obj.blocked_by_id is None,
+        )
         fieldsets = []
         for title, options in self.fieldsets:
             fields = [name for name in options["fields"] if not empty.get(name)]
@@ -191,6 +207,45 @@ class JobPage:
         query = urlencode({"parent__id__exact": job.pk})
         text = ngettext("%d job", "%d jobs", count) % count
         return format_html('<a href="{}?{}">{}</a>', url, query, text)
+
+    # Its workflow: the jobs it waits for and those that wait for it.
+
+    @admin.display(description=_("workflow"))
+    def workflow_link(self, job):
+        found = workflow_of(job)
+        if found is None:
+            return format_html("#{}", job.workflow_id)  # its row was deleted
+        url = reverse(
+            f"{self.admin_site.name}:django_jobs_workflow_change", args=[found.pk]
+        )
+        return format_html(
+            '<a href="{}">{}</a> {}',
+            url,
+            found,
+            workflow_badge(found.state),
+        )
+
+    @admin.display(description=_("waits for"))
+    def upstream(self, job):
+        """The jobs it waits for (its upstream), with the names ``after()``
+        gave them."""
+        edges, total = upstream_of(job)
+        return job_lines(self.admin_site.name, edges, total, "upstream_of", job.pk)
+
+    @admin.display(description=_("waited for by"))
+    def downstream(self, job):
+        """The jobs that wait for it (its downstream)."""
+        edges, total = downstream_of(job)
+        return job_lines(self.admin_site.name, edges, total, "downstream_of", job.pk)
+
+    @admin.display(description=_("ended by the failure of"))
+    def ended_by(self, job):
+        """The job whose failure ended this one: retrying that one brings
+        this one back."""
+        blocking = blocking_job(job)
+        if blocking is None:
+            return format_html("#{}", job.blocked_by_id)
+        return job_lines(self.admin_site.name, [blocking], 1, "", job.pk)
 
 
 def is_list_of_objects(value) -> bool:

@@ -13,7 +13,6 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import quote
-from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -27,7 +26,15 @@ from .actions import JobActions
 from .changelist import JobChangeList, search_filter
 from .compat import CHANGE_FORM_ACTION, Location, PageActions
 from .display import console_context, lease, moment, progress_bar, state_badge, when
-from .filters import FailedFilter, QueueFilter, StateFilter, TaskFilter
+from .filters import (
+    DownstreamOfFilter,
+    FailedFilter,
+    QueueFilter,
+    StateFilter,
+    TaskFilter,
+    UpstreamOfFilter,
+    WorkflowFilter,
+)
 from .job_page import JobPage
 from .pagination import CappedPaginator
 from .values import request_values
@@ -48,7 +55,15 @@ class JobAdmin(JobActions, JobPage, PageActions, admin.ModelAdmin):
         "holder",
     ]
     list_display_links = ["id"]
-    list_filter = [StateFilter, QueueFilter, TaskFilter, FailedFilter]
+    list_filter = [
+        StateFilter,
+        QueueFilter,
+        TaskFilter,
+        FailedFilter,
+        WorkflowFilter,
+        UpstreamOfFilter,
+        DownstreamOfFilter,
+    ]
     search_fields = ["task_path"]  # shows the box; get_search_results decides
     search_help_text = _("A job id, part of a task path, or text from an error.")
     date_hierarchy = "enqueued_at"
@@ -73,15 +88,6 @@ class JobAdmin(JobActions, JobPage, PageActions, admin.ModelAdmin):
         actions = super().get_actions(request, action_location=action_location)
         actions.pop("delete_selected", None)  # it would bypass django_jobs.queue
         return actions
-
-    def refuse_unpermitted_action(self, request, field, location) -> None:
-        """An action the user may not run is refused outright, not ignored."""
-        if request.method != "POST":
-            return
-        names = [name for name in request.POST.getlist(field) if name]
-        allowed = self.get_actions(request, action_location=location)
-        if any(name not in allowed for name in names):
-            raise PermissionDenied
 
     def changelist_view(self, request, extra_context=None):
         location = Location.CHANGE_LIST

@@ -1,10 +1,11 @@
 """The queue dashboard, where "Queues" leads in the admin, and pause/resume.
 
 The page answers "what is stuck, failing or slow?" at a glance: per queue,
-how many jobs wait, run and lie buried, how many finished and failed in the
-last hour, how long the oldest ready job has waited, whether the queue is
-paused; and a chart of the last hour. Every number links to the job list,
-filtered.
+how many jobs wait for other jobs (workflows), wait for a worker, run and
+lie buried, how many finished and failed in the last hour, how long the
+oldest ready job has waited, whether the queue is paused; a chart of the
+last hour; and the running workflows, with the time left before their
+deadlines. Every number links to the job list, filtered.
 
 Seeing it needs ``view_job`` (or the queue's own view permission); pausing
 and resuming need ``change_queue`` and go through ``django_jobs.queue``.
@@ -28,6 +29,7 @@ from ..models import Job, Queue
 from ..states import MEANINGS
 from . import chart
 from .display import console_context
+from .workflow_display import running_workflows
 
 
 @admin.register(Queue)
@@ -67,7 +69,7 @@ class QueueAdmin(admin.ModelAdmin):
                 request, message % {"count": count, "alias": alias}, messages.WARNING
             )
         for row in rows:
-            row.waiting = age(row.oldest_ready, now)
+            row.lag = age(row.oldest_ready, now)
             row.paused_ago = relative(row.paused_at, now)
         context = {
             **self.admin_site.each_context(request),
@@ -80,6 +82,7 @@ class QueueAdmin(admin.ModelAdmin):
             "several_backends": len({row.backend for row in rows}) > 1,
             "chart": chart.bars(stats.finished_per_minute(now)),
             "workers": stats.worker_capacity(now),
+            "workflows": running_workflows(self.admin_site.name, now),
             "can_pause": self.has_change_permission(request),
             "jobs_url": reverse(f"{self.admin_site.name}:django_jobs_job_changelist"),
             "workers_url": reverse(
