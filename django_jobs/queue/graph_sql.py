@@ -1,0 +1,92 @@
+"""The statements of ``queue.dependencies``, built once per database vendor.
+
+Each names its parameters (see ``named.py``); the caller binds them next to
+the call. Ids travel as one JSON list parameter, however many there are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..models import Dependency, Job
+from ..states import UNFINISHED
+from . import sql as statements
+from .named import Statement
+
+#: The states of a job that has not finished, as the statements compare them.
+UNFINISHED_STATES = sorted(state.value for state in UNFINISHED)
+
+
+_statements: dict[tuple[str, str, bool], Statement] = {}
+
+
+def statement(connection, name: str, anyway_only: bool) -> Statement:
+    """The statement ``name`` for this connection's vendor, built once."""
+    key = (connection.vendor, name, anyway_only)
+    if key not in _statements:
+        builder = {"release": _release_sql, "end": _end_sql, "wait_again": _again_sql}
+        _statements[key] = Statement.named(builder[name](connection, anyway_only))
+    return _statements[key]
+
+
+def _tables(connection) -> tuple[str, str, Any]:
+    qn = connection.ops.quote_name
+    return qn(Job._meta.db_table), qn(Dependency._meta.db_table), qn
+
+
+def _json_ids(connection, name: str) -> str:
+    """A subquery of the ids in the JSON list parameter ``name``."""
+    if connection.vendor == "postgresql":
+        return f"SELECT value::bigint FROM json_array_elements_text(%({name})s::json)"
+    return f"SELECT value FROM json_each(%({name})s)"
+
+
+def _release_sql(connection, anyway_only: bool) -> str:
+    _, dep, qn = _tables(connection)
+    counted = (
+        f"SELECT {qn('downstream_id')} AS id, count(*) AS n FROM {dep}"
+        f" WHERE {qn('upstream_id')} IN ({_json_ids(connection, 'ids')})"
+        f" AND {qn('downstream_id')} NOT IN ({_json_ids(connection, 'exclude')})"
+        f" GROUP BY {qn('downstream_id')}"
+    )
+    return statements.release_sql(connection, counted, anyway_only=anyway_only)
+
+
+def _end_sql(connection, anyway_only: bool) -> str:
+    job, dep, qn = _tables(connection)
+    if connection.vendor == "postgresql":
+        append = f"({qn('errors')} || jsonb_build_array((%(error)s)::jsonb))"
+    else:
+        append = f"json_insert({qn('errors')}, '$[#]', json(%(error)s))"
+    waits = (
+        f" JOIN {job} j ON j.{qn('id')} = d.{qn('downstream_id')}"
+        f" WHERE j.{qn('state')} = %(waiting)s AND NOT j.{qn('runs_anyway')}"
+    )
+    return (
+        "WITH RECURSIVE doomed(id) AS ("
+        f"SELECT d.{qn('downstream_id')} FROM {dep} d{waits}"
+        f" AND d.{qn('upstream_id')} = %(root)s"
+        f" UNION SELECT d.{qn('downstream_id')} FROM doomed"
+        f" JOIN {dep} d ON d.{qn('upstream_id')} = doomed.id{waits})"
+        f" UPDATE {job} SET {qn('state')} = %(buried)s,"
+        f" {qn('finished_at')} = %(now)s, {qn('blocked_by_id')} = %(root)s,"
+        f" {qn('errors')} = {append}"
+        f" WHERE {qn('id')} IN (SELECT id FROM doomed)"
+        f" AND {qn('state')} = %(waiting)s"
+        f" RETURNING {qn('id')}, {qn('workflow_id')}, {qn('batch_id')}"
+    )
+
+
+def _again_sql(connection, anyway_only: bool) -> str:
+    job, dep, qn = _tables(connection)
+    unfinished = ", ".join(f"%(unfinished.{n})s" for n in range(len(UNFINISHED_STATES)))
+    return (
+        f"UPDATE {job} SET {qn('state')} = %(waiting)s, {qn('finished_at')} = NULL,"
+        f" {qn('blocked_by_id')} = NULL, {qn('waiting_for')} = ("
+        f"SELECT count(*) FROM {dep} d JOIN {job} u"
+        f" ON u.{qn('id')} = d.{qn('upstream_id')}"
+        f" WHERE d.{qn('downstream_id')} = {job}.{qn('id')}"
+        f" AND u.{qn('state')} IN ({unfinished}))"
+        f" WHERE {qn('id')} IN ({_json_ids(connection, 'ids')})"
+        f" AND {qn('state')} IN (%(again.0)s, %(again.1)s, %(again.2)s)"
+    )
