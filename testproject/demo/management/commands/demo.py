@@ -178,7 +178,7 @@ def outcome(job: Job, width: int = 100) -> str:
 
 
 def brief(value):
-    """A list of rows as its length: the pipeline's steps return hundreds."""
+    """A long list as its length: the pipeline's steps return hundreds of rows."""
     if isinstance(value, list) and len(value) > 3:
-        return f"{len(value)} rows"
+        return f"{len(value)} items"
     return value
