@@ -9,11 +9,13 @@ completions and whether each one falls in the window the contract allows
 (DESIGN.md, guarantee 2), and runs of one job that overlapped.
 
 Modules: ``instance`` (the private PostgreSQL), ``procs`` (process
-identities), ``kinds`` and ``tasks`` (the jobs), ``workers`` (the worker
-processes), ``chaos`` (the faults), ``driver`` (one soak, start to end),
-``timing`` (the workers' intervals), ``records`` (what the rows say),
-``window`` (the duplicates and overlaps the contract allows), ``drains``
-(runs a graceful stop must not cut short), ``touches`` (attempts a database
-blip must not cost a job that touches and checkpoints), ``analysis`` (the
-figures), ``report`` and ``evidence`` (the table, and what to look at).
+identities), ``kinds`` and ``tasks`` (the jobs), ``flows`` (the workflow
+kind's graphs and their tasks), ``workers`` (the worker processes),
+``chaos`` (the faults), ``driver`` (one soak, start to end), ``timing`` (the
+workers' intervals), ``records`` (what the rows say), ``window`` (the
+duplicates and overlaps the contract allows), ``drains`` (runs a graceful
+stop must not cut short), ``touches`` (attempts a database blip must not
+cost a job that touches and checkpoints), ``analysis`` (the figures),
+``graphs`` (the workflows' figures), ``report`` and ``evidence`` (the table,
+and what to look at).
 """

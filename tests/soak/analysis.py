@@ -2,7 +2,8 @@
 
 Which duplicates and overlaps the contract allows is in ``window.py``; the
 rest is counting: jobs lost, stuck, done with no work, in the wrong end
-state; workers stuck or gone when nobody asked.
+state; workers stuck or gone when nobody asked. The workflows' own figures
+are in ``graphs.py``; it gives the end each workflow job must reach.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .chaos import GRACEFUL_STOPS, Event
+from .kinds import AS_PLANNED
 from .records import JobRecord, RunRecord
 from .window import Duplicate, Overlap, duplicates, overlaps, overlaps_in_time
 from .workers import SHUTDOWN_TIMEOUT, Incarnation
@@ -26,6 +28,8 @@ class Findings:
     t0: float
     duplicates: list[Duplicate] = field(default_factory=list)
     overlaps: list[Overlap] = field(default_factory=list)
+    #: The end each job of a workflow must reach, by id (graphs.planned_ends).
+    planned: dict[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for job in self.jobs:
@@ -57,8 +61,20 @@ class Findings:
         return [
             j
             for j in self.jobs
-            if j.kind and j.id not in unfinished and j.state != j.kind.ends
+            if j.kind
+            and j.id not in unfinished
+            and (ends := self.must_end(j)) is not None
+            and j.state != ends
         ]
+
+    def must_end(self, job: JobRecord) -> str | None:
+        """The end ``job`` must reach: its kind's, or its graph's plan (None
+        for a workflow job the plan does not know)."""
+        if job.kind is None:
+            return None
+        if job.kind.ends == AS_PLANNED:
+            return self.planned.get(job.id)
+        return job.kind.ends
 
     def unexplained(self) -> list[Duplicate]:
         return [d for d in self.duplicates if d.reason is None]

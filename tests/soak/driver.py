@@ -8,6 +8,11 @@ settle (every job done or buried) within a bounded time; take the snapshot
 of unfinished jobs; stop the workers with SIGTERM; compute the figures from
 the data. Whatever happens (an error, Ctrl-C, SIGTERM), every worker this
 soak started is killed and the instance is stopped and removed.
+
+Settling waits for the workflows too: no job waiting for others and no
+workflow running. The rescuer (every RESCUE_INTERVAL) is the net that
+releases a waiting job whose count a race left off and ends a workflow
+whose last job's end was missed; settling gives it that time.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from . import kinds as soak_kinds
@@ -38,6 +44,10 @@ SOAK_TABLE = """
     )
 """
 COUNTS = "SELECT state, count(*) FROM django_jobs_job GROUP BY state"
+RUNNING_WORKFLOWS = "SELECT count(*) FROM django_jobs_workflow WHERE state = 'running'"
+#: A workflow's deadline, past the soak's chaos and settling: it must bound
+#: each job (expires_at) and never end a workflow the soak still waits for.
+DEADLINE_MARGIN = 120.0
 FEED_SHARE = 0.7  # of the chaos time, during which the jobs are enqueued
 
 
@@ -68,6 +78,9 @@ class Feeder:
             (key, name, arguments(name, key, rng)) for key, name in enumerate(names, 1)
         ]
         self.seconds = max(seconds, 0.001)
+        self.deadline = timedelta(
+            seconds=config.minutes * 60 + config.settle + DEADLINE_MARGIN
+        )
         self.started = time.monotonic()
         self.sent = 0
         self.ids: list[int] = []
@@ -86,13 +99,17 @@ class Feeder:
     def enqueue(self, batch: list) -> None:
         from django.db import DatabaseError, connection
 
-        from . import tasks
+        from . import flows, tasks
 
         by_kind: dict[str, list] = {}
         for _, name, args in batch:
             by_kind.setdefault(name, []).append((args, {}))
         try:
             for name, calls in by_kind.items():
+                if name == soak_kinds.WORKFLOW.name:
+                    for args, _ in calls:
+                        self.ids += flows.enqueue_graph(*args, deadline=self.deadline)
+                    continue
                 results = getattr(tasks, name).enqueue_many(calls)
                 self.ids += [int(result.id) for result in results]
         except DatabaseError:
@@ -110,6 +127,8 @@ def arguments(kind: str, key: int, rng: random.Random) -> list:
         return [key, round(rng.uniform(0.02, 0.3), 3)]
     if kind == "touch":
         return [key, round(rng.uniform(*soak_kinds.TOUCH_SECONDS), 2)]
+    if kind == soak_kinds.WORKFLOW.name:
+        return [key, soak_kinds.graph_shape(rng)]
     return [key]
 
 
@@ -130,6 +149,15 @@ def prepare_django(instance: PrivatePostgres) -> None:
 def counts(monitor: Monitor) -> dict[str, int] | None:
     rows = monitor.query(COUNTS)
     return None if rows is None else dict(rows)
+
+
+def settled(monitor: Monitor) -> bool:
+    """Every job ended (none ready, reserved or waiting), no workflow running."""
+    state = counts(monitor)
+    if state is None or any(state.get(s) for s in ("ready", "reserved", "waiting")):
+        return False
+    running = monitor.query(RUNNING_WORKFLOWS)
+    return running is not None and running[0][0] == 0
 
 
 class Soak:
@@ -210,7 +238,8 @@ class Soak:
         return feeder
 
     def settle(self, workers: Workers, chaos: Chaos, feeder: Feeder) -> None:
-        """Keep the workers going until every job is done or buried, or time is up."""
+        """Keep the workers going until every job is done or buried and every
+        workflow has ended, or time is up."""
         self.say("chaos over; settling")
         start = time.time()
         next_note = 0.0
@@ -218,12 +247,7 @@ class Soak:
             now = time.time()
             workers.poll(now)
             chaos.tick_stops(now)
-            state = counts(self.monitor)
-            if (
-                state is not None
-                and not state.get("ready")
-                and not state.get("reserved")
-            ):
+            if settled(self.monitor):
                 self.settled_in = time.time() - start
                 break
             next_note = self.progress(now, next_note, workers, chaos, feeder)
@@ -248,7 +272,7 @@ class Soak:
         exits = sum(1 for i in workers.incarnations() if i.ended is not None)
         jobs = "database down"
         if state is not None:
-            names = ("ready", "reserved", "done", "buried")
+            names = ("waiting", "ready", "reserved", "done", "buried")
             jobs = "  ".join(f"{name} {state.get(name, 0)}" for name in names)
         self.say(
             f"enqueued {feeder.sent}/{len(feeder.plan)}  {jobs}  "

@@ -1,11 +1,14 @@
 """The kinds of job in a soak: how often each is enqueued and how it must end.
 
 Kept free of Django so that the driver and the report can read it anywhere.
-A kind is a task of ``tests.soak.tasks`` of the same name.
+A kind is a task of ``tests.soak.tasks`` of the same name, but one: a
+"workflow" is a small graph of jobs (the tasks of ``tests.soak.flows``),
+each of which must end as its graph's plan says (see ``graphs.py``).
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 #: Attempts for jobs that must end done: chaos can cost a job a few attempts
@@ -19,6 +22,13 @@ OVERRUN_TTR = 1
 #: how long they run: often longer than their ttr, so touches must count.
 TOUCH_TTR = 4
 TOUCH_SECONDS = (2.0, 5.0)
+#: The "must end" of the workflow kind: done or buried, as its graph plans.
+AS_PLANNED = "as planned"
+#: Pages a fanning-out crawl of a graph enqueues, and how often a graph has
+#: a crawl that always fails, or a report that runs anyway.
+GRAPH_PAGES = (2, 5)
+GRAPH_BROKEN = 0.3
+GRAPH_REPORT = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +58,18 @@ KINDS: dict[str, Kind] = {
         Kind("odd_raise", "buried", 7, False, "raises with those strings"),
         Kind("odd_output", "done", 8.5, True, "prints them; odd progress, checkpoint"),
         Kind("touch", "done", 1, True, "touches or checkpoints every 0.2 s for 2-5 s"),
+        # One plan entry is a whole graph of 7 to 11 jobs (see flows.py).
+        Kind(
+            "workflow",
+            AS_PLANNED,
+            1.7,
+            True,
+            "3 crawls (one fans out to pages) -> match -> analyze; some with a "
+            "crawl that fails, some with a report that runs anyway",
+        ),
     )
 }
+WORKFLOW = KINDS["workflow"]
 
 #: Strings a job may hand back that are awkward to store or to parse:
 #: NUL (PostgreSQL text cannot hold it), lone surrogates (not UTF-8), and
@@ -67,7 +87,24 @@ ODD_STRINGS = (
 def kind_of(task_path: str) -> Kind | None:
     """The kind of a job, from its task path (None for a job not ours)."""
     module, _, name = task_path.rpartition(".")
+    if module == "tests.soak.flows":
+        return WORKFLOW
     return KINDS.get(name) if module == "tests.soak.tasks" else None
+
+
+def graph_shape(rng: random.Random) -> dict:
+    """The shape of one graph of the workflow kind (see flows.py): which
+    crawl fans out and to how many pages, which one (if any) always fails,
+    and whether a report runs anyway."""
+    sources = ["merchant", "adwords", "analytics"]
+    broken = rng.choice(sources) if rng.random() < GRAPH_BROKEN else None
+    fanout = rng.choice([source for source in sources if source != broken])
+    return {
+        "fanout": fanout,
+        "pages": rng.randint(*GRAPH_PAGES),
+        "broken": broken,
+        "report": rng.random() < GRAPH_REPORT,
+    }
 
 
 def parse_kinds(text: str | None) -> list[Kind]:

@@ -14,6 +14,9 @@ from typing import Any
 from .kinds import Kind, kind_of
 
 WORKER_LOST = "django_jobs.exceptions.WorkerLost"
+#: The event of the row a workflow step writes when an upstream job it read
+#: had not ended as planned (see flows.py and graphs.py).
+EARLY = "early"
 TAKEN_BACK = {WORKER_LOST, "django_jobs.exceptions.ReservationExpired"}
 
 

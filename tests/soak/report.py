@@ -1,7 +1,8 @@
 """The soak's report: the figures as a table, by kind, then the evidence.
 
 Figures marked "must be 0" are the gate: the soak fails (exit status 1) if
-any of them is not 0. The others describe the run.
+any of them is not 0. The others describe the run. The workflows' figures
+come from ``graphs.py``.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import touches
+from . import graphs, touches
 from .analysis import Findings
 from .drains import cut_short
 from .evidence import Evidence
 from .kinds import KINDS
-from .records import load_jobs, load_runs
+from .records import EARLY, load_jobs, load_runs
 
 if TYPE_CHECKING:
     from .chaos import Chaos
@@ -55,15 +56,23 @@ def build_report(
         rows = connection.execute(ROWS).fetchall()
         job_rows = connection.execute(JOBS).fetchall()
         checkpoints = connection.execute(touches.CHECKPOINTS).fetchall()
+        flows = connection.execute(graphs.FLOWS).fetchall()
+        steps = connection.execute(graphs.STEPS).fetchall()
+        edges = connection.execute(graphs.EDGES).fetchall()
     keep(soak.run_dir / "soak_rows.jsonl", rows)
     keep(soak.run_dir / "jobs.jsonl", job_rows)
+    keep(soak.run_dir / "workflows.jsonl", flows)
+    keep(soak.run_dir / "edges.jsonl", edges)
     runs = load_runs(rows)
     jobs = load_jobs(job_rows, runs)
+    early = {row[3] for row in rows if row[1] == EARLY}
+    graph = graphs.Graphs(flows, steps, edges, early, {job.id: job for job in jobs})
     events = sorted(chaos.events, key=lambda event: event.at)
     findings = Findings(
         jobs, feeder.ids, soak.unfinished, events, workers.incarnations(), soak.t0
     )
-    writer = Writer(findings, soak, feeder, checkpoints)
+    findings.planned = graph.planned
+    writer = Writer(findings, soak, feeder, checkpoints, graph)
     return Report(writer.text(), passed=not any(writer.gate().values()))
 
 
@@ -77,11 +86,17 @@ def keep(path: Path, rows: list[tuple]) -> None:
 
 class Writer:
     def __init__(
-        self, findings: Findings, soak: Soak, feeder: Feeder, checkpoints: list[tuple]
+        self,
+        findings: Findings,
+        soak: Soak,
+        feeder: Feeder,
+        checkpoints: list[tuple],
+        graph: graphs.Graphs,
     ) -> None:
         self.f = findings
         self.soak = soak
         self.feeder = feeder
+        self.graph = graph
         self.evidence = Evidence(findings)
         #: Touch jobs (see touches.py): attempts a blip cost them, and those
         #: done without their last checkpoint.
@@ -105,6 +120,7 @@ class Writer:
             "runs a graceful stop cut short": len(self.cut_short),
             "touch attempts counted, reservation never lapsed": len(self.costly),
             "touch jobs done without their last checkpoint": len(self.unsaved),
+            **self.graph.gate(f),
         }
 
     def text(self) -> str:
@@ -121,7 +137,7 @@ class Writer:
             f"workers x {config.concurrency}, {config.jobs} jobs, seed {config.seed}"
         )
         rows = self.job_rows() + self.duplicate_rows() + self.worker_rows()
-        rows += self.touch_rows()
+        rows += self.touch_rows() + self.graph.rows(self.f)
         return table(title, ("figure", "count", "must be 0"), rows)
 
     def job_rows(self) -> list[Row]:
@@ -249,6 +265,7 @@ class Writer:
             jobs = [c.job for c in self.cut_short]
             sections.append(e.jobs("RUNS A GRACEFUL STOP CUT SHORT", jobs, notes))
         sections += self.touch_failures()
+        sections += self.graph.failures(f, e)
         return sections
 
     def touch_failures(self) -> list[str]:

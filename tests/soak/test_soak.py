@@ -1,7 +1,8 @@
 """The soak, short: two minutes of chaos on real workers (see tests/soak/).
 
-It must lose no job, leave none stuck, and every duplicate completion must
-fall in the window that guarantee 2 allows. It starts a PostgreSQL of its own
+It must lose no job, leave none stuck, end every workflow as its graph
+plans, and every duplicate completion must fall in the window that
+guarantee 2 allows. It starts a PostgreSQL of its own
 and needs no test database, so it runs once, where ``JOBS_SOAK=1`` (.ci/run
 sets it for one explicit run), not in each database's pass of the suite.
 """
