@@ -21,6 +21,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 from django.test import Client
+from django.urls import reverse
 
 from django_jobs.models import Job, Workflow
 from testproject.demo import pipeline
@@ -63,7 +64,7 @@ class Command(BaseCommand):
             worker.wait(timeout=60)
         self.report(ids)
         self.report_workflow(flow)
-        self.point_to_the_admin()
+        self.point_to_the_admin(flow)
 
     def enqueue(self) -> list[int]:
         self.stdout.write(self.style.MIGRATE_HEADING("Enqueuing demo jobs"))
@@ -142,8 +143,9 @@ class Command(BaseCommand):
                     f"pages that crawl enqueued (fan-out), {done} done"
                 )
 
-    def point_to_the_admin(self) -> None:
-        """Say how to see the demo's jobs in the admin, the job console."""
+    def point_to_the_admin(self, flow: Workflow) -> None:
+        """Say how to see the demo's jobs in the admin, the job console, and
+        the workflow's page there (its graph)."""
         self.stdout.write(self.style.MIGRATE_HEADING("\nSee them in the admin"))
         if connection.vendor == "sqlite":
             # A known password is fine for this local SQLite demo only; a
@@ -156,9 +158,13 @@ class Command(BaseCommand):
             login = "log in as a user made with: python manage.py createsuperuser"
         self.stdout.write("  python manage.py runserver")
         self.stdout.write(f"  then open http://127.0.0.1:8000/admin/ and {login}")
+        page = reverse("admin:django_jobs_workflow_change", args=[flow.pk])
         self.stdout.write(
-            "  (Jobs > Queues is the dashboard; the workflow pages of the admin show "
-            "'nightly sync' and its graph; run the demo again for more jobs)"
+            f"  the workflow's page, with its graph: http://127.0.0.1:8000{page}"
+        )
+        self.stdout.write(
+            "  (Jobs > Queues is the dashboard, Jobs > Workflows the workflows; "
+            "run the demo again for more jobs)"
         )
 
 
