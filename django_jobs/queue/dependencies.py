@@ -126,12 +126,17 @@ def graft(step: int, new_ids: Sequence[int], db: str) -> int:
     """Make the jobs that wait for the running job ``step`` wait for
     ``new_ids`` too: a step is over when the jobs it started are (fan-out).
 
-    Only jobs still waiting are held. Returns how many were.
+    Only jobs still waiting are held, locked first (in the enqueuing
+    transaction), so that none is released between the look and the new
+    edges: a run of the step that lost its claim may still enqueue, while
+    what waits for the step is being released. Returns how many were held.
     """
     waiting = list(
-        Dependency.objects.using(db)
-        .filter(upstream_id=step, downstream__state=State.WAITING)
-        .values_list("downstream_id", flat=True)
+        Job.objects.using(db)
+        .select_for_update()
+        .filter(upstream_edges__upstream_id=step, state=State.WAITING)
+        .order_by("pk")  # the same lock order in every enqueuing transaction
+        .values_list("pk", flat=True)
     )
     if not waiting:
         return 0
@@ -140,7 +145,7 @@ def graft(step: int, new_ids: Sequence[int], db: str) -> int:
         for job_id in new_ids
         for held in waiting
     )
-    Job.objects.using(db).filter(pk__in=waiting, state=State.WAITING).update(
+    Job.objects.using(db).filter(pk__in=waiting).update(
         waiting_for=_plus("waiting_for", len(new_ids))
     )
     Job.objects.using(db).filter(pk__in=new_ids).update(
