@@ -115,43 +115,58 @@ def _plus(column: str, count: int):
 
 def link(after: After, new_ids: Sequence[int], db: str) -> None:
     """Write the edges from each upstream job to each new job."""
-    Dependency.objects.using(db).bulk_create(
-        Dependency(upstream_id=upstream, downstream_id=job_id, name=name, position=n)
-        for job_id in new_ids
-        for n, (upstream, name) in enumerate(zip(after.ids, after.names, strict=True))
+    write_edges(
+        [
+            (upstream, job_id, name, position)
+            for job_id in new_ids
+            for position, (upstream, name) in enumerate(
+                zip(after.ids, after.names, strict=True)
+            )
+        ],
+        db,
     )
 
 
-def graft(step: int, new_ids: Sequence[int], db: str) -> int:
-    """Make the jobs that wait for the running job ``step`` wait for
-    ``new_ids`` too: a step is over when the jobs it started are (fan-out).
-
-    Only jobs still waiting are held, locked first (in the enqueuing
-    transaction), so that none is released between the look and the new
-    edges: a run of the step that lost its claim may still enqueue, while
-    what waits for the step is being released. Returns how many were held.
-    """
-    waiting = list(
+def held_by(step: int, db: str) -> list[int]:
+    """The jobs waiting for the running job ``step``, locked until the
+    enqueue commits: the jobs it enqueues hold them (see ``graft``)."""
+    return list(
         Job.objects.using(db)
         .select_for_update()
         .filter(upstream_edges__upstream_id=step, state=State.WAITING)
         .order_by("pk")  # the same lock order in every enqueuing transaction
         .values_list("pk", flat=True)
     )
-    if not waiting:
-        return 0
-    Dependency.objects.using(db).bulk_create(
-        Dependency(upstream_id=job_id, downstream_id=held, position=GRAFTED)
-        for job_id in new_ids
-        for held in waiting
+
+
+def graft(held: Sequence[int], new_ids: Sequence[int], db: str) -> None:
+    """Make ``held`` (``held_by`` a running step) wait for ``new_ids`` too:
+    a step is over when the jobs it started are (fan-out).
+
+    They were locked before the new jobs were written (which count them in
+    ``downstream_count``), so that none is released in between: a run of
+    the step that lost its claim may still enqueue while what waits for the
+    step is being released.
+    """
+    if not held or not new_ids:
+        return
+    write_edges(
+        [(job_id, down, "", GRAFTED) for job_id in new_ids for down in held], db
     )
-    Job.objects.using(db).filter(pk__in=waiting).update(
+    Job.objects.using(db).filter(pk__in=held).update(
         waiting_for=_plus("waiting_for", len(new_ids))
     )
-    Job.objects.using(db).filter(pk__in=new_ids).update(
-        downstream_count=_plus("downstream_count", len(waiting))
-    )
-    return len(waiting)
+
+
+def write_edges(edges: Sequence[tuple[int, int, str, int]], db: str) -> None:
+    """Insert ``(upstream, downstream, name, position)`` edges, however many,
+    in one statement."""
+    if not edges:
+        return
+    connection = connections[db]
+    sql, params = statement(connection, "edges", False).bind(edges=json.dumps(edges))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def waits_for(job_ids: Iterable[int], db: str) -> set[int]:

@@ -120,6 +120,7 @@ def _insert(
         "workflow_id": given.get("workflow_id"),
         "waiting_for": given.get("waiting_for", 0),
         "runs_anyway": given.get("runs_anyway", False),
+        "downstream_count": given.get("downstream_count", 0),
     }
     unique_keys = given["unique_keys"]
     keys = list(unique_keys) if unique_keys else [""] * len(calls)

@@ -24,7 +24,12 @@ def statement(connection, name: str, anyway_only: bool) -> Statement:
     """The statement ``name`` for this connection's vendor, built once."""
     key = (connection.vendor, name, anyway_only)
     if key not in _statements:
-        builder = {"release": _release_sql, "end": _end_sql, "wait_again": _again_sql}
+        builder = {
+            "release": _release_sql,
+            "end": _end_sql,
+            "wait_again": _again_sql,
+            "edges": _edges_sql,
+        }
         _statements[key] = Statement.named(builder[name](connection, anyway_only))
     return _statements[key]
 
@@ -90,3 +95,22 @@ def _again_sql(connection, anyway_only: bool) -> str:
         f" WHERE {qn('id')} IN ({_json_ids(connection, 'ids')})"
         f" AND {qn('state')} IN (%(again.0)s, %(again.1)s, %(again.2)s)"
     )
+
+
+def _edges_sql(connection, anyway_only: bool) -> str:
+    _, dep, qn = _tables(connection)
+    columns = ", ".join(
+        qn(name) for name in ("upstream_id", "downstream_id", "name", "position")
+    )
+    if connection.vendor == "postgresql":
+        rows = (
+            "SELECT (e->>0)::bigint, (e->>1)::bigint, e->>2, (e->>3)::integer"
+            " FROM json_array_elements(%(edges)s::json) AS e"
+        )
+    else:
+        rows = (
+            "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
+            " json_extract(value, '$[2]'), json_extract(value, '$[3]')"
+            " FROM json_each(%(edges)s) WHERE true"
+        )
+    return f"INSERT INTO {dep} ({columns}) {rows}"

@@ -17,7 +17,14 @@ from ..exceptions import InvalidDependency, InvalidWorkflow
 from ..models import Workflow
 from ..scope import After
 from ..states import State
-from .dependencies import end_downstream, graft, hold_upstream, link, waits_for
+from .dependencies import (
+    end_downstream,
+    graft,
+    held_by,
+    hold_upstream,
+    link,
+    waits_for,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +33,9 @@ class Placed:
 
     workflow: int | None
     after: After | None
-    step: int | None
+    #: The jobs waiting for the running step that enqueues these (locked):
+    #: they will wait for these too (fan-out).
+    held: tuple[int, ...] = ()
     waiting_for: int = 0
     #: Upstream jobs that failed already: the new jobs end at once.
     failed: tuple[int, ...] = ()
@@ -38,6 +47,7 @@ class Placed:
             "workflow_id": self.workflow,
             "waiting_for": self.waiting_for,
             "runs_anyway": bool(self.after and self.after.anyway),
+            "downstream_count": len(self.held),
             "state": (State.WAITING if waits else State.READY).value,
             "expires_at": self.expires_at,
         }
@@ -70,7 +80,7 @@ def place(
     return Placed(
         workflow=workflow,
         after=after,
-        step=step,
+        held=tuple(held_by(step, db)) if step is not None else (),
         waiting_for=upstream.unfinished if upstream else 0,
         failed=upstream.failed if upstream else (),
         expires_at=expires_at,
@@ -86,8 +96,7 @@ def attach(
         return
     if placed.after is not None:
         link(placed.after, new, db)
-    if placed.step is not None:
-        graft(placed.step, new, db)
+    graft(placed.held, new, db)
     for failed in placed.failed:
         end_downstream({"id": failed}, db)
 

@@ -146,6 +146,7 @@ SHARED = {
     "on_failure": "bury", "enqueued_at": "2025-01-01", "expires_at": None,
     "schedule_id": None, "scheduled_for": None, "parent_id": 9, "batch_id": None,
     "workflow_id": None, "waiting_for": 0, "runs_anyway": False,
+    "downstream_count": 0,
 }  # fmt: skip
 
 
