@@ -47,7 +47,8 @@ def workflow(
     ``deadline`` (an aware datetime, or a timedelta from now) bounds the
     whole: each job expires then at the latest, and a workflow still running
     then fails ("missed its deadline at step ..."), its running jobs stopped.
-    Yields the ``Workflow`` row.
+    Yields the ``Workflow`` row. It can end only after the block: a step that
+    finishes before the block has enqueued the next one does not end it.
     """
     from . import queue
     from .backend import JobsBackend
@@ -65,6 +66,8 @@ def workflow(
         yield row
     finally:
         current_workflow.reset(joined)
+        # Only now may it end: its first steps may have finished already.
+        queue.workflows.seal(row.pk, using=jobs_backend.db)
 
 
 @contextlib.contextmanager

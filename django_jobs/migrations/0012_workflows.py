@@ -102,6 +102,12 @@ class Migration(migrations.Migration):
                     "reason",
                     models.TextField(blank=True, default="", verbose_name="reason"),
                 ),
+                (
+                    "sealed_at",
+                    models.DateTimeField(
+                        blank=True, null=True, verbose_name="sealed at"
+                    ),
+                ),
             ],
             options={
                 "verbose_name": "workflow",

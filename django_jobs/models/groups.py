@@ -81,6 +81,9 @@ class Workflow(models.Model):
     deadline = models.DateTimeField(_("deadline"), null=True, blank=True)
     #: Why it failed or was cancelled, in words ("missed its deadline at ...").
     reason = models.TextField(_("reason"), blank=True, default="")
+    #: When the block that started it ended: only then can it end (its first
+    #: steps may finish before the block has enqueued the last ones).
+    sealed_at = models.DateTimeField(_("sealed at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("workflow")

@@ -21,8 +21,8 @@ from ..states import UNFINISHED, State
 
 
 def settle_workflows(workflow_ids: Iterable[int], *, using: str) -> int:
-    """End the workflows among ``workflow_ids`` whose jobs have all finished:
-    succeeded if every one is done, else failed. One statement while they
+    """End the sealed workflows among ``workflow_ids`` whose jobs have all
+    finished: succeeded if every one is done, else failed. One statement while they
     run; returns how many it ended."""
     ids = sorted(set(workflow_ids))
     if not ids:
@@ -30,7 +30,7 @@ def settle_workflows(workflow_ids: Iterable[int], *, using: str) -> int:
     jobs = Job.objects.using(using).filter(workflow=OuterRef("pk"))
     finished = (
         Workflow.objects.using(using)
-        .filter(pk__in=ids, state=Workflow.Status.RUNNING)
+        .filter(pk__in=ids, state=Workflow.Status.RUNNING, sealed_at__isnull=False)
         .exclude(Exists(jobs.filter(state__in=UNFINISHED)))
     )
     now = timezone.now()

@@ -23,6 +23,7 @@ from .dependencies import end_downstream
 from .errors import unstarted_error
 from .expressions import JSONAppend
 from .guard import change, get_db
+from .workflow_rows import settle_workflows
 
 
 def start(
@@ -32,7 +33,11 @@ def start(
     deadline: datetime | None = None,
     using: str | None = None,
 ) -> Workflow:
-    """A new running workflow: its row, which the jobs enqueued in it join."""
+    """A new running workflow: its row, which the jobs enqueued in it join.
+
+    It cannot end before it is sealed (``seal``): its first jobs may finish
+    before the last ones are enqueued.
+    """
     if not isinstance(name, str) or not name.strip():
         raise InvalidWorkflow("A workflow needs a name (a non-empty string).")
     if len(name) > WORKFLOW_NAME_MAX:
@@ -47,6 +52,16 @@ def start(
     return Workflow.objects.using(get_db(using)).create(
         name=name, backend=backend, deadline=deadline
     )
+
+
+def seal(workflow_id: int, *, using: str | None = None) -> None:
+    """No more jobs join the workflow but from its running steps; it ends
+    once its jobs have (at once, if they already have)."""
+    db = get_db(using)
+    Workflow.objects.using(db).filter(pk=workflow_id, sealed_at=None).update(
+        sealed_at=timezone.now()
+    )
+    settle_workflows([workflow_id], using=db)
 
 
 # Operations on a whole workflow

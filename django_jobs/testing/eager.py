@@ -8,6 +8,8 @@ from typing import Any
 
 from ..backend import JobsBackend
 from ..compat import TASK_REFRESH_ATTRS, TaskResult, task_backends, task_enqueued
+from ..models import Job
+from ..states import State
 from .runner import Runner, Selection, TaskLike, running
 
 
@@ -15,12 +17,16 @@ class EagerRunner(Runner):
     """Runs each job of its selection as its ``task_enqueued`` signal is sent.
 
     A job enqueued by a job it is running waits until that job has finished
-    (a worker could not start it sooner either), then runs.
+    (a worker could not start it sooner either), then runs. So does a job
+    that waits for other jobs (``workflows.after``): it runs once the run of
+    the last of them released it.
     """
 
     def __init__(self, selection: Selection, **options: Any) -> None:
         super().__init__(selection, **options)
         self.pending: list[TaskResult] = []
+        #: Jobs enqueued while they waited for others, to run once released.
+        self.waiting: list[TaskResult] = []
 
     def on_enqueue(self, sender: type, task_result: TaskResult, **kwargs) -> None:
         if not issubclass(sender, JobsBackend) or not self.selection.serves(
@@ -38,6 +44,9 @@ class EagerRunner(Runner):
         self.run_enqueued(task_result)
         while self.pending:
             self.run_enqueued(self.pending.pop(0))
+        while released := self.released():
+            for result in released:
+                self.run_enqueued(result)
 
     def run_enqueued(self, task_result: TaskResult) -> None:
         """Run this job now, and bring ``task_result`` up to date with it."""
@@ -47,12 +56,26 @@ class EagerRunner(Runner):
             backends=[backend],
             queues=[task_result.task.queue_name],
         )
-        if claimed is None:  # not due, expired, or rolled back meanwhile
+        if claimed is None:  # not due, expired, rolled back, or waiting
+            if self.state_of(task_result) == State.WAITING:
+                self.waiting.append(task_result)
             return
         final = self.run(*claimed)
         if final is not None:
             for name in TASK_REFRESH_ATTRS:
                 object.__setattr__(task_result, name, getattr(final, name))
+
+    def released(self) -> list[TaskResult]:
+        """The waiting jobs that the runs so far released (or ended)."""
+        gone = [r for r in self.waiting if self.state_of(r) != State.WAITING]
+        self.waiting = [r for r in self.waiting if r not in gone]
+        return gone
+
+    @staticmethod
+    def state_of(task_result: TaskResult) -> str | None:
+        db = task_backends[task_result.backend].db
+        rows = Job.objects.using(db).filter(pk=int(task_result.id))
+        return rows.values_list("state", flat=True).first()
 
 
 @contextlib.contextmanager

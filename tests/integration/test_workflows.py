@@ -300,3 +300,25 @@ def test_retrying_after_a_missed_deadline_lifts_it():
     run_jobs()
     flow.refresh_from_db()
     assert flow.state == "succeeded"
+
+
+def test_eager_jobs_run_a_workflow_step_by_step(eager_jobs):
+    flow, _, matched, analyzed = pipeline()
+    assert (state(matched), state(analyzed)) == ("done", "done")
+    flow.refresh_from_db()
+    assert flow.state == "succeeded"
+
+
+def test_eager_jobs_run_a_waiting_job_once_released():
+    from django_jobs.testing import run_on_enqueue
+
+    with workflow("eager"):
+        crawled = w.crawl.using(run_after=timedelta(hours=1)).enqueue("later")
+        with run_on_enqueue(tasks=[w.match, w.crawl]), after(crawled):
+            matched = w.match.enqueue()
+            assert state(matched) == "waiting"
+            queue.kick(int(crawled.id))  # due now: not an enqueue, not run here
+            w.crawl.enqueue("now")  # an enqueue: eager runs it, then what waits
+        assert state(crawled) == "ready"
+    run_jobs()
+    assert state(matched) == "done"
