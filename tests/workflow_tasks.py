@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from django_jobs.compat import task
-from django_jobs.workflows import detached
+from django_jobs.workflows import after, detached
 
 from .models import Record
 
@@ -72,3 +72,13 @@ def crawl_and_notify(source: str) -> str:
 def slow(seconds: float) -> float:
     time.sleep(seconds)
     return seconds
+
+
+@task(takes_context=True)
+def loop(context) -> None:
+    """Fan out a job that would wait for what waits for this step: a cycle."""
+    from django_jobs.models import Dependency
+
+    waiting = Dependency.objects.filter(upstream_id=context.job_id)
+    with after(waiting.values_list("downstream_id", flat=True).first()):
+        notify.enqueue("never")

@@ -322,3 +322,15 @@ def test_eager_jobs_run_a_waiting_job_once_released():
         assert state(crawled) == "ready"
     run_jobs()
     assert state(matched) == "done"
+
+
+def test_a_step_cannot_fan_out_a_job_after_what_waits_for_it():
+    with workflow("loop"):
+        step = w.loop.using(max_attempts=1).enqueue()
+        with after(step):
+            w.match.enqueue()
+    run_jobs(raise_errors=False)
+    error = Job.objects.get(pk=step.id).errors[-1]
+    assert error["exception_class_path"].endswith("InvalidDependency")
+    assert "a cycle" in error["traceback"]
+    assert not Job.objects.filter(task_path="tests.workflow_tasks.notify").exists()
