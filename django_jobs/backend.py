@@ -32,8 +32,9 @@ from .compat import (
     task_enqueued,
 )
 from .conf import JobsOptions
-from .exceptions import InvalidBackendAlias, TaskNotFound
+from .exceptions import InvalidBackendAlias, InvalidDependency, TaskNotFound
 from .scope import (
+    After,
     current_after,
     current_batch,
     current_job,
@@ -126,6 +127,8 @@ class JobsBackend(BaseTaskBackend):
             return []
         columns = self.job_columns(task)
         unique_keys = self.unique_keys(task, prepared)
+        if (after := columns["after"]) is not None:
+            self.check_after(after)
         if unique_keys and columns["after"] is not None:
             raise TypeError(
                 f"Task {task.module_path!r}: a unique job cannot wait for other "
@@ -156,6 +159,17 @@ class JobsBackend(BaseTaskBackend):
             task_enqueued.send(type(self), task_result=result)
             results.append(result)
         return results
+
+    def check_after(self, after: After) -> None:
+        """A job waits only for jobs of this backend: an id means a row of
+        this backend's database, and another backend's may live elsewhere."""
+        for job_id, alias in zip(after.ids, after.backends, strict=False):
+            if alias is not None and alias != self.alias:
+                raise InvalidDependency(
+                    f"after(): job {job_id} belongs to backend {alias!r}, not "
+                    f"{self.alias!r}: a job can only wait for jobs of its own "
+                    "backend (and database)."
+                )
 
     def job_columns(self, task: Task) -> dict[str, Any]:
         """The columns of a job for ``task``, defaults filled in from OPTIONS."""

@@ -37,6 +37,9 @@ class After:
     names: tuple[str, ...]
     #: Run even if one of them fails (a "finally" step).
     anyway: bool = False
+    #: The backend each ``TaskResult`` named (None for a bare id): a job
+    #: waits only for jobs of its own backend, in its own database.
+    backends: tuple[str | None, ...] = ()
 
 
 #: The workflow that jobs enqueued now join (``workflows.workflow()``, or the

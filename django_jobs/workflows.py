@@ -88,7 +88,9 @@ def after(
     ids = tuple(_job_id(job) for _, job in given)
     if len(set(ids)) != len(ids):
         raise InvalidDependency(f"after(): a job is named twice in {list(ids)}.")
-    waits = current_after.set(After(ids, tuple(name for name, _ in given), anyway))
+    names = tuple(name for name, _ in given)
+    backends = tuple(getattr(job, "backend", None) for _, job in given)
+    waits = current_after.set(After(ids, names, anyway, backends))
     try:
         yield
     finally:

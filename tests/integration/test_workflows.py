@@ -202,8 +202,11 @@ def test_bad_input_is_refused_and_writes_nothing():
     ):
         w.match.enqueue()
     strict = w.crawl.using(backend="strict").enqueue("x")
+    elsewhere = pytest.raises(InvalidDependency, match=r"backend \(and database\)")
+    with elsewhere, after(strict):
+        w.match.enqueue()  # refused before a row is looked at
     refused = pytest.raises(InvalidDependency, match="belongs to backend 'strict'")
-    with refused, after(strict):
+    with refused, after(int(strict.id)):  # a bare id: its row says whose it is
         w.match.enqueue()
     too_long = pytest.raises(InvalidWorkflow, match="at most 200 characters")
     with too_long, workflow("x" * 201):
