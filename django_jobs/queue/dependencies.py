@@ -32,9 +32,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections
+from django.db.models import F
 from django.utils import timezone
 
-from ..exceptions import UpstreamFailed, class_path
+from ..exceptions import InvalidDependency, UpstreamFailed, class_path
 from ..models import Dependency, Job
 from ..scope import After
 from ..states import UNFINISHED, State
@@ -67,8 +68,6 @@ def hold_upstream(after: After, backend: str, count: int, db: str) -> Upstream:
     A claim skips a locked row (SKIP LOCKED): the workers are woken again
     for the ready ones, by notifications sent when the enqueue commits.
     """
-    from ..exceptions import InvalidDependency
-
     rows = statements.update_returning(
         Job.objects.using(db).filter(pk__in=after.ids),
         {"downstream_count": _plus("downstream_count", count)},
@@ -107,9 +106,7 @@ def _wake_again(backend: str, queues: list[str], db: str) -> None:
             cursor.execute("SELECT django_jobs_wake(%s, %s, %s)", [backend, name, jobs])
 
 
-def _plus(column: str, count: int):
-    from django.db.models import F
-
+def _plus(column: str, count: int) -> F:
     return F(column) + count
 
 
