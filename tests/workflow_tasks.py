@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from django_jobs.compat import task
-from django_jobs.workflows import after, detached
+from django_jobs.workflows import after, detached, workflow
 
 from .models import Record
 
@@ -82,3 +82,19 @@ def loop(context) -> None:
     waiting = Dependency.objects.filter(upstream_id=context.job_id)
     with after(waiting.values_list("downstream_id", flat=True).first()):
         notify.enqueue("never")
+
+
+def pipeline(name: str = "nightly", *, fail: str = "", **options):
+    """The tests' workflow: three crawls (``fail`` names one that raises,
+    with one attempt), match after them by name, analyze after match.
+    Returns the workflow row, the crawls by source, match and analyze."""
+    with workflow(name, **options) as flow:
+        crawls = {
+            source: crawl.using(max_attempts=1).enqueue(source, fail=source == fail)
+            for source in ("merchant", "adwords", "analytics")
+        }
+        with after(**crawls):
+            matched = match.enqueue()
+        with after(matched):
+            analyzed = analyze.enqueue()
+    return flow, crawls, matched, analyzed

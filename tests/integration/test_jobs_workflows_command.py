@@ -34,31 +34,15 @@ def as_json(*args):
     return json.loads(jobs(*args, "--json"))
 
 
-def settle() -> None:
-    """What the rescuer's net does: end the workflows whose jobs have all
-    finished (a completion settles only its jobs that nothing waits for, so
-    the last crawl after a failed one leaves its workflow to the net)."""
-    queue.settle_running(using="default")
-
-
-def pipeline(name: str = "nightly", *, fail: str = "", **options):
-    """Three crawls, match after them (by name), analyze after match."""
-    with workflow(name, **options) as flow:
-        crawls = {
-            source: w.crawl.using(max_attempts=1).enqueue(source, fail=source == fail)
-            for source in ("merchant", "adwords", "analytics")
-        }
-        with after(**crawls):
-            matched = w.match.enqueue()
-        with after(matched):
-            analyzed = w.analyze.enqueue()
+def pipeline(name: str = "nightly", **options):
+    """``workflow_tasks.pipeline``, with match and analyze as ids."""
+    flow, crawls, matched, analyzed = w.pipeline(name, **options)
     return flow, crawls, int(matched.id), int(analyzed.id)
 
 
 def test_workflows_lists_each_with_its_jobs_counted():
     failed, *_ = pipeline("nightly", fail="adwords")
     run_jobs(raise_errors=False)
-    settle()
     running, *_ = pipeline("hourly", deadline=timedelta(hours=4))
     run_jobs(tasks=[w.crawl], limit=1)
     listed = as_json("workflows")

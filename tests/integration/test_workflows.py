@@ -18,6 +18,7 @@ from django_jobs.testing import run_jobs
 from django_jobs.workflows import after, workflow
 from tests import workflow_tasks as w
 from tests.models import Record
+from tests.workflow_tasks import pipeline
 
 pytestmark = pytest.mark.django_db
 
@@ -28,20 +29,6 @@ def state(result) -> str:
 
 def keys() -> list[str]:
     return list(Record.objects.order_by("pk").values_list("key", flat=True))
-
-
-def pipeline(name: str = "nightly", *, fail: str = "", **options):
-    """Three crawls, match after them (by name), analyze after match."""
-    with workflow(name, **options) as flow:
-        crawls = {
-            source: w.crawl.using(max_attempts=1).enqueue(source, fail=source == fail)
-            for source in ("merchant", "adwords", "analytics")
-        }
-        with after(**crawls):
-            matched = w.match.enqueue()
-        with after(matched):
-            analyzed = w.analyze.enqueue()
-    return flow, crawls, matched, analyzed
 
 
 def test_a_job_waits_for_its_upstream_then_reads_their_results():
