@@ -14,7 +14,6 @@ and resuming need ``change_queue`` and go through ``django_jobs.queue``.
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -25,15 +24,16 @@ from django.utils.translation import gettext as _
 from .. import queue, stats
 from ..durations import age, relative
 from ..exceptions import UnknownQueue
-from ..models import Job, Queue
+from ..models import Queue
 from ..states import MEANINGS
 from . import chart
 from .display import console_context
+from .permissions import ViewedWithJobs
 from .workflow_display import running_workflows
 
 
 @admin.register(Queue)
-class QueueAdmin(admin.ModelAdmin):
+class QueueAdmin(ViewedWithJobs, admin.ModelAdmin):
     def get_urls(self):
         view = self.admin_site.admin_view
         prefix = f"{self.opts.app_label}_{self.opts.model_name}"
@@ -42,12 +42,6 @@ class QueueAdmin(admin.ModelAdmin):
             path("pause/", view(self.pause_view), name=f"{prefix}_pause"),
             path("resume/", view(self.resume_view), name=f"{prefix}_resume"),
         ]
-
-    def has_view_permission(self, request, obj=None):
-        codename = get_permission_codename("view", Job._meta)
-        return super().has_view_permission(request, obj) or request.user.has_perm(
-            f"{Job._meta.app_label}.{codename}"
-        )
 
     def has_add_permission(self, request):
         return False

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
-from django.contrib.auth import get_permission_codename
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -24,9 +23,10 @@ from django.utils.http import urlencode
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
-from ..models import Job, Workflow
+from ..models import Workflow
 from .compat import CHANGE_FORM_ACTION, Location, PageActions
 from .display import console_context, full_time, moment, short_time, when
+from .permissions import ViewedWithJobs
 from .workflow_actions import WorkflowActions
 from .workflow_display import (
     STATE_MEANINGS,
@@ -49,7 +49,7 @@ class WorkflowChangeList(ChangeList):
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(WorkflowActions, PageActions, admin.ModelAdmin):
+class WorkflowAdmin(ViewedWithJobs, WorkflowActions, PageActions, admin.ModelAdmin):
     list_display = [
         "title",
         "state_label",
@@ -80,12 +80,6 @@ class WorkflowAdmin(WorkflowActions, PageActions, admin.ModelAdmin):
     readonly_fields = fields
 
     # Permissions
-
-    def has_view_permission(self, request, obj=None):
-        codename = get_permission_codename("view", Job._meta)
-        return super().has_view_permission(request, obj) or request.user.has_perm(
-            f"{Job._meta.app_label}.{codename}"
-        )
 
     def has_add_permission(self, request):
         return False
