@@ -11,6 +11,7 @@ from typing import Any
 from ..models import Dependency, Job
 from ..states import UNFINISHED
 from . import sql as statements
+from .expressions import JSONAppend
 from .named import Statement
 
 #: The states of a job that has not finished, as the statements compare them.
@@ -59,10 +60,7 @@ def _release_sql(connection, anyway_only: bool) -> str:
 
 def _end_sql(connection, anyway_only: bool) -> str:
     job, dep, qn = _tables(connection)
-    if connection.vendor == "postgresql":
-        append = f"({qn('errors')} || jsonb_build_array((%(error)s)::jsonb))"
-    else:
-        append = f"json_insert({qn('errors')}, '$[#]', json(%(error)s))"
+    append = JSONAppend.templates[connection.vendor].format(qn("errors"), "%(error)s")
     waits = (
         f" JOIN {job} j ON j.{qn('id')} = d.{qn('downstream_id')}"
         f" WHERE j.{qn('state')} = %(waiting)s AND NOT j.{qn('runs_anyway')}"

@@ -328,9 +328,10 @@ def _ends(connection, cleared: dict[str, Any]) -> tuple[Statement, Statement]:
             f" GROUP BY {qn('downstream_id')}"
         )
         released = release_sql(connection, counted) + f" RETURNING {table}.{qn('id')}"
-        seen = (
-            f"SELECT count(*) FROM {dep}"
-            f" WHERE {dep}.{qn('upstream_id')} = done.{qn('id')}"
+        seen = (  # only jobs others wait for have edges to look at
+            f"CASE WHEN done.{qn('downstream_count')} > 0 THEN (SELECT count(*)"
+            f" FROM {dep} WHERE {dep}.{qn('upstream_id')} = done.{qn('id')})"
+            " ELSE 0 END"
         )
         holds = (
             f"done.{qn('downstream_count')} > 0 AND EXISTS (SELECT 1 FROM {dep} d"
