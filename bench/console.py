@@ -247,6 +247,13 @@ def measure(client, url: str, runs: int) -> tuple[list[float], list[dict]]:
     return times, queries
 
 
+def timing_row(label: str, times: list[float], queries: list[dict]) -> list:
+    """A page's line: median, min and max ms, its queries and the slowest."""
+    slowest = max(float(query["time"]) for query in queries) * 1000
+    spread = (statistics.median(times), min(times), max(times))
+    return [label, *(f"{t:.0f}" for t in spread), len(queries), f"{slowest:.0f}"]
+
+
 def explain(label: str, queries: list[dict]) -> None:
     from django.db import connection
 
@@ -293,17 +300,7 @@ def main() -> None:
     rows = []
     for browser, label, url in pages:
         times, queries = measure(browser, url, options.runs)
-        slowest = max(float(query["time"]) for query in queries) * 1000
-        rows.append(
-            [
-                label,
-                f"{statistics.median(times):.0f}",
-                f"{min(times):.0f}",
-                f"{max(times):.0f}",
-                len(queries),
-                f"{slowest:.0f}",
-            ]
-        )
+        rows.append(timing_row(label, times, queries))
         if options.explain:
             explain(label, queries)
     print_table(

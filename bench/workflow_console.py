@@ -23,11 +23,10 @@ second for the workflow list and the workflow page.
 from __future__ import annotations
 
 import argparse
-import statistics
 from datetime import timedelta
 
 from common import print_table, setup_django
-from console import measure
+from console import measure, timing_row
 
 QUEUE = "bench-workflows"
 NAME = "bench: crawl"
@@ -138,17 +137,7 @@ def main() -> None:
     rows = []
     for label, url in cases(flow_id):
         times, queries = measure(client, url, options.runs)
-        slowest = max(float(query["time"]) for query in queries) * 1000
-        rows.append(
-            [
-                label,
-                f"{statistics.median(times):.0f}",
-                f"{min(times):.0f}",
-                f"{max(times):.0f}",
-                len(queries),
-                f"{slowest:.0f}",
-            ]
-        )
+        rows.append(timing_row(label, times, queries))
     print_table(
         f"Workflow pages, a workflow of {jobs:,} jobs, ms "
         f"(median of {options.runs} requests; target < 1000)",
