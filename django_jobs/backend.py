@@ -33,6 +33,7 @@ from .compat import (
 )
 from .conf import JobsOptions
 from .exceptions import InvalidBackendAlias, InvalidDependency, TaskNotFound
+from .limit_keys import limit_key_of
 from .scope import (
     After,
     current_after,
@@ -135,7 +136,11 @@ class JobsBackend(BaseTaskBackend):
                 "jobs (after()): the job already waiting may wait for others."
             )
         inserted = queue.insert(
-            prepared, **columns, unique_keys=unique_keys, using=self.db
+            prepared,
+            **columns,
+            unique_keys=unique_keys,
+            limit_keys=self.limit_keys(task, prepared),
+            using=self.db,
         )
         # Unique calls that found their job already waiting return that job;
         # in the common case every job is new and this costs no query at all.
@@ -220,6 +225,14 @@ class JobsBackend(BaseTaskBackend):
             ).hexdigest()
             for args, kwargs in calls
         ]
+
+    @staticmethod
+    def limit_keys(task: Task, calls: list[tuple[list, dict]]) -> list[str] | None:
+        """Each call's key for the limits per key, or None when the task
+        names no ``limit_key`` (TypeError or ValueError for a bad value)."""
+        if getattr(task, "limit_key", None) is None:
+            return None
+        return [limit_key_of(task, args, kwargs) for args, kwargs in calls]
 
     # Results
 

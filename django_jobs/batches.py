@@ -68,7 +68,8 @@ def batch(
             for key, value in fields.items()
             # The callback joins no batch and no workflow of the block's.
             if key not in ("run_at", "expires_at", "batch", "workflow", "after", "step")
-        },
+        }
+        | {"limit_keys": backend.limit_keys(on_complete, [(args, kwargs_json)])},
         "args": args,
         "kwargs": {key: kwargs_json[key] for key in kwargs},
     }

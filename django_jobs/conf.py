@@ -13,6 +13,8 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
+from .rates import BadRate, parse_rate
+
 ON_FAILURE_CHOICES = ("bury", "delete")
 
 
@@ -59,7 +61,8 @@ class JobsOptions:
     SCHEDULE_CATCH_UP: float = 0.0
     #: Seconds between two looks at the schedules (in the lease holder).
     SCHEDULE_INTERVAL: float = 1.0
-    #: Per-queue limits: {queue: {"max_concurrency": n, "rate_limit": per_second}}.
+    #: Per-queue limits: {queue: {"max_concurrency": n, "rate_limit": per_second,
+    #: "key_concurrency": n, "key_rate_limit": "1000/hour"}} (docs/limits.rst).
     QUEUE_LIMITS: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: Seconds to keep done jobs (None: forever).
     DONE_RETENTION: float | None = 7 * 24 * 3600.0
@@ -191,24 +194,34 @@ def schedules(name: str, value: Any) -> dict[str, dict[str, Any]]:
     return {key: dict(spec) for key, spec in value.items()}
 
 
+#: What a queue's limits may name (docs/limits.rst).
+QUEUE_LIMIT_NAMES = (
+    "max_concurrency", "rate_limit", "key_concurrency", "key_rate_limit"
+)  # fmt: skip
+
+
 def queue_limits(name: str, value: Any) -> dict[str, dict[str, Any]]:
     if not isinstance(value, Mapping):
         raise ImproperlyConfigured(f"OPTIONS[{name!r}] must be a dict of queues.")
     for queue, limits in value.items():
         where = f"OPTIONS[{name!r}][{queue!r}]"
-        if not isinstance(limits, Mapping) or not set(limits) <= {
-            "max_concurrency",
-            "rate_limit",
-        }:
+        if not isinstance(limits, Mapping) or not set(limits) <= set(QUEUE_LIMIT_NAMES):
             raise ImproperlyConfigured(
-                f"{where} must be a dict with 'max_concurrency' and/or 'rate_limit'."
+                f"{where} must be a dict of limits: "
+                f"{', '.join(map(repr, QUEUE_LIMIT_NAMES))}."
             )
-        concurrency = limits.get("max_concurrency")
-        if concurrency is not None:
-            positive_int(f"{where}['max_concurrency']", concurrency)
+        for limit in ("max_concurrency", "key_concurrency"):
+            if limits.get(limit) is not None:
+                positive_int(f"{where}[{limit!r}]", limits[limit])
         rate = limits.get("rate_limit")
         if rate is not None:
             positive_number(f"{where}['rate_limit']", rate)
+        if limits.get("key_rate_limit") is not None:
+            try:
+                parse_rate(limits["key_rate_limit"])
+            except BadRate as exc:
+                message = f"{where}['key_rate_limit']: {exc}"
+                raise ImproperlyConfigured(message) from None
     return {key: dict(limits) for key, limits in value.items()}
 
 

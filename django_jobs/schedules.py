@@ -335,7 +335,11 @@ def enqueue_ticks(
     enqueued = 0
     for tick in ticks:
         inserted = queue.insert(
-            [call], **fields, schedule=(schedule.pk, tick), using=backend.db
+            [call],
+            **fields,
+            schedule=(schedule.pk, tick),
+            limit_keys=backend.limit_keys(task, [call]),
+            using=backend.db,
         )
         if inserted.created[0]:
             enqueued += 1

@@ -26,6 +26,8 @@ from .compat import InvalidTaskBackend, task_backends
 from .conf import JobsOptions
 from .models import Batch, Job, Queue, Worker
 from .queue import configured_queues as queues_of
+from .queue.claim import LIMITED
+from .rates import describe_rate
 from .states import DELAYED, TASK_STATUS, UNFINISHED, State
 
 HOUR = timedelta(hours=1)
@@ -49,6 +51,9 @@ class QueueRow:
     paused_at: datetime | None = None
     max_concurrency: int | None = None
     rate_limit: float | None = None
+    key_concurrency: int | None = None
+    #: The rate per key as people write it ("1000/hour"), "" for none.
+    key_rate: str = ""
 
 
 #: Every state a job can show, in the order of its life.
@@ -130,9 +135,7 @@ def queue_flags(backend: str | None = None):
     """The queue rows worth a line: paused or limited. A row left behind by
     a resume (or by a pause of a mistyped name, before pause refused those)
     says nothing, and a queue with nothing else to show is not listed."""
-    flags = Queue.objects.filter(
-        Q(paused=True) | Q(max_concurrency__isnull=False) | Q(rate_limit__isnull=False)
-    )
+    flags = Queue.objects.filter(Q(paused=True) | LIMITED)
     return flags if backend is None else flags.filter(backend=backend)
 
 
@@ -148,6 +151,8 @@ def queue_rows(now: datetime, backend: str | None = None) -> list[QueueRow]:
         if flag := flags.get((backend, name)):
             row.paused, row.paused_at = flag.paused, flag.paused_at
             row.max_concurrency, row.rate_limit = flag.max_concurrency, flag.rate_limit
+            row.key_concurrency = flag.key_concurrency
+            row.key_rate = describe_rate(flag.key_rate_limit, flag.key_rate_period)
         rows.append(row)
     return rows
 
@@ -235,6 +240,8 @@ def backend_stats(
                 "oldest_ready_seconds": age(row.oldest_ready),
                 "max_concurrency": row.max_concurrency,
                 "rate_limit": row.rate_limit,
+                "key_concurrency": row.key_concurrency,
+                "key_rate_limit": row.key_rate or None,
             }
         )
     oldest = [row.oldest_ready for row in rows if row.oldest_ready is not None]

@@ -44,6 +44,9 @@ class JobTask(Task):
     #: The job is not worth starting after this: seconds or a timedelta after
     #: ``run_after`` (or the enqueue), or an aware datetime.
     expires: float | timedelta | datetime | None = None
+    #: The parameter whose value is the job's key: the queue's limits per key
+    #: hold for each value (docs/limits.rst).
+    limit_key: str | None = None
 
     def using(
         self,
@@ -58,6 +61,7 @@ class JobTask(Task):
         unique: bool | None = None,
         unique_key: str | None = None,
         expires: float | timedelta | datetime | None = None,
+        limit_key: str | None = None,
     ) -> JobTask:
         """A copy of this task with some options changed for one enqueue."""
         changes = {
@@ -73,6 +77,7 @@ class JobTask(Task):
                 ("unique", unique),
                 ("unique_key", unique_key),
                 ("expires", expires),
+                ("limit_key", limit_key),
             )
             if value is not None
         }

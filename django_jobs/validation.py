@@ -26,6 +26,7 @@ from .compat import (
     is_module_level_function,
 )
 from .conf import ON_FAILURE_CHOICES
+from .limit_keys import check_limit_key
 from .task import never_importable
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ def validate_task(backend: JobsBackend, task: Task) -> None:
             f"got {on_failure!r}."
         )
     _check_unique(task, invalid)
+    check_limit_key(task, invalid)
     expires = getattr(task, "expires", None)
     if isinstance(expires, timedelta | datetime) or expires is None:
         _check_datetime_or_delay("expires", expires, invalid, positive=True)

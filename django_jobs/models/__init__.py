@@ -8,6 +8,7 @@ behaviour beyond read-only conveniences.
 from .fleet import Lease, Queue, Schedule, Worker
 from .groups import WORKFLOW_NAME_MAX, Batch, Dependency, Workflow
 from .jobs import Job, JobQuerySet
+from .keys import QueueKey
 
 __all__ = [
     "WORKFLOW_NAME_MAX",
@@ -17,6 +18,7 @@ __all__ = [
     "JobQuerySet",
     "Lease",
     "Queue",
+    "QueueKey",
     "Schedule",
     "Worker",
     "Workflow",

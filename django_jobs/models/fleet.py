@@ -78,7 +78,9 @@ class Queue(models.Model):
     queue is first paused or configured. Workers do not claim from a paused
     queue (jobs keep arriving and wait), never run more than
     ``max_concurrency`` of its jobs at once across all workers, and start at
-    most ``rate_limit`` of its jobs per second.
+    most ``rate_limit`` of its jobs per second. ``key_concurrency`` and
+    ``key_rate_limit`` (per ``key_rate_period`` seconds) hold the same way for
+    each key of its jobs (``Job.limit_key``).
     """
 
     backend = models.CharField(_("backend"), max_length=100, default="default")
@@ -100,6 +102,26 @@ class Queue(models.Model):
     # The rate limit's token bucket, kept by the claim that spends it.
     rate_tokens = models.FloatField(default=0)
     rate_refilled_at = models.DateTimeField(null=True, blank=True)
+    # Limits per key (docs/limits.rst): the same limits, for each value of the
+    # jobs' ``limit_key`` (see QueueKey).
+    key_concurrency = models.PositiveIntegerField(
+        _("concurrency per key"),
+        null=True,
+        blank=True,
+        help_text=_("Jobs of one key running at once, across all workers."),
+    )
+    key_rate_limit = models.PositiveIntegerField(
+        _("starts per key"),
+        null=True,
+        blank=True,
+        help_text=_("Jobs of one key started per window, at most."),
+    )
+    key_rate_period = models.PositiveIntegerField(
+        _("window (seconds)"),
+        null=True,
+        blank=True,
+        help_text=_("The rate window: 1, 60, 3600 or 86400 seconds."),
+    )
 
     class Meta:
         verbose_name = _("queue")
@@ -112,6 +134,11 @@ class Queue(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def keyed(self) -> bool:
+        """Whether the queue has limits per key."""
+        return self.key_concurrency is not None or self.key_rate_limit is not None
 
 
 class Schedule(models.Model):

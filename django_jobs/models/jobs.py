@@ -79,6 +79,11 @@ class Job(models.Model):
     unique_key = models.CharField(
         _("unique key"), max_length=255, blank=True, default="", db_default=""
     )
+    # Limits per key (docs/limits.rst): the value of the task's ``limit_key``
+    # argument ("" means no key).
+    limit_key = models.CharField(
+        _("limit key"), max_length=255, blank=True, default="", db_default=""
+    )
     # Deadline: a job not started by then is never started.
     expires_at = ReadableDateTimeField(_("expires at"), null=True, blank=True)
     # The schedule tick this job is, if any: one job per (schedule, tick).
@@ -208,6 +213,24 @@ class Job(models.Model):
                 fields=["backend"],
                 condition=Q(state="waiting"),
                 name="django_jobs_job_waiting",
+            ),
+            # Limits per key (queue.keys): a key's running jobs, its ready
+            # jobs in claim order, and its earliest ready job. Partial: jobs
+            # without a key pay nothing for them.
+            models.Index(
+                fields=["queue", "limit_key"],
+                condition=Q(state="reserved") & ~Q(limit_key=""),
+                name="django_jobs_job_key_running",
+            ),
+            models.Index(
+                fields=["queue", "limit_key", "-priority", "run_at", "id"],
+                condition=Q(state="ready") & ~Q(limit_key=""),
+                name="django_jobs_job_key_claim",
+            ),
+            models.Index(
+                fields=["queue", "limit_key", "run_at"],
+                condition=Q(state="ready") & ~Q(limit_key=""),
+                name="django_jobs_job_key_next",
             ),
             models.Index(
                 fields=["blocked_by"],

@@ -17,6 +17,7 @@ from . import sql as statements
 from .columns import jobs_from_rows
 from .expressions import JSONDropLast
 from .guard import change, get_db, unreserved
+from .keys import claim_keyed
 from .rows import bury_unrunnable, problem
 
 #: Claims in a row that one call may make in place of buried bad rows.
@@ -93,13 +94,23 @@ def claim(
 
 
 def limited_queues(backend: str = "default", *, using: str | None = None) -> list[str]:
-    """The names of the queues with a concurrency or rate limit."""
+    """The names of the queues with a concurrency or rate limit (for the
+    whole queue or per key)."""
     return list(
         Queue.objects.using(get_db(using))
         .filter(backend=backend)
-        .exclude(max_concurrency=None, rate_limit=None)
+        .filter(LIMITED)
         .values_list("name", flat=True)
     )
+
+
+#: The queues with limits: claimed one at a time, under their row's lock.
+LIMITED = (
+    Q(max_concurrency__isnull=False)
+    | Q(rate_limit__isnull=False)
+    | Q(key_concurrency__isnull=False)
+    | Q(key_rate_limit__isnull=False)
+)
 
 
 def new_claim_token() -> str:
@@ -210,11 +221,12 @@ def _claim_limited(db, worker_id, name, limit, backend, prepare, token) -> list[
         if settings.rate_limit:
             tokens = refilled_tokens(settings, now)
             allowed = min(allowed, math.floor(tokens))
-        jobs = (
-            _claim(db, worker_id, [name], allowed, backend, prepare, token=token)
-            if allowed > 0
-            else []
-        )
+        if allowed <= 0:
+            jobs = []
+        elif settings.keyed:
+            jobs = claim_keyed(db, worker_id, settings, allowed, prepare, token)
+        else:
+            jobs = _claim(db, worker_id, [name], allowed, backend, prepare, token=token)
         if tokens is not None:
             Queue.objects.using(db).filter(pk=settings.pk).update(
                 rate_tokens=tokens - len(jobs), rate_refilled_at=now

@@ -18,7 +18,8 @@ from ..exceptions import (
     JobCancelled,
     UnknownQueue,
 )
-from ..models import Job, Queue
+from ..models import Job, Queue, QueueKey
+from ..rates import BadRate, parse_rate
 from ..validation import priority_problem
 from .batches import settle
 from .errors import unstarted_error
@@ -145,14 +146,47 @@ def configure(
     backend: str = "default",
     max_concurrency: int | None = None,
     rate_limit: float | None = None,
+    key_concurrency: int | None = None,
+    key_rate_limit: Any = None,
     using: str | None = None,
 ) -> None:
-    """Set (or, with None, lift) queue ``name``'s concurrency and rate limits."""
+    """Set (or, with None, lift) queue ``name``'s limits: for the whole queue,
+    and per key (``key_rate_limit`` as ``rates.parse_rate`` reads it).
+
+    ValueError, before anything is written, for a limit that cannot hold.
+    """
+    if key_concurrency is not None and (
+        isinstance(key_concurrency, bool)
+        or not isinstance(key_concurrency, int)
+        or key_concurrency < 1
+    ):
+        raise ValueError(
+            f"key_concurrency must be a positive whole number, got {key_concurrency!r}."
+        )
+    count, period = (None, None)
+    if key_rate_limit is not None:
+        try:
+            count, period = parse_rate(key_rate_limit)
+        except BadRate as exc:
+            raise ValueError(f"key_rate_limit: {exc}") from None
     Queue.objects.using(get_db(using)).update_or_create(
         backend=backend,
         name=name,
-        defaults={"max_concurrency": max_concurrency, "rate_limit": rate_limit},
+        defaults={
+            "max_concurrency": max_concurrency,
+            "rate_limit": rate_limit,
+            "key_concurrency": key_concurrency,
+            "key_rate_limit": count,
+            "key_rate_period": period,
+        },
     )
+    if key_concurrency is not None or count is not None:
+        # The turn of the queue's jobs without a key (see queue.keys).
+        now = timezone.now()
+        turn = {"next_at": now, "due_at": now}
+        QueueKey.objects.using(get_db(using)).get_or_create(
+            backend=backend, queue=name, key="", defaults=turn
+        )
 
 
 def resume(name: str, *, backend: str = "default", using: str | None = None) -> None:

@@ -49,6 +49,7 @@ def insert(
     backend: str = "default",
     expires_at: datetime | None = None,
     unique_keys: Sequence[str] | None = None,
+    limit_keys: Sequence[str] | None = None,
     schedule: tuple[int, datetime] | None = None,
     parent: int | None = None,
     batch: int | None = None,
@@ -64,7 +65,8 @@ def insert(
     be plain JSON data (the backend checks them). A call with a unique key
     for which a job is already ready or reserved gets that job instead of a
     new one; ``schedule`` (id, tick) makes the job that schedule's tick, and
-    nothing is written if the tick already has its job. ``parent`` is the
+    nothing is written if the tick already has its job. ``limit_keys``:
+    each call's key for the queue's limits per key. ``parent`` is the
     job that enqueues these (if any), ``batch`` the batch they belong to.
 
     Workflows (``queue.workflows``): the jobs join ``workflow``, wait for
@@ -77,7 +79,7 @@ def insert(
         "run_at": run_at, "ttr": ttr, "max_attempts": max_attempts,
         "on_failure": on_failure, "backend": backend, "expires_at": expires_at,
         "unique_keys": unique_keys, "schedule": schedule, "parent": parent,
-        "batch": batch,
+        "batch": batch, "limit_keys": limit_keys,
     }  # fmt: skip
     if workflow is None and after is None and step is None:
         return _insert(calls, db, columns)
@@ -124,11 +126,14 @@ def _insert(
     }
     unique_keys = given["unique_keys"]
     keys = list(unique_keys) if unique_keys else [""] * len(calls)
+    limit_keys = list(given["limit_keys"] or [""] * len(calls))
     ids: list[int | None] = [None] * len(calls)
     created = [False] * len(calls)
     todo = list(range(len(calls)))
     for _ in range(3):  # a unique job may finish while we look for it
-        rows = _insert_rows(connection, shared, [(*calls[i], keys[i]) for i in todo])
+        rows = _insert_rows(
+            connection, shared, [(*calls[i], keys[i], limit_keys[i]) for i in todo]
+        )
         plain = iter(sorted(pk for pk, key in rows if not key))
         by_key = {key: pk for pk, key in rows if key}
         for i in todo:

@@ -188,7 +188,19 @@ def _claim_sql(connection, queue_count: int, excluded_count: int, room: bool) ->
         f" ORDER BY {col['priority']} DESC, {col['run_at']}, {col['id']}"
         " LIMIT %(limit)s" + (" FOR UPDATE SKIP LOCKED" if postgres else "")
     )
+    return reserving(connection, select_sql, room)
+
+
+def reserving(connection, select_sql: str, room: bool = False) -> str:
+    """The claim's UPDATE of the rows ``select_sql`` picks (their ids, locked
+    on PostgreSQL): reserved under ``%(token)s`` for ``%(worker_id)s`` at
+    ``%(now)s``, every column returned. Also the keyed claim's (see
+    ``queue.key_sql``), which picks its rows otherwise."""
     require_supported(connection.vendor)
+    qn = connection.ops.quote_name
+    table = qn(Job._meta.db_table)
+    col = {f.name: qn(f.column) for f in Job._meta.concrete_fields}
+    postgres = connection.vendor == "postgresql"
     if postgres:
         deadline = f"%(now)s::timestamptz + make_interval(secs => {col['ttr']})"
     else:

@@ -21,7 +21,7 @@ INSERT_SHARED = (
     "scheduled_for", "parent_id", "batch_id", "workflow_id", "waiting_for",
     "runs_anyway", "downstream_count",
 )  # fmt: skip
-INSERT_PER_CALL = ("args", "kwargs", "unique_key")
+INSERT_PER_CALL = ("args", "kwargs", "unique_key", "limit_key")
 INSERT_CONSTANT = {
     "attempts": "0",
     "reserved_by": "''",
@@ -33,12 +33,13 @@ _inserts: dict[tuple[str, bool], Statement] = {}
 
 
 def insert(
-    connection, *, shared: dict[str, Any], calls: list[tuple[Any, Any, str]]
+    connection, *, shared: dict[str, Any], calls: list[tuple[Any, Any, str, str]]
 ) -> tuple[str, list[Any]]:
     """The INSERT of an enqueue's jobs, and its parameters.
 
     ``shared``: the value of each column of ``INSERT_SHARED`` (by name), the
-    same for every job; ``calls``: each job's ``(args, kwargs, unique_key)``.
+    same for every job; ``calls``: each job's
+    ``(args, kwargs, unique_key, limit_key)``.
     Many jobs take one statement whatever their number: the calls travel as
     one JSON parameter. A single job takes a plain INSERT ... VALUES, which
     the database plans and runs faster. A row that would break a unique
@@ -53,12 +54,13 @@ def insert(
         statement = _inserts[key] = Statement.named(_insert_sql(connection, many))
     if many:
         return statement.bind(**shared, calls=json.dumps(calls))
-    args, kwargs, unique_key = calls[0]
+    args, kwargs, unique_key, limit_key = calls[0]
     return statement.bind(
         **shared,
         args=json.dumps(args),
         kwargs=json.dumps(kwargs),
         unique_key=unique_key,
+        limit_key=limit_key,
     )
 
 
@@ -75,19 +77,21 @@ def _insert_sql(connection, many: bool) -> str:
         jsonb = "::jsonb" if postgres else ""
         body = (
             f"VALUES ({shared}, %(args)s{jsonb}, %(kwargs)s{jsonb}, %(unique_key)s,"
+            " %(limit_key)s,"
             f" {constants})"
         )
     elif postgres:
         body = (
             f"SELECT {shared}, (call -> 0)::jsonb, (call -> 1)::jsonb,"
-            f" call ->> 2, {constants}"
+            f" call ->> 2, call ->> 3, {constants}"
             " FROM json_array_elements(%(calls)s::json) WITH ORDINALITY"
             " AS calls(call, n) ORDER BY n"
         )
     else:
         body = (
             f"SELECT {shared}, json_extract(value, '$[0]'),"
-            f" json_extract(value, '$[1]'), json_extract(value, '$[2]'), {constants}"
+            f" json_extract(value, '$[1]'), json_extract(value, '$[2]'),"
+            f" json_extract(value, '$[3]'), {constants}"
             " FROM json_each(%(calls)s) WHERE true ORDER BY key"
         )
     return (

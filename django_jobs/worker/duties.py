@@ -207,5 +207,7 @@ def apply_queue_limits(options: WorkerOptions) -> None:
             backend=options.backend.alias,
             max_concurrency=limits.get("max_concurrency"),
             rate_limit=limits.get("rate_limit"),
+            key_concurrency=limits.get("key_concurrency"),
+            key_rate_limit=limits.get("key_rate_limit"),
             using=options.db,
         )

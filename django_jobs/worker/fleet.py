@@ -256,7 +256,8 @@ SELECT
     ARRAY(
         SELECT name FROM django_jobs_queue
         WHERE backend = %(backend)s
-          AND (max_concurrency IS NOT NULL OR rate_limit IS NOT NULL)
+          AND (max_concurrency IS NOT NULL OR rate_limit IS NOT NULL
+               OR key_concurrency IS NOT NULL OR key_rate_limit IS NOT NULL)
     )
 """
 

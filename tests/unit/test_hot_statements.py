@@ -152,7 +152,10 @@ SHARED = {
 
 @pytest.mark.parametrize("count", [1, 2, 50])
 def test_the_insert_has_each_column_its_value(connection, count):
-    calls = [([n], {"k": "it's"}, f"key{n}" if n % 2 else "") for n in range(count)]
+    calls = [
+        ([n], {"k": "it's"}, f"key{n}" if n % 2 else "", f"c{n % 3}")
+        for n in range(count)
+    ]
     text = rendered(*sql_insert.insert(connection, shared=SHARED, calls=calls))
     columns, _, values = text.partition(") ")
     names = [name.strip('" ') for name in columns.partition("(")[2].split(",")]
@@ -162,6 +165,7 @@ def test_the_insert_has_each_column_its_value(connection, count):
     if count == 1:
         assert f"{shared}, '[0]'" in values
         assert literal(json.dumps({"k": "it's"})) in values
+        assert "'c0'" in values  # the call's limit key
     else:  # the calls travel as one JSON parameter
         assert literal(json.dumps(calls)) in values
 
@@ -169,4 +173,4 @@ def test_the_insert_has_each_column_its_value(connection, count):
 def test_the_insert_needs_every_shared_column(connection):
     shared = {name: 1 for name in sql_insert.INSERT_SHARED if name != "ttr"}
     with pytest.raises(KeyError, match="ttr"):
-        sql_insert.insert(connection, shared=shared, calls=[([], {}, "")])
+        sql_insert.insert(connection, shared=shared, calls=[([], {}, "", "")])
