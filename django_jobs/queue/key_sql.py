@@ -132,6 +132,7 @@ def write_turns(
     its next ready job's run_at (looked up here, through the index
     ``django_jobs_job_key_next``, after the claim's own reservations) and
     its turn (``due_at``, the latest of all these; NULL without a next job).
+    OFFSET 0 keeps the lookup in its subquery, where it runs once per row.
     """
 
     def build(c) -> str:
@@ -153,7 +154,7 @@ def write_turns(
             f" FROM (SELECT v.*, ({nxt}) AS next_at FROM {keys} k"
             f" JOIN unnest(%(ids)s::bigint[], {arrays}, %(counts)s::integer[])"
             f" AS v(id, {', '.join(TURN_FIELDS)}, window_count)"
-            f" ON k.{qn('id')} = v.id) v WHERE {keys}.{qn('id')} = v.id"
+            f" ON k.{qn('id')} = v.id OFFSET 0) v WHERE {keys}.{qn('id')} = v.id"
             f" RETURNING {keys}.{qn('id')}"
         )
 
