@@ -65,10 +65,13 @@ def claim_keyed(
     )
     if not turns:
         return []
+    running = _running(db, settings, turns)
+    # The jobs start after they were counted: a job that ended before the
+    # count ended before their start (what the tests read from the rows).
+    now = timezone.now()
     window = (
         window_start(now, settings.key_rate_period) if settings.key_rate_limit else None
     )
-    running = _running(db, settings, turns)
     rooms = [room(turn, settings, allowed, running, window) for turn in turns]
     connection = connections[db]
     values = {
