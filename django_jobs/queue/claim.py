@@ -17,7 +17,7 @@ from . import sql as statements
 from .columns import jobs_from_rows
 from .expressions import JSONDropLast
 from .guard import change, get_db, unreserved
-from .keys import claim_keyed
+from .keys import claim_keyed, lock_queue
 from .rows import bury_unrunnable, problem
 
 #: Claims in a row that one call may make in place of buried bad rows.
@@ -201,12 +201,7 @@ def _claim_limited(db, worker_id, name, limit, backend, prepare, token) -> list[
     """Claim from one limited queue within what its limits allow right now."""
     now = timezone.now()
     with transaction.atomic(using=db):
-        settings = (
-            Queue.objects.using(db)
-            .select_for_update()
-            .filter(backend=backend, name=name)
-            .first()
-        )
+        settings, turns = lock_queue(db, backend, name, limit)
         if settings is None or settings.paused:
             return []
         allowed = limit
@@ -224,7 +219,7 @@ def _claim_limited(db, worker_id, name, limit, backend, prepare, token) -> list[
         if allowed <= 0:
             jobs = []
         elif settings.keyed:
-            jobs = claim_keyed(db, worker_id, settings, allowed, prepare, token)
+            jobs = claim_keyed(db, worker_id, settings, turns, allowed, prepare, token)
         else:
             jobs = _claim(db, worker_id, [name], allowed, backend, prepare, token=token)
         if tokens is not None:

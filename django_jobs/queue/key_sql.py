@@ -1,25 +1,22 @@
 """The SQL of the keyed claim (``queue.keys``): its picks and its key rows.
 
-On PostgreSQL each step is one statement: the jobs of every key in turn are
-picked in claim order through the partial index ``django_jobs_job_key_claim``
-(a LATERAL join, one index probe per key), dealt out round by round and
-reserved in the same statement; the key rows are then written in one
-statement that also finds each key's next ready job (``..._key_next``).
+On PostgreSQL, once the key rows are locked, the rest of the claim is one
+statement (``claim_keys``): one round trip, whatever the number of keys.
 SQLite runs one small statement per key instead: it has no LATERAL join,
-and serialises writers anyway.
+and serialises writers anyway; PostgreSQL does too while the jobs without a
+key have a turn (rarely: see ``queue.keys``).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from .. import states
-from ..models import Job, QueueKey
+from ..models import Job, Queue, QueueKey
 from .named import Statement
-from .sql import reserving
+from .sql import reserve_candidates, reserving
 
 _READY = states.only_source("claim").value
 _statements: dict[tuple[str, str], Statement] = {}
@@ -48,34 +45,6 @@ def _due(connection, key: str) -> str:
 def _order(connection) -> str:
     qn = connection.ops.quote_name
     return f"{qn('priority')} DESC, {qn('run_at')}, {qn('id')}"
-
-
-def _dealt(connection) -> str:
-    """PostgreSQL: the jobs of each key (``%(keys)s``, in turn order) up to its
-    room (``%(rooms)s``), dealt one per key per round, ``%(limit)s`` in all."""
-    qn = connection.ops.quote_name
-    table = qn(Job._meta.db_table)
-    picked = (
-        f"SELECT {qn('id')}, {qn('priority')}, {qn('run_at')} FROM {table}"
-        f" WHERE {_due(connection, 't.key')} ORDER BY {_order(connection)}"
-        " LIMIT t.room FOR UPDATE SKIP LOCKED"
-    )
-    return (
-        f"SELECT j.{qn('id')} FROM (SELECT j.{qn('id')}, t.turn, row_number()"
-        f" OVER (PARTITION BY t.turn ORDER BY j.{qn('priority')} DESC,"
-        f" j.{qn('run_at')}, j.{qn('id')}) AS round"
-        " FROM unnest(%(keys)s::text[], %(rooms)s::integer[]) WITH ORDINALITY"
-        f" AS t(key, room, turn) CROSS JOIN LATERAL ({picked}) j) j"
-        " ORDER BY j.round, j.turn LIMIT %(limit)s"
-    )
-
-
-def claim_dealt(
-    connection, *, keys: Sequence[str], rooms: Sequence[int], **values: Any
-) -> tuple[str, list[Any]]:
-    """PostgreSQL: reserve the jobs ``_dealt`` picks; every column returned."""
-    statement = _cached(connection, "dealt", lambda c: reserving(c, _dealt(c)))
-    return statement.bind(keys=list(keys), rooms=list(rooms), **values)
 
 
 def picks(connection, *, key: str, room: int, **values: Any) -> tuple[str, list]:
@@ -115,50 +84,112 @@ def claim_ids(connection, ids: Sequence[int], **values: Any) -> tuple[str, list]
     return _cached(connection, "ids", build).bind(ids=given, **values)
 
 
-#: The columns of a key row that the claim writes, in ``turns``' order.
-TURN_FIELDS = ("served_at", "held_until", "parked_until", "window_start")
-
-
-def write_turns(
-    connection,
-    *,
-    ids: Sequence[int],
-    times: Sequence[Sequence[datetime | None]],
-    counts: Sequence[int],
-    **values: Any,
+def lock_queue(
+    connection, *, backend: str, name: str, now: Any, scan: int
 ) -> tuple[str, list[Any]]:
-    """PostgreSQL: write the key rows ``ids`` after a claim, in one statement:
-    each row's ``TURN_FIELDS`` (``times``, a column each) and window count,
-    its next ready job's run_at (looked up here, through the index
-    ``django_jobs_job_key_next``, after the claim's own reservations) and
-    its turn (``due_at``, the latest of all these; NULL without a next job).
-    OFFSET 0 keeps the lookup in its subquery, where it runs once per row.
-    """
+    """PostgreSQL: lock a limited queue's row and, if it has limits per key
+    and is not paused, the rows of up to ``scan`` keys whose turn has come
+    (skipping those another transaction holds), in one statement. Each row:
+    the queue's columns, then a key's (NULLs without one)."""
 
     def build(c) -> str:
         qn = c.ops.quote_name
-        keys, table = qn(QueueKey._meta.db_table), qn(Job._meta.db_table)
-        arrays = ", ".join(f"%({name})s::timestamptz[]" for name in TURN_FIELDS)
-        nxt = (
-            f"SELECT min({qn('run_at')}) FROM {table} WHERE {qn('state')} ="
-            f" '{_READY}' AND NOT ({qn('limit_key')} = '') AND {qn('queue')} ="
-            f" k.{qn('queue')} AND {qn('limit_key')} = k.{qn('key')}"
-            f" AND {qn('backend')} = k.{qn('backend')}"
-        )
-        later = ", ".join(f"v.{name}" for name in TURN_FIELDS[:3])
-        written = ", ".join(f"{qn(name)} = v.{name}" for name in TURN_FIELDS)
+        queue = ", ".join(qn(f.column) for f in Queue._meta.concrete_fields)
+        key = ", ".join(f"k.{qn(f.column)}" for f in QueueKey._meta.concrete_fields)
         return (
-            f"UPDATE {keys} SET {qn('next_at')} = v.next_at, {written},"
-            f" {qn('window_count')} = v.window_count, {qn('due_at')} = CASE WHEN"
-            f" v.next_at IS NULL THEN NULL ELSE GREATEST(v.next_at, {later}) END"
-            f" FROM (SELECT v.*, ({nxt}) AS next_at FROM {keys} k"
-            f" JOIN unnest(%(ids)s::bigint[], {arrays}, %(counts)s::integer[])"
-            f" AS v(id, {', '.join(TURN_FIELDS)}, window_count)"
-            f" ON k.{qn('id')} = v.id OFFSET 0) v WHERE {keys}.{qn('id')} = v.id"
-            f" RETURNING {keys}.{qn('id')}"
+            f"WITH q AS MATERIALIZED (SELECT {queue} FROM"
+            f" {qn(Queue._meta.db_table)} WHERE {qn('backend')} = %(backend)s"
+            f" AND {qn('name')} = %(name)s FOR UPDATE)"
+            f" SELECT q.*, k.* FROM q LEFT JOIN LATERAL (SELECT {key} FROM"
+            f" {qn(QueueKey._meta.db_table)} k WHERE k.{qn('backend')} ="
+            f" q.{qn('backend')} AND k.{qn('queue')} = q.{qn('name')}"
+            f" AND k.{qn('due_at')} <= %(now)s AND NOT q.{qn('paused')}"
+            f" AND (q.{qn('key_concurrency')} IS NOT NULL"
+            f" OR q.{qn('key_rate_limit')} IS NOT NULL)"
+            f" ORDER BY k.{qn('due_at')}, k.{qn('key')} LIMIT %(scan)s"
+            " FOR UPDATE SKIP LOCKED) k ON true"
         )
 
-    columns = dict(zip(TURN_FIELDS, (list(column) for column in times), strict=True))
-    return _cached(connection, "turns", build).bind(
-        ids=list(ids), counts=list(counts), **columns, **values
+    return _cached(connection, "lock", build).bind(
+        backend=backend, name=name, now=now, scan=scan
+    )
+
+
+def claim_keys(connection, **values: Any) -> tuple[str, list[Any]]:
+    """PostgreSQL: the whole keyed claim after its lines were locked, in one
+    statement (see ``_claim_keys``)."""
+    return _cached(connection, "claim", _claim_keys).bind(**values)
+
+
+def _claim_keys(connection) -> str:
+    """Given the locked key rows (``%(ids)s``, ``%(keys)s``, in turn order),
+    each key's room in its rate window (``%(rooms)s``) and its starts in the
+    window (``%(used)s``): count each key's running jobs (this statement's
+    snapshot is younger than the locks), pick each key's jobs in claim order
+    up to its room (``django_jobs_job_key_claim``), deal them one per key per
+    round up to ``%(limit)s``, lock those (the others are only read) and
+    reserve them, and write the rows of the keys
+    looked at (see ``keys.looked_at``): served now, their window counts,
+    holds and parkings, their next ready job (``django_jobs_job_key_next``)
+    and their turn. Returns every column of the reserved jobs."""
+    qn = connection.ops.quote_name
+    table, lines = qn(Job._meta.db_table), qn(QueueKey._meta.db_table)
+    keyed = f"NOT ({qn('limit_key')} = '') AND {qn('queue')} = %(queue)s"
+    of_key = f"{keyed} AND {qn('backend')} = %(backend)s AND {qn('limit_key')}"
+    conc, rate = "%(conc)s::integer", "%(rate)s::integer"
+    count = (
+        f"SELECT count(*) FROM {table} WHERE {qn('state')} = 'reserved'"
+        f" AND {of_key} = t.key"
+    )
+    room = f"GREATEST(0, LEAST(t.room, COALESCE({conc} - t.running, t.room)))"
+    picked = (
+        f"SELECT {qn('id')}, {qn('priority')}, {qn('run_at')} FROM {table}"
+        f" WHERE {_due(connection, 't.key')} ORDER BY {_order(connection)}"
+        f" LIMIT {room}"
+    )
+    following = (
+        f"SELECT j.{qn('run_at')} FROM {table} j WHERE j.{qn('state')} ="
+        f" '{_READY}' AND {of_key} = taken.key AND NOT EXISTS (SELECT 1 FROM"
+        f" candidates c WHERE c.id = j.{qn('id')}) ORDER BY j.{qn('run_at')}"
+        " LIMIT 1"
+    )
+    cut = (
+        "SELECT CASE WHEN count(*) < %(limit)s THEN 2147483647"
+        " ELSE max(turn) FILTER (WHERE round = 1) END FROM candidates"
+    )
+    return (
+        "WITH t AS MATERIALIZED (SELECT t.*, ("
+        f"{count}) AS running FROM unnest(%(ids)s::bigint[], %(keys)s::text[],"
+        " %(rooms)s::integer[], %(used)s::integer[]) WITH ORDINALITY"
+        " AS t(id, key, room, used, turn)),"
+        f" picked AS MATERIALIZED (SELECT j.{qn('id')}, t.turn, row_number()"
+        f" OVER (PARTITION BY t.turn ORDER BY j.{qn('priority')} DESC,"
+        f" j.{qn('run_at')}, j.{qn('id')}) AS round FROM t CROSS JOIN LATERAL"
+        f" ({picked}) j),"
+        " dealt AS MATERIALIZED (SELECT * FROM picked ORDER BY round, turn"
+        " LIMIT %(limit)s),"
+        f" candidates AS MATERIALIZED (SELECT j.{qn('id')} AS id, dealt.turn,"
+        f" dealt.round FROM dealt JOIN {table} j ON j.{qn('id')} = dealt.{qn('id')}"
+        f" WHERE j.{qn('state')} = '{_READY}' FOR UPDATE OF j SKIP LOCKED),"
+        f" claimed AS ({reserve_candidates(connection)}),"
+        " taken AS (SELECT t.id, t.key, t.used, t.running, count(c.id) AS n"
+        f" FROM t LEFT JOIN candidates c ON c.turn = t.turn WHERE t.turn <= ({cut})"
+        " GROUP BY t.id, t.key, t.used, t.running),"
+        " looked AS MATERIALIZED (SELECT taken.*, CASE WHEN"
+        f" taken.used + taken.n >= {rate} THEN %(window_end)s::timestamptz END"
+        " AS held,"
+        f" CASE WHEN taken.running + taken.n >= {conc}"
+        f" THEN %(parked)s::timestamptz END AS parked, ({following}) AS next_at"
+        " FROM taken),"
+        f" turns AS (UPDATE {lines} SET {qn('served_at')} = %(now)s,"
+        f" {qn('window_start')} = COALESCE(%(window)s::timestamptz,"
+        f" {lines}.{qn('window_start')}), {qn('window_count')} = CASE WHEN"
+        f" %(window)s::timestamptz IS NULL THEN {lines}.{qn('window_count')}"
+        f" ELSE looked.used + looked.n END, {qn('held_until')} = looked.held,"
+        f" {qn('parked_until')} = looked.parked,"
+        f" {qn('next_at')} = looked.next_at, {qn('due_at')} = CASE WHEN"
+        " looked.next_at IS NULL THEN NULL ELSE GREATEST(looked.next_at,"
+        " %(now)s::timestamptz, looked.held, looked.parked) END FROM looked"
+        f" WHERE {lines}.{qn('id')} = looked.id)"
+        " SELECT * FROM claimed"
     )

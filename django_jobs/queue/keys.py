@@ -51,57 +51,160 @@ UNKEYED_RECHECK = timedelta(seconds=1)
 _warned: set[tuple[str, str]] = set()
 
 
-def claim_keyed(
-    db: str, worker_id: str, settings: Queue, allowed: int, prepare: bool, token: str
-) -> list[Job]:
-    """Reserve up to ``allowed`` jobs of the keyed queue ``settings``, fairly
-    across its keys and within its limits per key (see the module)."""
-    now = timezone.now()
-    turns = list(
+def lock_queue(
+    db: str, backend: str, name: str, limit: int
+) -> tuple[Queue | None, list[QueueKey]]:
+    """Lock a limited queue's row (None: it has none) and, if it has limits
+    per key and is not paused, the rows of the keys whose turn has come (at
+    most ``scan_size(limit)``; rows another transaction holds are skipped):
+    one statement on PostgreSQL. Called in the claim's transaction."""
+    now, scan = timezone.now(), scan_size(limit)
+    connection = connections[db]
+    if connection.vendor == "postgresql":
+        sql, params = key_sql.lock_queue(
+            connection, backend=backend, name=name, now=now, scan=scan
+        )
+        rows = statements.fetch_all(connection, sql, params)
+        if not rows:
+            return None, []
+        width = len(Queue._meta.concrete_fields)
+        queue = Queue.from_db(db, _attnames(Queue), rows[0][:width])
+        turns = [
+            QueueKey.from_db(db, _attnames(QueueKey), row[width:])
+            for row in rows
+            if row[width] is not None
+        ]
+        return queue, turns
+    queue = (
+        Queue.objects.using(db)
+        .select_for_update()
+        .filter(backend=backend, name=name)
+        .first()
+    )
+    if queue is None or queue.paused or not queue.keyed:
+        return queue, []
+    turns = (
         QueueKey.objects.using(db)
         .select_for_update(skip_locked=True)
-        .filter(backend=settings.backend, queue=settings.name, due_at__lte=now)
-        .order_by("due_at", "key")[: max(MIN_SCAN, 2 * allowed)]
+        .filter(backend=backend, queue=name, due_at__lte=now)
+        .order_by("due_at", "key")
     )
+    return queue, list(turns[:scan])
+
+
+def scan_size(limit: int) -> int:
+    """How many keys a claim of ``limit`` jobs looks at, at most."""
+    return max(MIN_SCAN, 2 * limit)
+
+
+def _attnames(model) -> list[str]:
+    return [field.attname for field in model._meta.concrete_fields]
+
+
+def claim_keyed(
+    db: str,
+    worker_id: str,
+    settings: Queue,
+    turns: list[QueueKey],
+    allowed: int,
+    prepare: bool,
+    token: str,
+) -> list[Job]:
+    """Reserve up to ``allowed`` jobs of the keyed queue ``settings`` from the
+    keys ``turns`` (locked by ``lock_queue``), fairly across them and within
+    their limits (see the module)."""
     if not turns:
         return []
-    running = _running(db, settings, turns)
-    # The jobs start after they were counted: a job that ended before the
-    # count ended before their start (what the tests read from the rows).
-    now = timezone.now()
-    window = (
-        window_start(now, settings.key_rate_period) if settings.key_rate_limit else None
-    )
-    rooms = [room(turn, settings, allowed, running, window) for turn in turns]
     connection = connections[db]
     values = {
         "backend": settings.backend,
         "queue": settings.name,
-        "now": connection.ops.adapt_datetimefield_value(now),
         "token": token,
         "worker_id": worker_id,
         "worker_json": json.dumps(worker_id),
         "limit": allowed,
     }
-    rows = _reserve(connection, turns, rooms, values, prepare)
+    if connection.vendor == "postgresql" and all(turn.key for turn in turns):
+        rows = _claim_in_one(connection, settings, turns, values, prepare)
+    else:
+        rows = _claim_step_by_step(db, settings, turns, values, prepare)
     jobs = []
     for job in jobs_from_rows(connection, rows):
         if reason := problem(job):
             bury_unrunnable(job, reason, worker_id=worker_id, using=db)
         else:
             jobs.append(job)
-    taken = Counter(str(row_key) for row_key in _keys_of(connection, rows))
-    looked = looked_at(turns, rooms, taken, allowed)
-    _write_turns(db, settings, looked, taken, running, window, now)
-    if taken.get("") and (settings.backend, settings.name) not in _warned:
-        _warned.add((settings.backend, settings.name))
-        logger.warning(
-            "Queue %r has limits per key, but holds jobs without a key "
-            "(their tasks name no limit_key): no limit per key holds for them.",
-            settings.name,
-        )
+    if any(not job.limit_key for job in jobs):
+        _warn_keyless(settings)
     jobs.sort(key=lambda job: (-job.priority, job.run_at, job.pk))
     return jobs
+
+
+def _claim_in_one(connection, settings, turns, values, prepare) -> list[tuple]:
+    """PostgreSQL: the rest of the claim in one statement (``key_sql``)."""
+    now = timezone.now()
+    window = _window(settings, now)
+    used = [turn.window_count if turn.window_start == window else 0 for turn in turns]
+    rate = settings.key_rate_limit
+    sql, params = key_sql.claim_keys(
+        connection,
+        ids=[turn.pk for turn in turns],
+        keys=[turn.key for turn in turns],
+        rooms=[values["limit"] if rate is None else rate - n for n in used],
+        used=used,
+        conc=settings.key_concurrency,
+        rate=rate,
+        window=window,
+        window_end=_window_end(settings, window),
+        parked=now + PARK,
+        now=now,
+        **values,
+    )
+    return statements.fetch_all(connection, sql, params, prepare)
+
+
+def _claim_step_by_step(db, settings, turns, values, prepare) -> list[tuple]:
+    """The claim one statement at a time (SQLite, or the turn of the jobs
+    without a key): count, pick per key, deal, reserve, write the keys."""
+    connection = connections[db]
+    running = _running(db, settings, turns)
+    # The jobs start after they were counted: a job that ended before the
+    # count ended before their start (what the tests read from the rows).
+    now = timezone.now()
+    window = _window(settings, now)
+    allowed = values["limit"]
+    rooms = [room(turn, settings, allowed, running, window) for turn in turns]
+    values = {**values, "now": connection.ops.adapt_datetimefield_value(now)}
+    rows = _reserve(connection, turns, rooms, values, prepare)
+    taken = Counter(_keys_of(rows))
+    looked = looked_at(turns, taken, allowed)
+    _write_turns(db, settings, looked, taken, running, window, now)
+    return rows
+
+
+def _window(settings: Queue, now: datetime) -> datetime | None:
+    if settings.key_rate_limit is None:
+        return None
+    return window_start(now, settings.key_rate_period or 1)
+
+
+def _window_end(settings: Queue, window: datetime | None) -> datetime | None:
+    if window is None:
+        return None
+    return window + timedelta(seconds=settings.key_rate_period or 1)
+
+
+def _warn_keyless(settings: Queue) -> None:
+    """Say once per process and queue that a keyed queue runs jobs without a
+    key (their tasks name no ``limit_key``)."""
+    if (settings.backend, settings.name) in _warned:
+        return
+    _warned.add((settings.backend, settings.name))
+    logger.warning(
+        "Queue %r has limits per key, but holds jobs without a key "
+        "(their tasks name no limit_key): no limit per key holds for them.",
+        settings.name,
+    )
 
 
 def _running(db: str, settings: Queue, turns: list[QueueKey]) -> dict[str, int]:
@@ -155,9 +258,7 @@ def deal(picked: Sequence[Sequence[int]], limit: int) -> list[int]:
     return dealt
 
 
-def looked_at(
-    turns: list[QueueKey], rooms: list[int], taken: Counter, allowed: int
-) -> list[QueueKey]:
+def looked_at(turns: list[QueueKey], taken: Counter, allowed: int) -> list[QueueKey]:
     """The keys the claim dealt to or passed over: all of them if it reserved
     fewer than ``allowed`` jobs, else those up to the last key it served in
     the first round (the keys after it keep their place in the line)."""
@@ -168,19 +269,8 @@ def looked_at(
 
 
 def _reserve(connection, turns, rooms, values, prepare) -> list[tuple]:
-    """Pick and reserve the jobs: one statement on PostgreSQL (unless the
-    jobs without a key have a turn), one per key and one to reserve on SQLite."""
+    """Pick each key's jobs (a statement per key), deal, reserve them."""
     open_ = [(t.key, r) for t, r in zip(turns, rooms, strict=True) if r > 0]
-    if not open_:
-        return []
-    if connection.vendor == "postgresql" and all(key for key, _ in open_):
-        sql, params = key_sql.claim_dealt(
-            connection,
-            keys=[key for key, _ in open_],
-            rooms=[r for _, r in open_],
-            **values,
-        )
-        return statements.fetch_all(connection, sql, params, prepare)
     picked = []
     for key, room_ in open_:
         sql, params = key_sql.picks(connection, key=key, room=room_, **values)
@@ -192,7 +282,7 @@ def _reserve(connection, turns, rooms, values, prepare) -> list[tuple]:
     return statements.fetch_all(connection, sql, params, prepare)
 
 
-def _keys_of(connection, rows: list[tuple]) -> list[str]:
+def _keys_of(rows: list[tuple]) -> list[str]:
     """The limit_key of each reserved row (every column is returned)."""
     position = [f.name for f in Job._meta.concrete_fields].index("limit_key")
     return [row[position] for row in rows]
@@ -203,42 +293,29 @@ def _write_turns(db, settings, looked, taken, running, window, now) -> None:
     counts, parking and holds, and their next ready job."""
     for turn in looked:
         _after_claim(turn, settings, taken.get(turn.key, 0), running, window, now)
-    keyed = [turn for turn in looked if turn.key]
-    connection = connections[db]
-    if keyed and connection.vendor == "postgresql":
-        sql, params = key_sql.write_turns(
-            connection,
-            ids=[turn.pk for turn in keyed],
-            times=[
-                [getattr(turn, name) for turn in keyed] for name in key_sql.TURN_FIELDS
-            ],
-            counts=[turn.window_count for turn in keyed],
-        )
-        statements.fetch_all(connection, sql, params)
-        keyed = []
-    for turn in keyed:
-        turn.next_at = (
-            Job.objects.using(db)
-            .filter(
-                backend=settings.backend,
-                queue=settings.name,
-                state=State.READY,
-                limit_key=turn.key,
+        if turn.key:
+            turn.next_at = (
+                Job.objects.using(db)
+                .filter(
+                    backend=settings.backend,
+                    queue=settings.name,
+                    state=State.READY,
+                    limit_key=turn.key,
+                )
+                .exclude(limit_key="")
+                .aggregate(first=Min("run_at"))["first"]
             )
-            .exclude(limit_key="")
-            .aggregate(first=Min("run_at"))["first"]
-        )
-    for turn in looked:
-        if turn.key and connection.vendor == "postgresql":
-            continue
         turn.due_at = turn_at(turn)
         QueueKey.objects.using(db).filter(pk=turn.pk).update(
             **{name: getattr(turn, name) for name in WRITTEN}
         )
 
 
-#: What the claim writes on a key row (besides PostgreSQL's single statement).
-WRITTEN = (*key_sql.TURN_FIELDS, "window_count", "next_at", "due_at")
+#: What the claim writes on a key row.
+WRITTEN = (
+    "served_at", "held_until", "parked_until", "window_start", "window_count",
+    "next_at", "due_at",
+)  # fmt: skip
 
 
 def _after_claim(turn, settings, taken, running, window, now) -> None:
@@ -247,16 +324,16 @@ def _after_claim(turn, settings, taken, running, window, now) -> None:
         turn.next_at = now
         turn.parked_until = None if taken else now + UNKEYED_RECHECK
         return
+    turn.held_until = turn.parked_until = None
     if settings.key_rate_limit is not None:
         if turn.window_start != window:
             turn.window_start, turn.window_count = window, 0
         turn.window_count += taken
-        spent = turn.window_count >= settings.key_rate_limit
-        period = timedelta(seconds=settings.key_rate_period or 1)
-        turn.held_until = window + period if spent else None
-    if settings.key_concurrency is not None:
-        busy = running.get(turn.key, 0) + taken >= settings.key_concurrency
-        turn.parked_until = now + PARK if busy else None
+        if turn.window_count >= settings.key_rate_limit:
+            turn.held_until = _window_end(settings, window)
+    concurrency = settings.key_concurrency
+    if concurrency is not None and running.get(turn.key, 0) + taken >= concurrency:
+        turn.parked_until = now + PARK
 
 
 def turn_at(turn: QueueKey) -> datetime | None:

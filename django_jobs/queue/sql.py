@@ -196,12 +196,33 @@ def reserving(connection, select_sql: str, room: bool = False) -> str:
     on PostgreSQL): reserved under ``%(token)s`` for ``%(worker_id)s`` at
     ``%(now)s``, every column returned. Also the keyed claim's (see
     ``queue.key_sql``), which picks its rows otherwise."""
+    postgres = connection.vendor == "postgresql"
+    update_sql = reserve_candidates(connection)
+    candidates = (
+        f"WITH candidates AS {'MATERIALIZED ' if postgres else ''}({select_sql})"
+    )
+    if not room:
+        return f"{candidates} {update_sql}"
+    qn = connection.ops.quote_name
+    worker = qn(Worker._meta.db_table)
+    return (
+        f"{candidates}, claimed AS ({update_sql}),"
+        " still AS (SELECT GREATEST(%(limit)s - count(*), 0) AS room FROM claimed),"
+        f" seat AS (UPDATE {worker} SET {qn('room')} = still.room FROM still"
+        f" WHERE {worker}.{qn('id')} = %(worker_id)s"
+        f" AND {worker}.{qn('room')} IS DISTINCT FROM still.room)"
+        " SELECT * FROM claimed"
+    )
+
+
+def reserve_candidates(connection) -> str:
+    """The UPDATE that reserves the jobs of a ``candidates`` query (see
+    ``reserving``), returning every column."""
     require_supported(connection.vendor)
     qn = connection.ops.quote_name
     table = qn(Job._meta.db_table)
     col = {f.name: qn(f.column) for f in Job._meta.concrete_fields}
-    postgres = connection.vendor == "postgresql"
-    if postgres:
+    if connection.vendor == "postgresql":
         deadline = f"%(now)s::timestamptz + make_interval(secs => {col['ttr']})"
     else:
         deadline = (
@@ -212,7 +233,7 @@ def reserving(connection, select_sql: str, room: bool = False) -> str:
         col["worker_ids"], "%(worker_json)s"
     )
     returned = returning(connection, Job._meta.concrete_fields)
-    update_sql = (
+    return (
         f"UPDATE {table} SET {col['state']} = '{states.target('claim').value}',"
         f" {col['attempts']} = {col['attempts']} + 1,"
         f" {col['claim_token']} = %(token)s, {col['reserved_by']} = %(worker_id)s,"
@@ -222,20 +243,6 @@ def reserving(connection, select_sql: str, room: bool = False) -> str:
         f" {col['worker_ids']} = {append_worker}"
         f" WHERE {col['id']} IN (SELECT {col['id']} FROM candidates)"
         f" RETURNING {returned}"
-    )
-    candidates = (
-        f"WITH candidates AS {'MATERIALIZED ' if postgres else ''}({select_sql})"
-    )
-    if not room:
-        return f"{candidates} {update_sql}"
-    worker = qn(Worker._meta.db_table)
-    return (
-        f"{candidates}, claimed AS ({update_sql}),"
-        " still AS (SELECT GREATEST(%(limit)s - count(*), 0) AS room FROM claimed),"
-        f" seat AS (UPDATE {worker} SET {qn('room')} = still.room FROM still"
-        f" WHERE {worker}.{qn('id')} = %(worker_id)s"
-        f" AND {worker}.{qn('room')} IS DISTINCT FROM still.room)"
-        " SELECT * FROM claimed"
     )
 
 

@@ -52,7 +52,6 @@ def values() -> dict:
     return {
         "backend": "default",
         "queue": "keyed",
-        "now": timezone.now(),
         "token": "t",
         "worker_id": "w",
         "worker_json": '"w"',
@@ -66,23 +65,36 @@ def test_the_keyed_claim_uses_its_indexes_at_10000_keys(db):
     fill(jobs_per_key=2)
     assert QueueKey.objects.count() == KEYS + 2  # and the turn of keyless jobs
     keys = ["hot"] + [f"k{n}" for n in range(MIN_SCAN - 1)]
-    picked = scans(
-        *key_sql.claim_dealt(connection, keys=keys, rooms=[2] * len(keys), **values())
+    ids = list(
+        QueueKey.objects.filter(key__in=keys)
+        .order_by("key")
+        .values_list("pk", flat=True)
     )
-    assert ("Index Scan", "django_jobs_job", "django_jobs_job_key_claim") in picked
-    assert all(scan[0] != "Seq Scan" for scan in picked), picked
-    written = scans(
-        *key_sql.write_turns(
+    now = timezone.now()
+    plan = scans(
+        *key_sql.claim_keys(
             connection,
-            ids=[1, 2],
-            times=[[timezone.now()] * 2] * len(key_sql.TURN_FIELDS),
-            counts=[1, 1],
+            ids=ids,
+            keys=sorted(keys),
+            rooms=[8] * len(keys),
+            used=[0] * len(keys),
+            conc=2,
+            rate=1000,
+            window=now,
+            window_end=now,
+            parked=now,
+            now=now,
+            **values(),
         )
     )
-    assert {scan[2] for scan in written if scan[1] == "django_jobs_job"} == {
-        "django_jobs_job_key_next"
-    }, written
-    assert all(scan[0] != "Seq Scan" for scan in written), written
+    on_jobs = {scan for scan in plan if scan[1] == "django_jobs_job" and scan[2]}
+    assert {scan[2] for scan in on_jobs} == {
+        "django_jobs_job_key_running",  # the running jobs of each key
+        "django_jobs_job_key_claim",  # each key's jobs in claim order
+        "django_jobs_job_key_next",  # each key's next job after the claim
+        "django_jobs_job_pkey",  # the reservation
+    }, plan
+    assert all(scan[0] != "Seq Scan" for scan in plan), plan
     assert len(queue.claim(worker_id="w", limit=8)) == 8
 
 
