@@ -8,10 +8,13 @@ Fills three queues with --jobs ready no-op jobs each: "plain" (no limits),
 (key_concurrency 2, key_rate_limit 1000/hour) whose jobs spread over --keys
 keys, one of them ("hot") holding --hot of them. Then, in each of --runs
 rounds, --claims claims of --limit jobs from each queue in turn, as a
-worker makes them (prepared statements, the limited queues known), and
-prints the median time per claim and per claimed job, and each against the
-unlimited queue's. Last, the SQL of one keyed claim, each statement with
-its EXPLAIN (ANALYZE, BUFFERS), run in a transaction rolled back.
+worker makes them (the limited queues known), with statements unprepared
+(Django's default: psycopg's prepare_threshold is None, so nothing is
+prepared although the claim asks for it) and prepared (prepare_threshold 0
+on the bench's connection), and prints the median time per claim and per
+claimed job, and each against the unlimited queue's in the same mode.
+Last, the SQL of one keyed claim, each statement with its EXPLAIN (ANALYZE,
+BUFFERS), run in a transaction rolled back.
 PostgreSQL; DATABASE_URL defaults to .../django_jobs_bench.
 """
 
@@ -24,7 +27,10 @@ import time
 from common import print_table, setup_django
 
 QUEUES = ("plain", "limited", "keyed")
-PREPARE = True
+#: psycopg's prepare_threshold on the bench connection: None is Django's
+#: default (nothing is prepared, even when the claim asks for it), 0 prepares
+#: the statements the claim asks to prepare (as a worker does).
+MODES = {"unprepared": None, "prepared": 0}
 COLUMNS = """(backend, queue, task_path, args, kwargs, state, priority, run_at,
     ttr, attempts, max_attempts, on_failure, enqueued_at, reserved_by,
     claim_token, worker_ids, errors, limit_key)"""
@@ -68,7 +74,7 @@ def claim_times(name: str, claims: int, limit: int) -> tuple[list[float], int]:
             queues=[name],
             limit=limit,
             limited=limited,
-            prepare=PREPARE,
+            prepare=True,
         )
         times.append(time.perf_counter() - start)
         claimed += len(jobs)
@@ -115,25 +121,31 @@ def main() -> None:
     args = parser.parse_args()
     setup_django()
     fill(args.jobs, args.keys, args.hot)
-    times: dict[str, list[float]] = {name: [] for name in QUEUES}
-    claimed = dict.fromkeys(QUEUES, 0)
+    from django.db import connection
+
+    connection.ensure_connection()
+    cases = [(mode, name) for mode in MODES for name in QUEUES]
+    times: dict[tuple, list[float]] = {case: [] for case in cases}
+    claimed = dict.fromkeys(cases, 0)
     for _ in range(args.runs):
-        for name in QUEUES:
+        for mode, name in cases:
+            connection.connection.prepare_threshold = MODES[mode]
             taken, count = claim_times(name, args.claims, args.limit)
-            times[name] += taken
-            claimed[name] += count
-    base = statistics.median(times["plain"])
+            times[mode, name] += taken
+            claimed[mode, name] += count
     rows = []
-    for name in QUEUES:
-        median = statistics.median(times[name])
-        per_job = sum(times[name]) / max(claimed[name], 1)
+    for mode, name in cases:
+        spent = times[mode, name]
+        median = statistics.median(spent)
+        base = statistics.median(times[mode, "plain"])
         rows.append(
             [
+                mode,
                 name,
                 f"{median * 1e6:,.0f}",
-                f"{statistics.quantiles(times[name], n=10)[-1] * 1e6:,.0f}",
-                f"{per_job * 1e6:,.0f}",
-                f"{claimed[name] / len(times[name]):.1f}",
+                f"{statistics.quantiles(spent, n=10)[-1] * 1e6:,.0f}",
+                f"{sum(spent) / max(claimed[mode, name], 1) * 1e6:,.0f}",
+                f"{claimed[mode, name] / len(spent):.1f}",
                 f"{median / base:.2f}x",
             ]
         )
@@ -141,9 +153,11 @@ def main() -> None:
         f"Claims of {args.limit} jobs, {args.jobs:,} ready per queue, keyed over "
         f"{args.keys:,} keys ({args.hot:,} on one key); "
         f"{args.runs} x {args.claims} claims each",
-        ["queue", "median us/claim", "p90 us", "us/job", "jobs/claim", "vs plain"],
+        ["statements", "queue", "median us/claim", "p90 us", "us/job",
+         "jobs/claim", "vs plain"],
         rows,
-    )
+    )  # fmt: skip
+    connection.connection.prepare_threshold = None
     explain_one_claim(args.limit)
 
 

@@ -40,8 +40,10 @@ from .rows import bury_unrunnable, problem
 
 logger = logging.getLogger("django_jobs.queue")
 
-#: The fewest keys one claim looks at; it looks at twice its limit if more.
-MIN_SCAN = 16
+#: How many keys one claim looks at beyond its limit: keys at the front of
+#: the line that cannot give a job (their jobs were deleted, or expired) are
+#: passed over, and the claim still fills up.
+SCAN_SLACK = 8
 #: A key parked at its concurrency is looked at again after this even if no
 #: trigger lifted its parking (a running job deleted by hand fires none).
 PARK = timedelta(seconds=10)
@@ -94,7 +96,7 @@ def lock_queue(
 
 def scan_size(limit: int) -> int:
     """How many keys a claim of ``limit`` jobs looks at, at most."""
-    return max(MIN_SCAN, 2 * limit)
+    return limit + SCAN_SLACK
 
 
 def _attnames(model) -> list[str]:

@@ -7,7 +7,9 @@ from django.utils import timezone
 from django_jobs import queue
 from django_jobs.models import Job, QueueKey
 from django_jobs.queue import key_sql
-from django_jobs.queue.keys import MIN_SCAN
+from django_jobs.queue.keys import scan_size
+
+SCAN = scan_size(8)
 
 KEYS = 10_000
 COLUMNS = """(backend, queue, task_path, args, kwargs, state, priority, run_at,
@@ -64,7 +66,7 @@ def test_the_keyed_claim_uses_its_indexes_at_10000_keys(db):
     queue.configure("keyed", key_concurrency=2, key_rate_limit="1000/hour")
     fill(jobs_per_key=2)
     assert QueueKey.objects.count() == KEYS + 2  # and the turn of keyless jobs
-    keys = ["hot"] + [f"k{n}" for n in range(MIN_SCAN - 1)]
+    keys = ["hot"] + [f"k{n}" for n in range(SCAN - 1)]
     ids = list(
         QueueKey.objects.filter(key__in=keys)
         .order_by("key")
@@ -110,7 +112,7 @@ def test_the_line_and_the_running_counts_use_their_indexes(db):
         QueueKey.objects.filter(
             backend="default", queue="keyed", due_at__lte=timezone.now()
         )
-        .order_by("due_at", "key")[:MIN_SCAN]
+        .order_by("due_at", "key")[:SCAN]
         .explain()
     )
     assert "django_jobs_queuekey_turn" in line, line
