@@ -27,6 +27,7 @@ LIST_COLUMNS = [
     "id",
     "backend",
     "queue",
+    "limit_key",
     "task_path",
     "state",
     "priority",

@@ -65,7 +65,7 @@ SECTIONS = [
     (_("Workers"), ["worker", "worker_history"]),
     (_("Related jobs"), RELATED),
     (_("Workflow"), WORKFLOW),
-    (_("Options"), ["ttr", "max_attempts", "on_failure", "unique_key"]),
+    (_("Options"), ["ttr", "max_attempts", "on_failure", "unique_key", "limit_key"]),
 ]
 
 

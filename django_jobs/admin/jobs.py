@@ -15,7 +15,8 @@ from django.contrib.admin import helpers
 from django.contrib.admin.utils import quote
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -134,15 +135,28 @@ class JobAdmin(JobActions, JobPage, PageActions, admin.ModelAdmin):
 
     @admin.display(description=_("queue"))
     def queue_label(self, job):
-        """The queue, and the priority when it is not the default 0."""
-        if not job.priority:
-            return job.queue
-        return format_html(
-            '{}<br><span class="jobs-note" title="{}">{}</span>',
-            job.queue,
-            _("higher runs first, from %(min)d to %(max)d")
-            % {"min": PRIORITY_MIN, "max": PRIORITY_MAX},
-            _("priority %d") % job.priority,
+        """The queue, its key for the limits per key if any, and the priority
+        when it is not the default 0."""
+        notes = []
+        if job.limit_key:
+            notes.append(
+                format_html(
+                    '<span class="jobs-note" title="{}">{}</span>',
+                    _("the key its queue's limits per key hold for"),
+                    _("key %s") % job.limit_key,
+                )
+            )
+        if job.priority:
+            notes.append(
+                format_html(
+                    '<span class="jobs-note" title="{}">{}</span>',
+                    _("higher runs first, from %(min)d to %(max)d")
+                    % {"min": PRIORITY_MIN, "max": PRIORITY_MAX},
+                    _("priority %d") % job.priority,
+                )
+            )
+        return format_html_join(
+            mark_safe("<br>"), "{}", [(job.queue,), *((note,) for note in notes)]
         )
 
     @admin.display(description=_("state"))

@@ -5,10 +5,13 @@ how many jobs wait for other jobs (workflows), wait for a worker, run and
 lie buried, how many finished and failed in the last hour, how long the
 oldest ready job has waited, whether the queue is paused; a chart of the
 last hour; and the running workflows, with the time left before their
-deadlines. Every number links to the job list, filtered.
+deadlines. Every number links to the job list, filtered; each queue's
+limits link to its limits page (``queue_limits``: edit them, and see the
+busiest keys of a queue with limits per key).
 
-Seeing it needs ``view_job`` (or the queue's own view permission); pausing
-and resuming need ``change_queue`` and go through ``django_jobs.queue``.
+Seeing it needs ``view_job`` (or the queue's own view permission); pausing,
+resuming and setting limits need ``change_queue`` and go through
+``django_jobs.queue``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from ..states import MEANINGS
 from . import chart
 from .display import console_context
 from .permissions import ViewedWithJobs
+from .queue_limits import limits_page
 from .workflow_display import running_workflows
 
 
@@ -41,6 +45,7 @@ class QueueAdmin(ViewedWithJobs, admin.ModelAdmin):
             path("", view(self.dashboard_view), name=f"{prefix}_changelist"),
             path("pause/", view(self.pause_view), name=f"{prefix}_pause"),
             path("resume/", view(self.resume_view), name=f"{prefix}_resume"),
+            path("limits/", view(self.limits_view), name=f"{prefix}_limits"),
         ]
 
     def has_add_permission(self, request):
@@ -87,6 +92,9 @@ class QueueAdmin(ViewedWithJobs, admin.ModelAdmin):
         return TemplateResponse(
             request, "admin/django_jobs/queue/dashboard.html", context
         )
+
+    def limits_view(self, request):
+        return limits_page(self, request)
 
     def pause_view(self, request):
         return self.switch(request, queue.pause, _("Queue %s paused."))
