@@ -18,6 +18,7 @@ from django.db import router
 from django.db.utils import load_backend
 
 from .compat import InvalidTask, task_backends
+from .key_checks import check_keyless_tasks
 from .validation import QUEUE_NAME_MAX_LENGTH
 from .vendors import SUPPORTED_VENDORS
 
@@ -127,6 +128,7 @@ def check_backend(backend: JobsBackend) -> list[checks.CheckMessage]:
         )
     if apps.ready:
         messages += check_schedules(backend)
+        messages += check_keyless_tasks(backend, config, where)
     return messages
 
 

@@ -75,6 +75,7 @@ def job_document(job: Job, db: str) -> dict[str, Any]:
         "ttr": job.ttr,
         "on_failure": job.on_failure,
         "unique_key": job.unique_key or None,
+        "limit_key": job.limit_key or None,
         **graph_document(job, db),
     }
 
@@ -158,6 +159,8 @@ def summary(doc: dict[str, Any], now: datetime) -> list[tuple[str, str]]:
     options = f"ttr {doc['ttr']} s, on failure {doc['on_failure']}"
     if doc["unique_key"]:
         options += f", unique key {doc['unique_key']}"
+    if doc["limit_key"]:
+        options += f", limit key {doc['limit_key']}"
     if doc["runs_anyway"]:
         options += ", runs anyway (even if a job it waits for fails)"
     rows.append(("options", options))

@@ -160,3 +160,13 @@ def test_several_backends_each_in_a_database_of_its_own():
     assert router.allow_migrate("bulk", "django_jobs")
     assert not router.allow_migrate("default", "django_jobs")
     assert [m for m in checks.run_checks() if m.id.startswith("django_jobs")] == []
+
+
+def test_w002_limits_per_key_on_a_queue_whose_tasks_name_no_key(db):
+    keyed = {"QUEUE_LIMITS": {"emails": {"key_concurrency": 2}}}
+    messages = JobsBackend("default", {"OPTIONS": keyed}).check()
+    assert ids(messages) == ["django_jobs.W002"]
+    assert "tests.tasks.configured" in messages[0].msg  # queue "emails", no key
+    assert "limit_key" in messages[0].hint
+    keyed["QUEUE_LIMITS"] = {"nobody-uses-it": {"key_rate_limit": "5/minute"}}
+    assert JobsBackend("default", {"OPTIONS": keyed}).check() == []

@@ -172,3 +172,14 @@ def test_one_busy_key_does_not_delay_the_others(db, key_concurrency):
     assert len(started) == 20
     assert claims <= 2 * workers * concurrency
     assert hot == sorted(hot)  # claim order within the busy key
+
+
+def test_jobs_show_names_the_key(db):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    result = key_tasks.for_customer.enqueue("acme")
+    out = StringIO()
+    call_command("jobs", "show", result.id, stdout=out, stderr=StringIO())
+    assert "limit key acme" in out.getvalue()
