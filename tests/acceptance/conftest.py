@@ -132,3 +132,13 @@ def process_exists(pid: int) -> bool:
             return stat.read().split(") ")[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def most_at_once(events) -> int:
+    """The most things running at once, from (time, +1 at a start or -1 at
+    an end) events; at equal times an end comes first (no overlap)."""
+    running = peak = 0
+    for _, change in sorted(events):
+        running += change
+        peak = max(peak, running)
+    return peak

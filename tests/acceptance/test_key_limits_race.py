@@ -7,24 +7,17 @@ from collections import defaultdict
 from django_jobs import queue
 from django_jobs.models import Job
 from tests import key_tasks
-from tests.acceptance.conftest import wait_for
+from tests.acceptance.conftest import most_at_once, wait_for
 
 KEYS, JOBS_PER_KEY = 6, 12
 CONCURRENCY, STARTS_PER_SECOND = 2, 3
 
 
 def most_running(intervals) -> int:
-    """The most intervals open at once (one that ends as another starts does
-    not overlap it)."""
-    events = sorted(
-        [(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals],
-        key=lambda event: (event[0], event[1]),
+    """The most intervals open at once."""
+    return most_at_once(
+        [(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals]
     )
-    running = most = 0
-    for _, step in events:
-        running += step
-        most = max(most, running)
-    return most
 
 
 def test_eight_workers_never_exceed_the_limits_per_key(start_worker):

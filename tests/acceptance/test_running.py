@@ -9,6 +9,7 @@ from django_jobs.compat import TASKS_MODULE, TaskResultStatus
 from django_jobs.exceptions import ReturnValueNotStored
 from django_jobs.models import Job, Worker
 from tests import tasks
+from tests.acceptance.conftest import most_at_once as peak
 from tests.models import Record
 
 
@@ -144,14 +145,7 @@ def test_no_processes_left_behind(start_worker):
 
 
 def most_at_once(records) -> int:
-    events = sorted(
-        (r.created_at, 1 if r.key.endswith(":start") else -1) for r in records
-    )
-    running = peak = 0
-    for _, change in events:
-        running += change
-        peak = max(peak, running)
-    return peak
+    return peak((r.created_at, 1 if r.key.endswith(":start") else -1) for r in records)
 
 
 def test_concurrency_bounds_the_jobs_running_at_once(start_worker):
