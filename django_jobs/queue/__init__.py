@@ -54,6 +54,7 @@ from .holder import (
     save_logs,
     touch,
 )
+from .keys import prune_keys
 from .wake import channel, wake_due
 from .workflow_rows import settle_running, settle_workflows
 
@@ -94,6 +95,7 @@ __all__ = [
     "postpone",
     "progress",
     "prune",
+    "prune_keys",
     "release",
     "release_claim",
     "reprioritise",

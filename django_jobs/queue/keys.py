@@ -36,6 +36,7 @@ from ..states import State
 from . import key_sql
 from . import sql as statements
 from .columns import jobs_from_rows
+from .guard import get_db
 from .rows import bury_unrunnable, problem
 
 logger = logging.getLogger("django_jobs.queue")
@@ -345,3 +346,27 @@ def turn_at(turn: QueueKey) -> datetime | None:
         return None
     times = (turn.next_at, turn.served_at, turn.held_until, turn.parked_until)
     return max(time for time in times if time is not None)
+
+
+#: Idle key rows are kept this long after their last turn and window: at
+#: least a day, the longest window, so that no window's count is lost.
+IDLE_KEYS_KEPT = timedelta(days=1)
+
+
+def prune_keys(
+    *, backend: str, now: datetime, batch_size: int = 1000, using: str | None = None
+) -> int:
+    """Delete up to ``batch_size`` rows of keys that have no ready job and
+    whose last turn and window ended more than ``IDLE_KEYS_KEPT`` ago; how
+    many. A key that gets a job again gets a new row (the trigger)."""
+    db = get_db(using)
+    before = now - IDLE_KEYS_KEPT
+    idle = (
+        QueueKey.objects.using(db)
+        .filter(backend=backend, next_at=None)
+        .exclude(key="")
+        .exclude(window_start__gte=before)
+        .exclude(served_at__gte=before)
+    )
+    ids = list(idle.values_list("pk", flat=True)[:batch_size])
+    return idle.filter(pk__in=ids).delete()[0] if ids else 0

@@ -169,6 +169,8 @@ class Pruner(Duty):
                 before, backend=self.backend, using=self.db
             ):
                 logger.info("pruned %d finished workflow(s) with no job left", pruned)
+        if keys := queue.prune_keys(backend=self.backend, now=now, using=self.db):
+            logger.info("pruned %d idle key(s) of limits per key", keys)
         return counts
 
 

@@ -128,3 +128,18 @@ def test_a_key_with_no_job_left_leaves_the_line(db):
     )
     assert [job.limit_key for job in queue.claim(worker_id="w", limit=5)] == ["b"]
     assert row("a").due_at is None
+
+
+def test_idle_keys_are_pruned_after_a_day(db):
+    queue.configure("keyed", key_rate_limit="5/hour")
+    key_tasks.for_customer.enqueue("a")
+    key_tasks.for_customer.enqueue("b")
+    job = claimed_one()
+    queue.complete(job.pk, token=job.claim_token)
+    now = timezone.now()
+    assert queue.prune_keys(backend="default", now=now) == 0  # its window runs
+    later = now + timedelta(days=1, hours=2)
+    assert queue.prune_keys(backend="default", now=later) == 1
+    assert set(QueueKey.objects.values_list("key", flat=True)) == {"", "b"}
+    key_tasks.for_customer.enqueue("a")  # a new job: a new row
+    assert row("a").next_at is not None
