@@ -148,12 +148,12 @@ def _claim_in_one(connection, settings, turns, values, prepare) -> list[tuple]:
     now = timezone.now()
     window = _window(settings, now)
     used = [turn.window_count if turn.window_start == window else 0 for turn in turns]
-    rate = settings.key_rate_limit
+    rate, limit = settings.key_rate_limit, values["limit"]
     sql, params = key_sql.claim_keys(
         connection,
         ids=[turn.pk for turn in turns],
         keys=[turn.key for turn in turns],
-        rooms=[values["limit"] if rate is None else rate - n for n in used],
+        rooms=[limit if rate is None else min(limit, rate - n) for n in used],
         used=used,
         conc=settings.key_concurrency,
         rate=rate,
