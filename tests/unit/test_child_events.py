@@ -241,7 +241,9 @@ def test_a_crash_names_what_the_child_did_wrong(world):
     running.problem = "it sent the worker something that is not a message"
     world.on_exit(10, EXIT_3)
     ((failure,),) = world.recorder.args("failed")
-    assert failure.how == "it sent the worker something that is not a message; exit code 3"
+    assert (
+        failure.how == "it sent the worker something that is not a message; exit code 3"
+    )
 
 
 def test_a_child_stopped_for_a_shutdown_gives_its_job_back(world):
@@ -316,7 +318,8 @@ def test_a_child_over_its_limit_fails_its_attempt_with_what_it_used(world):
         "MemoryLimitExceeded: used 612 MB, limit 512 MB; its processes were killed\n"
     )
     ((used,),) = [(k,) for k in world.recorder.kwargs("keep_usage")]
-    assert used["max_rss"] == 700_000_000 and used["cpu"] == 1.25
+    assert used["max_rss"] == 700_000_000
+    assert used["cpu"] == 1.25
     assert 0 <= used["wall"] < 5
 
 
