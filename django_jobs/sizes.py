@@ -81,3 +81,40 @@ def cpu_seconds_problem(value: Any) -> str | None:
     ):
         return f"a CPU time is a number of seconds above zero, got {value!r}"
     return None
+
+
+def usage_rows(usage: Any) -> list[tuple[str, str, str, str]]:
+    """Each attempt's usage (``Job.usage``) for people, newest first:
+    (attempt, peak memory, CPU, wall time); "-" where it is not known. A
+    column written by hand that is no list of entries gives no rows."""
+    if not isinstance(usage, list):
+        return []
+    rows = []
+    for used in reversed(usage):
+        if not isinstance(used, dict):
+            continue
+        rows.append(
+            (
+                str(used.get("attempt", "?")),
+                format_size(used.get("max_rss")) or "-",
+                _seconds(used.get("cpu")),
+                _seconds(used.get("wall")),
+            )
+        )
+    return rows
+
+
+def limits_text(max_memory: int | None, max_cpu_seconds: float | None) -> str:
+    """A job's own limits for people; "" if its task set none."""
+    parts = []
+    if max_memory is not None:
+        parts.append(f"memory {format_size(max_memory)}")
+    if max_cpu_seconds is not None:
+        parts.append(f"CPU {max_cpu_seconds:g} s")
+    return ", ".join(parts)
+
+
+def _seconds(value: Any) -> str:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return "-"
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
