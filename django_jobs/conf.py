@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .sizes import cpu_seconds_problem, parse_size
+from .sizes import cpu_seconds_problem, size_or_none
 
 ON_FAILURE_CHOICES = ("bury", "delete")
 
@@ -240,12 +240,7 @@ def non_negative_int(name: str, value: Any) -> int:
 
 
 def optional_size(name: str, value: Any) -> int | None:
-    if value is None:
-        return None
-    try:
-        return parse_size(value)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{_where(name)}: {exc}.") from None
+    return size_or_none(value, _where(name), ImproperlyConfigured)
 
 
 def optional_cpu_seconds(name: str, value: Any) -> float | None:

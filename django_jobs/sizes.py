@@ -53,6 +53,17 @@ def parse_size(value: Any) -> int:
     return int(number)
 
 
+def size_or_none(value: Any, where: str, error: type[Exception]) -> int | None:
+    """``parse_size(value)``, None kept; a bad size raises ``error`` (the
+    caller's kind: a settings error, a command error) naming ``where``."""
+    if value is None:
+        return None
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise error(f"{where}: {exc}.") from None
+
+
 def format_size(size: int | float | None) -> str:
     """``size`` bytes for people: "612 MB", "1.50 GB", "980 kB" (decimal
     units, three significant figures); "" for None."""

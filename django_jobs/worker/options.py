@@ -15,7 +15,7 @@ from django.core.management.base import CommandError
 
 from ..backend import JobsBackend, jobs_backend
 from ..conf import JobsOptions
-from ..sizes import cpu_seconds_problem, parse_size
+from ..sizes import cpu_seconds_problem, size_or_none
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +59,9 @@ class WorkerOptions:
             shutdown_timeout=_seconds(
                 "--shutdown-timeout", options["shutdown_timeout"], 30.0, zero_ok=True
             ),
-            max_memory=_size("--max-memory", options.get("max_memory")),
+            max_memory=size_or_none(
+                options.get("max_memory"), "--max-memory", CommandError
+            ),
             max_cpu_seconds=_cpu_seconds(
                 "--max-cpu-seconds", options.get("max_cpu_seconds")
             ),
@@ -111,15 +113,6 @@ def _seconds(flag: str, value: Any, default: float, *, zero_ok: bool = False) ->
             f"{flag} must be a number of seconds ({least}), got {value!r}."
         )
     return seconds
-
-
-def _size(flag: str, value: Any) -> int | None:
-    if value is None:
-        return None
-    try:
-        return parse_size(value)
-    except ValueError as exc:
-        raise CommandError(f"{flag}: {exc}.") from None
 
 
 def _cpu_seconds(flag: str, value: Any) -> float | None:

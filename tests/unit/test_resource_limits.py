@@ -13,10 +13,10 @@ from django.core.management.base import CommandError
 
 from django_jobs.compat import InvalidTask, task
 from django_jobs.conf import JobsOptions
-from django_jobs.sizes import format_size, parse_size
+from django_jobs.sizes import format_size, parse_size, size_or_none
 from django_jobs.task import job_limits
 from django_jobs.worker import procfs
-from django_jobs.worker.options import _cpu_seconds, _size
+from django_jobs.worker.options import _cpu_seconds
 from django_jobs.worker.resources import Limits, ResourceWatch
 from tests import tasks
 from tests.unit.fakes import job
@@ -125,6 +125,9 @@ def test_bad_options_are_refused(options, message):
 
 
 def test_worker_flags():
+    def _size(flag, value):
+        return size_or_none(value, flag, CommandError)
+
     assert _size("--max-memory", "512MB") == 512_000_000
     assert _size("--max-memory", None) is None
     assert _cpu_seconds("--max-cpu-seconds", "2.5") == 2.5
