@@ -121,7 +121,8 @@ class ResourceWatch:
         limits = self.limits(job)
         if not limits or not procfs.AVAILABLE:
             return
-        base = procfs.read_stat(pid)
+        # Only a CPU limit needs to know what the child used before the job.
+        base = procfs.read_stat(pid) if limits.cpu is not None else None
         cpu = base.cpu if base is not None else 0.0
         self.watched[pid] = Watched(limits, cpu, time.monotonic() + INTERVAL)
 
@@ -133,15 +134,16 @@ class ResourceWatch:
         return min((w.next_at for w in self.watched.values()), default=None)
 
     def sample(self, clock: float) -> dict[int, Exceeded]:
-        """Sample the children that are due; those over a limit, killed (the
+        """When one child is due, sample them all (one scan of /proc serves
+        every child, and their turns stay together: the scans per second do
+        not grow with the concurrency); those over a limit, killed (the
         processes of their tree outside their group too; the group is the
         caller's to stop, as for a timeout)."""
-        due = [pid for pid, w in self.watched.items() if w.next_at <= clock]
-        if not due:
+        if not any(w.next_at <= clock for w in self.watched.values()):
             return {}
         table = procfs.scan()
         over = {}
-        for pid in due:
+        for pid in list(self.watched):
             members = procfs.tree(pid, table)
             exceeded = self._check(self.watched[pid], *procfs.usage(members, table))
             if exceeded is not None:
