@@ -102,6 +102,8 @@ class ResourceWatch:
         self.rlimit = bool(config and config.MEMORY_RLIMIT)
         #: Children whose job has limits, by pid.
         self.watched: dict[int, Watched] = {}
+        #: Those found over a limit, kept for their job's usage until they die.
+        self.stopped: dict[int, Watched] = {}
         if (self.memory or self.cpu) and not procfs.AVAILABLE:
             logger.warning("no /proc here: memory and CPU limits are not enforced")
 
@@ -128,7 +130,7 @@ class ResourceWatch:
 
     def finished(self, pid: int) -> Watched | None:
         """The child's job ended: its samples, and no more of them."""
-        return self.watched.pop(pid, None)
+        return self.watched.pop(pid, None) or self.stopped.pop(pid, None)
 
     def due_at(self) -> float | None:
         return min((w.next_at for w in self.watched.values()), default=None)
@@ -148,7 +150,7 @@ class ResourceWatch:
             exceeded = self._check(self.watched[pid], *procfs.usage(members, table))
             if exceeded is not None:
                 over[pid] = exceeded
-                del self.watched[pid]
+                self.stopped[pid] = self.watched.pop(pid)
                 self._kill_strays(pid, members, table)
             else:
                 self.watched[pid].next_at = clock + self._interval(self.watched[pid])

@@ -55,6 +55,8 @@ def test_a_grandchild_that_leaks_is_caught(start_worker):
     job = Job.objects.get(pk=leaking.id)
     assert job.state == "buried"
     assert job.errors[0]["exception_class_path"].endswith("MemoryLimitExceeded")
+    # the tree's sample: the child's own usage never saw its grandchild's
+    assert job.usage[0]["max_rss"] > 300 * rt.MB
     assert not process_exists(grandchild)
 
 

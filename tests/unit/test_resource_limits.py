@@ -190,3 +190,35 @@ def test_the_tree_of_a_process_includes_its_group_and_descendants():
             os.kill(pid, 9)
         child.kill()
         child.wait(timeout=10)
+
+
+def test_one_scan_samples_every_watched_child_and_keeps_the_peak(monkeypatch):
+    from django_jobs.worker import resources
+
+    table = {
+        10: procfs.Stat(ppid=1, pgrp=10, cpu=0.0, rss=100),
+        11: procfs.Stat(ppid=10, pgrp=10, cpu=0.0, rss=250),  # its grandchild
+        20: procfs.Stat(ppid=1, pgrp=20, cpu=5.0, rss=100),
+    }
+    scans = []
+    monkeypatch.setattr(procfs, "scan", lambda: scans.append(1) or table)
+    monkeypatch.setattr(procfs, "AVAILABLE", True)
+    monkeypatch.setattr(procfs, "read_stat", lambda pid: table[pid])
+    watch = ResourceWatch(None)
+    big, spinning = job(1), job(2)
+    big.max_memory, spinning.max_cpu_seconds = 300, 2.0
+    watch.started(10, big)
+    watch.started(20, spinning)
+    clock = watch.due_at()
+    assert watch.sample(clock - 0.001) == {}  # nobody due: no scan
+    assert scans == []
+    table[20] = procfs.Stat(ppid=1, pgrp=20, cpu=7.5, rss=100)  # 2.5 s since start
+    over = watch.sample(clock)
+    assert scans == [1]  # one scan for both
+    assert set(over) == {10, 20}
+    assert over[10].describe() == "used 350 B, limit 300 B"
+    assert over[20].describe() == "used 2.5 s of CPU, limit 2 s"
+    assert watch.due_at() is None  # neither is sampled again
+    assert watch.finished(10).peak == 350  # kept for the attempt's usage
+    assert watch.finished(10) is None
+    assert resources.Limits() == Limits(None, None)
