@@ -71,8 +71,9 @@ In the other processes: zygote.py (the fork server), child.py (a child's
 loop: take jobs, run each through django_jobs.attempts, report),
 child_connections.py (a child's own database connections: opened while it
 waits, checked before a job, closed at exit), usage.py (what an attempt
-used: the child's getrusage, the zygote's wait4, the watch's samples). django_jobs.attempts is the
-one way a job runs: a child and django_jobs.testing both use it.
+used: the child's getrusage, the zygote's wait4, the watch's samples).
+django_jobs.attempts is the one way a job runs: a child and
+django_jobs.testing both use it.
 
 The path of one job::
 

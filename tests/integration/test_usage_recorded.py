@@ -53,3 +53,10 @@ def test_limits_are_written_at_enqueue_and_shown_with_the_usage(db):
     assert "limits memory 512 MB, CPU 30 s" in out
     assert "Usage, newest first:" in out
     assert "  1        123 MB       250 ms  1.50 s" in out
+
+
+def test_many_jobs_enqueued_at_once_carry_their_limits(db):
+    limited = tasks.add.using(max_memory="2GiB", max_cpu_seconds=0.5)
+    results = limited.enqueue_many([((1, 2), {}), ((3, 4), {})])
+    rows = Job.objects.filter(pk__in=[r.id for r in results])
+    assert {(row.max_memory, row.max_cpu_seconds) for row in rows} == {(2**31, 0.5)}
