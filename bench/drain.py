@@ -32,18 +32,27 @@ STOP_LINE = re.compile(
 
 
 def drain_once(
-    jobs: int, concurrency: int, per_child: int, task: str = "tasks.noop"
+    jobs: int,
+    concurrency: int,
+    per_child: int,
+    task: str = "tasks.noop",
+    extra: tuple[str, ...] = (),
+    args: tuple = (),
 ) -> dict[str, float]:
+    """One drain; ``extra``: more runworker flags, ``args``: each job's
+    arguments after its number."""
     from django.utils.module_loading import import_string
 
     from django_jobs.models import Job
 
     Job.objects.filter(state="ready").delete()
-    import_string(f"bench.{task}").enqueue_many([((i,), {}) for i in range(jobs)])
+    calls = [((i, *args), {}) for i in range(jobs)]
+    import_string(f"bench.{task}").enqueue_many(calls)
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings"}
     command = [
         sys.executable, "manage.py", "runworker", "--burst",
         "--concurrency", str(concurrency), "--jobs-per-child", str(per_child),
+        *extra,
     ]  # fmt: skip
     start = time.perf_counter()
     done = subprocess.run(

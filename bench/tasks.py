@@ -11,6 +11,12 @@ def noop(i: int = 0) -> None:
 
 
 @task
+def doze(i: int = 0, seconds: float = 0.1) -> None:
+    """Sleep: long enough for the memory watch to sample the job."""
+    time.sleep(seconds)
+
+
+@task
 def started_at() -> float:
     """Return the wall-clock time at which the job started (for latency)."""
     return time.time()

@@ -38,6 +38,8 @@ class Kind(enum.Enum):
     RAISED = "failed"
     #: It ran past its reservation and was killed.
     TIMED_OUT = "timed out"
+    #: It used more memory or CPU time than its limit and was killed.
+    OVER_LIMIT = "over its limit"
     #: Its process ended without reporting an outcome.
     CRASHED = "crashed"
     #: Someone cancelled it while it ran.

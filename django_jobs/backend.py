@@ -43,7 +43,7 @@ from .scope import (
     current_workflow,
 )
 from .states import State, task_status
-from .task import Call, JobTask, job_result, task_at
+from .task import Call, JobTask, job_limits, job_result, task_at
 from .validation import check_importable, validate_task
 
 if TYPE_CHECKING:
@@ -199,6 +199,7 @@ class JobsBackend(BaseTaskBackend):
             "on_failure": getattr(task, "on_failure", None)
             or config.DEFAULT_ON_FAILURE,
             "expires_at": expires,
+            **job_limits(task),
             "backend": self.alias,
             "parent": current_job.get(),
             "batch": current_batch.get(),

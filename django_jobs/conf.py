@@ -14,6 +14,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 from .rates import BadRate, parse_rate
+from .sizes import cpu_seconds_problem, size_or_none
 
 ON_FAILURE_CHOICES = ("bury", "delete")
 
@@ -79,6 +80,15 @@ class JobsOptions:
     #: Tried 1 s after the first failure, then doubling, at most a minute
     #: apart (worker/import_grace.py); a path no deploy can bring gets no grace.
     IMPORT_GRACE: float = 900.0
+    #: Resident memory (bytes, or a size such as "512MB") a job's process
+    #: tree may use before the worker kills it, for jobs whose task sets no
+    #: ``max_memory`` (None: no limit; ``runworker --max-memory`` first).
+    MAX_MEMORY: int | None = None
+    #: CPU seconds a job's process tree may use, likewise (``max_cpu_seconds``).
+    MAX_CPU_SECONDS: float | None = None
+    #: Also set RLIMIT_AS (address space) to the memory limit in a job's
+    #: process before it runs: a hard bound per process, on virtual memory.
+    MEMORY_RLIMIT: bool = False
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any]) -> JobsOptions:
@@ -241,6 +251,16 @@ def non_negative_int(name: str, value: Any) -> int:
     return value
 
 
+def optional_size(name: str, value: Any) -> int | None:
+    return size_or_none(value, _where(name), ImproperlyConfigured)
+
+
+def optional_cpu_seconds(name: str, value: Any) -> float | None:
+    if value is not None and (problem := cpu_seconds_problem(value)):
+        raise ImproperlyConfigured(f"{_where(name)}: {problem}.")
+    return None if value is None else float(value)
+
+
 def optional_seconds(name: str, value: Any) -> float | None:
     return None if value is None else non_negative_number(name, value)
 
@@ -268,4 +288,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "CAPTURE_OUTPUT": boolean,
     "OUTPUT_TAIL": non_negative_int,
     "IMPORT_GRACE": non_negative_number,
+    "MAX_MEMORY": optional_size,
+    "MAX_CPU_SECONDS": optional_cpu_seconds,
+    "MEMORY_RLIMIT": boolean,
 }

@@ -117,6 +117,15 @@ class JobTimeout(TimeoutError):
     """The job ran past its time to run (ttr) and was killed."""
 
 
+class MemoryLimitExceeded(MemoryError):
+    """The job's processes used more resident memory than its limit and
+    were killed."""
+
+
+class CPULimitExceeded(RuntimeError):
+    """The job's processes used more CPU time than its limit and were killed."""
+
+
 class ChildCrashed(RuntimeError):
     """The process running the job exited without reporting an outcome."""
 

@@ -1,9 +1,11 @@
 """The queues as Prometheus / OpenMetrics metrics: what ``jobs stats`` counts.
 
-A scrape reads the database three times, whatever the number of jobs and
+A scrape reads the database five times, whatever the number of jobs and
 queues: the grouped query behind the dashboard and ``jobs stats``
-(``stats.queue_counts``), the worker summary (``stats.worker_summaries``)
-and the workflows counted by backend and state (``workflow_counts``).
+(``stats.queue_counts``), the worker summary (``stats.worker_summaries``),
+the workflows counted by backend and state (``workflow_counts``) and the
+usage of the latest done and buried jobs (two bounded reads:
+``usage_metrics``).
 Nothing is kept between scrapes, so every web process answers the same and
 a restart loses nothing.
 
@@ -31,6 +33,7 @@ from django.utils import timezone
 
 from . import stats
 from .models import Workflow
+from .usage_metrics import usage_families
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
@@ -57,7 +60,7 @@ def client():
 
 
 def families(now: datetime | None = None) -> list[Metric]:
-    """Every metric family of one scrape (three queries)."""
+    """Every metric family of one scrape (five queries)."""
     from prometheus_client.core import GaugeMetricFamily
 
     now = now or timezone.now()
@@ -93,7 +96,10 @@ def families(now: datetime | None = None) -> list[Metric]:
         oldest.add_metric(list(key), 0 if since is None else seconds(now - since))
         done.add_metric(list(key), row.get("done_last_hour", 0))
         failed.add_metric(list(key), row.get("failed_last_hour", 0))
-    return [jobs, oldest, done, failed, *worker_families(now), *workflow_families()]
+    return [
+        jobs, oldest, done, failed, *worker_families(now), *workflow_families(),
+        *usage_families(now),
+    ]  # fmt: skip
 
 
 def worker_families(now: datetime) -> Iterator[Metric]:

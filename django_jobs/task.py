@@ -18,6 +18,7 @@ from django.utils.module_loading import import_string
 
 from .compat import TASKS_MODULE, Task, TaskResult, TaskResultStatus
 from .exceptions import TaskNeverImportable, TaskNotFound, TaskNotImportable
+from .sizes import parse_size
 
 Call = tuple[Sequence[Any], Mapping[str, Any]]
 
@@ -47,6 +48,12 @@ class JobTask(Task):
     #: The parameter whose value is the job's key: the queue's limits per key
     #: hold for each value (docs/limits.rst).
     limit_key: str | None = None
+    #: Resident memory its process tree may use (bytes, or "512MB", "1GiB":
+    #: see ``django_jobs.sizes``); over it, the worker kills the job's process
+    #: and the attempt fails (``MemoryLimitExceeded``).
+    max_memory: int | str | None = None
+    #: CPU seconds its process tree may use (``CPULimitExceeded``).
+    max_cpu_seconds: float | None = None
 
     def using(
         self,
@@ -62,6 +69,8 @@ class JobTask(Task):
         unique_key: str | None = None,
         expires: float | timedelta | datetime | None = None,
         limit_key: str | None = None,
+        max_memory: int | str | None = None,
+        max_cpu_seconds: float | None = None,
     ) -> JobTask:
         """A copy of this task with some options changed for one enqueue."""
         changes = {
@@ -78,6 +87,8 @@ class JobTask(Task):
                 ("unique_key", unique_key),
                 ("expires", expires),
                 ("limit_key", limit_key),
+                ("max_memory", max_memory),
+                ("max_cpu_seconds", max_cpu_seconds),
             )
             if value is not None
         }
@@ -90,6 +101,17 @@ class JobTask(Task):
         transaction if there is one.
         """
         return self.get_backend().enqueue_many(self, calls)
+
+
+def job_limits(task: Task) -> dict[str, Any]:
+    """The limits a job of ``task`` carries in its row: the task's own
+    (checked by ``validation``), in bytes and seconds; None where it has none."""
+    memory = getattr(task, "max_memory", None)
+    cpu = getattr(task, "max_cpu_seconds", None)
+    return {
+        "max_memory": None if memory is None else parse_size(memory),
+        "max_cpu_seconds": None if cpu is None else float(cpu),
+    }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -27,6 +27,7 @@ from .compat import (
 )
 from .conf import ON_FAILURE_CHOICES
 from .limit_keys import check_limit_key
+from .sizes import cpu_seconds_problem, size_problem
 from .task import never_importable
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ def validate_task(backend: JobsBackend, task: Task) -> None:
         )
     _check_unique(task, invalid)
     check_limit_key(task, invalid)
+    _check_resources(task, invalid)
     expires = getattr(task, "expires", None)
     if isinstance(expires, timedelta | datetime) or expires is None:
         _check_datetime_or_delay("expires", expires, invalid, positive=True)
@@ -228,6 +230,16 @@ def _check_datetime_or_delay(
             f"{name} must be a datetime or a timedelta (a delay from now), "
             f"got {value!r}."
         )
+
+
+def _check_resources(task: Task, invalid: Invalid) -> None:
+    """``max_memory`` is a size, ``max_cpu_seconds`` a positive number."""
+    memory = getattr(task, "max_memory", None)
+    if memory is not None and (problem := size_problem(memory)):
+        raise invalid(f"max_memory: {problem}.")
+    cpu = getattr(task, "max_cpu_seconds", None)
+    if cpu is not None and (problem := cpu_seconds_problem(cpu)):
+        raise invalid(f"max_cpu_seconds: {problem}.")
 
 
 def _positive_int(value: Any) -> bool:

@@ -19,6 +19,7 @@ from django.utils.translation import ngettext
 
 from .. import stats
 from ..models import Batch, Job, Worker
+from ..sizes import limits_text, usage_rows
 from ..states import MEANINGS, State
 from .batches import batch_progress
 from .display import moment, pretty_json, progress_bar, state_badge
@@ -47,6 +48,7 @@ SECTIONS = [
         ],
     ),
     (_("Errors"), ["error_list"]),
+    (_("Usage"), ["usage_table"]),
     (_("Output"), ["output"]),
     (_("Data"), ["arguments", "keyword_arguments", "result", "saved_checkpoint"]),
     (
@@ -65,7 +67,13 @@ SECTIONS = [
     (_("Workers"), ["worker", "worker_history"]),
     (_("Related jobs"), RELATED),
     (_("Workflow"), WORKFLOW),
-    (_("Options"), ["ttr", "max_attempts", "on_failure", "unique_key", "limit_key"]),
+    (
+        _("Options"),
+        [
+            *("ttr", "max_attempts", "on_failure", "unique_key"),
+            *("limit_key", "resource_limits"),
+        ],
+    ),
 ]
 
 
@@ -103,6 +111,7 @@ class JobPage:
         empty = {
             "error_list": not obj.errors,
             "output": not obj.logs,
+            "usage_table": not usage_rows(obj.usage),
             "progress_value": obj.progress is None,
             "saved_checkpoint": obj.checkpoint is None,
         }
@@ -155,6 +164,22 @@ class JobPage:
             return pretty_json(job.logs)
         return render_to_string(
             "admin/django_jobs/job/logs.html", {"logs": list(reversed(job.logs))}
+        )
+
+    @admin.display(description=_("usage per attempt"))
+    def usage_table(self, job):
+        """Peak memory, CPU and wall time of each attempt, newest first."""
+        return render_to_string(
+            "admin/django_jobs/job/usage.html", {"rows": usage_rows(job.usage)}
+        )
+
+    @admin.display(description=_("limits"))
+    def resource_limits(self, job):
+        """The task's own memory and CPU limits; a worker's or OPTIONS' apply
+        to a job whose task set none."""
+        return limits_text(job.max_memory, job.max_cpu_seconds) or _(
+            "none of its own (the worker's --max-memory / --max-cpu-seconds, "
+            "else OPTIONS, apply)"
         )
 
     @admin.display(description=_("arguments"))

@@ -20,8 +20,9 @@ from django.utils import timezone
 from .. import stats
 from ..durations import moment_text
 from ..models import Batch, Job, Schedule, Worker
+from ..sizes import limits_text, usage_rows
 from ..states import MEANINGS, State
-from .text import describe_progress
+from .text import describe_progress, table
 from .workflows import graph_document, graph_lines, graph_rows
 
 #: Children listed by id; past that, only counted.
@@ -63,6 +64,9 @@ def job_document(job: Job, db: str) -> dict[str, Any]:
         "checkpoint": job.checkpoint,
         "errors": job.errors,
         "output": job.logs,
+        "usage": job.usage,
+        "max_memory": job.max_memory,
+        "max_cpu_seconds": job.max_cpu_seconds,
         **{field: iso(getattr(job, field)) for field, _label in TIMES},
         "worker": job.reserved_by or None,
         "worker_alive": worker_alive(job, db),
@@ -136,6 +140,7 @@ def job_lines(doc: dict[str, Any], now: datetime | None = None) -> list[str]:
         *graph_lines(doc),
         *data(doc),
         *errors(doc["errors"], now),
+        *usage(doc["usage"]),
         *output(doc["output"]),
     ]
 
@@ -163,6 +168,8 @@ def summary(doc: dict[str, Any], now: datetime) -> list[tuple[str, str]]:
         options += f", limit key {doc['limit_key']}"
     if doc["runs_anyway"]:
         options += ", runs anyway (even if a job it waits for fails)"
+    if limits := limits_text(doc["max_memory"], doc["max_cpu_seconds"]):
+        options += f", limits {limits}"
     rows.append(("options", options))
     return rows
 
@@ -235,6 +242,15 @@ def when(text: str, now: datetime) -> str:
         return moment_text(datetime.fromisoformat(text), now)
     except (TypeError, ValueError):
         return str(text)
+
+
+def usage(entries: Any) -> list[str]:
+    """What each attempt used, newest first (a table)."""
+    rows = usage_rows(entries)
+    if not rows:
+        return []
+    header = ["attempt", "peak memory", "CPU", "wall"]
+    return ["", "Usage, newest first:", *indent("\n".join(table(header, rows)))]
 
 
 def output(logs: list[dict[str, Any]]) -> list[str]:

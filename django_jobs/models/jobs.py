@@ -103,6 +103,13 @@ class Job(models.Model):
     progress = ReadableJSONField(_("progress"), null=True, blank=True)
     #: The tail of each attempt's output: [{"attempt", "text", "truncated"}].
     logs = ReadableJSONField(_("logs"), default=list, blank=True, db_default=[])
+    #: The task's own resource limits (the worker's and OPTIONS' apply when
+    #: these are null): bytes of resident memory, seconds of CPU time.
+    max_memory = models.PositiveBigIntegerField(_("max memory"), null=True, blank=True)
+    max_cpu_seconds = models.FloatField(_("max CPU seconds"), null=True, blank=True)
+    #: What each attempt used: [{"attempt", "max_rss" (bytes), "cpu", "wall"
+    #: (seconds)}]; written with the attempt's outcome (worker/usage.py).
+    usage = ReadableJSONField(_("usage"), default=list, blank=True, db_default=[])
     # Jobs enqueued by a running job are its children; a batch groups jobs
     # whose completion runs a callback.
     parent = models.ForeignKey(

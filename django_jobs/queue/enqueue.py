@@ -48,6 +48,8 @@ def insert(
     on_failure: str = "bury",
     backend: str = "default",
     expires_at: datetime | None = None,
+    max_memory: int | None = None,
+    max_cpu_seconds: float | None = None,
     unique_keys: Sequence[str] | None = None,
     limit_keys: Sequence[str] | None = None,
     schedule: tuple[int, datetime] | None = None,
@@ -80,6 +82,7 @@ def insert(
         "on_failure": on_failure, "backend": backend, "expires_at": expires_at,
         "unique_keys": unique_keys, "schedule": schedule, "parent": parent,
         "batch": batch, "limit_keys": limit_keys,
+        "max_memory": max_memory, "max_cpu_seconds": max_cpu_seconds,
     }  # fmt: skip
     if workflow is None and after is None and step is None:
         return _insert(calls, db, columns)
@@ -123,6 +126,8 @@ def _insert(
         "waiting_for": given.get("waiting_for", 0),
         "runs_anyway": given.get("runs_anyway", False),
         "downstream_count": given.get("downstream_count", 0),
+        "max_memory": given.get("max_memory"),
+        "max_cpu_seconds": given.get("max_cpu_seconds"),
     }
     unique_keys = given["unique_keys"]
     keys = list(unique_keys) if unique_keys else [""] * len(calls)

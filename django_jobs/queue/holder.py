@@ -124,13 +124,14 @@ def complete(
 
 
 def complete_returning(
-    outcomes: Sequence[tuple[int, str, Any]],
+    outcomes: Sequence[tuple[int, str, Any] | tuple[int, str, Any, dict | None]],
     *,
     using: str | None = None,
     prepare: bool = False,
 ) -> dict[int, dict[str, Any]]:
     """Record many successful attempts in one statement; return what was
-    written to each job completed, by id.
+    written to each job completed, by id. Each outcome is (id, token, return
+    value), and may add what the attempt used (``Job.usage``'s entry).
 
     An id missing lost its claim (its row was left alone): the caller must
     report it, since its work may have been done twice.
@@ -142,7 +143,8 @@ def complete_returning(
     sql, params = statements.completion(
         connection,
         outcomes=[
-            (job_id, token, storable(value)) for job_id, token, value in outcomes
+            (job_id, token, storable(value), used[0] if used else None)
+            for job_id, token, value, *used in outcomes
         ],
         now=timezone.now(),
         cleared=unreserved(),
@@ -194,11 +196,12 @@ def retry(
     token: str,
     error: dict[str, Any],
     delay: float = 0,
+    usage: dict[str, Any] | None = None,
     using: str | None = None,
     unless_moved: Q | None = None,
 ) -> dict[str, Any]:
-    """Record a failed attempt and put the job back, due after ``delay``
-    seconds. Returns what was written."""
+    """Record a failed attempt (and what it used) and put the job back, due
+    after ``delay`` seconds. Returns what was written."""
     changed = change(
         "retry",
         job_id,
@@ -208,6 +211,7 @@ def retry(
         values={
             "run_at": timezone.now() + timedelta(seconds=delay),
             "errors": JSONAppend("errors", error),
+            **used(usage),
             **unreserved(),
         },
         returning=WRITTEN,
@@ -237,6 +241,7 @@ def postpone(
     token: str,
     error: dict[str, Any],
     delay: float,
+    usage: dict[str, Any] | None = None,
     using: str | None = None,
 ) -> dict[str, Any]:
     """Give a job back to be tried again after ``delay`` seconds, keeping the
@@ -253,6 +258,7 @@ def postpone(
             "worker_ids": JSONDropLast("worker_ids"),
             "run_at": timezone.now() + timedelta(seconds=delay),
             "errors": JSONAppend("errors", error),
+            **used(usage),
             **unreserved(),
         },
         returning=WRITTEN,
@@ -281,6 +287,7 @@ def fail(
     error: dict[str, Any],
     *,
     backoff: tuple[float, float] = (10.0, 3600.0),
+    usage: dict[str, Any] | None = None,
     using: str | None = None,
     unless_moved: Q | None = None,
 ) -> Failed:
@@ -289,16 +296,17 @@ def fail(
     The job is retried after an exponential, jittered delay while it has
     attempts left; after that it is buried with all its errors, or deleted if
     its task says ``on_failure="delete"``. ``unless_moved``: see
-    ``guard.change``.
+    ``guard.change``; ``usage``: what the attempt used (``Job.usage``).
     """
     held = {"token": job.claim_token, "using": using, "unless_moved": unless_moved}
     if job.attempts < job.max_attempts:
         delay = backoff_delay(job.attempts, *backoff)
-        return Failed(Then.RETRIED, retry(job.pk, error=error, delay=delay, **held))
+        retried = retry(job.pk, error=error, delay=delay, usage=usage, **held)
+        return Failed(Then.RETRIED, retried)
     if deletes(job):
         delete(job.pk, **held)
         return Failed(Then.DELETED, {})
-    return Failed(Then.BURIED, bury_held(job.pk, error=error, **held))
+    return Failed(Then.BURIED, bury_held(job.pk, error=error, usage=usage, **held))
 
 
 def deletes(job: Job) -> bool:
@@ -312,10 +320,12 @@ def bury_held(
     *,
     token: str,
     error: dict[str, Any],
+    usage: dict[str, Any] | None = None,
     using: str | None = None,
     unless_moved: Q | None = None,
 ) -> dict[str, Any]:
-    """Bury a job its holder failed for good; return what was written."""
+    """Bury a job its holder failed for good (keeping what its attempt
+    ``usage``); return what was written."""
     changed = change(
         "bury",
         job_id,
@@ -325,12 +335,18 @@ def bury_held(
         values={
             "finished_at": timezone.now(),
             "errors": JSONAppend("errors", error),
+            **used(usage),
             **unreserved(),
         },
         returning=WRITTEN,
     )
     settle(changed.batches, using=get_db(using))
     return changed.rows[0]
+
+
+def used(usage: dict[str, Any] | None) -> dict[str, Any]:
+    """The write that keeps what an attempt used, if known (``Job.usage``)."""
+    return {} if usage is None else {"usage": JSONAppend("usage", usage)}
 
 
 def backoff_delay(attempt: int, base: float, cap: float) -> float:

@@ -259,15 +259,16 @@ _COMPLETING = states.only_source("complete").value, states.target("complete").va
 def completion(
     connection,
     *,
-    outcomes: Sequence[tuple[int, str, Any]],
+    outcomes: Sequence[tuple[int, str, Any, dict[str, Any] | None]],
     now: datetime,
     cleared: dict[str, Any],
 ) -> tuple[str, list[Any]]:
     """The statement that marks claimed jobs done, and its parameters.
 
-    ``outcomes``: (id, token, return value) for each job, which must still
-    be held under that token; the value must be JSON (see
-    ``arguments.storable``). ``now`` is the finish time, ``cleared`` the
+    ``outcomes``: (id, token, return value, usage) for each job, which must
+    still be held under that token; the value must be JSON (see
+    ``arguments.storable``), the usage what the attempt used (appended to
+    ``Job.usage``; None: nothing). ``now`` is the finish time, ``cleared`` the
     reservation's fields with their new values. Returns each completed job's
     ``COMPLETED_LINKS`` and ``COMPLETED`` fields. On PostgreSQL the same
     statement releases the jobs that waited for them (see
@@ -281,12 +282,20 @@ def completion(
     statement = _completions.get(key)
     if statement is None:
         head, tail = _ends(connection, cleared)
-        statement = head + Statement.rows("rows", 3, len(outcomes)) + tail
+        statement = head + Statement.rows("rows", 4, len(outcomes)) + tail
         if len(outcomes) <= 64:  # keep the cache small: portions are usually short
             _completions[key] = statement
     source, target = _COMPLETING
     return statement.bind(
-        rows=[(job_id, token, json.dumps(value)) for job_id, token, value in outcomes],
+        rows=[
+            (
+                job_id,
+                token,
+                json.dumps(value),
+                None if used is None else json.dumps(used),
+            )
+            for job_id, token, value, used in outcomes
+        ],
         target=target,
         now=connection.ops.adapt_datetimefield_value(now),
         source=source,
@@ -328,11 +337,15 @@ def _ends(connection, cleared: dict[str, Any]) -> tuple[Statement, Statement]:
     clear = ", ".join(f"{qn(name)} = %({name})s" for name in cleared)
     fields = fields_named((*COMPLETED_LINKS, *COMPLETED))
     returned = returning(connection, fields, qualified=True)
-    head = "WITH v(id, token, value) AS (VALUES "  # then the rows
+    usage = qn("usage")
+    kept = JSONAppend.templates[connection.vendor].format(f"{table}.{usage}", "v.usage")
+    head = "WITH v(id, token, value, usage) AS (VALUES "  # then the rows
     update = (
         f"UPDATE {table} SET {qn('state')} = %(target)s,"
         f" {qn('finished_at')} = %(now)s,"
-        f" {qn('return_value')} = {value}, {clear}"
+        f" {qn('return_value')} = {value},"
+        f" {usage} = CASE WHEN v.usage IS NULL THEN {table}.{usage} ELSE {kept} END,"
+        f" {clear}"
         f" FROM v WHERE {table}.{qn('id')} = v.id"
         f" AND {table}.{qn('claim_token')} = v.token"
         f" AND {table}.{qn('state')} = %(source)s"

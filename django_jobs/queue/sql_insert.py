@@ -19,7 +19,7 @@ INSERT_SHARED = (
     "backend", "queue", "task_path", "state", "priority", "run_at", "ttr",
     "max_attempts", "on_failure", "enqueued_at", "expires_at", "schedule_id",
     "scheduled_for", "parent_id", "batch_id", "workflow_id", "waiting_for",
-    "runs_anyway", "downstream_count",
+    "runs_anyway", "downstream_count", "max_memory", "max_cpu_seconds",
 )  # fmt: skip
 INSERT_PER_CALL = ("args", "kwargs", "unique_key", "limit_key")
 INSERT_CONSTANT = {

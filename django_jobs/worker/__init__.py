@@ -35,6 +35,9 @@ Objects of the supervisor (one module each)::
         WarmDatabases            databases spare children connect to ahead
           (child_connections.py)
         Preloads (preload.py)    task modules the zygote imports once
+        ResourceWatch            each running job's memory and CPU limits;
+          (resources.py)         samples of the limited ones' process trees
+                                 (procfs.py), stopped when over (Stop.LIMIT)
       Claimer (claiming.py)      when and how many to claim; refill the pool;
                                  give back a claim whose reply was lost
       ChildEvents (events.py)    a child spoke, started a job, or died
@@ -67,8 +70,10 @@ Objects of the supervisor (one module each)::
 In the other processes: zygote.py (the fork server), child.py (a child's
 loop: take jobs, run each through django_jobs.attempts, report),
 child_connections.py (a child's own database connections: opened while it
-waits, checked before a job, closed at exit). django_jobs.attempts is the
-one way a job runs: a child and django_jobs.testing both use it.
+waits, checked before a job, closed at exit), usage.py (what an attempt
+used: the child's getrusage, the zygote's wait4, the watch's samples).
+django_jobs.attempts is the one way a job runs: a child and
+django_jobs.testing both use it.
 
 The path of one job::
 

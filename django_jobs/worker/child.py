@@ -27,7 +27,7 @@ from ..exceptions import ClaimLost, NotRecorded
 from ..returns import stored_return_value
 from ..task import JobResult, job_result
 from ..workflows import Upstream
-from . import child_connections, framing, protocol
+from . import child_connections, framing, protocol, usage
 from .protocol import JobSpec
 
 _channel: _Channel | None = None
@@ -185,22 +185,27 @@ def _run(job: JobSpec) -> protocol.Outcome:
         return protocol.Outcome.of(job.id, task, [])
     child_connections.check_opened_ahead()
     framing.send(_channel.sock, protocol.Started(job.id))
+    cpu = usage.process_cpu()
     try:
-        ended = attempts.run(
-            task,
-            job.id,
-            job.args,
-            job.kwargs,
-            context=lambda: job_context(task, job),
-            workflow=job.workflow,
-        )
+        with usage.address_space_limit(job.rlimit_as):
+            ended = attempts.run(
+                task,
+                job.id,
+                job.args,
+                job.kwargs,
+                context=lambda: job_context(task, job),
+                workflow=job.workflow,
+            )
     finally:
         used = child_connections.in_use()
         close_old_connections()
         # Before the outcome is sent: the supervisor, reading the job's pipe
         # when the outcome arrives, then has every line of it.
         flush_output()
-    return protocol.Outcome.of(job.id, ended, used)
+    cpu = usage.process_cpu() - cpu
+    return protocol.Outcome.of(
+        job.id, ended, used, cpu=cpu, max_rss=usage.process_peak()
+    )
 
 
 def flush_output() -> None:

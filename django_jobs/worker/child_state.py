@@ -13,12 +13,16 @@ import socket
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
 from ..models import Job
 from . import framing
 from .failures import Stop
+
+if TYPE_CHECKING:
+    from .resources import Exceeded
 
 
 def lease_deadline(job: Job) -> float:
@@ -45,6 +49,10 @@ class Child:
     stopping: Stop | None = None
     #: What it did wrong, for the error of its job (a protocol breach).
     problem: str = ""
+    #: The limit its job went over, for the error of its job.
+    over_limit: Exceeded | None = None
+    #: Monotonic time at which its head started (its wall time, if it dies).
+    started_at: float | None = None
     kill_at: float | None = None
     #: What the child has not taken yet, each part with the file descriptors
     #: that go with its first byte: the supervisor never blocks on a child.
@@ -70,6 +78,7 @@ class Child:
 
     def head_started(self) -> None:
         self.started = True
+        self.started_at = time.monotonic()
 
     def follow_lease(self) -> None:
         """Its head's reservation moved: its deadline moves with it."""

@@ -24,6 +24,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from ..models import Job
 from . import child, protocol, zygote
@@ -33,6 +34,10 @@ from .failures import Stop
 from .output import Outputs
 from .preload import Preloads
 from .process import kill_group
+from .resources import Exceeded, ResourceWatch
+
+if TYPE_CHECKING:
+    from .options import WorkerOptions
 
 logger = logging.getLogger("django_jobs.worker")
 
@@ -48,6 +53,7 @@ class Children:
         *,
         capture_output: bool = True,
         output_tail: int = 0,
+        limits_from: WorkerOptions | None = None,
     ) -> None:
         self.jobs_per_child = jobs_per_child
         self.kill_grace = kill_grace
@@ -62,6 +68,8 @@ class Children:
         self.outputs = Outputs(selector, output_tail, per_job=jobs_per_child > 1)
         self.warm = WarmDatabases()
         self.preloads = Preloads()
+        #: The memory and CPU limits of running jobs, and their samples.
+        self.resources = ResourceWatch(limits_from)
 
     def start_zygote(self) -> None:
         self.zygote = zygote.start(child.main)
@@ -120,6 +128,7 @@ class Children:
 
     def remove(self, gone: Child) -> None:
         self.by_pid.pop(gone.pid, None)
+        self.resources.finished(gone.pid)
         self.stop_listening(gone)
         gone.sock.close()
         self._let_go(gone)
@@ -196,7 +205,8 @@ class Children:
         self.preloads.ask(self.zygote, jobs)
         to.retiring = to.assigned >= self.jobs_per_child
         pipes = self.outputs.pipes_for(to.pid, jobs)
-        specs = [protocol.JobSpec.of(job) for job in jobs]
+        rlimit = self.resources.rlimit_for
+        specs = [protocol.JobSpec.of(job, rlimit(job)) for job in jobs]
         self.send(to, protocol.Run(specs, last=to.retiring, pipes=len(pipes)), pipes)
 
     def finish_head(self, of: Child) -> Job:
@@ -244,7 +254,19 @@ class Children:
             elif busy.stopping is None and clock >= busy.deadline:
                 self.stop(busy, Stop.TIMEOUT)
                 timed_out.append(busy)
+        for pid, exceeded in self.resources.sample(clock).items():
+            if (over := self.by_pid.get(pid)) is not None and over.stopping is None:
+                self.over_limit(over, exceeded)
         return timed_out
+
+    def over_limit(self, busy: Child, exceeded: Exceeded) -> None:
+        """Stop a child whose job went over a limit: at once for memory."""
+        busy.over_limit = exceeded
+        logger.warning(
+            "job %s in process %d %s; stopping it", busy.job.pk, busy.pid,
+            exceeded.describe(),
+        )  # fmt: skip
+        self.stop(busy, Stop.LIMIT, now=exceeded.memory)
 
     def next_deadline(self) -> float | None:
         times = [
@@ -252,6 +274,8 @@ class Children:
             for c in self.busy
             if c.kill_at is not None or c.stopping is None
         ]
+        if (sample_at := self.resources.due_at()) is not None:
+            times.append(sample_at)
         return min(times, default=None)
 
     def waiting(self) -> Iterator[Job]:

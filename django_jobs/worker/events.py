@@ -22,6 +22,7 @@ from .portions import Portions
 from .process import describe_status
 from .protocol import ProtocolError
 from .shutdown import Shutdown
+from .usage import since
 from .watch import ClaimWatch
 
 logger = logging.getLogger("django_jobs.worker")
@@ -62,7 +63,7 @@ class ChildEvents:
             if isinstance(message, protocol.Forked):
                 self.children.forked(message.id, message.pid)
             elif isinstance(message, protocol.Exited):
-                self.on_exit(message.pid, message.status)
+                self.on_exit(message.pid, message.status, message)
             elif isinstance(message, protocol.Preloaded):
                 self.on_preloaded(message)
 
@@ -140,6 +141,7 @@ class ChildEvents:
             return
         self.leases.renew_if_late(job)
         sender.follow_lease()
+        self.children.resources.started(sender.pid, job)
         log_job(logging.DEBUG, job, "started in process %d", sender.pid)
         self.recorder.job_started(job)
 
@@ -170,6 +172,11 @@ class ChildEvents:
         self.portions.observe(outcome.seconds)
         self.children.warm.used(outcome.databases)
         self.claimer.wake_up()
+        watched = self.children.resources.finished(sender.pid)
+        self.recorder.keep_usage(
+            job, max_rss=outcome.max_rss, cpu=outcome.cpu, wall=outcome.seconds,
+            watched=watched,
+        )  # fmt: skip
         if outcome.ok:
             self.recorder.succeeded(job, outcome.value, outcome.seconds)
         else:
@@ -181,7 +188,9 @@ class ChildEvents:
 
     # Exits
 
-    def on_exit(self, pid: int, status: int) -> None:
+    def on_exit(
+        self, pid: int, status: int, exited: protocol.Exited | None = None
+    ) -> None:
         gone = self.children.by_pid.get(pid)
         if gone is None:
             return
@@ -190,11 +199,18 @@ class ChildEvents:
                 self.on_message(gone, message)
         self.children.outputs.read_child(gone.pid)
         if gone.jobs:
-            self.lost_child(gone, describe_status(status))
+            used = {  # what the process used, for its head's attempt
+                "max_rss": exited and exited.max_rss, "cpu": exited and exited.cpu,
+                "wall": since(gone.started_at if gone.started else None),
+                "watched": self.children.resources.finished(pid),
+            }  # fmt: skip
+            self.lost_child(gone, describe_status(status), used=used)
             self.claimer.wake_up()  # a slot is free: no notification will say so
         self.children.remove(gone)
 
-    def lost_child(self, gone: Child, how: str, *, crashed: bool = False) -> None:
+    def lost_child(
+        self, gone: Child, how: str, *, crashed: bool = False, used: dict | None = None
+    ) -> None:
         """A child died before finishing its jobs.
 
         Its head was its current attempt (even if it had not said so yet):
@@ -212,14 +228,17 @@ class ChildEvents:
             log_job(logging.WARNING, head, "stopped: its claim was lost")
         else:
             self.keep_logs(gone, head)
+            self.recorder.keep_usage(head, **(used or {}))
             if stopping is Stop.TIMEOUT:
-                self.recorder.timed_out(head, head.ttr)
+                failure = Failure.timed_out(head, head.ttr)
             elif stopping is Stop.CANCEL:
-                self.recorder.cancelled(head)
+                failure = Failure.cancelled(head)
+            elif stopping is Stop.LIMIT:
+                failure = gone.over_limit.failure(head)
             else:
-                self.recorder.crashed(
-                    head, f"{gone.problem}; {how}" if gone.problem else how
-                )
+                how = f"{gone.problem}; {how}" if gone.problem else how
+                failure = Failure.crashed(head, how)
+            self.recorder.failed(failure)
         for job in rest:
             if not self.watch.forget_lost(job):
                 self.recorder.release(job)

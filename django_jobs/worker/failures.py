@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..attempts import Kind
+from ..exceptions import ChildCrashed, JobCancelled, JobTimeout, class_path
 
 if TYPE_CHECKING:
     from ..models import Job
@@ -33,6 +34,9 @@ class Stop(enum.Enum):
     LOST = "lost"
     #: It broke the protocol: recorded as a crash, with what it did wrong.
     PROTOCOL = "protocol"
+    #: Its job went over its memory or CPU limit (``Child.over_limit``):
+    #: recorded as a failed attempt, retried as its task says.
+    LIMIT = "limit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,27 @@ class Failure:
             str(error.get("traceback", "")),
             seconds=outcome.seconds if kind.attempted else None,
         )
+
+    @classmethod
+    def timed_out(cls, job: Job, ttr_seconds: float) -> Failure:
+        message = (
+            f"{JobTimeout.__name__}: the job ran past its ttr of {ttr_seconds:g}s "
+            "and its process group was killed\n"
+        )
+        return cls(job, Kind.TIMED_OUT, class_path(JobTimeout), message)
+
+    @classmethod
+    def cancelled(cls, job: Job) -> Failure:
+        message = f"{JobCancelled.__name__}: cancelled while it ran; stopped\n"
+        return cls(job, Kind.CANCELLED, class_path(JobCancelled), message)
+
+    @classmethod
+    def crashed(cls, job: Job, how: str) -> Failure:
+        message = (
+            f"{ChildCrashed.__name__}: the job's process ended ({how}) "
+            "without reporting an outcome\n"
+        )
+        return cls(job, Kind.CRASHED, class_path(ChildCrashed), message, how)
 
     def describe(self) -> str:
         """The start of the worker's log line: "failed after 12.0 ms"."""

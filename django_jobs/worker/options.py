@@ -15,6 +15,7 @@ from django.core.management.base import CommandError
 
 from ..backend import JobsBackend, jobs_backend
 from ..conf import JobsOptions
+from ..sizes import cpu_seconds_problem, size_or_none
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,9 @@ class WorkerOptions:
     max_jobs: int | None = None
     poll_interval: float = 1.0
     shutdown_timeout: float = 30.0
+    #: Limits for jobs whose task sets none (before OPTIONS'): bytes, seconds.
+    max_memory: int | None = None
+    max_cpu_seconds: float | None = None
 
     @property
     def config(self) -> JobsOptions:
@@ -54,6 +58,12 @@ class WorkerOptions:
             poll_interval=_seconds("--poll-interval", options["poll_interval"], 1.0),
             shutdown_timeout=_seconds(
                 "--shutdown-timeout", options["shutdown_timeout"], 30.0, zero_ok=True
+            ),
+            max_memory=size_or_none(
+                options.get("max_memory"), "--max-memory", CommandError
+            ),
+            max_cpu_seconds=_cpu_seconds(
+                "--max-cpu-seconds", options.get("max_cpu_seconds")
             ),
         )
 
@@ -102,4 +112,16 @@ def _seconds(flag: str, value: Any, default: float, *, zero_ok: bool = False) ->
         raise CommandError(
             f"{flag} must be a number of seconds ({least}), got {value!r}."
         )
+    return seconds
+
+
+def _cpu_seconds(flag: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if problem := cpu_seconds_problem(seconds):
+        raise CommandError(f"{flag}: {problem.replace(repr(seconds), repr(value))}.")
     return seconds

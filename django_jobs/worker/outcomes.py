@@ -27,18 +27,16 @@ from ..attempts import Kind, Next, follows
 from ..backend import JobsBackend
 from ..compat import Task, task_finished, task_started
 from ..exceptions import (
-    ChildCrashed,
     ClaimLost,
-    JobCancelled,
     JobDoesNotExist,
     JobError,
-    JobTimeout,
     OutcomeNotStored,
     class_path,
 )
 from ..logging import log_fields
 from ..models import Job
 from ..states import State
+from . import usage
 from .failures import Failure
 from .import_grace import import_failing_for, next_try_in
 from .options import WorkerOptions
@@ -86,6 +84,8 @@ class Recorder:
         self.errors: dict[int, dict[str, Any]] = {}
         self.progresses: dict[int, tuple[Job, Progress]] = {}
         self.logs: dict[int, tuple[str, bool]] = {}
+        #: What each attempt used (usage.entry), written with its outcome.
+        self.usage: dict[int, dict[str, Any]] = {}
         self.progress_written: dict[int, float] = {}
         #: The Task of each started job, resolved once for both its signals.
         self.tasks: dict[int, Task | None] = {}
@@ -104,6 +104,11 @@ class Recorder:
         """The output of the job's attempt, to store with its outcome."""
         self.logs[job.pk] = (text, truncated)
 
+    def keep_usage(self, job: Job, **used: Any) -> None:
+        """What the job's attempt used (see usage.entry), to store with it."""
+        if any(value is not None for value in used.values()):
+            self.usage[job.pk] = usage.entry(job, **used)
+
     def progress(self, job: Job, message: Progress) -> None:
         """Keep the latest progress report of a job, to write it soon."""
         self.progresses[job.pk] = (job, message)
@@ -121,24 +126,6 @@ class Recorder:
 
     def failed(self, failure: Failure) -> None:
         self.failures.append(failure)
-
-    def timed_out(self, job: Job, ttr_seconds: float) -> None:
-        message = (
-            f"{JobTimeout.__name__}: the job ran past its ttr of {ttr_seconds:g}s "
-            "and its process group was killed\n"
-        )
-        self.failed(Failure(job, Kind.TIMED_OUT, class_path(JobTimeout), message))
-
-    def cancelled(self, job: Job) -> None:
-        message = f"{JobCancelled.__name__}: cancelled while it ran; stopped\n"
-        self.failed(Failure(job, Kind.CANCELLED, class_path(JobCancelled), message))
-
-    def crashed(self, job: Job, how: str) -> None:
-        message = (
-            f"{ChildCrashed.__name__}: the job's process ended ({how}) "
-            "without reporting an outcome\n"
-        )
-        self.failed(Failure(job, Kind.CRASHED, class_path(ChildCrashed), message, how))
 
     # Writing it down
 
@@ -169,6 +156,7 @@ class Recorder:
     def release(self, job: Job) -> None:
         """Give a job back unfinished (shutdown); the attempt does not count."""
         self.tasks.pop(job.pk, None)
+        self.usage.pop(job.pk, None)
         try:
             queue.release(job.pk, token=job.claim_token, using=self.db)
         except (JobError, DatabaseError) as exc:
@@ -228,7 +216,7 @@ class Recorder:
         }
         batch, self.successes = self.successes, []
         for job, value, elapsed in batch:
-            task = self.tasks.pop(job.pk, None)
+            task, _ = self.tasks.pop(job.pk, None), self.usage.pop(job.pk, None)
             if job.pk in refusals:
                 self._not_stored(job, "return value", refusals[job.pk])
             elif (row := written.get(job.pk, landed.get(job.pk))) is not None:
@@ -251,7 +239,10 @@ class Recorder:
     ) -> tuple[dict[int, dict], dict[int, DatabaseError]]:
         """Complete jobs in one statement: what was written to each (a job
         missing lost its claim), and the return values the database refused."""
-        outcomes = [(job.pk, job.claim_token, value) for job, value, _ in successes]
+        outcomes = [
+            (job.pk, job.claim_token, value, self.usage.get(job.pk))
+            for job, value, _ in successes
+        ]
         try:
             return queue.complete_returning(outcomes, using=self.db, prepare=True), {}
         except DatabaseError as exc:
@@ -290,14 +281,14 @@ class Recorder:
     def _record_failure(self, failure: Failure) -> None:
         job = failure.job
         self.forget_progress(job)
-        task = self.tasks.pop(job.pk, None)
+        task, used = self.tasks.pop(job.pk, None), self.usage.pop(job.pk, None)
         self._save_logs(job)
         error = self.errors.setdefault(
             job.pk,
             queue.attempt_error(job, failure.exception_class_path, failure.traceback),
         )
         try:
-            result, written = self._decide(failure, error)
+            result, written = self._decide(failure, error, used)
         except (ClaimLost, JobDoesNotExist) as exc:
             landed = self._failure_landed(failure, error, exc)
             if landed is None:
@@ -340,24 +331,24 @@ class Recorder:
             return "to be tried again, the attempt not counted" + IN_DOUBT, row
         return queue.Then.RETRIED + IN_DOUBT, row
 
-    def _decide(self, failure: Failure, error: dict[str, Any]) -> tuple[str, dict]:
-        """Write what comes after ``failure``: words for the log, and what
-        was written to the row."""
+    def _decide(
+        self, failure: Failure, error: dict[str, Any], used: dict | None
+    ) -> tuple[str, dict]:
+        """Write what comes after ``failure`` (with what it ``used``): words
+        for the log, and what was written to the row."""
         job, waited = failure.job, import_failing_for(failure.job)
+        held = {"error": error, "usage": used, "using": self.db}
         match self._follows(failure):
             case Next.RETRY:
-                failed = queue.fail(job, error, backoff=self.backoff, using=self.db)
+                failed = queue.fail(job, backoff=self.backoff, **held)
                 return failed.then, failed.written
             case Next.WAIT_FOR_DEPLOY:
                 delay = next_try_in(job, self.import_grace, waited)
                 written = queue.postpone(
-                    job.pk, token=job.claim_token, error=error, delay=delay,
-                    using=self.db,
-                )  # fmt: skip
+                    job.pk, token=job.claim_token, delay=delay, **held
+                )
                 return f"tried again in {delay:.0f} s, the attempt not counted", written
-        written = queue.bury_held(
-            job.pk, token=job.claim_token, error=error, using=self.db
-        )
+        written = queue.bury_held(job.pk, token=job.claim_token, **held)
         if failure.kind is Kind.NOT_IMPORTABLE:
             grace = f"IMPORT_GRACE is {self.import_grace:g} s"
             return f"buried: not importable for {waited:.0f} s ({grace})", written

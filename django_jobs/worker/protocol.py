@@ -139,9 +139,11 @@ class JobSpec(Fields):
     last_attempted_at: str | None
     #: Its workflow: the jobs it enqueues join it (see scope.running_job).
     workflow: int | None = None
+    #: RLIMIT_AS for its process while it runs (OPTIONS['MEMORY_RLIMIT']).
+    rlimit_as: int | None = None
 
     @classmethod
-    def of(cls, job: Job) -> JobSpec:
+    def of(cls, job: Job, rlimit_as: int | None = None) -> JobSpec:
         return cls(
             id=job.pk,
             task_path=job.task_path,
@@ -157,6 +159,7 @@ class JobSpec(Fields):
             started_at=_iso(job.started_at),
             last_attempted_at=_iso(job.last_attempted_at),
             workflow=job.workflow_id,
+            rlimit_as=rlimit_as,
         )
 
 
@@ -271,9 +274,15 @@ class Outcome(Message):
     seconds: float = 0.0
     #: The databases the job used (children to come connect to them ahead).
     databases: list[str] = field(default_factory=list)
+    #: CPU seconds the job used, and the process's peak resident bytes (see
+    #: worker/usage.py).
+    cpu: float | None = None
+    max_rss: int | None = None
 
     @classmethod
-    def of(cls, job_id: int, ended: Ended, databases: list[str]) -> Outcome:
+    def of(
+        cls, job_id: int, ended: Ended, databases: list[str], **used: Any
+    ) -> Outcome:
         kind = None if ended.kind is None else ended.kind.name
         return cls(
             id=job_id,
@@ -282,6 +291,7 @@ class Outcome(Message):
             error=ended.error,
             seconds=ended.seconds,
             databases=databases,
+            **used,
         )
 
     @property
@@ -327,6 +337,9 @@ class Exited(Message):
     pid: int
     #: As ``os.waitpid`` gives it.
     status: int
+    #: Its CPU seconds and peak resident bytes (``wait4``), its life long.
+    cpu: float | None = None
+    max_rss: int | None = None
 
 
 @message("preloaded", "zygote")

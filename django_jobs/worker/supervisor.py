@@ -64,6 +64,7 @@ class Supervisor:
             self.selector,
             capture_output=options.config.CAPTURE_OUTPUT,
             output_tail=options.config.OUTPUT_TAIL,
+            limits_from=options,
         )
         self.shutdown = Shutdown(options, self.children)
         self.recorder = Recorder(options, self.health)

@@ -253,14 +253,15 @@ class Zygote:
     def reap(self) -> None:
         while self.children or self.probes.running:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, used = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
             if pid in self.children:
                 self.children.discard(pid)
-                self.report(protocol.Exited(pid, status))
+                cpu, peak = used.ru_utime + used.ru_stime, used.ru_maxrss * 1024
+                self.report(protocol.Exited(pid, status, cpu=cpu, max_rss=peak))
 
     def report(self, message: protocol.Message) -> None:
         with contextlib.suppress(OSError):  # the supervisor is gone: shutdown follows

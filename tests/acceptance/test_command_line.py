@@ -31,6 +31,8 @@ from tests.acceptance.conftest import ROOT
             "--shutdown-timeout must be a number of seconds (zero or more)",
         ),
         (["--backend", "nope"], "--backend 'nope' is not a key of the TASKS setting"),
+        (["--max-memory", "lots"], "--max-memory: a size is a number of bytes"),
+        (["--max-cpu-seconds", "0"], "--max-cpu-seconds: a CPU time is a number"),
         (
             ["--backend", "strict", "--queue", "reports"],
             "--queue 'reports' is not one of",

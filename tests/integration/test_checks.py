@@ -47,6 +47,14 @@ def test_e003_bad_options():
     assert ids(backend_messages({"NOT_AN_OPTION": 1})) == ["django_jobs.E003"]
 
 
+def test_e003_bad_limits():
+    (memory,) = backend_messages({"MAX_MEMORY": "512 elephants"})
+    assert memory.id == "django_jobs.E003"
+    assert "OPTIONS['MAX_MEMORY']: a size is a number of bytes" in memory.msg
+    (cpu,) = backend_messages({"MAX_CPU_SECONDS": -1})
+    assert "OPTIONS['MAX_CPU_SECONDS']: a CPU time is a number" in cpu.msg
+
+
 def test_e004_bad_queue_names():
     messages = backend_messages(queues=["ok", "", "x" * 101])
     assert ids(messages) == ["django_jobs.E004"]

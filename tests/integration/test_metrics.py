@@ -118,7 +118,7 @@ def test_a_scrape_in_openmetrics(db, token):
     assert (oldest.type, oldest.unit) == ("gauge", "seconds")
 
 
-def test_a_scrape_costs_three_queries_whatever_the_size(db, token):
+def test_a_scrape_costs_five_queries_whatever_the_size(db, token):
     def queries() -> int:
         with CaptureQueriesContext(connection) as captured:
             assert Client().get(URL, **token).status_code == 200
@@ -128,7 +128,8 @@ def test_a_scrape_costs_three_queries_whatever_the_size(db, token):
     small = queries()
     for i in range(30):
         queue.insert([([], {})] * 20, task_path="tests.tasks.noop", queue=f"q{i}")
-    assert queries() == small == 3  # jobs, workers, workflows
+    # jobs, workers, workflows, usage of the latest done and buried jobs
+    assert queries() == small == 5
 
 
 @pytest.mark.parametrize(
@@ -192,3 +193,23 @@ def test_without_prometheus_client_the_error_says_what_to_install(
     client = Client()
     client.force_login(admin)
     assert client.get("/admin/django_jobs/queue/").status_code == 200
+
+
+def test_usage_histograms_per_task(db, token):
+    for used in ({"max_rss": 40 * 2**20, "cpu": 0.2}, {"max_rss": 3 * 2**30, "cpu": 7}):
+        job = queue.enqueue(task_path="tests.tasks.add")
+        (claimed,) = queue.claim(worker_id="w")
+        entry = {"attempt": 1, "wall": 1.0, **used}
+        queue.complete_returning([(job.pk, claimed.claim_token, 3, entry)])
+    text = Client().get(URL, **token).content.decode()
+    got = samples(text)
+    task = (("backend", "default"), ("task", "tests.tasks.add"))
+    memory = "django_jobs_task_peak_memory_bytes"
+    assert got[memory + "_bucket", *task[:1], ("le", "67108864"), *task[1:]] == 1
+    assert got[memory + "_bucket", *task[:1], ("le", "+Inf"), *task[1:]] == 2
+    assert got["django_jobs_task_cpu_seconds_gsum", *task] == 7.2
+    families = {family.name: family for family in parse_openmetrics(
+        Client().get(URL, HTTP_ACCEPT="application/openmetrics-text", **token)
+        .content.decode()
+    )}  # fmt: skip
+    assert families["django_jobs_task_cpu_seconds"].type == "gaugehistogram"

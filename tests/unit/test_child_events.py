@@ -26,6 +26,7 @@ from django_jobs.worker.events import ChildEvents
 from django_jobs.worker.failures import Failure, Stop
 from django_jobs.worker.leases import LOST, Refused
 from django_jobs.worker.portions import Portions
+from django_jobs.worker.resources import Exceeded
 from django_jobs.worker.watch import ClaimWatch
 from tests.unit.fakes import Fake, job
 
@@ -47,6 +48,7 @@ class Pool(Fake):
         self.outputs = Fake()
         self.warm = Fake()
         self.preloads = Fake()
+        self.resources = Fake()
 
     def broke_protocol(self, sender: Child, problem: str) -> None:
         Children.broke_protocol(self, sender, problem)
@@ -180,7 +182,8 @@ def test_a_success_is_queued_and_frees_a_slot(world):
     outcome = {"op": "outcome", "id": 1, "value": 7, "seconds": 0.25}
     world.on_message(running, said({**outcome, "databases": ["default"]}))
     assert list(running.jobs) == [behind]
-    assert world.recorder.names() == ["keep_logs", "succeeded"]  # the logs first
+    # the logs and what it used first
+    assert world.recorder.names() == ["keep_logs", "keep_usage", "succeeded"]
     assert world.recorder.args("keep_logs") == [(head, "printed\n", False)]
     assert world.recorder.args("succeeded") == [(head, 7, 0.25)]
     assert world.children.warm.args("used") == [(["default"],)]
@@ -227,7 +230,7 @@ def test_a_child_that_dies_with_its_job_records_why(world, stopping, recorded):
     running.stopping = stopping
     world.on_exit(10, KILLED)
     name, *args = recorded
-    assert world.recorder.args(name) == [(head, *args)]
+    assert world.recorder.args("failed") == [(getattr(Failure, name)(head, *args),)]
     assert world.recorder.args("release") == [(behind,)]  # it never started
     assert world.claimer.names() == ["wake_up"]
     assert world.children.args("remove") == [(running,)]
@@ -237,8 +240,10 @@ def test_a_crash_names_what_the_child_did_wrong(world):
     running = world.child(10, job(1))
     running.problem = "it sent the worker something that is not a message"
     world.on_exit(10, EXIT_3)
-    ((_, how),) = world.recorder.args("crashed")
-    assert how == "it sent the worker something that is not a message; exit code 3"
+    ((failure,),) = world.recorder.args("failed")
+    assert (
+        failure.how == "it sent the worker something that is not a message; exit code 3"
+    )
 
 
 def test_a_child_stopped_for_a_shutdown_gives_its_job_back(world):
@@ -269,7 +274,7 @@ def test_what_a_child_said_before_dying_counts(world):
     running.theirs.close()
     world.on_exit(10, 0)
     assert world.recorder.args("succeeded") == [(head, None, 0.0)]
-    assert world.recorder.args("crashed") == []
+    assert world.recorder.args("failed") == []
     assert world.claimer.names() == ["wake_up"]  # for the outcome only
 
 
@@ -294,8 +299,28 @@ def test_a_child_that_breaks_the_protocol_is_stopped_now(world, caplog):
     assert world.children.args("stop_listening") == [(running,)]
     assert running.problem
     world.on_exit(10, KILLED)  # the job is recorded as crashed, saying why
-    ((_, how),) = world.recorder.args("crashed")
-    assert how.startswith(running.problem)
+    ((failure,),) = world.recorder.args("failed")
+    assert failure.how.startswith(running.problem)
+
+
+def test_a_child_over_its_limit_fails_its_attempt_with_what_it_used(world):
+    head = job(1)
+    running = world.child(10, head)
+    running.head_started()
+    running.stopping = Stop.LIMIT
+    running.over_limit = Exceeded(memory=True, used=612e6, limit=512e6)
+    world.children.resources.returns["finished"] = None
+    exited = protocol.Exited(10, KILLED, cpu=1.25, max_rss=700_000_000)
+    world.on_exit(10, KILLED, exited)
+    ((failure,),) = world.recorder.args("failed")
+    assert failure.kind is Kind.OVER_LIMIT
+    assert failure.traceback == (
+        "MemoryLimitExceeded: used 612 MB, limit 512 MB; its processes were killed\n"
+    )
+    ((used,),) = [(k,) for k in world.recorder.kwargs("keep_usage")]
+    assert used["max_rss"] == 700_000_000
+    assert used["cpu"] == 1.25
+    assert 0 <= used["wall"] < 5
 
 
 # The fork server
@@ -323,6 +348,7 @@ def test_a_dead_fork_server_ends_the_worker_and_its_jobs_attempts(world, caplog)
     world.on_zygote()
     assert world.failed
     assert world.children.names()[0] == "forget_zygote"
-    assert world.recorder.args("crashed") == [(head, "the worker's fork server died")]
+    crashed = Failure.crashed(head, "the worker's fork server died")
+    assert world.recorder.args("failed") == [(crashed,)]
     assert world.children.args("remove") == [(running,), (idle,)]
     assert world.shutdown.args("abort") == [("the fork server died",)]

@@ -97,11 +97,15 @@ def test_the_claims_states_come_from_the_state_table(connection):
 
 @pytest.mark.parametrize("count", [1, 3, 65])
 def test_the_completion_has_one_parameter_per_placeholder(connection, count):
-    outcomes = [(n, f"t{n}", {"n": n}) for n in range(1, count + 1)]
+    used = {"attempt": 1, "max_rss": 2048, "cpu": 0.5, "wall": 1.0}
+    outcomes = [(n, f"t{n}", {"n": n}, used) for n in range(1, count + 1)]
     text = rendered(
         *sql.completion(connection, outcomes=outcomes, now=NOW, cleared=unreserved())
     )
-    rows = ", ".join(f"({n}, 't{n}', '{{\"n\": {n}}}')" for n in range(1, count + 1))
+    kept = literal(json.dumps(used))
+    rows = ", ".join(
+        f"({n}, 't{n}', '{{\"n\": {n}}}', {kept})" for n in range(1, count + 1)
+    )
     assert f"AS (VALUES {rows})" in text
     now = literal(connection.ops.adapt_datetimefield_value(NOW))
     done = states.target("complete").value
@@ -113,11 +117,13 @@ def test_the_completion_has_one_parameter_per_placeholder(connection, count):
 
 
 def test_the_completion_keeps_values_of_any_json_type(connection):
-    outcomes = [(1, "t", None), (2, "t", "it's"), (3, "t", [1.5, True])]
+    outcomes = [(1, "t", None, None), (2, "t", "it's", None), (3, "t", [1.5, 1], None)]
     _, params = sql.completion(
         connection, outcomes=outcomes, now=NOW, cleared=unreserved()
     )
-    assert params[:9] == [1, "t", "null", 2, "t", '"it\'s"', 3, "t", "[1.5, true]"]
+    assert params[:12] == [
+        1, "t", "null", None, 2, "t", '"it\'s"', None, 3, "t", "[1.5, 1]", None
+    ]  # fmt: skip
 
 
 def test_a_statement_may_only_have_named_placeholders():
@@ -146,7 +152,7 @@ SHARED = {
     "on_failure": "bury", "enqueued_at": "2025-01-01", "expires_at": None,
     "schedule_id": None, "scheduled_for": None, "parent_id": 9, "batch_id": None,
     "workflow_id": None, "waiting_for": 0, "runs_anyway": False,
-    "downstream_count": 0,
+    "downstream_count": 0, "max_memory": 2**31, "max_cpu_seconds": 1.5,
 }  # fmt: skip
 
 

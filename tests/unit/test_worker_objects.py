@@ -175,6 +175,7 @@ def test_what_each_kind_of_failure_means():
         Kind.RAISED: Next.RETRY,
         Kind.TIMED_OUT: Next.RETRY,
         Kind.CRASHED: Next.RETRY,
+        Kind.OVER_LIMIT: Next.RETRY,
         Kind.CANCELLED: Next.BURY,
         Kind.NOT_A_TASK: Next.BURY,
         Kind.NOT_IMPORTABLE: Next.WAIT_FOR_DEPLOY,

@@ -52,6 +52,19 @@ class Command(BaseCommand):
             "before they are stopped and put back (default 30).",
         )
         parser.add_argument(
+            "--max-memory",
+            metavar="SIZE",
+            help="Kill a job whose processes use more resident memory than this "
+            '(bytes, or "512MB", "1GiB"), unless its task sets max_memory. '
+            "Default: OPTIONS['MAX_MEMORY'].",
+        )
+        parser.add_argument(
+            "--max-cpu-seconds",
+            metavar="SECONDS",
+            help="Kill a job whose processes use more CPU time than this, unless "
+            "its task sets max_cpu_seconds. Default: OPTIONS['MAX_CPU_SECONDS'].",
+        )
+        parser.add_argument(
             "--json-logs",
             action="store_true",
             help="Log one JSON object per line (for log shippers), the jobs' "
