@@ -7,6 +7,10 @@ the job table keep each key's row up to date whenever one of its jobs
 becomes ready (an enqueue, a retry, a rescue, a kick, a released claim, a
 waiting job released, a row written by hand) and when one of its running
 jobs stops running, on PostgreSQL and SQLite alike.
+
+On SQLite, a migration that remakes the job table (most column changes do)
+drops its triggers: such a migration must create them again after its
+schema changes (tests/integration/test_key_turns.py fails if it does not).
 """
 
 from django.db import migrations, models
@@ -111,7 +115,7 @@ def run(postgresql, sqlite):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("django_jobs", "0012_workflows"),
+        ("django_jobs", "0013_job_resources"),
     ]
 
     operations = [

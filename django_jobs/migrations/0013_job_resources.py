@@ -7,7 +7,7 @@ import django_jobs.fields
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("django_jobs", "0013_key_limits"),
+        ("django_jobs", "0012_workflows"),
     ]
 
     operations = [
