@@ -76,6 +76,18 @@ class JobsOptions:
     #: Tried 1 s after the first failure, then doubling, at most a minute
     #: apart (worker/import_grace.py); a path no deploy can bring gets no grace.
     IMPORT_GRACE: float = 900.0
+    #: An autoscaling worker (``--concurrency MIN:MAX``) stops the children
+    #: left idle for this many seconds (worker/scaling.py): back to MIN
+    #: within this long of its queues emptying.
+    SCALE_DOWN_AFTER: float = 30.0
+    #: Database connections the live workers may hold together, each
+    #: counting its supervisor's, its listener's and two per child slot
+    #: (None: no budget). A worker grows only within it, and one whose
+    #: minimum does not fit is refused at start.
+    CONNECTION_BUDGET: int | None = None
+    #: Bytes the host must keep available (/proc/meminfo MemAvailable) for
+    #: an autoscaling worker to grow (0: grow whatever the memory).
+    SCALE_MIN_FREE_MEMORY: int = 256 * 1024 * 1024
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any]) -> JobsOptions:
@@ -228,6 +240,10 @@ def non_negative_int(name: str, value: Any) -> int:
     return value
 
 
+def optional_positive_int(name: str, value: Any) -> int | None:
+    return None if value is None else positive_int(name, value)
+
+
 def optional_seconds(name: str, value: Any) -> float | None:
     return None if value is None else non_negative_number(name, value)
 
@@ -255,4 +271,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "CAPTURE_OUTPUT": boolean,
     "OUTPUT_TAIL": non_negative_int,
     "IMPORT_GRACE": non_negative_number,
+    "SCALE_DOWN_AFTER": positive_number,
+    "CONNECTION_BUDGET": optional_positive_int,
+    "SCALE_MIN_FREE_MEMORY": non_negative_int,
 }
