@@ -132,3 +132,13 @@ def process_exists(pid: int) -> bool:
             return stat.read().split(") ")[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def worker_connections() -> int:
+    """Connections to the test database other than this test's own."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]

@@ -16,7 +16,7 @@ from django.db import connection
 
 from django_jobs.models import Job, Worker
 from tests import tasks
-from tests.acceptance.conftest import wait_for
+from tests.acceptance.conftest import wait_for, worker_connections
 
 SETTINGS = {"DJANGO_SETTINGS_MODULE": "tests.scaling_settings"}
 CHANGE = re.compile(r"(growing|shrinking) to (\d+) children")
@@ -98,16 +98,6 @@ def test_a_minimum_above_the_budget_is_refused_at_start(start_worker):
     assert worker.wait(timeout=30) == 1
     assert "below this worker's minimum" in worker.output
     assert not Worker.objects.exists()
-
-
-def worker_connections() -> int:
-    """Connections to the test database other than the sampler's own."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        return cursor.fetchone()[0]
 
 
 class Sampler(threading.Thread):

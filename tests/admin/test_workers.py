@@ -5,6 +5,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from django_jobs.models import Lease, Worker
+from tests.fleet_rows import autoscaling_worker
 
 from .conftest import WORKERS
 
@@ -32,20 +33,11 @@ def test_the_list_flags_stale_workers(admin_client, worker):
 
 
 def test_the_list_shows_an_autoscaling_worker_s_size_and_range(admin_client, worker):
-    Worker.objects.create(
-        id="w2",
-        hostname="host-2",
-        pid=99,
-        concurrency=6,
-        min_concurrency=2,
-        max_concurrency=16,
-        connections=14,
-        jobs_in_hand=5,
-    )
+    autoscaling_worker(jobs_in_hand=5)
     html = admin_client.get(WORKERS).content.decode()
     assert ">5</a> / 6" in html  # jobs in hand, of its current size
     assert html.count(">min 2, max 16<") == 1  # not under the fixed worker
-    page = admin_client.get(f"{WORKERS}w2/change/").content.decode()
+    page = admin_client.get(f"{WORKERS}w3/change/").content.decode()
     for label in ("min concurrency", "max concurrency", "database connections"):
         assert label in page.lower()
 

@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 from django_jobs import queue
 from django_jobs.models import Worker
+from tests.fleet_rows import autoscaling_worker
 
 URL = "/jobs/metrics"
 TOKEN = "s3cret-scrape-token"
@@ -105,15 +106,7 @@ def test_configured_queues_and_backends_without_workers_read_zero(db, token):
 
 def test_each_live_worker_s_size_current_min_and_max(db, token):
     fill()  # w1: fixed at 4, a row older than the range; w2: stale
-    Worker.objects.create(
-        id="w3",
-        hostname="h3",
-        pid=3,
-        concurrency=6,
-        min_concurrency=2,
-        max_concurrency=16,
-        connections=14,
-    )
+    autoscaling_worker()
     got = samples(Client().get(URL, **token).content.decode())
     w3 = ("backend", "default"), ("host", "h3"), ("worker", "w3")
     assert got["django_jobs_worker_children", *w3] == 6
