@@ -36,23 +36,23 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ..models import Worker
+from ..vendors import CONNECTIONS_PER_SLOT as PER_SLOT
+from ..vendors import worker_connections
 from .options import WorkerOptions
 
 #: The key of the advisory lock growers take on PostgreSQL ("djobs" in
 #: ASCII); a one-key lock, apart from the listeners' two-key ones.
 SCALING_LOCK = 0x646A6F6273
-#: Connections per child slot: the running child and the spare.
-PER_SLOT = 2
 
 
 def overhead(db: str) -> int:
     """The supervisor's connection, and its listener's on PostgreSQL."""
-    return 2 if databases[db].vendor == "postgresql" else 1
+    return worker_connections(databases[db].vendor, 0)
 
 
 def connections_at(db: str, size: int) -> int:
     """The connections a worker may hold with ``size`` child slots."""
-    return overhead(db) + PER_SLOT * size
+    return worker_connections(databases[db].vendor, size)
 
 
 @dataclass(frozen=True, slots=True)

@@ -160,3 +160,10 @@ def test_several_backends_each_in_a_database_of_its_own():
     assert router.allow_migrate("bulk", "django_jobs")
     assert not router.allow_migrate("default", "django_jobs")
     assert [m for m in checks.run_checks() if m.id.startswith("django_jobs")] == []
+
+
+def test_e015_a_connection_budget_no_worker_fits_in():
+    assert backend_messages({"CONNECTION_BUDGET": 4}) == []  # one child
+    messages = backend_messages({"CONNECTION_BUDGET": 2})
+    assert ids(messages) == ["django_jobs.E015"]
+    assert "'CONNECTION_BUDGET'] is 2, below what one worker holds" in (messages[0].msg)
