@@ -118,8 +118,12 @@ class Registry(Duty):
         whose size does not fit beside the live ones' is refused (budget.py);
         not one registering ``again``, whose connections are open already."""
         sizes = self.sizes()
-        admitting = contextlib.nullcontext() if again else None
-        with admitting or self.budget.admitting(sizes["concurrency"]):
+        admission = (
+            contextlib.nullcontext()
+            if again
+            else self.budget.admitting(sizes["concurrency"])
+        )
+        with admission:
             Worker.objects.using(self.db).create(
                 id=self.worker_id,
                 backend=self.backend,
