@@ -94,7 +94,8 @@ def test_a_steady_load_does_not_make_it_flap(start_worker):
 
 
 def test_a_minimum_above_the_budget_is_refused_at_start(start_worker):
-    worker = start_worker("--concurrency", "2:4", SCALING_BUDGET="3", **SETTINGS)
+    # 5 passes check E015 (one worker of one child), not a minimum of three.
+    worker = start_worker("--concurrency", "3:4", SCALING_BUDGET="5", **SETTINGS)
     assert worker.wait(timeout=30) == 1
     assert "below this worker's minimum" in worker.output
     assert not Worker.objects.exists()
