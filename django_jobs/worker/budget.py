@@ -70,7 +70,7 @@ class Fleet:
 
 
 class Budget:
-    """One worker's view of the budget: admission at start, growth later."""
+    """One worker's view of the budget: its admission at start, then its growth."""
 
     def __init__(self, options: WorkerOptions, worker_id: str) -> None:
         self.db = options.db
