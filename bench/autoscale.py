@@ -35,15 +35,9 @@ LOOK = 0.1
 def children_of(pid: int) -> int:
     """Child processes of the worker: its session less the supervisor and
     the fork server."""
-    count = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(") ", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != "Z" and int(fields[3]) == pid:
-            count += 1
-    return max(0, count - 2)
+    from tests.soak.procs import in_session
+
+    return max(0, len(in_session(pid)) - 2)
 
 
 class Run:
@@ -102,8 +96,7 @@ class Run:
         return self.row_back is not None and self.procs_back is not None
 
     def stop(self) -> None:
-        with_signal = self.process.poll() is None
-        if with_signal:
+        if self.process.poll() is None:  # SIGTERM to the supervisor: a drain
             os.kill(self.process.pid, signal.SIGTERM)
         try:
             self.process.wait(timeout=60)

@@ -9,7 +9,6 @@ import re
 import signal
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -17,6 +16,7 @@ from django.db import connection
 from django_jobs.models import Job, Worker
 from tests import tasks
 from tests.acceptance.conftest import wait_for, worker_connections
+from tests.soak import procs
 
 SETTINGS = {"DJANGO_SETTINGS_MODULE": "tests.scaling_settings"}
 CHANGE = re.compile(r"(growing|shrinking) to (\d+) children")
@@ -29,15 +29,7 @@ def changes(output: str) -> list[tuple[str, int]]:
 def session_processes(pid: int) -> int:
     """Processes of the worker's session: the supervisor, the zygote and
     the children (each child leads a process group of its own)."""
-    count = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(") ", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != "Z" and int(fields[3]) == pid:
-            count += 1
-    return count
+    return len(procs.in_session(pid))
 
 
 def done(jobs) -> bool:
