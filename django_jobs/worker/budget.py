@@ -78,10 +78,14 @@ class Budget:
         self.limit = options.config.CONNECTION_BUDGET
         self.timeout = options.config.WORKER_TIMEOUT
         self.least = options.concurrency
+        #: Jobs reach the database through a pooler (``WORKER_DATABASE`` is
+        #: the supervisor's direct way round it).
+        self.pooled = options.config.WORKER_DATABASE is not None
 
     def check_server(self) -> None:
         """Refuse to start, in one line, with a budget that cannot work: below
-        this worker's own minimum, or above the server's ``max_connections``."""
+        this worker's own minimum, or above the server's ``max_connections``
+        (unless the jobs go through a pooler, whose clients the budget counts)."""
         if self.limit is None:
             return
         least = connections_at(self.db, self.least)
@@ -91,6 +95,8 @@ class Budget:
                 f"minimum of {least} connections at {self.least} child(ren): "
                 "raise the budget or lower --concurrency MIN."
             )
+        if self.pooled:  # the children count against the pooler, not the server
+            return
         allowed = max_connections(self.db)
         if allowed is not None and self.limit > allowed:
             raise CommandError(

@@ -20,9 +20,11 @@ from tests.settings import TASKS
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def options(budget: int | None, least: int = 1, most: int = 8) -> WorkerOptions:
+def options(
+    budget: int | None, least: int = 1, most: int = 8, **more: str
+) -> WorkerOptions:
     params = copy.deepcopy(TASKS["default"])
-    params["OPTIONS"]["CONNECTION_BUDGET"] = budget
+    params["OPTIONS"].update(CONNECTION_BUDGET=budget, **more)
     backend = JobsBackend("default", params)
     return WorkerOptions(backend=backend, concurrency=least, max_concurrency=most)
 
@@ -91,6 +93,8 @@ def test_a_budget_above_max_connections_is_refused():
     Budget(options(allowed), "me").check_server()
     with pytest.raises(CommandError, match="above the server's max_connections"):
         Budget(options(allowed + 1), "me").check_server()
+    # Behind a pooler the budget counts the pooler's clients, not the server's.
+    Budget(options(allowed + 1, WORKER_DATABASE="default"), "me").check_server()
 
 
 def test_max_connections_is_read_where_the_server_has_one():
