@@ -20,7 +20,7 @@ from django.db.utils import load_backend
 from .compat import InvalidTask, task_backends
 from .key_checks import check_keyless_tasks
 from .validation import QUEUE_NAME_MAX_LENGTH
-from .vendors import SUPPORTED_VENDORS
+from .vendors import SUPPORTED_VENDORS, worker_connections
 
 if TYPE_CHECKING:
     from .backend import JobsBackend
@@ -111,6 +111,7 @@ def check_backend(backend: JobsBackend) -> list[checks.CheckMessage]:
                 )
             )
     messages += check_worker_database(backend, where)
+    messages += check_connection_budget(backend, where)
     bad_queues = [
         name
         for name in backend.queues
@@ -198,6 +199,30 @@ def check_worker_database(backend: JobsBackend, where: str) -> list:
             f"{where}['OPTIONS']['WORKER_DATABASE'] is {alias!r}, {problem}.",
             hint="Name a direct connection (no pooler) to the jobs' database.",
             id="django_jobs.E011",
+        )
+    ]
+
+
+def check_connection_budget(backend: JobsBackend, where: str) -> list:
+    """A ``CONNECTION_BUDGET`` below what one worker of one child holds
+    would refuse every worker at start: say so at deploy time instead.
+    (A budget above the server's ``max_connections``, and one below the
+    live fleet's minimum, need the server: ``runworker`` refuses them.)"""
+    budget = backend.config.CONNECTION_BUDGET
+    alias = backend.config.WORKER_DATABASE or backend.db
+    if budget is None or alias not in settings.DATABASES:
+        return []
+    least = worker_connections(database_vendor(alias), 1)
+    if budget >= least:
+        return []
+    return [
+        checks.Error(
+            f"{where}['OPTIONS']['CONNECTION_BUDGET'] is {budget}, below what one "
+            f"worker holds at --concurrency 1 ({least} connections): no worker "
+            "could start.",
+            hint="Count 2 connections per child slot, plus the supervisor's "
+            "and, on PostgreSQL, its LISTEN connection.",
+            id="django_jobs.E015",
         )
     ]
 

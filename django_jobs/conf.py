@@ -89,6 +89,18 @@ class JobsOptions:
     #: Also set RLIMIT_AS (address space) to the memory limit in a job's
     #: process before it runs: a hard bound per process, on virtual memory.
     MEMORY_RLIMIT: bool = False
+    #: An autoscaling worker (``--concurrency MIN:MAX``) stops the children
+    #: left idle for this many seconds (worker/scaling.py): back to MIN
+    #: within this long of its queues emptying.
+    SCALE_DOWN_AFTER: float = 30.0
+    #: Database connections the live workers may hold together, each
+    #: counting its supervisor's, its listener's and two per child slot
+    #: (None: no budget). A worker grows only within it, and one whose
+    #: minimum does not fit is refused at start.
+    CONNECTION_BUDGET: int | None = None
+    #: Bytes the host must keep available (/proc/meminfo MemAvailable) for
+    #: an autoscaling worker to grow (0: grow whatever the memory).
+    SCALE_MIN_FREE_MEMORY: int = 256 * 1024 * 1024
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any]) -> JobsOptions:
@@ -261,6 +273,10 @@ def optional_cpu_seconds(name: str, value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def optional_positive_int(name: str, value: Any) -> int | None:
+    return None if value is None else positive_int(name, value)
+
+
 def optional_seconds(name: str, value: Any) -> float | None:
     return None if value is None else non_negative_number(name, value)
 
@@ -291,4 +307,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "MAX_MEMORY": optional_size,
     "MAX_CPU_SECONDS": optional_cpu_seconds,
     "MEMORY_RLIMIT": boolean,
+    "SCALE_DOWN_AFTER": positive_number,
+    "CONNECTION_BUDGET": optional_positive_int,
+    "SCALE_MIN_FREE_MEMORY": non_negative_int,
 }

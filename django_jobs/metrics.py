@@ -2,10 +2,17 @@
 
 A scrape reads the database five times, whatever the number of jobs and
 queues: the grouped query behind the dashboard and ``jobs stats``
-(``stats.queue_counts``), the worker summary (``stats.worker_summaries``),
-the workflows counted by backend and state (``workflow_counts``) and the
-usage of the latest done and buried jobs (two bounded reads:
-``usage_metrics``).
+(``stats.queue_counts``), the worker rows (summed up as
+``stats.worker_summaries`` does, and each live worker's size: current, min
+and max children, and the connections it may hold), the workflows counted by
+backend and state (``workflow_counts``) and the usage of the latest done and
+buried jobs (two bounded reads: ``usage_metrics``).
+
+The backlog an external autoscaler scales on is
+``django_jobs_queue_jobs{state="ready"}`` (and how long the oldest has
+waited, ``django_jobs_queue_oldest_ready_age_seconds``): see
+docs/deploying.rst.
+
 Nothing is kept between scrapes, so every web process answers the same and
 a restart loses nothing.
 
@@ -32,7 +39,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from . import stats
-from .models import Workflow
+from .models import Worker, Workflow
 from .usage_metrics import usage_families
 
 if TYPE_CHECKING:
@@ -105,7 +112,8 @@ def families(now: datetime | None = None) -> list[Metric]:
 def worker_families(now: datetime) -> Iterator[Metric]:
     from prometheus_client.core import GaugeMetricFamily
 
-    summaries = stats.worker_summaries(now)
+    rows = list(Worker.objects.order_by("hostname", "pid"))
+    summaries = stats.summarise_workers(rows, now)
     for alias in stats.backend_aliases():
         summaries.setdefault(alias, dict.fromkeys(stats.WORKER_COUNTS, 0))
     workers = GaugeMetricFamily(
@@ -129,6 +137,53 @@ def worker_families(now: datetime) -> Iterator[Metric]:
         slots.add_metric([alias], summary["capacity"])
         busy.add_metric([alias], summary["busy"])
     yield from (workers, slots, busy)
+    yield from size_families([row for row in rows if not stats.is_stale(row, now)])
+
+
+#: Per live worker: its name, what it says, and the row's field.
+SIZES = (
+    (
+        "children",
+        "Child slots of the worker now (jobs it may run at once).",
+        "concurrency",
+    ),
+    (
+        "children_min",
+        "The fewest children it keeps (MIN of MIN:MAX).",
+        "min_concurrency",
+    ),
+    (
+        "children_max",
+        "The most children it may grow to (MAX of MIN:MAX).",
+        "max_concurrency",
+    ),
+    ("connections", "Database connections it may hold at its size.", "connections"),
+)
+
+
+def size_families(live: list[Worker]) -> Iterator[Metric]:
+    """Each live worker's size; a row older than these columns is fixed."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    for name, documentation, field in SIZES:
+        family = GaugeMetricFamily(
+            f"django_jobs_worker_{name}",
+            documentation,
+            labels=["backend", "worker", "host"],
+        )
+        for row in live:
+            value = size_of(row, field)
+            if value is not None:
+                family.add_metric([row.backend, row.pk, row.hostname], value)
+        yield family
+
+
+def size_of(row: Worker, field: str) -> int | None:
+    """A row older than the range has none: its size was fixed."""
+    value = getattr(row, field)
+    if value is None and field.endswith("concurrency"):
+        return row.concurrency
+    return value
 
 
 def workflow_counts() -> dict[tuple[str, str], dict[str, int]]:

@@ -11,6 +11,7 @@ history kept.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -271,6 +272,14 @@ def worker_summaries(
     )
     if backend is not None:
         workers = workers.filter(backend=backend)
+    return summarise_workers(workers, now)
+
+
+def summarise_workers(
+    workers: Iterable[Worker], now: datetime
+) -> dict[str, dict[str, int]]:
+    """``worker_summaries`` of rows already read (the metrics read them once
+    for the summaries and the gauges per worker)."""
     summaries: dict[str, dict[str, int]] = {}
     for worker in workers:
         summary = summaries.setdefault(worker.backend, dict.fromkeys(WORKER_COUNTS, 0))

@@ -18,3 +18,17 @@ def require_supported(vendor: str) -> None:
         raise NotSupportedError(
             f"django_jobs supports PostgreSQL and SQLite, not {vendor}."
         )
+
+
+#: Database connections per child slot of a worker: the child running a job
+#: and the spare forked ahead of the next (worker/child_connections.py).
+CONNECTIONS_PER_SLOT = 2
+
+
+def worker_connections(vendor: str, slots: int) -> int:
+    """The connections a worker may hold on its database with ``slots``
+    child slots: the supervisor's, its LISTEN connection on PostgreSQL
+    (worker/listener.py), and two per slot. What ``CONNECTION_BUDGET``
+    counts (worker/budget.py) and what check E015 compares it with."""
+    listener = 1 if vendor == "postgresql" else 0
+    return 1 + listener + CONNECTIONS_PER_SLOT * slots

@@ -7,6 +7,8 @@ rescued from under it). A worker whose last heartbeat is older than its
 backend's ``WORKER_TIMEOUT`` is flagged stale: presumed dead, its jobs are
 about to be rescued. The worker that holds its backend's lease, and so runs
 the fleet's duties (rescue, schedules, pruning), says so under its status.
+An autoscaling worker (``--concurrency MIN:MAX``) shows its range under its
+current size, and its page the database connections it may hold.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ class WorkerAdmin(ReadOnlyAdmin):
         "pid",
         "queue_names",
         "concurrency",
+        "min_concurrency",
+        "max_concurrency",
+        "connections",
         "jobs",
         "started",
         "heartbeat",
@@ -83,8 +88,18 @@ class WorkerAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("jobs / slots"))
     def load(self, worker):
-        """Jobs in hand (linked to them) out of the worker's concurrency."""
-        return format_html("{} / {}", self.jobs(worker), worker.concurrency)
+        """Jobs in hand (linked to them) out of the worker's current size, and
+        the range it grows and shrinks in, if it does."""
+        load = format_html("{} / {}", self.jobs(worker), worker.concurrency)
+        least, most = worker.min_concurrency, worker.max_concurrency
+        if least is None or most is None or least == most:
+            return load
+        return format_html(
+            '{}<br><span class="jobs-note" title="{}">{}</span>',
+            load,
+            _("autoscaling: grows with its backlog, shrinks when idle"),
+            _("min %(least)d, max %(most)d") % {"least": least, "most": most},
+        )
 
     @admin.display(description=_("started at"))
     def started(self, worker):

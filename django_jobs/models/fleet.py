@@ -25,7 +25,22 @@ class Worker(models.Model):
     queues = models.JSONField(
         _("queues"), default=list, blank=True, help_text=_("Empty means all queues.")
     )
+    #: Its children now (the jobs it may run at once); between
+    #: ``min_concurrency`` and ``max_concurrency`` (``--concurrency MIN:MAX``),
+    #: both equal to it for a worker of fixed size.
     concurrency = models.PositiveIntegerField(_("concurrency"))
+    min_concurrency = models.PositiveIntegerField(
+        _("min concurrency"), null=True, blank=True
+    )
+    max_concurrency = models.PositiveIntegerField(
+        _("max concurrency"), null=True, blank=True
+    )
+    #: Database connections it may hold at its current size (the supervisor's,
+    #: its listener's, two per child slot): what ``CONNECTION_BUDGET`` adds up
+    #: over the live workers. NULL: a worker older than this column.
+    connections = models.PositiveIntegerField(
+        _("database connections"), null=True, blank=True
+    )
     jobs_in_hand = models.PositiveIntegerField(_("jobs in hand"), default=0)
     #: How many more jobs it would take now, as of its last claim or
     #: heartbeat: a new job wakes workers with room, not every worker

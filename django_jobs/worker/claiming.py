@@ -30,6 +30,7 @@ from .leases import Leases
 from .options import WorkerOptions
 from .outage import DatabaseHealth, first_line, transient
 from .portions import Portions
+from .scaling import Scaler
 from .shutdown import Shutdown
 
 logger = logging.getLogger("django_jobs.worker")
@@ -50,6 +51,7 @@ class Claimer:
         shutdown: Shutdown,
         registry: Registry | None = None,
         listening: Callable[[], bool] = lambda: False,
+        scaler: Scaler | None = None,
     ) -> None:
         self.options = options
         self.worker_id = worker_id
@@ -64,6 +66,8 @@ class Claimer:
         self.registry = registry
         #: Whether notifications wake this worker (it polls rarely then).
         self.listening = listening
+        #: Its size, when it grows and shrinks (else ``--concurrency``).
+        self.scaler = scaler
         #: There may be ready jobs: claim at the next chance.
         self.wake = True
         self.next_poll = 0.0
@@ -118,9 +122,13 @@ class Claimer:
 
     # How many
 
+    def size(self) -> int:
+        """Child slots now: jobs running at once."""
+        return self.scaler.size if self.scaler else self.options.concurrency
+
     def refill(self) -> None:
         """Keep one child per slot, forked ahead of the job it will run."""
-        wanted = self.options.concurrency
+        wanted = self.size()
         if self.options.max_jobs:
             wanted = min(wanted, self.options.max_jobs - self.claimed_total)
         while self.children.active_count() < wanted:
@@ -131,7 +139,7 @@ class Claimer:
         """How many jobs each child may be given now."""
         portion = self.portions.size()
         # A slot is a job running: spare children wait for a free slot.
-        free_slots = self.options.concurrency - len(self.children.busy)
+        free_slots = self.size() - len(self.children.busy)
         rooms = {}
         for candidate in self.children:
             room = self.children.room(candidate, portion)
@@ -250,4 +258,6 @@ class Claimer:
             if given:
                 self.children.dispatch(taker, given)
                 self.leases.expect(given)
+        if self.scaler:
+            self.scaler.claimed(limit, limit - room)
         self.tell_room(room, writes_room)  # once the jobs are on their way

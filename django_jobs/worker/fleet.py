@@ -29,6 +29,7 @@ On PostgreSQL the heartbeat is one statement; on SQLite, three.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -43,6 +44,7 @@ from django.utils import timezone
 
 from .. import queue
 from ..models import Lease, Worker
+from .budget import Budget, connections_at
 from .duties import Duty
 from .options import WorkerOptions
 
@@ -66,7 +68,11 @@ class Registry(Duty):
     heartbeated, removed at exit; the lease taken, renewed and released."""
 
     def __init__(
-        self, options: WorkerOptions, worker_id: str, room: Callable[[], int]
+        self,
+        options: WorkerOptions,
+        worker_id: str,
+        room: Callable[[], int],
+        sizes: Callable[[], dict[str, int]] | None = None,
     ) -> None:
         super().__init__()
         self.options = options
@@ -77,6 +83,9 @@ class Registry(Duty):
         self.lease_seconds = LEASE_BEATS * self.interval
         #: How many more jobs the worker could take now.
         self.room = room
+        #: The row's fields about the worker's size (scaling.Scaler.row).
+        self.sizes = sizes or self.fixed_size
+        self.budget = Budget(options, worker_id)
         #: The room its row says it has, as the last claim or heartbeat wrote
         #: it; only notifications read it, so only PostgreSQL writes it.
         self.room_written: int | None = None
@@ -94,18 +103,36 @@ class Registry(Duty):
         #: have been taken back (the supervisor then checks its claims).
         self.presumed_dead = False
 
-    def register(self) -> None:
+    def fixed_size(self) -> dict[str, int]:
+        size = self.options.concurrency
+        return {
+            "concurrency": size,
+            "min_concurrency": size,
+            "max_concurrency": size,
+            "connections": connections_at(self.db, size),
+        }
+
+    def register(self, *, again: bool = False) -> None:
         """Create the row, then heartbeat at once: the first worker of a
-        fleet leads from its start."""
-        Worker.objects.using(self.db).create(
-            id=self.worker_id,
-            backend=self.backend,
-            hostname=socket.gethostname()[:255],
-            pid=os.getpid(),
-            queues=list(self.options.queues),
-            concurrency=self.options.concurrency,
-            room=self.room(),
+        fleet leads from its start. Within the connection budget: a worker
+        whose size does not fit beside the live ones' is refused (budget.py);
+        not one registering ``again``, whose connections are open already."""
+        sizes = self.sizes()
+        admission = (
+            contextlib.nullcontext()
+            if again
+            else self.budget.admitting(sizes["concurrency"])
         )
+        with admission:
+            Worker.objects.using(self.db).create(
+                id=self.worker_id,
+                backend=self.backend,
+                hostname=socket.gethostname()[:255],
+                pid=os.getpid(),
+                queues=list(self.options.queues),
+                room=self.room(),
+                **sizes,
+            )
         self.beat()
         self.next_run = time.monotonic() + self.interval
 
@@ -120,7 +147,7 @@ class Registry(Duty):
                 self.worker_id,
             )
             self.presumed_dead = True
-            self.register()
+            self.register(again=True)
 
     def beat(self) -> bool:
         """Heartbeat, renew or take the lease, read the limited queues;

@@ -22,7 +22,11 @@ from ..sizes import cpu_seconds_problem, size_or_none
 class WorkerOptions:
     backend: JobsBackend
     queues: tuple[str, ...] = ()
+    #: Children at start, and the fewest it keeps (MIN of MIN:MAX).
     concurrency: int = 1
+    #: The most children it may grow to (MAX of MIN:MAX); equal to
+    #: ``concurrency`` for a worker of fixed size.
+    max_concurrency: int = 1
     jobs_per_child: int = 1
     burst: bool = False
     max_jobs: int | None = None
@@ -43,15 +47,24 @@ class WorkerOptions:
         backend's own."""
         return self.config.WORKER_DATABASE or self.backend.db
 
+    def __post_init__(self) -> None:
+        if self.max_concurrency < self.concurrency:  # a fixed size given alone
+            object.__setattr__(self, "max_concurrency", self.concurrency)
+
+    @property
+    def scales(self) -> bool:
+        """Whether the worker grows and shrinks (``--concurrency MIN:MAX``)."""
+        return self.max_concurrency > self.concurrency
+
     @classmethod
     def from_command_line(cls, options: dict[str, Any]) -> WorkerOptions:
         backend = _backend(options["backend"])
+        least, most = concurrency_range(options["concurrency"])
         return cls(
             backend=backend,
             queues=_queues(backend, options["queue"] or ()),
-            concurrency=_count(
-                "--concurrency", options["concurrency"], default=os.cpu_count() or 1
-            ),
+            concurrency=least,
+            max_concurrency=most,
             jobs_per_child=_count("--jobs-per-child", options["jobs_per_child"], 1),
             burst=options["burst"],
             max_jobs=_count("--max-jobs", options["max_jobs"], None),
@@ -84,6 +97,32 @@ def _queues(backend: JobsBackend, names: Any) -> tuple[str, ...]:
             f"({', '.join(sorted(backend.queues))})."
         )
     return queues
+
+
+def concurrency_range(value: Any) -> tuple[int, int]:
+    """``--concurrency``: N (fixed) or MIN:MAX (autoscaling); (MIN, MAX)."""
+    if value is None:
+        fixed = os.cpu_count() or 1
+        return fixed, fixed
+    text = str(value)
+    if ":" not in text:
+        fixed = _count("--concurrency", value, None)
+        return fixed, fixed
+    least, _, most = text.partition(":")
+    try:
+        bounds = (_count("", least, None), _count("", most, None))
+    except CommandError:
+        bounds = None
+    if bounds is None or None in bounds:
+        raise CommandError(
+            "--concurrency must be N or MIN:MAX, whole numbers of at least 1, "
+            f"got {value!r}."
+        ) from None
+    if bounds[0] > bounds[1]:
+        raise CommandError(
+            f"--concurrency MIN:MAX must have MIN at most MAX, got {value!r}."
+        )
+    return bounds
 
 
 def _count(flag: str, value: Any, default: int | None) -> int | None:

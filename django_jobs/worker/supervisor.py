@@ -39,13 +39,16 @@ from .outage import DatabaseHealth, first_line
 from .outcomes import Recorder, log_job
 from .portions import Portions
 from .preload import module_of
+from .scaling import Scaler
 from .shutdown import HardStop, Shutdown
 from .supervisor_connection import (
     check_database,
     connect_timeout,
+    connection_pid,
     describe_database,
     supervisor_connection,
 )
+from .usage import own_cpu as cpu_time
 from .watch import ClaimWatch
 
 logger = logging.getLogger("django_jobs.worker")
@@ -67,11 +70,14 @@ class Supervisor:
             limits_from=options,
         )
         self.shutdown = Shutdown(options, self.children)
+        self.scaler = Scaler(options, self.worker_id, self.children, self.shutdown)
         self.recorder = Recorder(options, self.health)
         self.leases = Leases(self.db, self.health)
         self.leases.on_moved = self.lease_moved
         self.portions = Portions(options.jobs_per_child)
-        self.registry = Registry(options, self.worker_id, room=self.room)
+        self.registry = Registry(
+            options, self.worker_id, room=self.room, sizes=self.scaler.row
+        )
         self.watch = ClaimWatch(self.db, self.children)
         self.leases.on_lost = lambda job: self.watch.look_now()
         self.listener = Listener(self.db, queue.channel(self.worker_id))
@@ -82,6 +88,7 @@ class Supervisor:
             Pruner(options),
             StrayJobs(options),
             self.watch,
+            self.scaler,
         ]
         if self.listener.available:
             self.duties.append(DueLook(options))
@@ -97,6 +104,7 @@ class Supervisor:
             shutdown=self.shutdown,
             registry=self.registry,
             listening=self.listener.listening,
+            scaler=self.scaler,
         )
         self.events = ChildEvents(
             children=self.children,
@@ -126,6 +134,7 @@ class Supervisor:
             host.callback(self.selector.close)
             host.enter_context(connect_timeout(self.db))
             check_database(self.db)  # one line and no worker, rather than tracebacks
+            self.registry.budget.check_server()  # likewise
             self.prepare_children()
             host.enter_context(self.signals_taken())
             host.enter_context(supervisor_connection(self.db))
@@ -248,17 +257,17 @@ class Supervisor:
     def log_start(self) -> None:
         logger.info(
             "django-jobs %s worker %s started: backend %r, database %r (%s), "
-            "queues %s, concurrency %d, %d job(s) per child, pid %d%s%s",
+            "queues %s, concurrency %s, %d job(s) per child, pid %d%s%s",
             __version__,
             self.worker_id,
             self.options.backend.alias,
             self.db,
             describe_database(self.db),
             ", ".join(self.options.queues) or "all",
-            self.options.concurrency,
+            self.scaler.describe(),
             self.options.jobs_per_child,
             os.getpid(),
-            self.connection_pid(),
+            connection_pid(self.db),
             "; it runs the fleet's duties"
             if self.registry.leads(time.monotonic())
             else "",
@@ -281,15 +290,8 @@ class Supervisor:
             children.ru_utime + children.ru_stime,
             children.ru_minflt,
             self.claimer.claims,
-            self.connection_pid(),
+            connection_pid(self.db),
         )
-
-    def connection_pid(self) -> str:
-        """The server process of the supervisor's connection, for the logs."""
-        connection = connections[self.db]
-        if connection.vendor != "postgresql" or connection.connection is None:
-            return ""
-        return f", database connection pid {connection.connection.info.backend_pid}"
 
     # One turn of the loop
 
@@ -388,11 +390,6 @@ class Supervisor:
         ):
             self.selector.register(self.listener, selectors.EVENT_READ, self.on_notify)
             self.claimer.wake_up()  # what was enqueued meanwhile woke nobody
-
-
-def cpu_time() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def run_worker(options: WorkerOptions) -> int:

@@ -125,3 +125,11 @@ def check_database(db: str) -> None:
             f"database {db!r} ({describe_database(db)}) lacks {len(missing)} "
             "django_jobs migration(s): run `python manage.py migrate` first."
         )
+
+
+def connection_pid(db: str) -> str:
+    """The server process of the supervisor's connection, for the logs."""
+    connection = connections[db]
+    if connection.vendor != "postgresql" or connection.connection is None:
+        return ""
+    return f", database connection pid {connection.connection.info.backend_pid}"

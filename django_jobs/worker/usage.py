@@ -33,6 +33,12 @@ if TYPE_CHECKING:
     from .resources import Watched
 
 
+def own_cpu() -> float:
+    """CPU seconds of this process alone (the supervisor's, for its logs)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def process_cpu() -> float:
     """CPU seconds of this process and the processes it waited for."""
     own = resource.getrusage(resource.RUSAGE_SELF)

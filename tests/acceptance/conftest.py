@@ -142,3 +142,13 @@ def most_at_once(events) -> int:
         running += change
         peak = max(peak, running)
     return peak
+
+
+def worker_connections() -> int:
+    """Connections to the test database other than this test's own."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]

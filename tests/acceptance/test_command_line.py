@@ -19,6 +19,8 @@ from tests.acceptance.conftest import ROOT
             ["--concurrency", "two"],
             "--concurrency must be a whole number of at least 1",
         ),
+        (["--concurrency", "16:2"], "--concurrency MIN:MAX must have MIN at most MAX"),
+        (["--concurrency", "4:"], "--concurrency must be N or MIN:MAX, whole numbers"),
         (["--jobs-per-child", "-1"], "--jobs-per-child must be a whole number"),
         (["--max-jobs", "1.5"], "--max-jobs must be a whole number"),
         (

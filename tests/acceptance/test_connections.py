@@ -5,23 +5,12 @@ import threading
 import time
 
 import pytest
-from django.db import connection
 
 from django_jobs.models import Job
 from tests import tasks
-from tests.acceptance.conftest import wait_for
+from tests.acceptance.conftest import wait_for, worker_connections
 
 pytestmark = pytest.mark.postgres
-
-
-def worker_connections() -> int:
-    """Connections to the test database other than this test's own."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        return cursor.fetchone()[0]
 
 
 def test_connections_stay_within_two_plus_two_per_slot(start_worker):

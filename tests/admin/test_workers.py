@@ -5,6 +5,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from django_jobs.models import Lease, Worker
+from tests.fleet_rows import autoscaling_worker
 
 from .conftest import WORKERS
 
@@ -29,6 +30,16 @@ def test_the_list_flags_stale_workers(admin_client, worker):
     assert ">3</a> / 8" in html  # jobs in hand, of its slots
     assert "10 s ago" in html
     assert '<span title="w2">host-2</span>' in html  # the long id on hover
+
+
+def test_the_list_shows_an_autoscaling_worker_s_size_and_range(admin_client, worker):
+    autoscaling_worker(jobs_in_hand=5)
+    html = admin_client.get(WORKERS).content.decode()
+    assert ">5</a> / 6" in html  # jobs in hand, of its current size
+    assert html.count(">min 2, max 16<") == 1  # not under the fixed worker
+    page = admin_client.get(f"{WORKERS}w3/change/").content.decode()
+    for label in ("min concurrency", "max concurrency", "database connections"):
+        assert label in page.lower()
 
 
 def test_the_list_names_the_worker_that_runs_the_fleets_duties(admin_client, worker):

@@ -178,3 +178,10 @@ def test_w002_limits_per_key_on_a_queue_whose_tasks_name_no_key(db):
     assert "limit_key" in messages[0].hint
     keyed["QUEUE_LIMITS"] = {"nobody-uses-it": {"key_rate_limit": "5/minute"}}
     assert JobsBackend("default", {"OPTIONS": keyed}).check() == []
+
+
+def test_e015_a_connection_budget_no_worker_fits_in():
+    assert backend_messages({"CONNECTION_BUDGET": 4}) == []  # one child
+    messages = backend_messages({"CONNECTION_BUDGET": 2})
+    assert ids(messages) == ["django_jobs.E015"]
+    assert "'CONNECTION_BUDGET'] is 2, below what one worker holds" in (messages[0].msg)

@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 from django_jobs import queue
 from django_jobs.models import Worker
+from tests.fleet_rows import autoscaling_worker
 
 URL = "/jobs/metrics"
 TOKEN = "s3cret-scrape-token"
@@ -101,6 +102,24 @@ def test_configured_queues_and_backends_without_workers_read_zero(db, token):
     assert got["django_jobs_queue_jobs", *strict] == 0  # TASKS["strict"]["QUEUES"]
     live = ("backend", "strict"), ("status", "live")
     assert got["django_jobs_workers", *live] == 0  # for a "no live worker" alert
+
+
+def test_each_live_worker_s_size_current_min_and_max(db, token):
+    fill()  # w1: fixed at 4, a row older than the range; w2: stale
+    autoscaling_worker()
+    got = samples(Client().get(URL, **token).content.decode())
+    w3 = ("backend", "default"), ("host", "h3"), ("worker", "w3")
+    assert got["django_jobs_worker_children", *w3] == 6
+    assert got["django_jobs_worker_children_min", *w3] == 2
+    assert got["django_jobs_worker_children_max", *w3] == 16
+    assert got["django_jobs_worker_connections", *w3] == 14
+    w1 = ("backend", "default"), ("host", "h"), ("worker", "w1")
+    assert got["django_jobs_worker_children_min", *w1] == 4
+    assert got["django_jobs_worker_children_max", *w1] == 4
+    assert ("django_jobs_worker_connections", *w1) not in got  # not said
+    stale = ("backend", "default"), ("host", "h"), ("worker", "w2")
+    assert ("django_jobs_worker_children", *stale) not in got
+    assert got["django_jobs_worker_slots", ("backend", "default")] == 10
 
 
 def test_a_scrape_in_openmetrics(db, token):

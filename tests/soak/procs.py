@@ -60,6 +60,12 @@ def everything() -> list[Proc]:
     return procs
 
 
+def in_session(session: int) -> list[Proc]:
+    """The live processes of a session (a worker started in a session of its
+    own: its supervisor, fork server and children; zombies left out)."""
+    return [p for p in everything() if p.session == session and p.state not in "ZX"]
+
+
 def children(parent: Proc, procs: list[Proc]) -> list[Proc]:
     """The live children of ``parent`` among ``procs`` (zombies left out)."""
     return [p for p in procs if p.ppid == parent.pid and p.state not in "ZX"]

@@ -37,6 +37,11 @@ def test_values_are_kept():
         ({"DATABASE": ""}, "must be a database alias"),
         ({"RETRY_BACKOFF": 100, "RETRY_BACKOFF_MAX": 10}, "must not exceed"),
         ({"HEARTBEAT_INTERVAL": 30, "WORKER_TIMEOUT": 10}, "must be longer than"),
+        ({"SCALE_DOWN_AFTER": 0}, "'SCALE_DOWN_AFTER'] must be more than zero"),
+        ({"CONNECTION_BUDGET": 0}, "'CONNECTION_BUDGET'] must be a positive integer"),
+        ({"CONNECTION_BUDGET": "40"}, "must be a positive integer, got '40'"),
+        ({"SCALE_MIN_FREE_MEMORY": -1}, "must be a whole number, zero or more"),
+        ({"SCALE_MIN_FREE_MEMORY": "1GB"}, "must be a whole number, zero or more"),
     ],
 )
 def test_bad_values_name_the_option(options, message):

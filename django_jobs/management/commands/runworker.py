@@ -23,8 +23,9 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--concurrency",
-            metavar="N",
-            help="Jobs running at once. Default: the number of CPUs.",
+            metavar="N|MIN:MAX",
+            help="Jobs running at once: N, or MIN:MAX to grow with the backlog "
+            "(from MIN children up to MAX). Default: the number of CPUs.",
         )
         parser.add_argument(
             "--jobs-per-child",
