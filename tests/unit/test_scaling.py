@@ -83,6 +83,7 @@ def scaler(monkeypatch):
             SCALE_MIN_FREE_MEMORY=2**28,
             CONNECTION_BUDGET=None,
             WORKER_TIMEOUT=60.0,
+            WORKER_DATABASE=None,
         ),
     )
     made = scaling.Scaler(
