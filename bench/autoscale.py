@@ -111,12 +111,8 @@ class Run:
         return Path(self.log.name).read_text()
 
     def changes(self) -> list[tuple[str, int]]:
-        """The changes of size, in order (bench.settings logs each line
-        twice, so a repeat of the line before is dropped: two changes in a
-        row never go to the same size)."""
-        seen = [(way, int(size)) for way, size in CHANGE.findall(self.text)]
-        pairs = zip([None, *seen], seen, strict=False)
-        return [now for before, now in pairs if now != before]
+        """The changes of size, in order."""
+        return [(way, int(size)) for way, size in CHANGE.findall(self.text)]
 
 
 def drain(concurrency: str, jobs: int, seconds: float, back_timeout: float) -> Run:

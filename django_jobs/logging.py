@@ -119,6 +119,9 @@ def configure_worker_logging(verbosity: int = 1, json_lines: bool = False) -> bo
     if not configured:
         handler = logging.StreamHandler()  # stderr
         handler.setFormatter(JSONFormatter() if json_lines else _plain())
+        # A project that configured only some of them ("django_jobs.worker")
+        # has those lines already: this handler writes the others.
+        handler.addFilter(_not_handled_below)
         ours.addHandler(handler)
         ours.propagate = False
         level, job_level = VERBOSITY[max(0, min(3, verbosity))]
@@ -188,6 +191,21 @@ def quiet_tasks_logger() -> None:
     tasks_logger = logging.getLogger(TASKS_MODULE)
     if tasks_logger.level == logging.NOTSET and not tasks_logger.handlers:
         tasks_logger.setLevel(logging.CRITICAL)
+
+
+def _not_handled_below(record: logging.LogRecord) -> bool:
+    """False for a record that a project's handler below ``django_jobs`` took
+    already (on its own logger or one between): it would be written twice."""
+    name = record.name
+    while name.startswith("django_jobs."):
+        logger = logging.Logger.manager.loggerDict.get(name)
+        if isinstance(logger, logging.Logger):
+            if logger.handlers:
+                return False
+            if not logger.propagate:
+                return True
+        name = name.rpartition(".")[0]
+    return True
 
 
 def _has_handlers(logger: logging.Logger) -> bool:
