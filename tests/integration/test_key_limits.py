@@ -141,6 +141,18 @@ def test_enqueue_refuses_a_key_that_is_no_key(db, value, error, message):
     assert not Job.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("a\x00b", "text with a NUL character"), ("caf\udce9", "a lone surrogate")],
+)
+def test_a_key_no_database_can_store_is_refused_as_its_argument(db, value, message):
+    with pytest.raises(TypeError, match=message) as excinfo:
+        key_tasks.for_customer.enqueue(value)
+    assert "args[0] cannot be stored" in str(excinfo.value)
+    assert not Job.objects.exists()
+    assert not QueueKey.objects.exists()
+
+
 def test_a_bulk_enqueue_keys_every_call(db):
     key_tasks.for_customer.enqueue_many([(("a",), {}), ((), {"customer": "b"})])
     assert sorted(Job.objects.values_list("limit_key", flat=True)) == ["a", "b"]
