@@ -134,3 +134,24 @@ def test_a_stop_by_the_supervisor_still_sends_sigterm_to_the_jobs_programs(
     assert trapped.read_text().strip() == "TERM"
     assert not process_exists(record.pid)
     assert not process_exists(int(record.job_id))
+
+
+def test_an_autoscaling_worker_watching_a_limited_job_drains_on_a_group_signal(
+    start_worker, tmp_path
+):
+    """systemd's stop reaches the scaler's children and a watched job too."""
+    job, release, worker, record = start_waiting_job(
+        start_worker, tmp_path, "--concurrency", "1:4", "--max-memory", "1GB"
+    )
+    signal_worker(worker.pid, signal.SIGTERM, "every process")
+    wait_for(
+        lambda: "SIGTERM: waiting for 1 running job(s)" in worker.output,
+        message="the drain to begin",
+    )
+    assert process_exists(record.pid), worker.output
+    release.touch()
+    assert worker.wait(timeout=30) == 0, worker.output
+    job.refresh_from_db()
+    assert (job.state, job.attempts, job.errors) == ("done", 1, []), worker.output
+    assert [entry["attempt"] for entry in job.usage] == [1]
+    assert "fork server died" not in worker.output
