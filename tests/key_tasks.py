@@ -2,7 +2,7 @@
 
 import time
 
-from django.tasks import task
+from django_jobs.compat import task
 
 
 @task(queue_name="keyed", limit_key="customer")

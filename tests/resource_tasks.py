@@ -9,8 +9,7 @@ from __future__ import annotations
 import os
 import time
 
-from django.tasks import task
-
+from django_jobs.compat import task
 from tests.models import Record
 
 MB = 1_000_000
