@@ -55,6 +55,11 @@ Objects of the supervisor (one module each)::
                                  Scheduler, Pruner, StrayJobs (duties.py),
                                  DueLook (fleet.py: wakes for due jobs)
       ClaimWatch (watch.py)      cancelled and lost claims of jobs in hand
+      Scaler (scaling.py)        the worker's size under --concurrency MIN:MAX:
+                                 grows with the backlog, shrinks when idle;
+                                 the one writer of the size
+        Budget (budget.py)       the fleet's connection budget, counted in
+                                 the worker rows under a short lock
       DatabaseHealth (outage.py) one line when the database goes, one when back;
                                  a dropped connection is replaced at once;
                                  when to try again (the backoff)
