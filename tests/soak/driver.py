@@ -127,6 +127,9 @@ def arguments(kind: str, key: int, rng: random.Random) -> list:
         return [key, round(rng.uniform(0.02, 0.3), 3)]
     if kind == "touch":
         return [key, round(rng.uniform(*soak_kinds.TOUCH_SECONDS), 2)]
+    if kind == "keyed":
+        group = f"g{key % soak_kinds.KEYS}"
+        return [key, group, round(rng.uniform(0.02, 0.3), 3)]
     if kind == soak_kinds.WORKFLOW.name:
         return [key, soak_kinds.graph_shape(rng)]
     return [key]

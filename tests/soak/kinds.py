@@ -22,6 +22,14 @@ OVERRUN_TTR = 1
 #: how long they run: often longer than their ttr, so touches must count.
 TOUCH_TTR = 4
 TOUCH_SECONDS = (2.0, 5.0)
+#: The queue of the keyed kind, its limit per key, and how many keys share it.
+KEYED_QUEUE = "keyed"
+KEY_CONCURRENCY = 1
+KEYS = 4
+#: The memory limit of the leaking kind, and where it stops allocating (so a
+#: leak that no watch stops, its supervisor frozen, cannot exhaust the host).
+LEAK_LIMIT = 150_000_000
+LEAK_CAP = 400_000_000
 #: The "must end" of the workflow kind: done or buried, as its graph plans.
 AS_PLANNED = "as planned"
 #: Pages a fanning-out crawl of a graph enqueues, and how often a graph has
@@ -58,6 +66,15 @@ KINDS: dict[str, Kind] = {
         Kind("odd_raise", "buried", 7, False, "raises with those strings"),
         Kind("odd_output", "done", 8.5, True, "prints them; odd progress, checkpoint"),
         Kind("touch", "done", 1, True, "touches or checkpoints every 0.2 s for 2-5 s"),
+        Kind(
+            "keyed",
+            "done",
+            3,
+            True,
+            f"sleeps 0.02-0.3 s on queue {KEYED_QUEUE!r}, {KEY_CONCURRENCY} running "
+            f"per key of {KEYS}",
+        ),
+        Kind("leak", "buried", 1, False, "allocates past its max_memory; killed"),
         # One plan entry is a whole graph of 7 to 11 jobs (see flows.py).
         Kind(
             "workflow",

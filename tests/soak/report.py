@@ -19,6 +19,7 @@ from .drains import cut_short
 from .evidence import Evidence
 from .kinds import KINDS
 from .records import EARLY, load_jobs, load_runs
+from .workers import AUTOSCALING_SLOT, size
 
 if TYPE_CHECKING:
     from .chaos import Chaos
@@ -136,6 +137,11 @@ class Writer:
             f"soak {verdict}: {config.minutes:g} min of chaos, {config.workers} "
             f"workers x {config.concurrency}, {config.jobs} jobs, seed {config.seed}"
         )
+        if config.workers > AUTOSCALING_SLOT:
+            title += (
+                f" (worker {AUTOSCALING_SLOT + 1} autoscales, "
+                f"--concurrency {size(AUTOSCALING_SLOT, config.concurrency)})"
+            )
         rows = self.job_rows() + self.duplicate_rows() + self.worker_rows()
         rows += self.touch_rows() + self.graph.rows(self.f)
         return table(title, ("figure", "count", "must be 0"), rows)

@@ -28,7 +28,16 @@ from django.conf import settings
 from django_jobs.compat import task
 
 from . import procs
-from .kinds import FAILING, ODD_STRINGS, OVERRUN_TTR, PATIENT, TOUCH_TTR
+from .kinds import (
+    FAILING,
+    KEYED_QUEUE,
+    LEAK_CAP,
+    LEAK_LIMIT,
+    ODD_STRINGS,
+    OVERRUN_TTR,
+    PATIENT,
+    TOUCH_TTR,
+)
 
 INSERT = """
     INSERT INTO soak_row (run, event, seq, job_id, kind, attempt,
@@ -141,6 +150,28 @@ def flaky(context, key: int) -> str:
         raise ValueError("soak: the first attempt of a flaky job fails")
     run.done()
     return f"attempt {context.attempt}"
+
+
+@task(
+    takes_context=True, max_attempts=PATIENT, queue_name=KEYED_QUEUE, limit_key="group"
+)
+def keyed(context, key: int, group: str, seconds: float) -> float:
+    """A nap whose queue runs one job per ``group`` at once (the limits per key)."""
+    run = Run(context, "keyed")
+    run.sleep(seconds)
+    run.done()
+    return seconds
+
+
+@task(takes_context=True, max_attempts=FAILING, max_memory=LEAK_LIMIT)
+def leak(context, key: int) -> None:
+    """Grows until its worker kills it at its memory limit."""
+    Run(context, "leak").close()
+    kept = []
+    while sum(map(len, kept)) < LEAK_CAP:
+        kept.append(bytearray(10_000_000))
+        time.sleep(0.01)
+    time.sleep(60)  # not stopped: its ttr ends it, and it is buried all the same
 
 
 @task(takes_context=True, max_attempts=FAILING)

@@ -7,6 +7,8 @@ WORKER_TIMEOUT and the ttr), without importing the settings module, which
 must not be imported before the driver has chosen the database.
 """
 
+from .kinds import KEY_CONCURRENCY, KEYED_QUEUE
+
 OPTIONS = {
     "DEFAULT_TTR": 5,
     "RETRY_BACKOFF": 0,
@@ -19,4 +21,5 @@ OPTIONS = {
     "DONE_RETENTION": None,
     "BURIED_RETENTION": None,
     "PRUNE_INTERVAL": 3600,
+    "QUEUE_LIMITS": {KEYED_QUEUE: {"key_concurrency": KEY_CONCURRENCY}},
 }

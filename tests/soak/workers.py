@@ -99,7 +99,8 @@ class Incarnation:
 class Slot:
     index: int
     jobs_per_child: int
-    concurrency: int
+    #: ``--concurrency``: N, or MIN:MAX for the autoscaling slot.
+    concurrency: str
     process: subprocess.Popen | None = None
     current: Incarnation | None = None
     restart_at: float = 0.0
@@ -121,6 +122,16 @@ class Slot:
         return proc if proc and proc.identity == self.current.identity else None
 
 
+def size(index: int, concurrency: int) -> str:
+    """The third worker autoscales (from 1 to one more than the others), so
+    the chaos meets a worker that grows and shrinks."""
+    return f"1:{concurrency + 1}" if index == AUTOSCALING_SLOT else str(concurrency)
+
+
+#: The slot of the autoscaling worker (one job per child, as slot 0).
+AUTOSCALING_SLOT = 2
+
+
 class Workers:
     def __init__(
         self, count: int, concurrency: int, database_url: str, run_dir: Path
@@ -133,7 +144,7 @@ class Workers:
             "PYTHONUNBUFFERED": "1",
         }
         self.slots = [
-            Slot(i, JOBS_PER_CHILD[i % len(JOBS_PER_CHILD)], concurrency)
+            Slot(i, JOBS_PER_CHILD[i % len(JOBS_PER_CHILD)], size(i, concurrency))
             for i in range(count)
         ]
         self.keep_running = True
@@ -148,7 +159,7 @@ class Workers:
                     str(ROOT / "manage.py"),
                     "runworker",
                     "--concurrency",
-                    str(slot.concurrency),
+                    slot.concurrency,
                     "--jobs-per-child",
                     str(slot.jobs_per_child),
                     "--shutdown-timeout",
