@@ -154,15 +154,54 @@ def run(
     started = time.perf_counter()
     try:
         with running_job(job_id, workflow):
-            if task.takes_context:
-                args = [context(), *args]
-            value = task.call(*args, **kwargs)
+            value = task.call(*_arguments(task, args, context), **kwargs)
     except catching as exc:
-        ended = Ended(Kind.RAISED, error=describe(exc), exception=exc)
-    else:
-        ended = returned(value, task.module_path)
+        return _took(started, raised(exc))
+    return _took(started, returned(value, task.module_path))
+
+
+async def arun(
+    task: Task,
+    job_id: int,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    *,
+    context: Callable[[], JobContext] | None = None,
+    workflow: int | None = None,
+    catching: type[BaseException] | tuple[type[BaseException], ...] = BaseException,
+) -> Ended:
+    """``run``, awaited (``task.acall``): how a job of the async lane runs,
+    in the scope of its own asyncio task. A cancellation (``CancelledError``,
+    in ``catching`` by default) ends it as any exception does; only the
+    coroutine's own closing (``GeneratorExit``) is let through."""
+    started = time.perf_counter()
+    try:
+        with running_job(job_id, workflow):
+            value = await task.acall(*_arguments(task, args, context), **kwargs)
+    except GeneratorExit:
+        raise
+    except catching as exc:
+        return _took(started, raised(exc))
+    return _took(started, returned(value, task.module_path))
+
+
+def _arguments(
+    task: Task, args: list[Any], context: Callable[[], JobContext] | None
+) -> list[Any]:
+    """A job's positional arguments, its context first if its task takes one
+    (built inside the job's scope: building it may read the database)."""
+    return [context(), *args] if task.takes_context else args
+
+
+def _took(started: float, ended: Ended) -> Ended:
+    """``ended``, with the seconds since ``started`` (the task's run)."""
     seconds = time.perf_counter() - started
     return Ended(ended.kind, ended.value, ended.error, ended.exception, seconds)
+
+
+def raised(exc: BaseException) -> Ended:
+    """A job whose task raised ``exc`` (a failure that is retried)."""
+    return Ended(Kind.RAISED, error=describe(exc), exception=exc)
 
 
 def returned(value: Any, task_path: str) -> Ended:

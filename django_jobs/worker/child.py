@@ -5,6 +5,9 @@ and reports the outcome: a return value, an error with its traceback, or
 "unrunnable" when the job does not name a ``django.tasks.Task``. It never
 writes job state; it may use the ORM for the task's own work, with its own
 connections, which it closes before it exits.
+
+A child told it is a lane child (``Lane``) runs its jobs many at once in an
+event loop instead, until it exits: see lane.py.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from ..exceptions import ClaimLost, NotRecorded
 from ..returns import stored_return_value
 from ..task import JobResult, job_result
 from ..workflows import Upstream
-from . import child_connections, framing, protocol, usage
+from . import child_connections, framing, lane, protocol, usage
 from .protocol import JobSpec
 
 _channel: _Channel | None = None
@@ -48,9 +51,15 @@ class _Channel:
         self.own_output: int | None = None
         #: Databases to connect to while idle (see child_connections.py).
         self.warm: list[str] = []
+        #: A lane child's orders (lane.py) and its board's file descriptor.
+        self.lane: protocol.Lane | None = None
+        self.board_fd: int | None = None
+        #: Jobs the supervisor cancelled (lane children only), not yet acted on.
+        self.cancels: deque[int] = deque()
 
     def accept(self, message: protocol.Message) -> protocol.Message | None:
-        """Take in jobs and stop requests; return any other message."""
+        """Take in jobs, stop requests, a lane child's orders and its jobs'
+        cancellations (lane.py acts on them); return any other message."""
         if isinstance(message, protocol.Run):
             for position, job in enumerate(message.jobs):
                 # Output pipes were sent with the message, in job order.
@@ -62,15 +71,26 @@ class _Channel:
             self.stop = True
         elif isinstance(message, protocol.Warm):
             self.warm = list(message.databases)
+        elif isinstance(message, protocol.Cancel):
+            self.cancels.append(message.id)
+        elif isinstance(message, protocol.Lane):
+            if not self.reader.fds:
+                raise protocol.ProtocolError("Lane without its board")
+            board = self.reader.fds.popleft()  # it came with the message
+            if self.lane is None:
+                self.lane, self.board_fd = message, board
+            else:  # said twice: the first one holds
+                os.close(board)
         else:
             return message
         return None
 
     def next_job(self) -> tuple[JobSpec, int | None] | None:
-        """The next job to run, waiting for one if need be; None: time to exit."""
+        """The next job to run, waiting for one if need be; None: time to exit
+        (or to become a lane child)."""
         for message in self.reader.read():  # what arrived meanwhile
             self.accept(message)
-        while not self.pending and not self.stop and not self.last:
+        while not (self.pending or self.stop or self.last or self.lane):
             if self.warm:  # idle: the time to open what the job will need
                 child_connections.open_ahead(self.warm)
                 self.warm = []
@@ -78,7 +98,7 @@ class _Channel:
             if message is None:
                 return None
             self.accept(message)
-        if self.stop or self.reader.closed or not self.pending:
+        if self.stop or self.reader.closed or self.lane or not self.pending:
             return None
         return self.pending.popleft()
 
@@ -107,6 +127,20 @@ class _Channel:
     def progress(self, job_id: int, report: dict[str, Any]) -> None:
         framing.send(self.sock, protocol.Progress(job_id, **report))
 
+    def job_context(self, task: Task, job: JobSpec) -> JobContext:
+        """The context a ``takes_context=True`` task gets (see
+        django_jobs.context), this channel holding its claim. A method, so
+        that lane.py (which child.py imports) builds it the same way."""
+        return JobContext(
+            task_result=running_result(task, job),
+            job_id=job.id,
+            queue=job.queue,
+            deadline=parse_datetime(job.reserved_until),
+            last_checkpoint=job.checkpoint,
+            holder=self,
+            upstream=Upstream(job.id, job.backend),
+        )
+
 
 def _deadline(reply: protocol.Reply, job_id: int, operation: str) -> datetime:
     """The new deadline a reply gives, or the reason there is none."""
@@ -130,6 +164,8 @@ def main(sock: socket.socket, captured: bool = False) -> None:
     try:
         while (next_job := channel.next_job()) is not None:
             framing.send(sock, run(*next_job))
+        if channel.lane is not None and not channel.reader.closed:
+            lane.main(channel)
     finally:
         connections.close_all()
         flush_output()
@@ -193,7 +229,7 @@ def _run(job: JobSpec) -> protocol.Outcome:
                 job.id,
                 job.args,
                 job.kwargs,
-                context=lambda: job_context(task, job),
+                context=lambda: _channel.job_context(task, job),
                 workflow=job.workflow,
             )
     finally:
@@ -226,19 +262,6 @@ def print_into(fd: int | None, *, close: bool = False) -> None:
     if close:
         with contextlib.suppress(OSError):
             os.close(fd)
-
-
-def job_context(task: Task, job: JobSpec) -> JobContext:
-    """The context a ``takes_context=True`` task gets (see django_jobs.context)."""
-    return JobContext(
-        task_result=running_result(task, job),
-        job_id=job.id,
-        queue=job.queue,
-        deadline=parse_datetime(job.reserved_until),
-        last_checkpoint=job.checkpoint,
-        holder=_channel,
-        upstream=Upstream(job.id, job.backend),
-    )
 
 
 def running_result(task: Task, job: JobSpec) -> JobResult:

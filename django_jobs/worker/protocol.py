@@ -10,8 +10,9 @@ lines over the sockets.
 
 Who sends what::
 
-    supervisor -> child      Run, Stop, Warm, Reply
-    child -> supervisor      Started, Touch, Checkpoint, Progress, Outcome
+    supervisor -> child      Run, Retire, Warm, Reply, Lane, Cancel
+    child -> supervisor      Started, Touch, Checkpoint, Progress, Outcome,
+                             Blocked
     supervisor -> zygote     Fork, Preload
     zygote -> supervisor     Forked, Exited, Preloaded
 """
@@ -225,6 +226,26 @@ class Reply(Message):
         return cls(ok=False, error=reason)
 
 
+@message("lane", "supervisor")
+@dataclass(frozen=True, slots=True)
+class Lane(Message):
+    """Become a lane child: run up to ``concurrency`` async jobs at once in
+    one event loop (see lane.py). Its board's file descriptor comes with it."""
+
+    concurrency: int
+    #: A step of a job that holds the loop this long is reported (Blocked).
+    slow_step: float
+
+
+@message("cancel", "supervisor")
+@dataclass(frozen=True, slots=True)
+class Cancel(Message):
+    """Cancel this job of a lane child (its coroutine gets CancelledError);
+    the supervisor knows why, and records what follows as that."""
+
+    id: int
+
+
 # Child -> supervisor
 
 
@@ -303,6 +324,15 @@ class Outcome(Message):
         """How it failed (``Kind.from_child``: never a kind only the
         supervisor can tell, such as a timeout)."""
         return Kind.from_child(self.kind)
+
+
+@message("blocked", "child")
+@dataclass(frozen=True, slots=True)
+class Blocked(Message):
+    """One step of a lane job held the event loop this long."""
+
+    id: int
+    seconds: float
 
 
 # Supervisor -> zygote, and back
