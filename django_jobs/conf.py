@@ -101,6 +101,15 @@ class JobsOptions:
     #: Bytes the host must keep available (/proc/meminfo MemAvailable) for
     #: an autoscaling worker to grow (0: grow whatever the memory).
     SCALE_MIN_FREE_MEMORY: int = 256 * 1024 * 1024
+    #: Queues whose ``async def`` jobs run in the async lane, each with how
+    #: many of them one lane child runs at once (docs/async.rst).
+    ASYNC_QUEUES: Mapping[str, int] = field(default_factory=dict)
+    #: Seconds a step of a lane job may hold the event loop before it is
+    #: logged as blocking its siblings (asyncio's debug mode uses 0.1).
+    ASYNC_SLOW_STEP: float = 0.1
+    #: Seconds a lane job may hold the loop before its child is retired
+    #: (it takes no more jobs and is replaced).
+    ASYNC_BLOCK_LIMIT: float = 5.0
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any]) -> JobsOptions:
@@ -247,6 +256,30 @@ def queue_limits(name: str, value: Any) -> dict[str, dict[str, Any]]:
     return {key: dict(limits) for key, limits in value.items()}
 
 
+#: The most jobs one lane child may run at once.
+MAX_ASYNC_CONCURRENCY = 10_000
+
+
+def async_queues(name: str, value: Any) -> dict[str, int]:
+    if not isinstance(value, Mapping):
+        raise ImproperlyConfigured(
+            f"OPTIONS[{name!r}] must be a dict of queue names to the number of "
+            f"jobs a lane child runs at once, such as {{'crawl': 100}}."
+        )
+    for queue, concurrency in value.items():
+        if not isinstance(queue, str) or not queue:
+            raise ImproperlyConfigured(
+                f"OPTIONS[{name!r}] names queues by non-empty strings, got {queue!r}."
+            )
+        where = f"OPTIONS[{name!r}][{queue!r}]"
+        positive_int(where, concurrency)
+        if concurrency > MAX_ASYNC_CONCURRENCY:
+            raise ImproperlyConfigured(
+                f"{where} must be at most {MAX_ASYNC_CONCURRENCY}, got {concurrency!r}."
+            )
+    return dict(value)
+
+
 def boolean(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ImproperlyConfigured(
@@ -310,4 +343,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "SCALE_DOWN_AFTER": positive_number,
     "CONNECTION_BUDGET": optional_positive_int,
     "SCALE_MIN_FREE_MEMORY": non_negative_int,
+    "ASYNC_QUEUES": async_queues,
+    "ASYNC_SLOW_STEP": positive_number,
+    "ASYNC_BLOCK_LIMIT": positive_number,
 }

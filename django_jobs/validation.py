@@ -79,6 +79,7 @@ def validate_task(backend: JobsBackend, task: Task) -> None:
     _check_unique(task, invalid)
     check_limit_key(task, invalid)
     _check_resources(task, invalid)
+    _check_lane(backend, task, invalid)
     expires = getattr(task, "expires", None)
     if isinstance(expires, timedelta | datetime) or expires is None:
         _check_datetime_or_delay("expires", expires, invalid, positive=True)
@@ -240,6 +241,28 @@ def _check_resources(task: Task, invalid: Invalid) -> None:
     cpu = getattr(task, "max_cpu_seconds", None)
     if cpu is not None and (problem := cpu_seconds_problem(cpu)):
         raise invalid(f"max_cpu_seconds: {problem}.")
+
+
+def _check_lane(backend: JobsBackend, task: Task, invalid: Invalid) -> None:
+    """A queue of the async lane runs only ``async def`` tasks, many to a
+    process: a sync one would block every job beside it and could not be
+    cancelled at its ttr, and a memory or CPU limit cannot be one job's."""
+    if task.queue_name not in backend.config.ASYNC_QUEUES:
+        return
+    where = f"queue {task.queue_name!r} is in OPTIONS['ASYNC_QUEUES']"
+    if not iscoroutinefunction(task.func):
+        raise invalid(
+            f"{where}: it runs only async def tasks, many at once in one event "
+            "loop. Make the task async def, or give it a queue outside "
+            "ASYNC_QUEUES (docs/async.rst)."
+        )
+    for name in ("max_memory", "max_cpu_seconds"):
+        if getattr(task, name, None) is not None:
+            raise invalid(
+                f"{where}: its jobs share a process, so {name} cannot be "
+                "enforced for one of them. Drop it, or give the task a queue "
+                "outside ASYNC_QUEUES (docs/async.rst)."
+            )
 
 
 def _positive_int(value: Any) -> bool:

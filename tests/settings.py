@@ -19,6 +19,9 @@ TASKS = {
             "RESCUE_INTERVAL": 0.5,
             "KILL_GRACE": 1,
             "IMPORT_GRACE": 3,
+            # The async lane's queue (tests/lane_jobs.py); a short block limit.
+            "ASYNC_QUEUES": {"lane": 100},
+            "ASYNC_BLOCK_LIMIT": 1.5,
         },
     },
     "strict": {

@@ -35,6 +35,7 @@ def claim(
     limited: Collection[str] | None = None,
     room: bool = False,
     token: str | None = None,
+    skip: Collection[str] = (),
 ) -> list[Job]:
     """Reserve up to ``limit`` due jobs for ``worker_id``, best first.
 
@@ -58,6 +59,9 @@ def claim(
     that new jobs wake workers that can take them (PostgreSQL; see
     ``queue.wake``).
 
+    Queues in ``skip`` are not claimed from when ``queues`` is empty (every
+    queue): a worker of ordinary queues leaves the async lane's alone.
+
     Every job of one call is reserved under one claim ``token`` (a new one
     unless given): a caller that gets an error instead of the jobs, although
     the claim may have been committed, can give them back with
@@ -69,7 +73,10 @@ def claim(
     token = token or new_claim_token()
     if limited is None:
         limited = limited_queues(backend, using=db)
-    limited = [name for name in limited if not queues or name in queues]
+    if queues:
+        limited = [name for name in limited if name in queues]
+    else:
+        limited = [name for name in limited if name not in skip]
     jobs: list[Job] = []
     for name in sorted(limited):
         if len(jobs) < limit:
@@ -86,7 +93,7 @@ def claim(
                 limit - len(jobs),
                 backend,
                 prepare,
-                limited,
+                [*limited, *skip],
                 room=room,
                 token=token,
             )

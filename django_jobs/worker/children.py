@@ -31,6 +31,7 @@ from . import child, protocol, zygote
 from .child_connections import WarmDatabases
 from .child_state import Child
 from .failures import Stop
+from .lanes import LaneWatch
 from .output import Outputs
 from .preload import Preloads
 from .process import kill_group
@@ -54,6 +55,7 @@ class Children:
         capture_output: bool = True,
         output_tail: int = 0,
         limits_from: WorkerOptions | None = None,
+        lane: int = 0,
     ) -> None:
         self.jobs_per_child = jobs_per_child
         self.kill_grace = kill_grace
@@ -65,11 +67,20 @@ class Children:
         #: Children asked for and not forked yet, by request id.
         self.pending: dict[int, zygote.Forking] = {}
         self.zygote: zygote.ZygoteHandle | None = None
-        self.outputs = Outputs(selector, output_tail, per_job=jobs_per_child > 1)
+        per_job = jobs_per_child > 1 or lane > 0
+        self.outputs = Outputs(selector, output_tail, per_job=per_job)
         self.warm = WarmDatabases()
         self.preloads = Preloads()
         #: The memory and CPU limits of running jobs, and their samples.
         self.resources = ResourceWatch(limits_from)
+        #: The async lane's jobs (a worker of lane queues), else None.
+        self.lanes: LaneWatch | None = None
+        if lane:
+            config = limits_from.config
+            self.lanes = LaneWatch(
+                self, lane,
+                slow_step=config.ASYNC_SLOW_STEP, block_limit=config.ASYNC_BLOCK_LIMIT,
+            )  # fmt: skip
 
     def start_zygote(self) -> None:
         self.zygote = zygote.start(child.main)
@@ -107,6 +118,8 @@ class Children:
         self.by_pid[pid] = new
         ready = functools.partial(self._child_ready, new)
         self.selector.register(new.sock, selectors.EVENT_READ, ready)
+        if self.lanes:
+            self.lanes.started(new)
         if self.warm:
             self.send(new, protocol.Warm(self.warm.aliases()))
         if asked.output is not None:
@@ -130,6 +143,8 @@ class Children:
         self.by_pid.pop(gone.pid, None)
         self.resources.finished(gone.pid)
         self.stop_listening(gone)
+        if self.lanes:
+            self.lanes.gone(gone)
         gone.sock.close()
         self._let_go(gone)
         self.outputs.child_gone(gone.pid)
@@ -206,6 +221,9 @@ class Children:
         to.retiring = to.assigned >= self.jobs_per_child
         pipes = self.outputs.pipes_for(to.pid, jobs)
         rlimit = self.resources.rlimit_for
+        if to.lane:
+            self.lanes.given(to, jobs)
+            rlimit = lambda job: None  # noqa: E731  (the process is shared)
         specs = [protocol.JobSpec.of(job, rlimit(job)) for job in jobs]
         self.send(to, protocol.Run(specs, last=to.retiring, pipes=len(pipes)), pipes)
 
@@ -251,9 +269,11 @@ class Children:
             if busy.kill_at is not None and clock >= busy.kill_at:
                 kill_group(busy.pid, signal.SIGKILL)
                 busy.kill_at = None
-            elif busy.stopping is None and clock >= busy.deadline:
+            elif busy.stopping is None and not busy.lane and clock >= busy.deadline:
                 self.stop(busy, Stop.TIMEOUT)
                 timed_out.append(busy)
+        if self.lanes:
+            self.lanes.enforce(clock)
         for pid, exceeded in self.resources.sample(clock).items():
             if (over := self.by_pid.get(pid)) is not None and over.stopping is None:
                 self.over_limit(over, exceeded)
@@ -272,8 +292,10 @@ class Children:
         times = [
             c.kill_at if c.kill_at is not None else c.deadline
             for c in self.busy
-            if c.kill_at is not None or c.stopping is None
+            if c.kill_at is not None or (c.stopping is None and not c.lane)
         ]
+        if self.lanes and (lane_at := self.lanes.next_deadline()) is not None:
+            times.append(lane_at)
         if (sample_at := self.resources.due_at()) is not None:
             times.append(sample_at)
         return min(times, default=None)
@@ -281,6 +303,9 @@ class Children:
     def waiting(self) -> Iterator[Job]:
         """Jobs given to a child that have not started yet."""
         for of in self.by_pid.values():
+            if of.lane:
+                yield from (s.job for s in of.slots.values() if not s.started)
+                continue
             for position, job in enumerate(of.jobs):
                 if position > 0 or not of.started:
                     yield job

@@ -78,6 +78,8 @@ class Claimer:
         self.idle_and_empty = False
         #: The tokens of claims that failed but may have been committed.
         self.in_doubt: list[str] = []
+        #: Queues a worker of every queue leaves alone: the async lane's.
+        self.skipped = tuple(options.config.ASYNC_QUEUES)
 
     # When
 
@@ -137,7 +139,8 @@ class Claimer:
 
     def rooms(self) -> dict[Child, int]:
         """How many jobs each child may be given now."""
-        portion = self.portions.size()
+        # A lane child runs its jobs at once: a portion is all it may hold.
+        portion = self.options.lane or self.portions.size()
         # A slot is a job running: spare children wait for a free slot.
         free_slots = self.size() - len(self.children.busy)
         rooms = {}
@@ -146,9 +149,9 @@ class Claimer:
             if not room:
                 continue
             if candidate.jobs:
-                # Top up a busy child only by half a portion or more, so that
-                # one claim serves several jobs.
-                if room * 2 >= portion:
+                # Top up a busy child only by half a portion or more (a
+                # lane's: a quarter), so that one claim serves several jobs.
+                if room * (4 if self.options.lane else 2) >= portion:
                     rooms[candidate] = room
             elif free_slots > 0:
                 rooms[candidate] = room
@@ -234,6 +237,7 @@ class Claimer:
                 limited=self.registry.limited_queues if self.registry else None,
                 room=writes_room,
                 token=token,
+                skip=self.skipped,
             )
         except DatabaseError as exc:
             self.doubt(token)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 
 from ..models import Job
 from . import protocol
@@ -118,7 +119,16 @@ class ChildEvents:
             return []
 
     def on_message(self, sender: Child, message: protocol.Message) -> None:
-        job = sender.job
+        if sender.lane:
+            slot = sender.slots.get(getattr(message, "id", None))
+            job = slot.job if slot else None
+            if job is None and isinstance(message, protocol.Blocked):
+                # The step that sent its outcome was the slow one.
+                if (ended := self.children.lanes.ended.get(message.id)) is not None:
+                    self.children.lanes.blocked(sender, ended, message.seconds)
+                    return
+        else:
+            job = sender.job
         if job is None or getattr(message, "id", None) != job.pk:
             logger.error("child %d sent an unexpected message: %r", sender.pid, message)
             return
@@ -131,17 +141,24 @@ class ChildEvents:
                 self.reply(sender, job, self.leases.checkpoint(job, data))
             case protocol.Progress():
                 self.recorder.progress(job, message)
+            case protocol.Blocked(seconds=seconds):
+                self.children.lanes.blocked(sender, job, seconds)
             case protocol.Outcome():
                 self.on_outcome(sender, message)
 
     def on_started(self, sender: Child, job: Job) -> None:
-        """The head started: its ttr counts from now (renewing its lease if late)."""
-        sender.head_started()
+        """The job started: its ttr counts from now (renewing its lease if late)."""
+        if sender.lane:
+            sender.slots[job.pk].started = True
+            sender.slots[job.pk].started_at = time.monotonic()
+        else:
+            sender.head_started()
         if not self.watch.may_start(sender, job):
             return
         self.leases.renew_if_late(job)
-        sender.follow_lease()
-        self.children.resources.started(sender.pid, job)
+        sender.follow_lease(job)
+        if not sender.lane:  # a lane's jobs share a process: no limits
+            self.children.resources.started(sender.pid, job)
         log_job(logging.DEBUG, job, "started in process %d", sender.pid)
         self.recorder.job_started(job)
 
@@ -157,7 +174,7 @@ class ChildEvents:
     def reply(self, sender: Child, job: Job, failure: Refused | None) -> None:
         """Answer a touch or a checkpoint: the new deadline, or why not."""
         if failure is None:
-            sender.follow_lease()
+            sender.follow_lease(job)
             reply = protocol.Reply.moved(job.reserved_until)
         elif failure.lost:
             reply = protocol.Reply.claim_lost()
@@ -167,17 +184,30 @@ class ChildEvents:
 
     def on_outcome(self, sender: Child, outcome: protocol.Outcome) -> None:
         """Queue an outcome for recording (at the end of this turn)."""
-        job = self.children.finish_head(sender)
+        stopping = None
+        if sender.lane:  # the supervisor may have cancelled it, and knows why
+            job, slot = self.children.lanes.finished(sender, outcome.id)
+            stopping, watched = slot.stopping, None
+        else:
+            job = self.children.finish_head(sender)
+            watched = self.children.resources.finished(sender.pid)
+        self.claimer.wake_up()
+        if self.watch.forget_lost(job):  # not ours to record any more
+            self.children.outputs.collect(sender.pid, job)
+            log_job(logging.WARNING, job, "stopped: its claim was lost")
+            return
         self.keep_logs(sender, job)  # every line it printed comes first
         self.portions.observe(outcome.seconds)
         self.children.warm.used(outcome.databases)
-        self.claimer.wake_up()
-        watched = self.children.resources.finished(sender.pid)
         self.recorder.keep_usage(
             job, max_rss=outcome.max_rss, cpu=outcome.cpu, wall=outcome.seconds,
             watched=watched,
         )  # fmt: skip
-        if outcome.ok:
+        if stopping is Stop.TIMEOUT:
+            self.recorder.failed(Failure.timed_out(job, job.ttr))
+        elif stopping is Stop.CANCEL:
+            self.recorder.failed(Failure.cancelled(job))
+        elif outcome.ok:
             self.recorder.succeeded(job, outcome.value, outcome.seconds)
         else:
             self.recorder.failed(Failure.of(job, outcome))
@@ -204,6 +234,8 @@ class ChildEvents:
                 "wall": since(gone.started_at if gone.started else None),
                 "watched": self.children.resources.finished(pid),
             }  # fmt: skip
+            if gone.lane:  # shared by its jobs: no one job's
+                used = None
             self.lost_child(gone, describe_status(status), used=used)
             self.claimer.wake_up()  # a slot is free: no notification will say so
         self.children.remove(gone)
@@ -216,10 +248,34 @@ class ChildEvents:
         Its head was its current attempt (even if it had not said so yet):
         it is recorded as timed out or crashed, or released if the worker
         stopped it to shut down (``crashed``: a crash, whatever it was
-        stopped for). Jobs behind it never started: released.
+        stopped for). Jobs behind it never started: released. In a lane, the
+        attempts are those ``LaneWatch.split`` names (the job it was killed
+        for, or the one holding its loop when it died); the other jobs are
+        released, uncounted, but for those it was cancelling.
         """
-        head, *rest = self.children.take_jobs(gone)
+        if gone.lane:
+            counted, rest = self.children.lanes.split(gone)
+        else:
+            head, *rest = self.children.take_jobs(gone)
+            counted = [head]
         stopping = None if crashed else gone.stopping
+        for head in counted:
+            self.attempt_ended(gone, head, stopping, how, used)
+        for job in rest:
+            if self.watch.forget_lost(job):
+                continue
+            slot = gone.slots.get(job.pk)
+            if slot is not None and slot.stopping is Stop.TIMEOUT:  # past its ttr
+                self.recorder.failed(Failure.timed_out(job, job.ttr))
+            elif slot is not None and slot.stopping is Stop.CANCEL:
+                self.recorder.failed(Failure.cancelled(job))
+            else:
+                self.recorder.release(job)
+
+    def attempt_ended(
+        self, gone: Child, head: Job, stopping: Stop | None, how: str, used: dict | None
+    ) -> None:
+        """The attempt of ``head`` ended with its child: record how."""
         if stopping is Stop.SHUTDOWN:  # not an attempt: no output kept
             if head.pk in self.leases.kept:  # its latest checkpoint goes first
                 self.leases.flush()
@@ -239,6 +295,3 @@ class ChildEvents:
                 how = f"{gone.problem}; {how}" if gone.problem else how
                 failure = Failure.crashed(head, how)
             self.recorder.failed(failure)
-        for job in rest:
-            if not self.watch.forget_lost(job):
-                self.recorder.release(job)

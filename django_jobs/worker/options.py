@@ -17,6 +17,10 @@ from ..backend import JobsBackend, jobs_backend
 from ..conf import JobsOptions
 from ..sizes import cpu_seconds_problem, size_or_none
 
+#: Jobs a lane child runs before it is replaced (what a long-lived process
+#: leaks stays bounded; a fork is cheap beside them).
+LANE_JOBS_PER_CHILD = 10_000
+
 
 @dataclass(frozen=True, slots=True)
 class WorkerOptions:
@@ -35,6 +39,16 @@ class WorkerOptions:
     #: Limits for jobs whose task sets none (before OPTIONS'): bytes, seconds.
     max_memory: int | None = None
     max_cpu_seconds: float | None = None
+    #: Jobs one lane child runs at once (0: not a lane worker; lane.py).
+    lane: int = 0
+
+    @property
+    def child_budget(self) -> int:
+        """Jobs a child runs before it is replaced: ``--jobs-per-child``, or
+        for a lane child, if that is not given, ``LANE_JOBS_PER_CHILD``."""
+        if self.lane and self.jobs_per_child == 1:
+            return max(LANE_JOBS_PER_CHILD, self.lane)
+        return self.jobs_per_child
 
     @property
     def config(self) -> JobsOptions:
@@ -60,9 +74,17 @@ class WorkerOptions:
     def from_command_line(cls, options: dict[str, Any]) -> WorkerOptions:
         backend = _backend(options["backend"])
         least, most = concurrency_range(options["concurrency"])
+        queues = _queues(backend, options["queue"] or ())
+        lane = lane_concurrency(backend, queues, options.get("async_concurrency"))
+        if lane and most > least:
+            raise CommandError(
+                "--concurrency MIN:MAX: a worker of the async lane has a fixed "
+                "number of children (each runs many jobs): give --concurrency N."
+            )
         return cls(
             backend=backend,
-            queues=_queues(backend, options["queue"] or ()),
+            queues=queues,
+            lane=lane,
             concurrency=least,
             max_concurrency=most,
             jobs_per_child=_count("--jobs-per-child", options["jobs_per_child"], 1),
@@ -97,6 +119,33 @@ def _queues(backend: JobsBackend, names: Any) -> tuple[str, ...]:
             f"({', '.join(sorted(backend.queues))})."
         )
     return queues
+
+
+def lane_concurrency(backend: JobsBackend, queues: tuple[str, ...], flag: Any) -> int:
+    """How many jobs each child runs at once in this worker's async lane; 0
+    for a worker of ordinary queues. The lane is the queues': a worker runs it
+    when every queue it serves is in OPTIONS['ASYNC_QUEUES'] (the most any of
+    them allows, or ``--async-concurrency``)."""
+    lanes = backend.config.ASYNC_QUEUES
+    in_lane = [name for name in queues if name in lanes]
+    if flag is not None and not in_lane:
+        raise CommandError(
+            "--async-concurrency is for a worker of the async lane: give it "
+            "--queue with queues of OPTIONS['ASYNC_QUEUES']"
+            + (f" ({', '.join(sorted(lanes))})." if lanes else " (none are set).")
+        )
+    if not in_lane:
+        return 0
+    if len(in_lane) < len(queues):
+        ordinary = [name for name in queues if name not in lanes]
+        raise CommandError(
+            f"--queue {in_lane[0]!r} is in OPTIONS['ASYNC_QUEUES'] and --queue "
+            f"{ordinary[0]!r} is not: a worker runs either the async lane or "
+            "ordinary jobs; start one worker for each."
+        )
+    if flag is not None:
+        return _count("--async-concurrency", flag, None)
+    return max(lanes[name] for name in in_lane)
 
 
 def concurrency_range(value: Any) -> tuple[int, int]:

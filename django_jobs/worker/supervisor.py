@@ -62,12 +62,13 @@ class Supervisor:
         self.selector = selectors.DefaultSelector()
         self.health = DatabaseHealth(self.db)
         self.children = Children(
-            options.jobs_per_child,
+            options.child_budget,
             options.config.KILL_GRACE,
             self.selector,
             capture_output=options.config.CAPTURE_OUTPUT,
             output_tail=options.config.OUTPUT_TAIL,
             limits_from=options,
+            lane=options.lane,
         )
         self.shutdown = Shutdown(options, self.children)
         self.scaler = Scaler(options, self.worker_id, self.children, self.shutdown)
@@ -257,7 +258,7 @@ class Supervisor:
     def log_start(self) -> None:
         logger.info(
             "django-jobs %s worker %s started: backend %r, database %r (%s), "
-            "queues %s, concurrency %s, %d job(s) per child, pid %d%s%s",
+            "queues %s, concurrency %s%s, %d job(s) per child, pid %d%s%s",
             __version__,
             self.worker_id,
             self.options.backend.alias,
@@ -265,7 +266,10 @@ class Supervisor:
             describe_database(self.db),
             ", ".join(self.options.queues) or "all",
             self.scaler.describe(),
-            self.options.jobs_per_child,
+            f" (async lane: {self.options.lane} at once each)"
+            if self.options.lane
+            else "",
+            self.options.child_budget,
             os.getpid(),
             connection_pid(self.db),
             "; it runs the fleet's duties"
@@ -326,7 +330,9 @@ class Supervisor:
     def lease_moved(self, job: Job) -> None:
         """A renewal was written: the deadline of the job moves with it."""
         for busy in self.children.busy:
-            if busy.jobs[0] is job and busy.stopping is None:
+            if busy.lane and job.pk in busy.slots:
+                busy.follow_lease(job)
+            elif busy.jobs[0] is job and busy.stopping is None:
                 busy.follow_lease()
 
     def stop_the_late(self, clock: float) -> None:

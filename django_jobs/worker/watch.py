@@ -45,7 +45,7 @@ class ClaimWatch(Duty):
         busy = self.children.busy
         if not busy:
             return
-        heads = {each.job.pk: each for each in busy}
+        holders = {job.pk: each for each in busy for job in each.jobs}
         in_hand = {job.pk: job for each in busy for job in each.jobs}
         rows = {
             pk: (state, token, cancel)
@@ -56,21 +56,39 @@ class ClaimWatch(Duty):
         for job_id, job in in_hand.items():
             state, token, cancel = rows.get(job_id, (None, None, None))
             if state != State.RESERVED or token != job.claim_token:
-                self._lost(job, heads.get(job_id))
+                self._lost(job, holders[job_id])
             elif cancel is not None:
-                self._cancelled(job, heads.get(job_id))
+                self._cancelled(job, holders[job_id])
 
     def may_start(self, child: Child, job: Job) -> bool:
         """``job`` reports that it started; False if it was stopped instead."""
         if job.pk in self.lost:
             log_job(logging.ERROR, job, "its claim was lost; stopping it now")
-            self.children.stop(child, Stop.LOST, now=True)
+            self._stop(child, job, Stop.LOST)
             return False
         if job.pk in self.cancelling:
             self.cancelling.discard(job.pk)
-            self.children.stop(child, Stop.CANCEL)
+            self._stop(child, job, Stop.CANCEL)
             return False
         return True
+
+    def _started(self, child: Child, job: Job) -> bool:
+        """Whether ``job`` runs in ``child`` (has started, not waiting its turn)."""
+        if child.lane:
+            slot = child.slots.get(job.pk)
+            return slot is not None and slot.started
+        return child.job is job and child.started
+
+    def _stop(self, child: Child, job: Job, reason: Stop) -> None:
+        """Stop a running job: its whole child, or in a lane only its
+        coroutine (its siblings run on)."""
+        if child.lane:
+            if (slot := child.slots.get(job.pk)) is not None:
+                self.children.lanes.cancel(child, slot, reason)
+        elif reason is Stop.LOST:  # it may be running elsewhere already
+            self.children.stop(child, reason, now=True)
+        else:
+            self.children.stop(child, reason)
 
     def forget_lost(self, job: Job) -> bool:
         """Whether ``job``'s claim was lost (and forget it: it is gone)."""
@@ -79,17 +97,19 @@ class ClaimWatch(Duty):
             return True
         return False
 
-    def _lost(self, job: Job, running: Child | None) -> None:
+    def _lost(self, job: Job, holder: Child) -> None:
         if job.pk in self.lost:
             return
         self.lost.add(job.pk)
-        if running is not None and running.started:
+        if self._started(holder, job):
             log_job(logging.ERROR, job, "its claim was lost; stopping it now")
-            self.children.stop(running, Stop.LOST, now=True)
+            self._stop(holder, job, Stop.LOST)
 
-    def _cancelled(self, job: Job, running: Child | None) -> None:
-        if running is None or not running.started:
+    def _cancelled(self, job: Job, holder: Child) -> None:
+        if not self._started(holder, job):
             self.cancelling.add(job.pk)  # stopped as soon as it starts
-        elif running.stopping is None:
+            return
+        stopping = holder.slots[job.pk].stopping if holder.lane else holder.stopping
+        if stopping is None:
             log_job(logging.WARNING, job, "cancelled; stopping it")
-            self.children.stop(running, Stop.CANCEL)
+            self._stop(holder, job, Stop.CANCEL)

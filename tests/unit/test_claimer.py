@@ -111,8 +111,9 @@ def options(**changed):
         "concurrency": 2,
         "burst": False,
         "poll_interval": POLL,
-        "config": SimpleNamespace(LISTEN_POLL_INTERVAL=LISTEN_POLL),
+        "config": SimpleNamespace(LISTEN_POLL_INTERVAL=LISTEN_POLL, ASYNC_QUEUES={}),
         "backend": SimpleNamespace(alias="default"),
+        "lane": 0,
     }
     return SimpleNamespace(**{**values, **changed})
 

@@ -33,6 +33,12 @@ class Command(BaseCommand):
             help="Jobs a child process runs before it is replaced. Default: 1.",
         )
         parser.add_argument(
+            "--async-concurrency",
+            metavar="K",
+            help="For a worker of async lane queues (OPTIONS['ASYNC_QUEUES']): "
+            "jobs each child runs at once. Default: the queue's own number.",
+        )
+        parser.add_argument(
             "--burst",
             action="store_true",
             help="Exit (status 0) once no job this worker may run is ready.",

@@ -1,0 +1,184 @@
+"""The async lane with real workers (issue 23): many async jobs per child,
+each on its own deadline, its own output, its own fate.
+
+The lane's queue is "lane" (tests/settings.py: 100 jobs at once per child,
+a block limit of 1.5 s); its tasks are in tests/lane_jobs.py.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from django_jobs import queue
+from django_jobs.models import Job
+from tests import lane_jobs, tasks
+from tests.acceptance.conftest import most_at_once, process_exists, wait_for
+from tests.models import Record
+
+LANE = ("--queue", "lane", "--poll-interval", "0.1")
+
+
+def _state(result) -> str:
+    return Job.objects.get(pk=result.id).state
+
+
+def _records(key: str) -> int:
+    return Record.objects.filter(key=key).count()
+
+
+def test_two_hundred_jobs_awaiting_run_at_once(start_worker):
+    results = [lane_jobs.nap.enqueue(f"nap-{n}", 0.5) for n in range(200)]
+    worker = start_worker(*LANE, "--concurrency", "2", "--burst")
+    assert worker.wait(timeout=90) == 0, worker.output
+    jobs = Job.objects.filter(pk__in=[r.id for r in results])
+    assert sorted(job.state for job in jobs) == ["done"] * 200
+    events = [(job.started_at, 1) for job in jobs]
+    events += [(job.finished_at, -1) for job in jobs]
+    # Two children of 100: most of the 200 ran at the same time (one process
+    # per job at --concurrency 2 would show 2).
+    assert most_at_once(events) >= 100, worker.output
+    assert _records("nap-0") == 1
+    assert len({record.pid for record in Record.objects.all()}) <= 2
+    assert "async lane: 100 at once each" in worker.output
+
+
+def test_a_job_past_its_ttr_is_cancelled_while_its_siblings_finish(start_worker):
+    late = lane_jobs.overstay.enqueue("late")
+    siblings = [lane_jobs.nap.enqueue(f"sibling-{n}", 3) for n in range(3)]
+    worker = start_worker(*LANE, "--concurrency", "1", "--burst")
+    assert worker.wait(timeout=60) == 0, worker.output
+    job = Job.objects.get(pk=late.id)
+    assert job.state == "buried"
+    assert job.errors[-1]["exception_class_path"].endswith("JobTimeout")
+    assert [_state(s) for s in siblings] == ["done"] * 3
+    # all in one child, which the timeout did not stop
+    assert len(set(Record.objects.values_list("pid", flat=True))) == 1
+    assert "cancelling it in lane process" in worker.output
+
+
+def test_a_job_that_ignores_its_cancellation_gets_its_child_killed(start_worker):
+    stubborn = lane_jobs.stubborn.enqueue("stubborn")
+    siblings = [lane_jobs.nap.enqueue(f"handed-back-{n}", 4) for n in range(4)]
+    worker = start_worker(*LANE, "--concurrency", "1", "--burst")
+    first = wait_for(lambda: Record.objects.filter(key="stubborn-started").first())
+    assert worker.wait(timeout=60) == 0, worker.output
+    job = Job.objects.get(pk=stubborn.id)
+    assert job.state == "buried"
+    assert job.errors[-1]["exception_class_path"].endswith("JobTimeout")
+    assert not process_exists(first.pid)
+    for n, sibling in enumerate(siblings):
+        row = Job.objects.get(pk=sibling.id)
+        # handed back uncounted, run again: done once, one attempt
+        assert (row.state, row.attempts) == ("done", 1), row.errors
+        assert _records(f"handed-back-{n}") == 1
+    assert "did not end within" in worker.output
+
+
+def test_a_job_blocking_the_loop_is_named_and_its_child_replaced(start_worker):
+    hog = lane_jobs.hog.enqueue(2.5)
+    worker = start_worker(*LANE, "--concurrency", "1", "--burst")
+
+    def replaced() -> bool:
+        return "will be replaced" in worker.output
+
+    wait_for(replaced, timeout=30, message="the watchdog's line")
+    after = lane_jobs.nap.enqueue("after-the-hog")
+    assert worker.wait(timeout=60) == 0, worker.output
+    assert _state(hog) == "done"
+    assert _state(after) == "done"
+    assert "tests.lane_jobs.hog" in worker.output
+    assert "has held the event loop of lane process" in worker.output
+    assert "held the event loop of lane process" in worker.output  # the step
+    blocked_pid = int(worker.output.split("event loop of lane process ")[1].split()[0])
+    after_pid = Record.objects.get(key="after-the-hog").pid
+    assert after_pid != blocked_pid
+
+
+def test_output_and_logs_of_concurrent_jobs_stay_their_own(start_worker):
+    one = lane_jobs.chatter.enqueue("alpha")
+    two = lane_jobs.chatter.enqueue("omega")
+    worker = start_worker(*LANE, "--concurrency", "1", "--burst")
+    assert worker.wait(timeout=60) == 0, worker.output
+    for result, mine, theirs in ((one, "alpha", "omega"), (two, "omega", "alpha")):
+        job = Job.objects.get(pk=result.id)
+        text = job.logs[-1]["text"]
+        assert theirs not in text, text
+        for number in range(5):
+            for kind in ("print", "error", "log"):
+                assert f"{mine} {kind} {number}" in text, text
+    # they ran at the same time: their lines interleave in the worker's log
+    lines = [line for line in worker.output.splitlines() if " print " in line]
+    names = [("alpha" in line) for line in lines]
+    assert names != sorted(names)
+    assert names != sorted(names, reverse=True)
+
+
+def test_a_job_cancelled_from_the_console_stops_its_siblings_do_not(start_worker):
+    target = lane_jobs.wait_here.enqueue("target")
+    sibling = lane_jobs.nap.enqueue("beside", 3)
+    worker = start_worker(*LANE, "--concurrency", "1", "--burst")
+    started = wait_for(lambda: Record.objects.filter(key="target-started").first())
+    asked = time.monotonic()
+    assert queue.cancel(int(target.id)) == 1
+    wait_for(lambda: _state(target) == "buried", timeout=15, message="buried")
+    assert time.monotonic() - asked < 10
+    job = Job.objects.get(pk=target.id)
+    assert job.errors[-1]["exception_class_path"].endswith("JobCancelled")
+    assert worker.wait(timeout=30) == 0, worker.output
+    assert _state(sibling) == "done"
+    assert Record.objects.get(key="beside").pid == started.pid  # same child
+
+
+def test_a_crash_fails_the_job_that_caused_it_and_hands_back_the_others(
+    start_worker,
+):
+    crashing = lane_jobs.crash.enqueue("crasher", 0.5)
+    siblings = [lane_jobs.nap.enqueue(f"survivor-{n}", 3) for n in range(3)]
+    worker = start_worker(*LANE, "--concurrency", "1", "--burst")
+    assert worker.wait(timeout=60) == 0, worker.output
+    job = Job.objects.get(pk=crashing.id)
+    assert (job.state, job.attempts) == ("buried", 1)
+    assert "exit code 3" in job.errors[-1]["traceback"]
+    for n, sibling in enumerate(siblings):
+        row = Job.objects.get(pk=sibling.id)
+        assert (row.state, row.attempts) == ("done", 1)
+        assert _records(f"survivor-{n}") == 1
+
+
+def test_a_row_naming_a_sync_task_in_a_lane_queue_is_unrunnable(start_worker):
+    # Written as a hand-made row would be: the task is not async.
+    job = Job.objects.create(
+        task_path="tests.tasks.add", queue="lane", args=[1, 2], backend="default"
+    )
+    worker = start_worker(*LANE, "--concurrency", "1", "--burst")
+    assert worker.wait(timeout=60) == 0, worker.output
+    job.refresh_from_db()
+    assert (job.state, job.attempts) == ("buried", 1), job.errors
+    assert "only async def" in job.errors[-1]["traceback"]
+
+
+def test_a_worker_of_every_queue_leaves_the_lane_alone(start_worker):
+    in_lane = lane_jobs.nap.enqueue("not-for-you")
+    ordinary = tasks.add.enqueue(1, 2)
+    worker = start_worker("--concurrency", "1", "--burst", "--poll-interval", "0.1")
+    assert worker.wait(timeout=60) == 0, worker.output
+    assert _state(ordinary) == "done"
+    assert _state(in_lane) == "ready"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--queue", "lane", "--queue", "default"), "start one worker for each"),
+        (("--queue", "default", "--async-concurrency", "5"), "ASYNC_QUEUES"),
+        (("--queue", "lane", "--concurrency", "1:3"), "fixed number of children"),
+        (("--queue", "lane", "--async-concurrency", "0"), "at least 1"),
+    ],
+)
+def test_a_lane_worker_asked_the_impossible_says_so(start_worker, args, message):
+    worker = start_worker(*args)
+    assert worker.wait(timeout=60) != 0
+    assert message in worker.output
+    assert "Traceback" not in worker.output
