@@ -122,11 +122,11 @@ class ChildEvents:
         if sender.lane:
             slot = sender.slots.get(getattr(message, "id", None))
             job = slot.job if slot else None
-            if job is None and isinstance(message, protocol.Blocked):
+            ended = self.children.lanes.ended.get(getattr(message, "id", None))
+            if job is None and ended and isinstance(message, protocol.Blocked):
                 # The step that sent its outcome was the slow one.
-                if (ended := self.children.lanes.ended.get(message.id)) is not None:
-                    self.children.lanes.blocked(sender, ended, message.seconds)
-                    return
+                self.children.lanes.blocked(sender, ended, message.seconds)
+                return
         else:
             job = sender.job
         if job is None or getattr(message, "id", None) != job.pk:
