@@ -8,12 +8,13 @@ Processes::
       └─ zygote (the fork server: warm, no connection, no threads)
            ├─ child ── runs a job (or a portion of jobs) and reports back
            ├─ child
-           └─ ...
+           └─ ...     (a lane child: many async jobs at once, lane.py)
 
     supervisor <─ socketpair (JSON lines, file descriptors) ─> each child
     supervisor <─ pipe (stdout and stderr; one per job in a portion) ─ child
     supervisor <─ SEQPACKET socket (Fork, Forked, Exited...) ─> zygote
     supervisor ── stop pipe (closed right before it signals the child) ─> child
+    supervisor <─ board (shared memory: which job holds the loop) ─ lane child
 
 Every message on those sockets is defined once, in protocol.py (who sends
 which, its fields, checked where it arrives); framing.py carries them over
@@ -38,6 +39,11 @@ Objects of the supervisor (one module each)::
         ResourceWatch            each running job's memory and CPU limits;
           (resources.py)         samples of the limited ones' process trees
                                  (procfs.py), stopped when over (Stop.LIMIT)
+        LaneWatch (lanes.py)     a lane worker's jobs, many per child: each
+                                 one's deadline (Cancel, then the child
+                                 killed), the loop watchdog and the crash's
+                                 culprit, read from each child's Board
+                                 (board.py: shared memory)
       Claimer (claiming.py)      when and how many to claim; refill the pool;
                                  give back a claim whose reply was lost
       ChildEvents (events.py)    a child spoke, started a job, or died
@@ -73,7 +79,9 @@ Objects of the supervisor (one module each)::
       Portions (portions.py)     how many jobs a child gets at once
 
 In the other processes: zygote.py (the fork server), child.py (a child's
-loop: take jobs, run each through django_jobs.attempts, report),
+loop: take jobs, run each through django_jobs.attempts, report), lane.py
+(a lane child's event loop: many async jobs at once, each through
+attempts.arun, their output routed by lane_output.py),
 child_connections.py (a child's own database connections: opened while it
 waits, checked before a job, closed at exit), usage.py (what an attempt
 used: the child's getrusage, the zygote's wait4, the watch's samples).

@@ -125,6 +125,8 @@ def arguments(kind: str, key: int, rng: random.Random) -> list:
     """A job's arguments: its key, and how long it runs if it is a sleeper."""
     if kind == "nap":
         return [key, round(rng.uniform(0.02, 0.3), 3)]
+    if kind == "lane":  # long enough that many are in flight when chaos hits
+        return [key, round(rng.uniform(0.5, 2.0), 3)]
     if kind == "touch":
         return [key, round(rng.uniform(*soak_kinds.TOUCH_SECONDS), 2)]
     if kind == "keyed":

@@ -26,6 +26,10 @@ TOUCH_SECONDS = (2.0, 5.0)
 KEYED_QUEUE = "keyed"
 KEY_CONCURRENCY = 1
 KEYS = 4
+#: The queue of the async lane's kind, and how many of its jobs one lane
+#: child runs at once (its own worker serves it: workers.py).
+LANE_QUEUE = "lane"
+LANE_CONCURRENCY = 20
 #: The memory limit of the leaking kind, and where it stops allocating (so a
 #: leak that no watch stops, its supervisor frozen, cannot exhaust the host).
 LEAK_LIMIT = 150_000_000
@@ -75,6 +79,13 @@ KINDS: dict[str, Kind] = {
             f"per key of {KEYS}",
         ),
         Kind("leak", "buried", 1, False, "allocates past its max_memory; killed"),
+        Kind(
+            "lane",
+            "done",
+            5,
+            True,
+            f"awaits 0.5-2 s in the async lane, {LANE_CONCURRENCY} at once per child",
+        ),
         # One plan entry is a whole graph of 7 to 11 jobs (see flows.py).
         Kind(
             "workflow",

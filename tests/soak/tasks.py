@@ -15,6 +15,7 @@ write whose commit is in doubt after a lost connection is simply retried.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sys
@@ -31,6 +32,7 @@ from . import procs
 from .kinds import (
     FAILING,
     KEYED_QUEUE,
+    LANE_QUEUE,
     LEAK_CAP,
     LEAK_LIMIT,
     ODD_STRINGS,
@@ -254,3 +256,13 @@ def touch(context, key: int, seconds: float) -> int:
             context.checkpoint({"step": step})
     run.done(patience=TOUCH_PATIENCE)
     return step
+
+
+@task(takes_context=True, max_attempts=PATIENT, queue_name=LANE_QUEUE)
+async def lane(context, key: int, seconds: float) -> float:
+    """A nap in the async lane: its rows are written from a thread, so that
+    a database blip stalls this job, not the loop its siblings share."""
+    run = await asyncio.to_thread(Run, context, "lane")
+    await asyncio.sleep(seconds)
+    await asyncio.to_thread(run.done)
+    return seconds

@@ -7,7 +7,7 @@ WORKER_TIMEOUT and the ttr), without importing the settings module, which
 must not be imported before the driver has chosen the database.
 """
 
-from .kinds import KEY_CONCURRENCY, KEYED_QUEUE
+from .kinds import KEY_CONCURRENCY, KEYED_QUEUE, LANE_CONCURRENCY, LANE_QUEUE
 
 OPTIONS = {
     "DEFAULT_TTR": 5,
@@ -22,4 +22,5 @@ OPTIONS = {
     "BURIED_RETENTION": None,
     "PRUNE_INTERVAL": 3600,
     "QUEUE_LIMITS": {KEYED_QUEUE: {"key_concurrency": KEY_CONCURRENCY}},
+    "ASYNC_QUEUES": {LANE_QUEUE: LANE_CONCURRENCY},
 }

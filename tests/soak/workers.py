@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import procs
+from .kinds import LANE_QUEUE
 
 ROOT = Path(__file__).resolve().parents[2]
 #: --jobs-per-child of each slot, in turn: single jobs and short batches.
@@ -101,6 +102,8 @@ class Slot:
     jobs_per_child: int
     #: ``--concurrency``: N, or MIN:MAX for the autoscaling slot.
     concurrency: str
+    #: The queues it serves (none: every queue but the async lane's).
+    queues: tuple[str, ...] = ()
     process: subprocess.Popen | None = None
     current: Incarnation | None = None
     restart_at: float = 0.0
@@ -147,6 +150,8 @@ class Workers:
             Slot(i, JOBS_PER_CHILD[i % len(JOBS_PER_CHILD)], size(i, concurrency))
             for i in range(count)
         ]
+        # One more worker runs the async lane's queue: one child, many jobs.
+        self.slots.append(Slot(count, 1, "1", queues=(LANE_QUEUE,)))
         self.keep_running = True
 
     def start(self, slot: Slot) -> None:
@@ -166,6 +171,7 @@ class Workers:
                     str(SHUTDOWN_TIMEOUT),
                     "--poll-interval",
                     "0.5",
+                    *[arg for name in slot.queues for arg in ("--queue", name)],
                 ],
                 cwd=ROOT,
                 env=self.env,
