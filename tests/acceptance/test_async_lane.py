@@ -10,11 +10,17 @@ from __future__ import annotations
 import time
 
 import pytest
+from django.db import connection
 
 from django_jobs import queue
 from django_jobs.models import Job
 from tests import lane_jobs, tasks
-from tests.acceptance.conftest import most_at_once, process_exists, wait_for
+from tests.acceptance.conftest import (
+    most_at_once,
+    process_exists,
+    wait_for,
+    worker_connections,
+)
 from tests.models import Record
 
 LANE = ("--queue", "lane", "--poll-interval", "0.1")
@@ -42,6 +48,24 @@ def test_two_hundred_jobs_awaiting_run_at_once(start_worker):
     assert _records("nap-0") == 1
     assert len({record.pid for record in Record.objects.all()}) <= 2
     assert "async lane: 100 at once each" in worker.output
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="counts pg_stat_activity")
+def test_lane_jobs_share_their_childs_connection(start_worker):
+    # 150 jobs that each wait, then use the ORM, at once in two children:
+    # two connections for the jobs, whatever their number.
+    results = [lane_jobs.nap.enqueue(f"orm-{n}", 3) for n in range(150)]
+    worker = start_worker(*LANE, "--concurrency", "2", "--burst")
+    wait_for(lambda: Job.objects.filter(state="reserved").count() == 150)
+    seen = []
+    while Job.objects.filter(state="reserved").exists():
+        seen.append(worker_connections())
+        time.sleep(0.05)
+    seen.append(worker_connections())  # the children's, before they exit
+    assert worker.wait(timeout=60) == 0, worker.output
+    assert {_state(r) for r in results} == {"done"}
+    # the supervisor's, its listener's, and one per lane child
+    assert 3 <= max(seen) <= 4, seen
 
 
 def test_a_job_past_its_ttr_is_cancelled_while_its_siblings_finish(start_worker):
