@@ -7,6 +7,7 @@ a block limit of 1.5 s); its tasks are in tests/lane_jobs.py.
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
@@ -206,3 +207,19 @@ def test_a_lane_worker_asked_the_impossible_says_so(start_worker, args, message)
     assert worker.wait(timeout=60) != 0
     assert message in worker.output
     assert "Traceback" not in worker.output
+
+
+def test_a_stop_signal_to_every_process_drains_the_lane(start_worker):
+    # systemd's default: SIGTERM to the supervisor, its fork server and the
+    # lane child alike. The jobs in flight finish; the worker exits 0.
+    from tests.acceptance.test_group_stop import signal_worker
+
+    results = [lane_jobs.nap.enqueue(f"drained-{n}", 2) for n in range(20)]
+    worker = start_worker(*LANE, "--concurrency", "1", "--shutdown-timeout", "30")
+    wait_for(lambda: Job.objects.filter(state="reserved").count() == 20)
+    time.sleep(0.5)  # every job has started
+    hit = signal_worker(worker.process.pid, signal.SIGTERM, "every process")
+    assert len(hit) >= 3  # supervisor, fork server, lane child
+    assert worker.wait(timeout=60) == 0, worker.output
+    assert {_state(r) for r in results} == {"done"}
+    assert Record.objects.filter(key__startswith="drained-").count() == 20
