@@ -72,3 +72,15 @@ async def chatter(name: str, lines: int = 5) -> None:
 async def wait_here(key: str, seconds: float = 60) -> None:
     await _record(f"{key}-started")
     await asyncio.sleep(seconds)
+
+
+@task(queue_name="lane", ttr=1, max_attempts=1, takes_context=True)
+async def toucher(context, key: str, turns: int = 6) -> int:
+    """Lives past its ttr by touching, and checkpoints and reports progress."""
+    for turn in range(turns):
+        await asyncio.sleep(0.4)
+        context.touch()
+        context.checkpoint({"turn": turn})
+        context.progress(turn + 1, turns)
+    await _record(key)
+    return turns

@@ -83,6 +83,23 @@ def test_a_job_past_its_ttr_is_cancelled_while_its_siblings_finish(start_worker)
     assert "cancelling it in lane process" in worker.output
 
 
+def test_lane_jobs_touch_checkpoint_and_report_progress_each_their_own(
+    start_worker,
+):
+    touching = [lane_jobs.toucher.enqueue(f"touched-{n}") for n in range(5)]
+    late = lane_jobs.overstay.enqueue("not-touched")  # the same ttr, no touch
+    worker = start_worker(*LANE, "--concurrency", "1", "--burst")
+    assert worker.wait(timeout=60) == 0, worker.output
+    for result in touching:
+        job = Job.objects.get(pk=result.id)
+        assert (job.state, job.return_value) == ("done", 6), job.errors
+        assert job.checkpoint == {"turn": 5}
+        # progress is written at most twice a second per job while it runs
+        assert job.progress["total"] == 6
+        assert 1 <= job.progress["done"] <= 6
+    assert _state(late) == "buried"
+
+
 def test_a_job_that_ignores_its_cancellation_gets_its_child_killed(start_worker):
     stubborn = lane_jobs.stubborn.enqueue("stubborn")
     siblings = [lane_jobs.nap.enqueue(f"handed-back-{n}", 4) for n in range(4)]
