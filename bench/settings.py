@@ -17,12 +17,30 @@ INSTALLED_APPS = [*INSTALLED_APPS, "bench"]
 # child that runs several jobs opens one, not one per job.
 DATABASES["default"]["CONN_MAX_AGE"] = 600
 DATABASES = {**DATABASES, "supervisor": {**DATABASES["default"]}}
+# The async lane's queue for bench/async_lane.py: its jobs run up to
+# JOBS_LANE_K at once per child (a worker started with --queue crawl). Set
+# only where this django_jobs has the option, so the other benchmarks run
+# on a checkout without the lane.
+LANE_QUEUE = "crawl"
+
+
+def _lane_options() -> dict:
+    from django_jobs.conf import JobsOptions
+
+    if "ASYNC_QUEUES" not in JobsOptions.__dataclass_fields__:
+        return {}
+    return {"ASYNC_QUEUES": {LANE_QUEUE: int(os.environ.get("JOBS_LANE_K", "100"))}}
+
+
 TASKS = {
     "default": {
         "BACKEND": "django_jobs.backend.JobsBackend",
         "QUEUES": [],
-        # JOBS_CAPTURE=0 measures the worker without output capture.
-        "OPTIONS": {"CAPTURE_OUTPUT": os.environ.get("JOBS_CAPTURE", "1") == "1"},
+        "OPTIONS": {
+            # JOBS_CAPTURE=0 measures the worker without output capture.
+            "CAPTURE_OUTPUT": os.environ.get("JOBS_CAPTURE", "1") == "1",
+            **_lane_options(),
+        },
     }
 }
 # The worker's own lines (start, stop with its CPU and memory figures) but

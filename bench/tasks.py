@@ -1,5 +1,6 @@
 """Tasks the benchmarks enqueue."""
 
+import asyncio
 import time
 
 from django_jobs.compat import task
@@ -52,3 +53,28 @@ def fan_out(count: int) -> int:
 def nap(seconds: float) -> None:
     """Sleep: a job long enough for what waits for it to be enqueued first."""
     time.sleep(seconds)
+
+
+@task
+async def await_sleep(i: int = 0, seconds: float = 0.1) -> None:
+    """Await I/O that takes ``seconds`` (bench/async_lane.py). Enqueued as is
+    (queue "default": one process per job, --jobs-per-child) or with
+    ``.using(queue_name=settings.LANE_QUEUE)`` for the async lane."""
+    await asyncio.sleep(seconds)
+
+
+@task
+async def await_http(i: int, port: int) -> int:
+    """GET from bench/async_lane.py's own HTTP server on 127.0.0.1 (which
+    answers after a delay), over asyncio streams; the response's size."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"GET /slow HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        await writer.drain()
+        response = await reader.read()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    if not response.startswith(b"HTTP/1.0 200 "):
+        raise RuntimeError(f"unexpected response {response[:80]!r}")
+    return len(response)
