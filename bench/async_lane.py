@@ -1,7 +1,8 @@
 """Jobs that await I/O: one process per job, --jobs-per-child, the async lane.
 
     python bench/async_lane.py [--jobs 1000] [--runs 3] [--seconds 0.1]
-                               [--concurrency 2] [--k 100] [--http] [--only TEXT]
+                               [--concurrency 2] [--k 100] [--http] [--write]
+                               [--only TEXT]
                                [--lane-jobs-per-child N] [--try-lane]
 
 Enqueues N jobs of ``bench.tasks.await_sleep`` (an ``async def`` task that
@@ -15,7 +16,9 @@ awaits ``asyncio.sleep(--seconds)``) and drains them with one
 
 With --http, the same three again for ``bench.tasks.await_http``: a GET over
 asyncio streams to a small HTTP server of this script's own on 127.0.0.1
-(in a thread here; it answers each request after --seconds).
+(in a thread here; it answers each request after --seconds). With --write,
+for ``bench.tasks.await_and_write``: the sleep, then one row written through
+the async ORM (on SQLite, the jobs' writes queue for its one write lock).
 
 Per case (median of --runs): jobs/s over the wall time with start-up and
 after it (the worker's stop line), the CPU per job of the worker's whole
@@ -95,7 +98,10 @@ def setup() -> str:
 def clear_jobs() -> None:
     from django.db import connection
 
-    tables = ["django_jobs_dependency", "django_jobs_job", "django_jobs_workflow"]
+    tables = [
+        "django_jobs_dependency", "django_jobs_job", "django_jobs_workflow",
+        "demo_signup",
+    ]  # fmt: skip
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
@@ -331,6 +337,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--k", type=int, default=100)
     parser.add_argument("--http", action="store_true")
+    parser.add_argument("--write", action="store_true")
     parser.add_argument("--only", default="")
     parser.add_argument("--lane-jobs-per-child", type=int, default=0)
     parser.add_argument(
@@ -346,6 +353,11 @@ def main() -> None:
     workloads = [("asyncio.sleep", tasks.await_sleep, (options.seconds,), None)]
     if options.http:
         workloads.append(("HTTP GET", tasks.await_http, (), SlowServer))
+    if options.write:
+        workloads.append(
+            ("asyncio.sleep + one row written",
+             tasks.await_and_write, (options.seconds,), None)
+        )  # fmt: skip
     header = [
         "worker",
         "jobs/s",

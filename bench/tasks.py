@@ -78,3 +78,13 @@ async def await_http(i: int, port: int) -> int:
     if not response.startswith(b"HTTP/1.0 200 "):
         raise RuntimeError(f"unexpected response {response[:80]!r}")
     return len(response)
+
+
+@task
+async def await_and_write(i: int = 0, seconds: float = 0.1) -> None:
+    """Await, then write one row through the async ORM (a demo Signup): on
+    SQLite the jobs' writes take its one write lock in turn."""
+    from testproject.demo.models import Signup
+
+    await asyncio.sleep(seconds)
+    await Signup.objects.acreate(email=f"lane-{i}@example.com")
