@@ -117,6 +117,20 @@ def check_backend(backend: JobsBackend) -> list[checks.CheckMessage]:
         for name in backend.queues
         if not isinstance(name, str) or not name or len(name) > QUEUE_NAME_MAX_LENGTH
     ]
+    unknown_lanes = [
+        name
+        for name in config.ASYNC_QUEUES
+        if backend.queues and name not in backend.queues
+    ]
+    if unknown_lanes:
+        messages.append(
+            checks.Error(
+                f"{where}['OPTIONS']['ASYNC_QUEUES'] names queue(s) not in "
+                f"{where}['QUEUES']: {', '.join(map(repr, unknown_lanes))}.",
+                hint="Add them to QUEUES, or remove them from ASYNC_QUEUES.",
+                id="django_jobs.E016",
+            )
+        )
     if bad_queues:
         messages.append(
             checks.Error(
