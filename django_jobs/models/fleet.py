@@ -25,6 +25,12 @@ class Worker(models.Model):
     queues = models.JSONField(
         _("queues"), default=list, blank=True, help_text=_("Empty means all queues.")
     )
+    #: Queues it leaves alone although ``queues`` is empty: the async lane's
+    #: (OPTIONS['ASYNC_QUEUES']), which only a worker naming them runs; a
+    #: new job of theirs does not wake it (see django_jobs.queue.wake).
+    skipped_queues = models.JSONField(
+        _("queues skipped"), default=list, blank=True, db_default=[]
+    )
     #: Its children now (the jobs it may run at once); between
     #: ``min_concurrency`` and ``max_concurrency`` (``--concurrency MIN:MAX``),
     #: both equal to it for a worker of fixed size.

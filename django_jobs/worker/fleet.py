@@ -130,6 +130,9 @@ class Registry(Duty):
                 hostname=socket.gethostname()[:255],
                 pid=os.getpid(),
                 queues=list(self.options.queues),
+                skipped_queues=[]
+                if self.options.queues
+                else list(self.options.config.ASYNC_QUEUES),
                 room=self.room(),
                 **sizes,
             )

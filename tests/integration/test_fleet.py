@@ -21,7 +21,7 @@ from django_jobs.models import Job, Lease, Worker
 from django_jobs.queue.wake import SHARED_CHANNEL
 from django_jobs.worker.fleet import Registry
 from django_jobs.worker.options import WorkerOptions
-from tests import tasks
+from tests import lane_jobs, tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -201,6 +201,31 @@ def test_only_workers_that_serve_the_queue_are_woken(ears):
     tasks.add.using(queue_name="emails").enqueue(1, 2)
 
     assert ears.heard() == [(queue.channel("mail"), "emails")]
+
+
+@pytest.mark.postgres
+def test_a_lane_job_wakes_the_lane_worker_not_a_worker_that_skips_it(ears):
+    # A worker of every queue leaves the async lane's alone: a lane job's
+    # wake-up must not be spent on it, however many times it is drawn.
+    Worker.objects.create(
+        id="everything", hostname="h", pid=1, concurrency=4, room=50,
+        queues=[], skipped_queues=["lane"],
+    )  # fmt: skip
+    worker_row("lane-worker", 100, queues=["lane"])
+    ears.listen(queue.channel("everything"), queue.channel("lane-worker"))
+    for _ in range(5):
+        lane_jobs.nap.enqueue("woken")
+        assert ears.heard() == [(queue.channel("lane-worker"), "lane")]
+    tasks.add.enqueue(1, 2)  # its own queues still wake it
+    assert ears.heard() == [(queue.channel("everything"), "default")]
+
+
+def test_a_worker_of_every_queue_says_which_it_skips():
+    for queues, skipped in [((), ["lane"]), (("default",), [])]:
+        options = WorkerOptions(backend=jobs_backend("default"), queues=queues)
+        registry = Registry(options, f"w-{len(queues)}", room=lambda: 1)
+        registry.register()
+        assert Worker.objects.get(pk=registry.worker_id).skipped_queues == skipped
 
 
 @pytest.mark.postgres
