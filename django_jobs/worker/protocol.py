@@ -11,8 +11,7 @@ lines over the sockets.
 Who sends what::
 
     supervisor -> child      Run, Retire, Warm, Reply, Lane, Cancel
-    child -> supervisor      Started, Touch, Checkpoint, Progress, Outcome,
-                             Blocked
+    child -> supervisor      Started, Touch, Checkpoint, Progress, Outcome, Blocked
     supervisor -> zygote     Fork, Preload
     zygote -> supervisor     Forked, Exited, Preloaded
 """
@@ -229,19 +228,16 @@ class Reply(Message):
 @message("lane", "supervisor")
 @dataclass(frozen=True, slots=True)
 class Lane(Message):
-    """Become a lane child: run up to ``concurrency`` async jobs at once in
-    one event loop (see lane.py). Its board's file descriptor comes with it."""
+    """Become a lane child (lane.py); its board's descriptor comes with it."""
 
     concurrency: int
-    #: A step of a job that holds the loop this long is reported (Blocked).
-    slow_step: float
+    slow_step: float  # a step holding the loop this long is reported
 
 
 @message("cancel", "supervisor")
 @dataclass(frozen=True, slots=True)
 class Cancel(Message):
-    """Cancel this job of a lane child (its coroutine gets CancelledError);
-    the supervisor knows why, and records what follows as that."""
+    """Cancel a lane job (CancelledError); the supervisor knows why."""
 
     id: int
 
@@ -329,7 +325,7 @@ class Outcome(Message):
 @message("blocked", "child")
 @dataclass(frozen=True, slots=True)
 class Blocked(Message):
-    """One step of a lane job held the event loop this long."""
+    """One step of a lane job held the event loop ``seconds``."""
 
     id: int
     seconds: float

@@ -89,7 +89,10 @@ class Scaler(Duty):
         return self.next_run if self.options.scales else None
 
     def describe(self) -> str:
-        """The size for the start line: "4", or "2 (autoscaling 2:16)"."""
+        """The size for the start line: "4", "2 (autoscaling 2:16)", or
+        "2 (async lane: 100 at once each)"."""
+        if self.options.lane:
+            return f"{self.size} (async lane: {self.options.lane} at once each)"
         if not self.options.scales:
             return str(self.size)
         return f"{self.size} (autoscaling {self.least}:{self.most})"

@@ -258,7 +258,7 @@ class Supervisor:
     def log_start(self) -> None:
         logger.info(
             "django-jobs %s worker %s started: backend %r, database %r (%s), "
-            "queues %s, concurrency %s%s, %d job(s) per child, pid %d%s%s",
+            "queues %s, concurrency %s, %d job(s) per child, pid %d%s%s",
             __version__,
             self.worker_id,
             self.options.backend.alias,
@@ -266,9 +266,6 @@ class Supervisor:
             describe_database(self.db),
             ", ".join(self.options.queues) or "all",
             self.scaler.describe(),
-            f" (async lane: {self.options.lane} at once each)"
-            if self.options.lane
-            else "",
             self.options.child_budget,
             os.getpid(),
             connection_pid(self.db),
@@ -330,10 +327,9 @@ class Supervisor:
     def lease_moved(self, job: Job) -> None:
         """A renewal was written: the deadline of the job moves with it."""
         for busy in self.children.busy:
-            if busy.lane and job.pk in busy.slots:
+            mine = job.pk in busy.slots if busy.lane else busy.jobs[0] is job
+            if mine and (busy.lane or busy.stopping is None):
                 busy.follow_lease(job)
-            elif busy.jobs[0] is job and busy.stopping is None:
-                busy.follow_lease()
 
     def stop_the_late(self, clock: float) -> None:
         for late in self.children.enforce_deadlines(clock):
