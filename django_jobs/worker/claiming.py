@@ -24,6 +24,7 @@ from collections.abc import Callable
 from django.db import DatabaseError, connections
 
 from .. import queue
+from ..models import Job
 from .children import Child, Children
 from .fleet import Registry
 from .leases import Leases
@@ -52,6 +53,7 @@ class Claimer:
         registry: Registry | None = None,
         listening: Callable[[], bool] = lambda: False,
         scaler: Scaler | None = None,
+        give_back: Callable[[Job, str], None] = lambda job, why: None,
     ) -> None:
         self.options = options
         self.worker_id = worker_id
@@ -68,6 +70,8 @@ class Claimer:
         self.listening = listening
         #: Its size, when it grows and shrinks (else ``--concurrency``).
         self.scaler = scaler
+        #: Releases a job just claimed, uncounted (``Recorder.release``).
+        self.give_back = give_back
         #: There may be ready jobs: claim at the next chance.
         self.wake = True
         self.next_poll = 0.0
@@ -211,6 +215,24 @@ class Claimer:
             )
         return True
 
+    def not_in_hand(self, jobs: list[Job]) -> list[Job]:
+        """The jobs claimed, but those whose old run is still in hand.
+
+        A job whose claim was lost (taken back while this worker was stopped)
+        may be claimed again by this very worker before its old run has
+        ended (cancelled in a lane child, or its child being killed). Two
+        runs of one job in hand would be mistaken for one another: the new
+        claim is given back, uncounted, and claimed again once the old run
+        has ended.
+        """
+        held = {job.pk for child in self.children for job in child.jobs}
+        if not held:
+            return jobs
+        for job in jobs:
+            if job.pk in held:
+                self.give_back(job, "its lost claim's run has not ended here yet")
+        return [job for job in jobs if job.pk not in held]
+
     def claim(self, clock: float) -> None:
         """Claim as many jobs as the children have room for; hand them out."""
         if not self.release_in_doubt():
@@ -250,6 +272,7 @@ class Claimer:
             self.wake = False
             return
         self.health.ok()
+        jobs = self.not_in_hand(jobs)
         self.claimed_total += len(jobs)
         room = limit - len(jobs)
         if len(jobs) < limit:

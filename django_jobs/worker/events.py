@@ -269,6 +269,8 @@ class ChildEvents:
                 self.recorder.failed(Failure.timed_out(job, job.ttr))
             elif slot is not None and slot.stopping is Stop.CANCEL:
                 self.recorder.failed(Failure.cancelled(job))
+            elif gone.lane and gone.stopping is not Stop.SHUTDOWN:
+                self.recorder.release(job, "its lane process ended for another job")
             else:
                 self.recorder.release(job)
 

@@ -153,8 +153,9 @@ class Recorder:
         self.health.ok()
         return True
 
-    def release(self, job: Job) -> None:
-        """Give a job back unfinished (shutdown); the attempt does not count."""
+    def release(self, job: Job, why: str = "worker stopping") -> None:
+        """Give a job back unfinished (shutdown, or a lane child killed for
+        another job); the attempt does not count."""
         self.tasks.pop(job.pk, None)
         self.usage.pop(job.pk, None)
         try:
@@ -163,7 +164,7 @@ class Recorder:
             # Still reserved: rescued once its lease runs out.
             log_job(logging.ERROR, job, "could not be released: %s", first_line(exc))
             return
-        log_job(logging.INFO, job, "released unfinished (worker stopping)")
+        log_job(logging.INFO, job, "released unfinished (%s)", why)
 
     def _flush_progress(self) -> None:
         """Write progress reports, at most one per job every PROGRESS_EVERY s."""

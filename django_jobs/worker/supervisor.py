@@ -106,6 +106,7 @@ class Supervisor:
             registry=self.registry,
             listening=self.listener.listening,
             scaler=self.scaler,
+            give_back=self.recorder.release,
         )
         self.events = ChildEvents(
             children=self.children,

@@ -240,3 +240,33 @@ def test_a_stop_signal_to_every_process_drains_the_lane(start_worker):
     assert worker.wait(timeout=60) == 0, worker.output
     assert {_state(r) for r in results} == {"done"}
     assert Record.objects.filter(key__startswith="drained-").count() == 20
+
+
+def test_a_lane_worker_back_from_a_stall_reclaims_its_lost_jobs_cleanly(
+    start_worker,
+):
+    # Stopped past WORKER_TIMEOUT, the lane worker loses its jobs to a
+    # rescuer; back, it cancels their old runs and, being the only worker of
+    # the lane, claims them again while those may still be ending. Each must
+    # end done, its work recorded once: no run mistaken for the other.
+    results = [lane_jobs.nap.enqueue(f"stalled-{n}", 4) for n in range(3)]
+    stalled = start_worker(*LANE, "--concurrency", "1")
+    wait_for(lambda: Job.objects.filter(state="reserved").count() == 3)
+    stalled.send(signal.SIGSTOP)
+    try:
+        start_worker("--queue", "elsewhere")  # a rescuer that runs nothing here
+        wait_for(
+            lambda: Job.objects.filter(state="ready").count() == 3,
+            timeout=20,
+            message="the jobs taken back from the stalled worker",
+        )
+    finally:
+        stalled.send(signal.SIGCONT)
+    wait_for(
+        lambda: {_state(r) for r in results} == {"done"},
+        timeout=40,
+        message="every job done",
+    )
+    for n in range(3):
+        assert _records(f"stalled-{n}") == 1, stalled.output
+    assert "its claim was lost" in stalled.output

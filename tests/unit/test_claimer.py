@@ -22,11 +22,19 @@ DROPPED = OperationalError("server closed the connection unexpectedly")
 REFUSED = ProgrammingError('relation "django_jobs_job" does not exist')
 
 
+class J(int):
+    """A job as the claimer sees it: its number is its id."""
+
+    @property
+    def pk(self) -> int:
+        return int(self)
+
+
 class Taker:
     """A child as the claimer sees it: the jobs it holds."""
 
     def __init__(self, *jobs: int) -> None:
-        self.jobs = list(jobs)
+        self.jobs = [J(job) for job in jobs]
 
 
 class Pool:
@@ -66,7 +74,7 @@ class Queue:
     """``django_jobs.queue`` as the claimer calls it."""
 
     def __init__(self, ready: int = 0) -> None:
-        self.ready = list(range(1, ready + 1))
+        self.ready = [J(n) for n in range(1, ready + 1)]
         self.claims: list[dict] = []
         self.tokens = 0
         #: What the next claim raises, once.
@@ -133,6 +141,7 @@ def world(monkeypatch):
         listening=False,
     )
     made.registry.limited_queues = ()
+    made.given_back = []
     monkeypatch.setattr(claiming_module, "queue", made.queue)
     monkeypatch.setattr(claiming_module, "connections", {"default": made.connection})
 
@@ -147,6 +156,7 @@ def world(monkeypatch):
             shutdown=made.shutdown,
             registry=made.registry,
             listening=lambda: made.listening,
+            give_back=lambda job, why: made.given_back.append((job, why)),
         )
         return made.claimer
 
@@ -170,7 +180,7 @@ def test_it_claims_as_many_as_the_idle_children_take_and_hands_them_out(world):
 
 
 def test_a_short_claim_waits_for_a_wake_up_or_the_poll(world):
-    world.queue.ready = [1]
+    world.queue.ready = [J(1)]
     claimer = world.make()
     claimer.claim(clock=10.0)
     assert claimer.claimed_total == 1
@@ -230,6 +240,21 @@ def test_idle_children_are_served_first(world):
     busy, idle = world.pool.takers
     claimer.claim(clock=0.0)  # 2 + 4 asked; 5 ready
     assert world.pool.given == [(idle, [1, 2, 3, 4]), (busy, [5])]
+
+
+def test_a_job_claimed_again_while_its_old_run_is_in_hand_is_given_back(world):
+    # Job 2's claim was lost while this worker was stopped; its old run is
+    # still being stopped in a child when the worker claims it again.
+    world.pool = Pool(Taker(2), Taker())
+    world.queue.ready = [J(1), J(2), J(3)]
+    claimer = world.make(concurrency=2)
+    world.portion.returns["size"] = 4
+    claimer.claim(clock=0.0)
+    ((back, why),) = world.given_back
+    assert back == 2
+    assert "has not ended here yet" in why
+    assert [job for _, given in world.pool.given for job in given] == [1, 3]
+    assert claimer.claimed_total == 2
 
 
 def test_max_jobs_bounds_the_claim_and_ends_the_worker(world):
