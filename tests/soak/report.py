@@ -17,7 +17,7 @@ from . import graphs, touches
 from .analysis import Findings
 from .drains import cut_short
 from .evidence import Evidence
-from .kinds import KINDS
+from .kinds import KINDS, LANE_CONCURRENCY
 from .records import EARLY, load_jobs, load_runs
 from .workers import AUTOSCALING_SLOT, size
 
@@ -142,6 +142,10 @@ class Writer:
                 f" (worker {AUTOSCALING_SLOT + 1} autoscales, "
                 f"--concurrency {size(AUTOSCALING_SLOT, config.concurrency)})"
             )
+        title += (
+            f", and one worker of the async lane ({LANE_CONCURRENCY} jobs at once "
+            f"in one child)"
+        )
         rows = self.job_rows() + self.duplicate_rows() + self.worker_rows()
         rows += self.touch_rows() + self.graph.rows(self.f)
         return table(title, ("figure", "count", "must be 0"), rows)
