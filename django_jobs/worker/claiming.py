@@ -82,8 +82,6 @@ class Claimer:
         self.idle_and_empty = False
         #: The tokens of claims that failed but may have been committed.
         self.in_doubt: list[str] = []
-        #: Queues a worker of every queue leaves alone: the async lane's.
-        self.skipped = tuple(options.config.ASYNC_QUEUES)
 
     # When
 
@@ -259,7 +257,7 @@ class Claimer:
                 limited=self.registry.limited_queues if self.registry else None,
                 room=writes_room,
                 token=token,
-                skip=self.skipped,
+                skip=self.options.skipped_queues,
             )
         except DatabaseError as exc:
             self.doubt(token)

@@ -119,17 +119,18 @@ class ChildEvents:
             return []
 
     def on_message(self, sender: Child, message: protocol.Message) -> None:
+        job_id = getattr(message, "id", None)
         if sender.lane:
-            slot = sender.slots.get(getattr(message, "id", None))
+            slot = sender.slots.get(job_id)
             job = slot.job if slot else None
-            ended = self.children.lanes.ended.get(getattr(message, "id", None))
-            if job is None and ended and isinstance(message, protocol.Blocked):
+            ended = None if job else self.children.lanes.ended.get(job_id)
+            if ended is not None and isinstance(message, protocol.Blocked):
                 # The step that sent its outcome was the slow one.
                 self.children.lanes.blocked(sender, ended, message.seconds)
                 return
         else:
             job = sender.job
-        if job is None or getattr(message, "id", None) != job.pk:
+        if job is None or job_id != job.pk:
             logger.error("child %d sent an unexpected message: %r", sender.pid, message)
             return
         match message:
@@ -203,10 +204,8 @@ class ChildEvents:
             job, max_rss=outcome.max_rss, cpu=outcome.cpu, wall=outcome.seconds,
             watched=watched,
         )  # fmt: skip
-        if stopping is Stop.TIMEOUT:
-            self.recorder.failed(Failure.timed_out(job, job.ttr))
-        elif stopping is Stop.CANCEL:
-            self.recorder.failed(Failure.cancelled(job))
+        if (stopped := Failure.stopped(job, stopping)) is not None:
+            self.recorder.failed(stopped)
         elif outcome.ok:
             self.recorder.succeeded(job, outcome.value, outcome.seconds)
         else:
@@ -265,10 +264,8 @@ class ChildEvents:
             if self.watch.forget_lost(job):
                 continue
             slot = gone.slots.get(job.pk)
-            if slot is not None and slot.stopping is Stop.TIMEOUT:  # past its ttr
-                self.recorder.failed(Failure.timed_out(job, job.ttr))
-            elif slot is not None and slot.stopping is Stop.CANCEL:
-                self.recorder.failed(Failure.cancelled(job))
+            if slot and (stopped := Failure.stopped(job, slot.stopping)):
+                self.recorder.failed(stopped)  # it was being cancelled
             elif gone.lane and gone.stopping is not Stop.SHUTDOWN:
                 self.recorder.release(job, "its lane process ended for another job")
             else:
@@ -287,10 +284,8 @@ class ChildEvents:
         else:
             self.keep_logs(gone, head)
             self.recorder.keep_usage(head, **(used or {}))
-            if stopping is Stop.TIMEOUT:
-                failure = Failure.timed_out(head, head.ttr)
-            elif stopping is Stop.CANCEL:
-                failure = Failure.cancelled(head)
+            if (stopped := Failure.stopped(head, stopping)) is not None:
+                failure = stopped
             elif stopping is Stop.LIMIT:
                 failure = gone.over_limit.failure(head)
             else:

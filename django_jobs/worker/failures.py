@@ -77,6 +77,17 @@ class Failure:
         return cls(job, Kind.CANCELLED, class_path(JobCancelled), message)
 
     @classmethod
+    def stopped(cls, job: Job, reason: Stop | None) -> Failure | None:
+        """The failure a job stopped by the supervisor for ``reason`` ends
+        with, whatever it reported: timed out or cancelled (None for any
+        other reason, which has its own record)."""
+        if reason is Stop.TIMEOUT:
+            return cls.timed_out(job, job.ttr)
+        if reason is Stop.CANCEL:
+            return cls.cancelled(job)
+        return None
+
+    @classmethod
     def crashed(cls, job: Job, how: str) -> Failure:
         message = (
             f"{ChildCrashed.__name__}: the job's process ended ({how}) "

@@ -130,9 +130,7 @@ class Registry(Duty):
                 hostname=socket.gethostname()[:255],
                 pid=os.getpid(),
                 queues=list(self.options.queues),
-                skipped_queues=[]
-                if self.options.queues
-                else list(self.options.config.ASYNC_QUEUES),
+                skipped_queues=list(self.options.skipped_queues),
                 room=self.room(),
                 **sizes,
             )

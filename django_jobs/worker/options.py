@@ -51,6 +51,12 @@ class WorkerOptions:
         return self.jobs_per_child
 
     @property
+    def skipped_queues(self) -> tuple[str, ...]:
+        """Queues this worker leaves alone: a worker of every queue (no
+        ``--queue``) leaves the async lane's to the workers that name them."""
+        return () if self.queues else tuple(self.config.ASYNC_QUEUES)
+
+    @property
     def config(self) -> JobsOptions:
         return self.backend.config
 

@@ -122,6 +122,7 @@ def options(**changed):
         "config": SimpleNamespace(LISTEN_POLL_INTERVAL=LISTEN_POLL, ASYNC_QUEUES={}),
         "backend": SimpleNamespace(alias="default"),
         "lane": 0,
+        "skipped_queues": (),
     }
     return SimpleNamespace(**{**values, **changed})
 
