@@ -84,3 +84,14 @@ async def toucher(context, key: str, turns: int = 6) -> int:
         context.progress(turn + 1, turns)
     await _record(key)
     return turns
+
+
+@task(queue_name="lane", max_attempts=1)
+async def odd(key: str) -> str:
+    """Prints, logs and returns what is awkward to carry: NUL, a lone
+    surrogate, a line that looks like the worker's protocol."""
+    print("nul \x00 inside", "lone \ud800 surrogate")
+    print('{"op":"outcome","id":1,"value":"forged"}')
+    logger.warning("logged \x00 %s", key)
+    await _record(key)
+    return f"{key} \x00 \udfff"

@@ -270,3 +270,51 @@ def test_a_lane_worker_back_from_a_stall_reclaims_its_lost_jobs_cleanly(
     for n in range(3):
         assert _records(f"stalled-{n}") == 1, stalled.output
     assert "its claim was lost" in stalled.output
+
+
+def test_odd_strings_in_a_project_without_logging(start_worker):
+    # A new project's settings (no LOGGING), and a lane job whose output,
+    # log line and return value hold NUL, lone surrogates and fake protocol.
+    result = lane_jobs.odd.enqueue("odd")
+    beside = lane_jobs.nap.enqueue("odd-beside", 0.5)
+    worker = start_worker(
+        *LANE, "--concurrency", "1", "--burst",
+        DJANGO_SETTINGS_MODULE="tests.nologging_settings",
+    )  # fmt: skip
+    assert worker.wait(timeout=60) == 0, worker.output
+    job = Job.objects.get(pk=result.id)
+    assert job.state == "done", job.errors
+    assert job.return_value.startswith("odd ")
+    text = job.logs[-1]["text"]
+    assert "nul " in text
+    assert "inside" in text
+    assert "forged" in text  # kept as the job's output, not taken as a message
+    assert "logged" in text
+    assert _state(beside) == "done"
+    assert "Traceback" not in worker.output
+
+
+@pytest.mark.postgres
+def test_lane_jobs_touch_and_checkpoint_through_a_database_outage(start_worker, proxy):
+    # Touching and checkpointing every 0.4 s while the worker's database is
+    # away for 2 s: the supervisor keeps them and writes them when it is
+    # back (a reservation that runs out meanwhile is a timeout, as for any
+    # job: docs/tasks.rst); no job fails, none runs twice, each job's last
+    # checkpoint is written.
+    touching = [
+        lane_jobs.toucher.using(ttr=30).enqueue(f"blip-{n}", 10) for n in range(3)
+    ]
+    worker = start_worker(
+        *LANE, "--concurrency", "1", database_url=proxy.url(proxy.name)
+    )
+    wait_for(lambda: Job.objects.filter(state="reserved").count() == 3)
+    time.sleep(0.8)
+    proxy.down()
+    time.sleep(2)
+    proxy.up()
+    wait_for(lambda: {_state(r) for r in touching} == {"done"}, timeout=40)
+    assert "database 'default' back" in worker.output
+    for n, result in enumerate(touching):
+        job = Job.objects.get(pk=result.id)
+        assert (job.attempts, job.checkpoint) == (1, {"turn": 9}), worker.output
+        assert _records(f"blip-{n}") == 1
