@@ -71,6 +71,9 @@ class JobsOptions:
     BURIED_RETENTION: float | None = 30 * 24 * 3600.0
     #: Seconds between two runs of the pruner (in the lease holder).
     PRUNE_INTERVAL: float = 300.0
+    #: PostgreSQL: done jobs move out of the hot table into the history's
+    #: day tables this many seconds after they finish.
+    HISTORY_DELAY: float = 10.0
     #: Send children's stdout and stderr through the worker's logging.
     CAPTURE_OUTPUT: bool = True
     #: Bytes of each attempt's output kept on the job (0: none).
@@ -334,6 +337,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "DONE_RETENTION": optional_seconds,
     "BURIED_RETENTION": optional_seconds,
     "PRUNE_INTERVAL": positive_number,
+    "HISTORY_DELAY": non_negative_number,
     "CAPTURE_OUTPUT": boolean,
     "OUTPUT_TAIL": non_negative_int,
     "IMPORT_GRACE": non_negative_number,

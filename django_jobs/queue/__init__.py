@@ -10,7 +10,7 @@ they apply to those that qualify and return how many did, because a console
 acting on a selection must not fail as a whole for one job that moved on.
 """
 
-from . import workflows
+from . import history, workflows
 from .batches import seal, settle, settle_pending
 from .claim import (
     claim,
@@ -85,6 +85,7 @@ __all__ = [
     "fail",
     "failure_landed",
     "get_db",
+    "history",
     "insert",
     "kick",
     "lease_seconds",

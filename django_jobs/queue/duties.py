@@ -15,6 +15,7 @@ from ..exceptions import (
 )
 from ..models import Job, Worker
 from ..states import State
+from . import history
 from .batches import settle
 from .errors import error_entry, unstarted_error
 from .expressions import JSONAppend
@@ -162,6 +163,7 @@ def prune(
     backend: str | None = None,
     batch_size: int = 1000,
     dry_run: bool = False,
+    hot_only: bool = False,
     using: str | None = None,
 ) -> dict[str, int]:
     """Delete finished jobs older than their retention, a batch at a time.
@@ -169,7 +171,9 @@ def prune(
     Each batch is its own short statement (ids first, then a delete by id),
     so that pruning millions of rows never holds locks for long. ``None``
     keeps that state forever. Returns how many were (or, dry, would be)
-    deleted per state.
+    deleted per state. With ``hot_only``, done jobs are looked for in the
+    hot table only: the history's are dropped a day at a time (see
+    ``queue.history``).
     """
     db = get_db(using)
     counts = {}
@@ -180,6 +184,8 @@ def prune(
         old = Job.objects.using(db).filter(state=state, finished_at__lt=before)
         if backend is not None:
             old = old.filter(backend=backend)
+        if hot_only and state == State.DONE and history.available(db):
+            old = old.filter(pk__in=history.in_hot_table(old))
         if dry_run:
             counts[state.value] = old.count()
             continue

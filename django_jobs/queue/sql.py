@@ -242,6 +242,9 @@ def reserve_candidates(connection) -> str:
         f" {col['last_attempted_at']} = %(now)s,"
         f" {col['worker_ids']} = {append_worker}"
         f" WHERE {col['id']} IN (SELECT {col['id']} FROM candidates)"
+        # Said again (the candidates are ready rows), so that the planner
+        # leaves the history's day tables out of the UPDATE (queue.history).
+        f" AND {col['state']} = '{states.only_source('claim').value}'"
         f" RETURNING {returned}"
     )
 
@@ -252,7 +255,10 @@ _completions: dict[tuple[str, int, tuple[str, ...]], Statement] = {}
 COMPLETED = ("state", "finished_at", "reserved_until", "reserved_by", "claim_token")
 #: What a completion returns before those: what else the job's end touches.
 COMPLETED_LINKS = ("id", "batch", "workflow", "downstream_count")
-#: The state a completion guards on, and the one it writes.
+#: The state a completion guards on, and the one it writes: written into
+#: the SQL, as the claim's are, so that the generic plan of the prepared
+#: statement uses the partial indexes and skips the history's day tables,
+#: whose CHECK constraints say they hold done jobs only (``queue.history``).
 _COMPLETING = states.only_source("complete").value, states.target("complete").value
 
 
@@ -285,7 +291,6 @@ def completion(
         statement = head + Statement.rows("rows", 4, len(outcomes)) + tail
         if len(outcomes) <= 64:  # keep the cache small: portions are usually short
             _completions[key] = statement
-    source, target = _COMPLETING
     return statement.bind(
         rows=[
             (
@@ -296,11 +301,7 @@ def completion(
             )
             for job_id, token, value, used in outcomes
         ],
-        target=target,
         now=connection.ops.adapt_datetimefield_value(now),
-        source=source,
-        waiting=State.WAITING.value,
-        ready=State.READY.value,
         **cleared,
     )
 
@@ -320,9 +321,9 @@ def release_sql(connection, counted: str, *, anyway_only: bool = False) -> str:
     return (
         f"UPDATE {job} SET {qn('waiting_for')} = CASE WHEN {left} > 0"
         f" THEN {left} ELSE 0 END, {qn('state')} = CASE WHEN {left} > 0"
-        f" THEN {job}.{qn('state')} ELSE %(ready)s END"
+        f" THEN {job}.{qn('state')} ELSE '{State.READY.value}' END"
         f" FROM ({counted}) AS counted WHERE {job}.{qn('id')} = counted.id"
-        f" AND {job}.{qn('state')} = %(waiting)s{anyway}"
+        f" AND {job}.{qn('state')} = '{State.WAITING.value}'{anyway}"
     )
 
 
@@ -341,14 +342,14 @@ def _ends(connection, cleared: dict[str, Any]) -> tuple[Statement, Statement]:
     kept = JSONAppend.templates[connection.vendor].format(f"{table}.{usage}", "v.usage")
     head = "WITH v(id, token, value, usage) AS (VALUES "  # then the rows
     update = (
-        f"UPDATE {table} SET {qn('state')} = %(target)s,"
+        f"UPDATE {table} SET {qn('state')} = '{_COMPLETING[1]}',"
         f" {qn('finished_at')} = %(now)s,"
         f" {qn('return_value')} = {value},"
         f" {usage} = CASE WHEN v.usage IS NULL THEN {table}.{usage} ELSE {kept} END,"
         f" {clear}"
         f" FROM v WHERE {table}.{qn('id')} = v.id"
         f" AND {table}.{qn('claim_token')} = v.token"
-        f" AND {table}.{qn('state')} = %(source)s"
+        f" AND {table}.{qn('state')} = '{_COMPLETING[0]}'"
         f" RETURNING {returned}"
     )
     if connection.vendor == "postgresql":  # and release what waited for them
@@ -369,7 +370,7 @@ def _ends(connection, cleared: dict[str, Any]) -> tuple[Statement, Statement]:
             f"done.{qn('downstream_count')} > 0 AND EXISTS (SELECT 1 FROM {dep} d"
             f" JOIN {table} w ON w.{qn('id')} = d.{qn('downstream_id')}"
             f" WHERE d.{qn('upstream_id')} = done.{qn('id')}"
-            f" AND w.{qn('state')} = %(waiting)s)"
+            f" AND w.{qn('state')} = '{State.WAITING.value}')"
         )
         tail = (
             f"), done AS ({update}), released AS ({released})"

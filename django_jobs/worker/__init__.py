@@ -58,8 +58,9 @@ Objects of the supervisor (one module each)::
       Listener (listener.py)     LISTEN on the worker's own channel
       Registry (fleet.py)        the heartbeat, the worker's room, the lease
       fleet-wide duties          run only by the lease's holder: Rescuer,
-                                 Scheduler, Pruner, StrayJobs (duties.py),
-                                 DueLook (fleet.py: wakes for due jobs)
+                                 Scheduler, Pruner, History (moves done jobs
+                                 to the history's day tables), StrayJobs
+                                 (duties.py), DueLook (fleet.py: wakes for due jobs)
       ClaimWatch (watch.py)      cancelled and lost claims of jobs in hand
       Scaler (scaling.py)        the worker's size under --concurrency MIN:MAX:
                                  grows with the backlog, shrinks when idle;

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from .. import queue, schedules, stats
+from ..compat import task_backends
 from .options import WorkerOptions
 from .outage import DatabaseHealth, transient
 
@@ -149,13 +150,17 @@ class Pruner(Duty):
         self.interval = config.PRUNE_INTERVAL
         self.done_retention = config.DONE_RETENTION
         self.buried_retention = config.BURIED_RETENTION
+        self.history = queue.history.available(self.db)
+        self.warned_short = False
 
     def run_once(self) -> dict[str, int]:
         now = timezone.now()
+        by_day = self.history and self.keep_history(now)
         counts = queue.prune(
             done_before=queue.cutoff(now, self.done_retention),
             buried_before=queue.cutoff(now, self.buried_retention),
             backend=self.backend,
+            hot_only=by_day,
             using=self.db,
         )
         if any(counts.values()):
@@ -172,6 +177,67 @@ class Pruner(Duty):
         if keys := queue.prune_keys(backend=self.backend, now=now, using=self.db):
             logger.info("pruned %d idle key(s) of limits per key", keys)
         return counts
+
+    def keep_history(self, now: datetime) -> bool:
+        """The history's upkeep: make the coming days' tables and drop those
+        past retention. Whether done jobs are pruned a day at a time: not
+        when the retention is shorter than a day (their rows are deleted)."""
+        history = queue.history
+        history.prepare(now, using=self.db)
+        retention = history_retention(self.db)
+        if retention is None:
+            return True
+        kept_from = history.day_of(now - timedelta(seconds=retention))
+        if dropped := history.drop(kept_from, using=self.db):
+            logger.info("dropped the history of %s", ", ".join(dropped))
+        by_day = retention >= history.PARTITION.total_seconds()
+        if not by_day and not self.warned_short:
+            self.warned_short = True
+            logger.warning(
+                "DONE_RETENTION (%g s) is shorter than a day of history: done"
+                " jobs are deleted row by row, not a day table at a time",
+                retention,
+            )
+        return by_day
+
+
+def history_retention(db: str) -> float | None:
+    """How long the history on ``db`` is kept: the longest ``DONE_RETENTION``
+    of the backends that share it (None: one keeps done jobs forever)."""
+    from ..backend import JobsBackend
+
+    kept = [
+        each.config.DONE_RETENTION
+        for each in task_backends.all()
+        if isinstance(each, JobsBackend) and each.db == db
+    ]
+    return None if None in kept or not kept else max(kept)
+
+
+class History(Duty):
+    """Moves done jobs out of the hot table into the history (PostgreSQL;
+    see ``queue.history``), ``HISTORY_DELAY`` seconds after they finish."""
+
+    fleet_wide = True
+
+    def __init__(self, options: WorkerOptions) -> None:
+        super().__init__()
+        self.db = options.db
+        self.delay = options.config.HISTORY_DELAY
+        self.interval = max(0.5, self.delay / 2)
+        self.enabled = queue.history.available(self.db)
+
+    def due_at(self) -> float | None:
+        return self.next_run if self.enabled else None
+
+    def run_once(self) -> int:
+        if not self.enabled:
+            return 0
+        before = timezone.now() - timedelta(seconds=self.delay)
+        moved = queue.history.move(before=before, using=self.db)
+        if moved >= queue.history.BATCH:  # a backlog: the next batch at once,
+            self.next_run = 0.0  # after the loop's other work (one at a time)
+        return moved
 
 
 class StrayJobs(Duty):

@@ -28,7 +28,14 @@ from .. import __version__, queue, schedules
 from ..models import Job
 from .children import Children
 from .claiming import Claimer
-from .duties import Pruner, Rescuer, Scheduler, StrayJobs, apply_queue_limits
+from .duties import (
+    History,
+    Pruner,
+    Rescuer,
+    Scheduler,
+    StrayJobs,
+    apply_queue_limits,
+)
 from .events import ChildEvents
 from .fleet import DueLook, Registry, new_worker_id
 from .host import empty, signals_taken
@@ -87,6 +94,7 @@ class Supervisor:
             Rescuer(options),
             Scheduler(options),
             Pruner(options),
+            History(options),
             StrayJobs(options),
             self.watch,
             self.scaler,

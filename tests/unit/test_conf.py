@@ -42,6 +42,8 @@ def test_values_are_kept():
         ({"CONNECTION_BUDGET": "40"}, "must be a positive integer, got '40'"),
         ({"SCALE_MIN_FREE_MEMORY": -1}, "must be a whole number, zero or more"),
         ({"SCALE_MIN_FREE_MEMORY": "1GB"}, "must be a whole number, zero or more"),
+        ({"HISTORY_DELAY": None}, "'HISTORY_DELAY'] must be a number of seconds"),
+        ({"HISTORY_DELAY": -5}, "'HISTORY_DELAY'] must be a number of seconds"),
     ],
 )
 def test_bad_values_name_the_option(options, message):
