@@ -1,28 +1,42 @@
 """The console over a million jobs: response times of its pages and the metrics.
 
-    python bench/console.py [--jobs 1000000] [--runs 7] [--refill] [--explain]
+    python bench/console.py [--jobs 1000000] [--ready 10000] [--runs 7]
+                            [--no-history] [--refill] [--explain [MS]]
 
 DATABASE_URL defaults to postgres://postgres@127.0.0.1:5432/django_jobs_bench
 (created and migrated if missing). The job table is filled with --jobs rows
-by one INSERT ... SELECT FROM generate_series (kept between runs unless it
-holds another number of jobs, or --refill): 30 days of history, mostly done,
-2% buried, 3% that failed once and then succeeded, 200 reserved, and a
-backlog: half of the last 20,000 jobs (about 14 hours) still ready and a
-tenth delayed; 8 queues, 16 tasks, one queue paused.
+by INSERT ... SELECT FROM generate_series, a million rows a statement (kept
+between runs, unless it holds another fill, or --refill; the parameters of
+the fill are kept in the table bench_console_fill): 30 days of history,
+mostly done, 2% buried, 3% that failed once and then succeeded, 200
+reserved, and a backlog at the end of the span: the last 2 x --ready jobs
+are half ready and a tenth delayed (--ready ready jobs and a fifth as many
+delayed); 8 queues, 16 tasks, one queue paused.
+
+On PostgreSQL the done jobs then move into the history's day tables, as on
+an install that runs with it (unless --no-history): the first million with
+the worker's own mover (``history.move``, 1,000 rows a call; its rate is
+the figure for migrating an existing install), the rest with one
+DELETE ... RETURNING into INSERT per day, then VACUUM ANALYZE of the job
+table and every day table. The rows and size of the hot table and of the
+history are printed before the figures.
 
 Every figure is the response time of a GET through Django's test client,
 logged in as a superuser (the whole request: middleware, session, queries,
 templates), the median of --runs runs after one warm-up; the metrics
 endpoint is also scraped as Prometheus does, with a bearer token and no
-session, in both of its formats. --explain prints the plan of each page's
-slowest query.
+session, in both of its formats; and ``manage.py jobs stats`` is timed
+through call_command. --explain prints the plan of each page's slowest
+query (--explain MS: only of the pages whose median is over MS ms).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import statistics
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from types import ModuleType
 
@@ -56,14 +70,14 @@ FILL = """
 WITH s AS (
     SELECT i, random() AS r, random() AS r2,
            now() - make_interval(secs => (%(n)s - i)::float * %(span)s / %(n)s) AS t
-    FROM generate_series(1, %(n)s) AS i
+    FROM generate_series(%(first)s, %(last)s) AS i
 ), k AS (
     SELECT i, r, t, 1 + floor(r * %(tasks)s)::int AS task,
            CASE
                WHEN i > %(n)s - 200 THEN 'reserved'
                WHEN r2 > 0.98 THEN 'buried'
-               WHEN i > %(n)s - 20000 AND r2 < 0.5 THEN 'ready'
-               WHEN i > %(n)s - 20000 AND r2 < 0.6 THEN 'delayed'
+               WHEN i > %(n)s - %(window)s AND r2 < 0.5 THEN 'ready'
+               WHEN i > %(n)s - %(window)s AND r2 < 0.6 THEN 'delayed'
                ELSE 'done'
            END AS kind,
            r2 > 0.95 AND r2 <= 0.98 AS failed_once
@@ -124,34 +138,77 @@ FROM k
 """
 
 
-def fill(n: int, refill: bool) -> None:
-    """Fill the job table with ``n`` jobs, unless it already holds that many."""
+#: Rows per INSERT of the fill (a range of i: the same rows as one statement).
+CHUNK = 1_000_000
+#: Rows the worker's own mover takes, timed, before the set-based moves.
+MOVER_ROWS = 1_000_000
+#: What the job table was filled with: (jobs, ready, history).
+FILLED = "bench_console_fill"
+
+
+def filled_with() -> tuple[int, int, bool] | None:
+    """The parameters of the last complete fill, if the table still holds it."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TABLE IF NOT EXISTS {FILLED}"
+            " (jobs bigint NOT NULL, ready bigint NOT NULL, history boolean NOT NULL)"
+        )
+        cursor.execute(f"SELECT jobs, ready, history FROM {FILLED}")
+        row = cursor.fetchone()
+        cursor.execute("SELECT count(*) FROM django_jobs_job")  # with the history
+        (have,) = cursor.fetchone()
+    if row is None or row[0] != have:
+        return None
+    return (row[0], row[1], row[2])
+
+
+def fill(n: int, ready: int, history: bool, refill: bool) -> None:
+    """Fill the job table with ``n`` jobs, ``ready`` of them ready at the end
+    (and a fifth as many delayed), and move the done ones to the history;
+    unless it already holds that."""
     from django.db import connection
 
     from django_jobs import queue
     from django_jobs.models import Job, Worker
 
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM django_jobs_job")
-        (have,) = cursor.fetchone()
-    if have == n and not refill:
-        print(f"Reusing the {n:,} jobs in the table (--refill to rebuild them).")
+    history = history and queue.history.available()
+    wanted = (n, ready, history)
+    if filled_with() == wanted and not refill:
+        print(
+            f"Reusing the {n:,} jobs in the table ({ready:,} ready, "
+            f"{'with' if history else 'no'} history; --refill to rebuild them)."
+        )
         return
     print(f"Filling the job table with {n:,} jobs...", flush=True)
     start = time.perf_counter()
     with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {FILLED}")
+        if queue.history.available():
+            for name in queue.history.tables().values():
+                cursor.execute(f'DROP TABLE "{name}"')
         cursor.execute("TRUNCATE django_jobs_job RESTART IDENTITY")
         cursor.execute("SELECT setseed(0.42)")
-        cursor.execute(
-            FILL,
-            {
-                "n": n,
-                "span": SPAN_SECONDS,
-                "tasks": len(TASKS),
-                "paths": [path for path, _ in TASKS],
-                "queues": [name for _, name in TASKS],
-            },
-        )
+        for first in range(1, n + 1, CHUNK):
+            last = min(first + CHUNK - 1, n)
+            cursor.execute(
+                FILL,
+                {
+                    "n": n,
+                    "first": first,
+                    "last": last,
+                    # The backlog's rows: half ready, a tenth delayed.
+                    "window": min(2 * ready, n),
+                    "span": SPAN_SECONDS,
+                    "tasks": len(TASKS),
+                    "paths": [path for path, _ in TASKS],
+                    "queues": [name for _, name in TASKS],
+                },
+            )
+            if n > CHUNK:
+                elapsed = time.perf_counter() - start
+                print(f"  {last:,} rows, {elapsed:.0f} s", flush=True)
         cursor.execute("VACUUM ANALYZE django_jobs_job")
     Worker.objects.all().delete()
     Worker.objects.create(
@@ -159,6 +216,135 @@ def fill(n: int, refill: bool) -> None:
     )
     queue.pause("exports")
     print(f"  {Job.objects.count():,} jobs in {time.perf_counter() - start:.0f} s")
+    if history:
+        to_history()
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {FILLED} VALUES (%s, %s, %s)", list(wanted))
+
+
+def to_history() -> None:
+    """Move the done jobs into the day tables: the first ``MOVER_ROWS`` with
+    the worker's mover (timed: the migration of an existing install), the
+    rest with one statement per day; then VACUUM ANALYZE every table."""
+    from datetime import UTC, datetime
+    from datetime import time as midnight
+
+    from django.db import connection
+    from django.utils import timezone
+
+    from django_jobs.queue import history
+
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), min(finished_at), max(finished_at)"
+            " FROM ONLY django_jobs_job WHERE state = 'done'"
+        )
+        done, oldest, newest = cursor.fetchone()
+    if not done:
+        return
+    first, last = history.day_of(oldest), history.day_of(newest)
+    days = [first + timedelta(days=k) for k in range((last - first).days + 1)]
+    # Made ahead, as the pruner does for today's and the next days': the
+    # mover's figure is then its moves alone (a table takes milliseconds).
+    start = time.perf_counter()
+    for day in days:
+        history.create(day)
+    print(f"Made {len(days)} day tables in {time.perf_counter() - start:.1f} s")
+
+    target = min(MOVER_ROWS, done)
+    print(
+        f"Moving {target:,} of the {done:,} done jobs with the worker's mover "
+        f"(history.move, {history.BATCH:,} rows a call)...",
+        flush=True,
+    )
+    moved = 0
+    start = time.perf_counter()
+    while moved < target:
+        count = history.move(before=now, limit=min(history.BATCH, target - moved))
+        if not count:
+            break
+        moved += count
+        if moved % 100_000 == 0 and moved < target:
+            elapsed = time.perf_counter() - start
+            print(f"  {moved:,} rows, {elapsed:.0f} s", flush=True)
+    elapsed = time.perf_counter() - start
+    print(
+        f"  moved {moved:,} done jobs with the worker's mover in {elapsed:.1f} s: "
+        f"{elapsed * 1_000_000 / max(moved, 1):.0f} s per million rows"
+    )
+
+    print("Moving the rest, one statement per day...", flush=True)
+    start = time.perf_counter()
+    total = 0
+    for day in days:
+        name = history.create(day)
+        low = datetime.combine(day, midnight(), tzinfo=UTC)
+        began = time.perf_counter()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "WITH gone AS (DELETE FROM ONLY django_jobs_job WHERE state = 'done'"
+                " AND finished_at >= %s AND finished_at < %s RETURNING *)"
+                f' INSERT INTO "{name}" SELECT * FROM gone',
+                [low, low + history.PARTITION],
+            )
+            count = cursor.rowcount
+        total += count
+        if not count:
+            continue  # a day the mover emptied
+        print(
+            f"  {day}: {count:,} rows in {time.perf_counter() - began:.1f} s"
+            f" ({total:,} in {time.perf_counter() - start:.0f} s)",
+            flush=True,
+        )
+    print(f"  moved {total:,} in {time.perf_counter() - start:.0f} s")
+
+    start = time.perf_counter()
+    with connection.cursor() as cursor:
+        for name in ["django_jobs_job", *sorted(history.tables().values())]:
+            cursor.execute(f'VACUUM ANALYZE "{name}"')
+    elapsed = time.perf_counter() - start
+    print(f"VACUUM ANALYZE of the job table and its days: {elapsed:.0f} s")
+
+
+def describe_tables() -> None:
+    """Rows and size of the hot table and of the history."""
+    from django.db import connection
+
+    from django_jobs.queue import history
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FILTER (WHERE state = 'ready' AND run_at <= now()),"
+            " count(*) FILTER (WHERE state = 'ready' AND run_at > now()),"
+            " count(*) FILTER (WHERE state = 'buried'),"
+            " count(*) FILTER (WHERE state = 'reserved'),"
+            " count(*) FILTER (WHERE state = 'done'), count(*)"
+            " FROM ONLY django_jobs_job"
+        )
+        ready, delayed, buried, reserved, done, hot = cursor.fetchone()
+        cursor.execute("SELECT pg_total_relation_size('django_jobs_job')")
+        (hot_size,) = cursor.fetchone()
+        days = sorted(history.tables().values()) if history.available() else []
+        rows = size = 0
+        for name in days:
+            cursor.execute(
+                f'SELECT count(*), pg_total_relation_size(%s::regclass) FROM "{name}"',
+                [f'"{name}"'],
+            )
+            count, bytes_ = cursor.fetchone()
+            rows += count
+            size += bytes_
+    print(
+        f"\nHot table (django_jobs_job alone): {hot:,} rows, {megabytes(hot_size)}"
+        f" ({ready:,} ready, {delayed:,} delayed, {reserved:,} reserved,"
+        f" {buried:,} buried, {done:,} done)"
+    )
+    print(f"History: {len(days)} day tables, {rows:,} rows, {megabytes(size)}")
+
+
+def megabytes(size: int) -> str:
+    return f"{size / 2**20:,.0f} MB"
 
 
 def cases() -> list[tuple[str, str]]:
@@ -178,8 +364,10 @@ def cases() -> list[tuple[str, str]]:
         ("state = delayed", f"{jobs}?state=delayed"),
         ("state = reserved", f"{jobs}?state=reserved"),
         ("state = done", f"{jobs}?state=done"),
+        ("state = done, oldest first", f"{jobs}?state=done&o=1"),
         ("state = buried", f"{jobs}?state=buried"),
         ("queue = emails", f"{jobs}?queue=emails"),
+        ("queue = emails, state = ready", f"{jobs}?queue=emails&state=ready"),
         ("queue = search (small)", f"{jobs}?queue=search"),
         ("task = export_csv", f"{jobs}?task_path=myapp.reports.export_csv"),
         ("task = suggest (small)", f"{jobs}?task_path=myapp.search.suggest"),
@@ -230,21 +418,40 @@ def serve_metrics() -> None:
     clear_url_caches()
 
 
-def measure(client, url: str, runs: int) -> tuple[list[float], list[dict]]:
-    """Response times in ms of ``runs`` GETs (after one), and one's queries."""
+def measure(fetch: Callable[[], object], runs: int) -> tuple[list[float], list]:
+    """Times in ms of ``runs`` calls of ``fetch`` (after one), and one's queries."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as captured:
-        response = client.get(url)
-    assert response.status_code == 200, (url, response.status_code)
+        fetch()
     queries = list(captured)  # the next request clears the log
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        client.get(url)
+        fetch()
         times.append((time.perf_counter() - start) * 1000)
     return times, queries
+
+
+def get(client, url: str) -> Callable[[], object]:
+    """A GET of ``url`` that must answer 200."""
+
+    def fetch():
+        response = client.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+        return response
+
+    return fetch
+
+
+def stats_command() -> str:
+    """``manage.py jobs stats``, its output captured."""
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("jobs", "stats", stdout=out, stderr=io.StringIO())
+    return out.getvalue()
 
 
 def timing_row(label: str, times: list[float], queries: list[dict]) -> list:
@@ -268,9 +475,13 @@ def explain(label: str, queries: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=1_000_000)
+    parser.add_argument("--ready", type=int, default=10_000)
+    parser.add_argument("--no-history", dest="history", action="store_false")
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--refill", action="store_true")
-    parser.add_argument("--explain", action="store_true")
+    parser.add_argument(
+        "--explain", type=float, nargs="?", const=0.0, default=None, metavar="MS"
+    )
     options = parser.parse_args()
     setup_django()
     from django.conf import settings
@@ -279,36 +490,48 @@ def main() -> None:
 
     settings.DEBUG = False
     serve_metrics()
-    fill(options.jobs, options.refill)
+    fill(options.jobs, options.ready, options.history, options.refill)
+    describe_tables()
     user = User.objects.filter(username="bench-admin").first()
     user = user or User.objects.create_superuser("bench-admin", password="x")
     client = Client(HTTP_HOST="localhost")
     client.force_login(user)
-    pages = [(client, label, url) for label, url in cases()]
+    pages = [(label, get(client, url)) for label, url in cases()]
     pages += [
         (
-            Client(
-                HTTP_HOST="localhost",
-                HTTP_AUTHORIZATION=f"Bearer {TOKEN}",
-                HTTP_ACCEPT=accept,
-            ),
             label,
-            METRICS,
+            get(
+                Client(
+                    HTTP_HOST="localhost",
+                    HTTP_AUTHORIZATION=f"Bearer {TOKEN}",
+                    HTTP_ACCEPT=accept,
+                ),
+                METRICS,
+            ),
         )
         for label, accept in SCRAPES
     ]
+    pages.append(("jobs stats (command)", stats_command))
     rows = []
-    for browser, label, url in pages:
-        times, queries = measure(browser, url, options.runs)
+    for label, fetch in pages:
+        times, queries = measure(fetch, options.runs)
         rows.append(timing_row(label, times, queries))
-        if options.explain:
+        if options.explain is not None and statistics.median(times) > options.explain:
             explain(label, queries)
     print_table(
-        f"Console response times over {options.jobs:,} jobs, ms "
+        f"Console response times over {options.jobs:,} jobs ({options.ready:,} "
+        f"ready, {'history' if history_on() else 'no history'}), ms "
         f"(median of {options.runs} requests; target < 300)",
         ["page", "median", "min", "max", "queries", "slowest query"],
         rows,
     )
+
+
+def history_on() -> bool:
+    """Whether the job table has day tables (the history is in use)."""
+    from django_jobs.queue import history
+
+    return history.available() and bool(history.tables())
 
 
 if __name__ == "__main__":
