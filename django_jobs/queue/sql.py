@@ -106,7 +106,16 @@ def update_returning(
     ]
 
 
-_claims: dict[tuple[str, int, int, bool], Statement] = {}
+def hot_table(connection) -> str:
+    """The job table as the hot paths name it: on PostgreSQL ``ONLY`` the
+    table itself, without the history's day tables that inherit from it
+    (``queue.history``), which hold done jobs only and so nothing a claim,
+    a completion or a release may touch."""
+    table = connection.ops.quote_name(Job._meta.db_table)
+    return f"ONLY {table}" if connection.vendor == "postgresql" else table
+
+
+_claims: dict[tuple[str, int, int, bool, int], Statement] = {}
 
 
 def claim(
@@ -134,16 +143,20 @@ def claim(
     passed as parameters: the generic plan of a prepared statement (which
     PostgreSQL switches to after a few runs, to stop planning every claim)
     can use the partial claim index only if the statement itself says it
-    wants ready rows. With ``room`` (PostgreSQL), the same statement writes
-    on the worker's row how many more jobs it could take (the limit less the
-    jobs claimed), when that changed. New jobs wake workers with room (see
+    wants ready rows. So is the limit (one statement per limit, which a
+    worker's room bounds): with the limit bound, the generic plan expects a
+    tenth of the table, costs more than a plan made for one job, and
+    PostgreSQL planned every claim anew, which was most of its cost. With
+    ``room`` (PostgreSQL), the same statement writes on the worker's row how
+    many more jobs it could take (the limit less the jobs claimed), when
+    that changed. New jobs wake workers with room (see
     ``queue.wake``).
     """
     room = room and connection.vendor == "postgresql"
-    key = (connection.vendor, len(queues), len(excluded), room)
+    key = (connection.vendor, len(queues), len(excluded), room, limit)
     statement = _claims.get(key)
     if statement is None:
-        text = _claim_sql(connection, len(queues), len(excluded), room)
+        text = _claim_sql(connection, len(queues), len(excluded), room, limit)
         statement = _claims[key] = Statement.named(text)
     return statement.bind(
         backend=backend,
@@ -162,9 +175,11 @@ def _named(name: str, count: int) -> str:
     return ", ".join(f"%({name}.{index})s" for index in range(count))
 
 
-def _claim_sql(connection, queue_count: int, excluded_count: int, room: bool) -> str:
+def _claim_sql(
+    connection, queue_count: int, excluded_count: int, room: bool, limit: int
+) -> str:
     qn = connection.ops.quote_name
-    table = qn(Job._meta.db_table)
+    table = hot_table(connection)
     col = {f.name: qn(f.column) for f in Job._meta.concrete_fields}
     queue_filter = ""
     if queue_count:
@@ -186,7 +201,7 @@ def _claim_sql(connection, queue_count: int, excluded_count: int, room: bool) ->
         f" AND ({col['expires_at']} IS NULL OR {col['expires_at']} > %(now)s)"
         f"{queue_filter}{paused}"
         f" ORDER BY {col['priority']} DESC, {col['run_at']}, {col['id']}"
-        " LIMIT %(limit)s" + (" FOR UPDATE SKIP LOCKED" if postgres else "")
+        f" LIMIT {int(limit)}" + (" FOR UPDATE SKIP LOCKED" if postgres else "")
     )
     return reserving(connection, select_sql, room)
 
@@ -220,7 +235,7 @@ def reserve_candidates(connection) -> str:
     ``reserving``), returning every column."""
     require_supported(connection.vendor)
     qn = connection.ops.quote_name
-    table = qn(Job._meta.db_table)
+    table = hot_table(connection)
     col = {f.name: qn(f.column) for f in Job._meta.concrete_fields}
     if connection.vendor == "postgresql":
         deadline = f"%(now)s::timestamptz + make_interval(secs => {col['ttr']})"
@@ -242,9 +257,6 @@ def reserve_candidates(connection) -> str:
         f" {col['last_attempted_at']} = %(now)s,"
         f" {col['worker_ids']} = {append_worker}"
         f" WHERE {col['id']} IN (SELECT {col['id']} FROM candidates)"
-        # Said again (the candidates are ready rows), so that the planner
-        # leaves the history's day tables out of the UPDATE (queue.history).
-        f" AND {col['state']} = '{states.only_source('claim').value}'"
         f" RETURNING {returned}"
     )
 
@@ -255,10 +267,11 @@ _completions: dict[tuple[str, int, tuple[str, ...]], Statement] = {}
 COMPLETED = ("state", "finished_at", "reserved_until", "reserved_by", "claim_token")
 #: What a completion returns before those: what else the job's end touches.
 COMPLETED_LINKS = ("id", "batch", "workflow", "downstream_count")
-#: The state a completion guards on, and the one it writes: written into
-#: the SQL, as the claim's are, so that the generic plan of the prepared
-#: statement uses the partial indexes and skips the history's day tables,
-#: whose CHECK constraints say they hold done jobs only (``queue.history``).
+#: The state a completion guards on, and the one it writes: bound, not
+#: written into the SQL, so that the generic plan of the prepared statement
+#: finds each job by its primary key, not by scanning the partial index of
+#: reserved jobs (which the planner, knowing the state, would take for the
+#: smaller one).
 _COMPLETING = states.only_source("complete").value, states.target("complete").value
 
 
@@ -291,6 +304,7 @@ def completion(
         statement = head + Statement.rows("rows", 4, len(outcomes)) + tail
         if len(outcomes) <= 64:  # keep the cache small: portions are usually short
             _completions[key] = statement
+    source, target = _COMPLETING
     return statement.bind(
         rows=[
             (
@@ -301,7 +315,11 @@ def completion(
             )
             for job_id, token, value, used in outcomes
         ],
+        target=target,
         now=connection.ops.adapt_datetimefield_value(now),
+        source=source,
+        waiting=State.WAITING.value,
+        ready=State.READY.value,
         **cleared,
     )
 
@@ -319,11 +337,11 @@ def release_sql(connection, counted: str, *, anyway_only: bool = False) -> str:
     left = f"{job}.{qn('waiting_for')} - counted.n"
     anyway = f" AND {job}.{qn('runs_anyway')}" if anyway_only else ""
     return (
-        f"UPDATE {job} SET {qn('waiting_for')} = CASE WHEN {left} > 0"
+        f"UPDATE {hot_table(connection)} SET {qn('waiting_for')} = CASE WHEN {left} > 0"
         f" THEN {left} ELSE 0 END, {qn('state')} = CASE WHEN {left} > 0"
-        f" THEN {job}.{qn('state')} ELSE '{State.READY.value}' END"
+        f" THEN {job}.{qn('state')} ELSE %(ready)s END"
         f" FROM ({counted}) AS counted WHERE {job}.{qn('id')} = counted.id"
-        f" AND {job}.{qn('state')} = '{State.WAITING.value}'{anyway}"
+        f" AND {job}.{qn('state')} = %(waiting)s{anyway}"
     )
 
 
@@ -342,14 +360,14 @@ def _ends(connection, cleared: dict[str, Any]) -> tuple[Statement, Statement]:
     kept = JSONAppend.templates[connection.vendor].format(f"{table}.{usage}", "v.usage")
     head = "WITH v(id, token, value, usage) AS (VALUES "  # then the rows
     update = (
-        f"UPDATE {table} SET {qn('state')} = '{_COMPLETING[1]}',"
+        f"UPDATE {hot_table(connection)} SET {qn('state')} = %(target)s,"
         f" {qn('finished_at')} = %(now)s,"
         f" {qn('return_value')} = {value},"
         f" {usage} = CASE WHEN v.usage IS NULL THEN {table}.{usage} ELSE {kept} END,"
         f" {clear}"
         f" FROM v WHERE {table}.{qn('id')} = v.id"
         f" AND {table}.{qn('claim_token')} = v.token"
-        f" AND {table}.{qn('state')} = '{_COMPLETING[0]}'"
+        f" AND {table}.{qn('state')} = %(source)s"
         f" RETURNING {returned}"
     )
     if connection.vendor == "postgresql":  # and release what waited for them
@@ -368,9 +386,9 @@ def _ends(connection, cleared: dict[str, Any]) -> tuple[Statement, Statement]:
         )
         holds = (
             f"done.{qn('downstream_count')} > 0 AND EXISTS (SELECT 1 FROM {dep} d"
-            f" JOIN {table} w ON w.{qn('id')} = d.{qn('downstream_id')}"
+            f" JOIN {hot_table(connection)} w ON w.{qn('id')} = d.{qn('downstream_id')}"
             f" WHERE d.{qn('upstream_id')} = done.{qn('id')}"
-            f" AND w.{qn('state')} = '{State.WAITING.value}')"
+            f" AND w.{qn('state')} = %(waiting)s)"
         )
         tail = (
             f"), done AS ({update}), released AS ({released})"

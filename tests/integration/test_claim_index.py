@@ -64,7 +64,7 @@ def test_the_generic_plan_of_the_prepared_claim_uses_the_claim_index(db):
     numbered = sql
     for number in range(1, len(params) + 1):
         numbered = numbered.replace("%s", f"${number}", 1)
-    types = ["text", "timestamptz", "timestamptz", "text", "int"]
+    types = ["text", "timestamptz", "timestamptz", "text"]  # the limit is written
     types += ["text", "text", "timestamptz", "timestamptz", "timestamptz", "text"]
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")

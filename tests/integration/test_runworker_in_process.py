@@ -14,6 +14,7 @@ from django.db import connection, connections
 from django.db.backends.signals import connection_created
 from django.test.utils import CaptureQueriesContext
 
+from django_jobs import queue
 from django_jobs.compat import TASKS_MODULE
 from django_jobs.logging import TOUCHED_LOGGERS
 from django_jobs.models import Job
@@ -93,6 +94,36 @@ def test_a_connection_opened_after_the_worker_stopped_has_no_worker_settings():
         for setting in ("enable_seqscan", "enable_bitmapscan"):
             cursor.execute(f"SHOW {setting}")
             assert cursor.fetchone() == ("on",)
+        cursor.execute("SHOW plan_cache_mode")
+        assert cursor.fetchone() == ("auto",)
+    assert connection.connection.prepare_threshold is None  # Django's own
+
+
+@pytest.mark.postgres
+def test_the_supervisor_prepares_its_claim_and_completion_with_generic_plans():
+    from django_jobs.worker.supervisor_connection import supervisor_connection
+
+    for number in range(8):
+        tasks.add.enqueue(number, 1)
+    with supervisor_connection("default"):
+        connection.ensure_connection()
+        for _ in range(8):
+            (job,) = queue.claim(worker_id="w", limit=1, prepare=True, limited=())
+            queue.complete_returning([(job.pk, job.claim_token, 1)], prepare=True)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT statement, generic_plans, custom_plans"
+                " FROM pg_prepared_statements"
+            )
+            prepared = cursor.fetchall()
+        with CaptureQueriesContext(connection):  # an ordinary query: not prepared
+            Job.objects.filter(state="done").count()
+            Job.objects.filter(state="done").count()
+    plans = {
+        ("claim" if "candidates" in sql else "completion"): (generic, custom)
+        for sql, generic, custom in prepared
+    }
+    assert plans == {"claim": (8, 0), "completion": (8, 0)}, prepared
 
 
 def logging_state() -> dict:
