@@ -203,13 +203,15 @@ class Pruner(Duty):
 
 def history_retention(db: str) -> float | None:
     """How long the history on ``db`` is kept: the longest ``DONE_RETENTION``
-    of the backends that share it (None: one keeps done jobs forever)."""
+    of the backends that share it (None: one keeps done jobs forever). A
+    backend's workers may reach it by another alias (``WORKER_DATABASE``)."""
     from ..backend import JobsBackend
 
     kept = [
         each.config.DONE_RETENTION
         for each in task_backends.all()
-        if isinstance(each, JobsBackend) and each.db == db
+        if isinstance(each, JobsBackend)
+        and db in (each.db, each.config.WORKER_DATABASE)
     ]
     return None if None in kept or not kept else max(kept)
 

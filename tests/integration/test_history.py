@@ -30,7 +30,7 @@ from django_jobs.models import Batch, Dependency, Job, Workflow
 from django_jobs.queue import guard, history
 from django_jobs.queue import sql as queue_sql
 from django_jobs.testing import run_jobs
-from django_jobs.worker.duties import History, Pruner
+from django_jobs.worker.duties import History, Pruner, history_retention
 from django_jobs.worker.options import WorkerOptions
 from django_jobs.workflows import after
 from tests import tasks
@@ -686,3 +686,13 @@ def test_on_sqlite_done_jobs_stay_in_the_job_table(claimed):
     row = Job.objects.get(pk=job.pk)
     assert (row.state, row.return_value) == ("done", 7)
     assert Job.objects.count() == 1
+
+
+def test_the_history_is_kept_by_the_retention_of_workers_on_another_alias():
+    """A backend whose workers reach its database by another alias
+    (``WORKER_DATABASE``, docs/pgbouncer.rst) still sets how long it is kept."""
+    tasks = backend_with(DONE_RETENTION=3600, WORKER_DATABASE="direct")
+    with override_settings(TASKS=tasks):
+        assert history_retention("direct") == 3600
+        assert history_retention("default") == 3600
+        assert history_retention("elsewhere") is None  # nobody's: kept
