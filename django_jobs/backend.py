@@ -33,6 +33,8 @@ from .compat import (
 )
 from .conf import JobsOptions
 from .exceptions import InvalidBackendAlias, InvalidDependency, TaskNotFound
+from .hook_calls import Hooks, configured
+from .hooks import Enqueue
 from .limit_keys import limit_key_of
 from .scope import (
     After,
@@ -61,6 +63,11 @@ class JobsBackend(BaseTaskBackend):
     def config(self) -> JobsOptions:
         """The parsed ``OPTIONS``; ImproperlyConfigured if they are wrong."""
         return JobsOptions.from_dict(self.options)
+
+    @cached_property
+    def hooks(self) -> Hooks:
+        """The hooks around every job (django_jobs.hooks), tracing first."""
+        return Hooks(configured(self.config), self.config.HOOK_TIMEOUT)
 
     @property
     def db(self) -> str:
@@ -135,13 +142,31 @@ class JobsBackend(BaseTaskBackend):
                 f"Task {task.module_path!r}: a unique job cannot wait for other "
                 "jobs (after()): the job already waiting may wait for others."
             )
-        inserted = queue.insert(
-            prepared,
-            **columns,
-            unique_keys=unique_keys,
-            limit_keys=self.limit_keys(task, prepared),
-            using=self.db,
-        )
+        limit_keys = self.limit_keys(task, prepared)
+        hooks = self.hooks
+        if not hooks.enqueue:
+            inserted = queue.insert(
+                prepared, **columns, unique_keys=unique_keys, limit_keys=limit_keys,
+                using=self.db,
+            )  # fmt: skip
+        else:
+            enqueue = Enqueue(
+                task, self.alias, columns["queue"], columns["priority"],
+                columns["ttr"], len(prepared),
+            )  # fmt: skip
+            hooks.before_enqueue(enqueue)
+            try:
+                inserted = queue.insert(
+                    prepared, **columns, unique_keys=unique_keys,
+                    limit_keys=limit_keys, trace_context=enqueue.trace_context,
+                    using=self.db,
+                )  # fmt: skip
+            except BaseException as exc:
+                enqueue.error = exc
+                hooks.after_enqueue(enqueue)
+                raise
+            enqueue.ids = inserted.ids
+            hooks.after_enqueue(enqueue)
         # Unique calls that found their job already waiting return that job;
         # in the common case every job is new and this costs no query at all.
         ids, created = inserted.ids, inserted.created

@@ -110,6 +110,7 @@ def check_backend(backend: JobsBackend) -> list[checks.CheckMessage]:
                     id="django_jobs.E008",
                 )
             )
+    messages += check_hooks(config.HOOKS, where)
     messages += check_worker_database(backend, where)
     messages += check_connection_budget(backend, where)
     bad_queues = [
@@ -195,6 +196,35 @@ def schedule_call_problem(
     except TypeError as exc:  # arguments that do not fit, or are not JSON
         return "django_jobs.E010", str(exc)
     return None
+
+
+def check_hooks(paths: tuple[str, ...], where: str) -> list[checks.CheckMessage]:
+    """E017: each of OPTIONS['HOOKS'] imports and is a hook."""
+    from .hooks import HookNotFound, load
+
+    messages = []
+    for path in paths:
+        try:
+            load(path)
+        except HookNotFound as exc:
+            messages.append(
+                checks.Error(
+                    f"{where}['OPTIONS']['HOOKS']: {exc}",
+                    hint="A hook is a dotted path to an object or a class with "
+                    "any of before_enqueue, after_enqueue, around_run, on_outcome "
+                    "(docs/observability.rst).",
+                    id="django_jobs.E017",
+                )
+            )
+        except Exception as exc:  # its class raised when made
+            messages.append(
+                checks.Error(
+                    f"{where}['OPTIONS']['HOOKS']: {path!r} could not be made: "
+                    f"{type(exc).__name__}: {exc}",
+                    id="django_jobs.E017",
+                )
+            )
+    return messages
 
 
 def check_worker_database(backend: JobsBackend, where: str) -> list:

@@ -113,6 +113,16 @@ class JobsOptions:
     #: Seconds a lane job may hold the loop before its child is retired
     #: (it takes no more jobs and is replaced).
     ASYNC_BLOCK_LIMIT: float = 5.0
+    #: Dotted paths of hooks (django_jobs.hooks.Hook), called in this order
+    #: around every job's enqueue, run and outcome (docs/observability.rst).
+    HOOKS: tuple[str, ...] = ()
+    #: Seconds one call of a hook may take where the worker can stop it
+    #: (docs/observability.rst, "Hooks that misbehave").
+    HOOK_TIMEOUT: float = 5.0
+    #: OpenTelemetry tracing when opentelemetry-api is installed: the job's
+    #: run span is a "child" of its enqueue span or starts a trace with a
+    #: "link" to it; "off": no tracing (a team's own hook may do it).
+    TRACING: str = "child"
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any]) -> JobsOptions:
@@ -283,6 +293,33 @@ def async_queues(name: str, value: Any) -> dict[str, int]:
     return dict(value)
 
 
+TRACING_CHOICES = ("child", "link", "off")
+
+
+def tracing(name: str, value: Any) -> str:
+    if value not in TRACING_CHOICES:
+        raise ImproperlyConfigured(
+            f"OPTIONS[{name!r}] must be one of {', '.join(TRACING_CHOICES)}, "
+            f"got {value!r}."
+        )
+    return value
+
+
+def dotted_paths(name: str, value: Any) -> tuple[str, ...]:
+    """A list of dotted paths (whether each imports is checks' to say)."""
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise ImproperlyConfigured(
+            f"OPTIONS[{name!r}] must be a list of dotted paths, got {value!r}."
+        )
+    for path in value:
+        if not isinstance(path, str) or "." not in path.strip("."):
+            raise ImproperlyConfigured(
+                f"OPTIONS[{name!r}] holds {path!r}, which is not a dotted path "
+                "such as 'myproject.hooks.Audit'."
+            )
+    return tuple(value)
+
+
 def boolean(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ImproperlyConfigured(
@@ -350,4 +387,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "ASYNC_QUEUES": async_queues,
     "ASYNC_SLOW_STEP": positive_number,
     "ASYNC_BLOCK_LIMIT": positive_number,
+    "HOOKS": dotted_paths,
+    "HOOK_TIMEOUT": positive_number,
+    "TRACING": tracing,
 }

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from . import trace_ids
 from .compat import TASKS_MODULE
 
 JOB_FIELDS = ("job_id", "task", "attempt")
@@ -40,6 +41,7 @@ JOB_FIELDS = ("job_id", "task", "attempt")
 LOGGERS = (
     "django_jobs",
     "django_jobs.admin",
+    "django_jobs.hooks",
     "django_jobs.job",
     "django_jobs.output",
     "django_jobs.queue",
@@ -74,8 +76,10 @@ def keep_messages_on_one_line() -> None:
 
 
 def log_fields(job: Any) -> dict[str, Any]:
-    """The ``extra`` of a log record about ``job``: JOB_FIELDS' values."""
-    return {"job_id": job.pk, "task": job.task_path, "attempt": job.attempts}
+    """The ``extra`` of a log record about ``job``: JOB_FIELDS' values, and
+    its trace's ids when it has a trace (trace_ids.of_job)."""
+    fields = {"job_id": job.pk, "task": job.task_path, "attempt": job.attempts}
+    return {**fields, **trace_ids.of_job(job)}
 
 
 class JSONFormatter(logging.Formatter):
@@ -90,6 +94,10 @@ class JSONFormatter(logging.Formatter):
         for field in JOB_FIELDS:
             if (value := getattr(record, field, None)) is not None:
                 line[field] = value
+        if getattr(record, "trace_id", None):
+            line["trace_id"], line["span_id"] = record.trace_id, record.span_id
+        else:  # a line logged inside a span: the web request's, the job's
+            line.update(trace_ids.current())
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)

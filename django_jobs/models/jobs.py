@@ -163,6 +163,9 @@ class Job(models.Model):
         db_constraint=False,
         db_index=False,  # see django_jobs_job_blocked_by
     )
+    #: The W3C trace context of the enqueue ({"traceparent", "tracestate",
+    #: "baggage"}), when a span was current (docs/observability.rst).
+    trace_context = ReadableJSONField(_("trace context"), null=True, blank=True)
 
     objects = JobQuerySet.as_manager()
 

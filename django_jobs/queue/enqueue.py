@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ def insert(
     workflow: int | None = None,
     after: After | None = None,
     step: int | None = None,
+    trace_context: dict[str, str] | None = None,
     using: str | None = None,
 ) -> Inserted:
     """Write one ready job per ``(args, kwargs)`` call, in a single statement.
@@ -70,6 +72,8 @@ def insert(
     nothing is written if the tick already has its job. ``limit_keys``:
     each call's key for the queue's limits per key. ``parent`` is the
     job that enqueues these (if any), ``batch`` the batch they belong to.
+    ``trace_context``: the enqueue's W3C trace context, kept on each job
+    (none when empty).
 
     Workflows (``queue.workflows``): the jobs join ``workflow``, wait for
     the jobs ``after`` names, and, enqueued by the running job ``step`` of a
@@ -83,6 +87,7 @@ def insert(
         "unique_keys": unique_keys, "schedule": schedule, "parent": parent,
         "batch": batch, "limit_keys": limit_keys,
         "max_memory": max_memory, "max_cpu_seconds": max_cpu_seconds,
+        "trace_context": trace_context or None,
     }  # fmt: skip
     if workflow is None and after is None and step is None:
         return _insert(calls, db, columns)
@@ -128,6 +133,7 @@ def _insert(
         "downstream_count": given.get("downstream_count", 0),
         "max_memory": given.get("max_memory"),
         "max_cpu_seconds": given.get("max_cpu_seconds"),
+        "trace_context": _json_or_none(given.get("trace_context")),
     }
     unique_keys = given["unique_keys"]
     keys = list(unique_keys) if unique_keys else [""] * len(calls)
@@ -162,6 +168,10 @@ def _insert(
         if not todo:
             break
     return Inserted(ids=ids, created=created, enqueued_at=now, run_at=run_at)
+
+
+def _json_or_none(value: dict[str, str] | None) -> str | None:
+    return json.dumps(value) if value else None
 
 
 def _insert_rows(connection, shared: dict[str, Any], calls: list[tuple]) -> list[tuple]:

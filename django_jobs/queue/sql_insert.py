@@ -20,7 +20,10 @@ INSERT_SHARED = (
     "max_attempts", "on_failure", "enqueued_at", "expires_at", "schedule_id",
     "scheduled_for", "parent_id", "batch_id", "workflow_id", "waiting_for",
     "runs_anyway", "downstream_count", "max_memory", "max_cpu_seconds",
+    "trace_context",
 )  # fmt: skip
+#: Shared columns that are JSON (their parameter is its text).
+JSON_SHARED = ("trace_context",)
 INSERT_PER_CALL = ("args", "kwargs", "unique_key", "limit_key")
 INSERT_CONSTANT = {
     "attempts": "0",
@@ -71,7 +74,10 @@ def _insert_sql(connection, many: bool) -> str:
     columns = ", ".join(
         qn(name) for name in (*INSERT_SHARED, *INSERT_PER_CALL, *INSERT_CONSTANT)
     )
-    shared = ", ".join(f"%({name})s" for name in INSERT_SHARED)
+    shared = ", ".join(
+        f"%({name})s::jsonb" if postgres and name in JSON_SHARED else f"%({name})s"
+        for name in INSERT_SHARED
+    )
     constants = ", ".join(INSERT_CONSTANT.values())
     if not many:
         jsonb = "::jsonb" if postgres else ""

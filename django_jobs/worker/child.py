@@ -23,14 +23,15 @@ from typing import Any
 from django.db import close_old_connections, connections
 from django.utils.dateparse import parse_datetime
 
-from .. import attempts
-from ..compat import Task, TaskResultStatus
+from .. import attempts, hook_calls
+from ..compat import Task, TaskResultStatus, task_backends
 from ..context import JobContext
 from ..exceptions import ClaimLost, NotRecorded
+from ..hooks import Run
 from ..returns import stored_return_value
 from ..task import JobResult, job_result
 from ..workflows import Upstream
-from . import child_connections, framing, lane, protocol, usage
+from . import child_connections, framing, lane, protocol, span_export, usage
 from .protocol import JobSpec
 
 _channel: _Channel | None = None
@@ -160,10 +161,13 @@ def main(sock: socket.socket, captured: bool = False) -> None:
     _channel = channel = _Channel(sock)
     if captured:
         channel.own_output = os.dup(1)
+    # A job that calls os._exit still ends its hooks, and its spans leave.
+    hook_calls.guard_exit(span_export.flush)
     warm_up()
     try:
         while (next_job := channel.next_job()) is not None:
             framing.send(sock, run(*next_job))
+            span_export.flush()  # once its outcome is on its way
         if channel.lane is not None and not channel.reader.closed:
             lane.main(channel)
     finally:
@@ -220,18 +224,20 @@ def _run(job: JobSpec) -> protocol.Outcome:
     if not isinstance(task, Task):
         return protocol.Outcome.of(job.id, task, [])
     child_connections.check_opened_ahead()
-    framing.send(_channel.sock, protocol.Started(job.id))
+    hooks = hooks_of(job.backend)
     cpu = usage.process_cpu()
     try:
-        with usage.address_space_limit(job.rlimit_as):
-            ended = attempts.run(
-                task,
-                job.id,
-                job.args,
-                job.kwargs,
-                context=lambda: _channel.job_context(task, job),
-                workflow=job.workflow,
-            )
+        with hooks.running(hook_run(task, job)) as ran:
+            framing.send(_channel.sock, protocol.Started(job.id, ran.traceparent))
+            with usage.address_space_limit(job.rlimit_as):
+                ended = ran.ended = attempts.run(
+                    task,
+                    job.id,
+                    job.args,
+                    job.kwargs,
+                    context=lambda: _channel.job_context(task, job),
+                    workflow=job.workflow,
+                )
     finally:
         used = child_connections.in_use()
         close_old_connections()
@@ -241,6 +247,30 @@ def _run(job: JobSpec) -> protocol.Outcome:
     cpu = usage.process_cpu() - cpu
     return protocol.Outcome.of(
         job.id, ended, used, cpu=cpu, max_rss=usage.process_peak()
+    )
+
+
+def hooks_of(alias: str) -> hook_calls.Hooks:
+    """The hooks of the job's backend (resolved in the supervisor, before
+    the zygote was forked: nothing to import here)."""
+    from ..backend import JobsBackend
+
+    backend = task_backends[alias]
+    return backend.hooks if isinstance(backend, JobsBackend) else hook_calls.NONE
+
+
+def hook_run(task: Task, job: JobSpec) -> Run:
+    """What the hooks around the job's call see of it."""
+    return Run(
+        job_id=job.id,
+        task=task,
+        queue=job.queue,
+        backend=job.backend,
+        attempt=job.attempts,
+        max_attempts=job.max_attempts,
+        priority=job.priority,
+        ttr=job.ttr,
+        trace_context=job.trace_context,
     )
 
 

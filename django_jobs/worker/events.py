@@ -134,7 +134,8 @@ class ChildEvents:
             logger.error("child %d sent an unexpected message: %r", sender.pid, message)
             return
         match message:
-            case protocol.Started():
+            case protocol.Started(trace=trace):
+                job.run_traceparent = trace  # its log lines carry the run's ids
                 self.on_started(sender, job)
             case protocol.Touch(seconds=seconds):
                 self.on_touch(sender, job, seconds)

@@ -33,6 +33,7 @@ from ..exceptions import (
     OutcomeNotStored,
     class_path,
 )
+from ..hooks import Outcome
 from ..logging import log_fields
 from ..models import Job
 from ..states import State
@@ -41,6 +42,7 @@ from .failures import Failure
 from .import_grace import import_failing_for, next_try_in
 from .options import WorkerOptions
 from .outage import DatabaseHealth, first_line, transient
+from .outcome_hooks import OutcomeHooks
 from .protocol import Progress
 
 logger = logging.getLogger("django_jobs.worker")
@@ -89,6 +91,8 @@ class Recorder:
         self.progress_written: dict[int, float] = {}
         #: The Task of each started job, resolved once for both its signals.
         self.tasks: dict[int, Task | None] = {}
+        hooks = options.backend.hooks
+        self.hooks = OutcomeHooks(hooks) if hooks.outcome else None
 
     @property
     def pending(self) -> bool:
@@ -227,6 +231,7 @@ class Recorder:
                     IN_DOUBT if job.pk in landed else "",
                 )  # fmt: skip
                 self._signal(task_finished, job, task)
+                self._hooks(job, "done")
             else:
                 log_job(
                     logging.ERROR,
@@ -306,6 +311,7 @@ class Recorder:
             result,
         )  # fmt: skip
         apply(job, written)
+        self._hooks(job, str(result).split(" ", 1)[0], failure)
         if failure.kind.attempted:  # a retry's Task is built anew: its new run_after
             retried = str(result).startswith(queue.Then.RETRIED)
             self._signal(task_finished, job, None if retried else task)
@@ -358,6 +364,28 @@ class Recorder:
     def _follows(self, failure: Failure) -> Next:
         over = import_failing_for(failure.job) >= self.import_grace
         return follows(failure.kind, import_grace_over=over)
+
+    def _hooks(self, job: Job, then: str, failure: Failure | None = None) -> None:
+        """Hand what followed the attempt to the on_outcome hooks."""
+        if self.hooks is None:
+            return
+        if then not in ("done", "retried", "buried", "deleted"):
+            then = "postponed"  # a task not importable yet: tried again
+        self.hooks.submit(
+            Outcome(
+                job_id=job.pk,
+                task_path=job.task_path,
+                queue=job.queue,
+                backend=job.backend,
+                attempt=job.attempts,
+                max_attempts=job.max_attempts,
+                then=then,
+                failure=failure.kind.value if failure else None,
+                error=self.errors.get(job.pk) if failure else None,
+                trace_context=getattr(job, "trace_context", None) or None,
+                traceparent=getattr(job, "run_traceparent", None),
+            )
+        )
 
     def _signal(self, signal, job: Job, task: Task | None = None) -> Task | None:
         """Send a django.tasks signal for ``job``, as the backend's class;

@@ -141,6 +141,11 @@ class JobSpec(Fields):
     workflow: int | None = None
     #: RLIMIT_AS for its process while it runs (OPTIONS['MEMORY_RLIMIT']).
     rlimit_as: int | None = None
+    #: What its hooks see of it (django_jobs.hooks.Run).
+    max_attempts: int = 0
+    priority: int = 0
+    ttr: int = 0
+    trace_context: dict | None = None
 
     @classmethod
     def of(cls, job: Job, rlimit_as: int | None = None) -> JobSpec:
@@ -160,6 +165,10 @@ class JobSpec(Fields):
             last_attempted_at=_iso(job.last_attempted_at),
             workflow=job.workflow_id,
             rlimit_as=rlimit_as,
+            max_attempts=job.max_attempts,
+            priority=job.priority,
+            ttr=job.ttr,
+            trace_context=_dict_or_none(job.trace_context),
         )
 
 
@@ -251,6 +260,9 @@ class Started(Message):
     """The job's task was found: it is about to be called."""
 
     id: int
+    #: The W3C traceparent of its run's span, if a hook traces it: the
+    #: supervisor's lines about the job carry its ids.
+    trace: str | None = None
 
 
 @message("touch", "child")
@@ -397,6 +409,10 @@ def decode(line: bytes, sender: str) -> Message:
     if op not in SENT_BY[sender]:
         raise ProtocolError(f"a {sender} does not send {op!r}: {line[:80]!r}")
     return BY_OP[op].from_wire(data)
+
+
+def _dict_or_none(value: Any) -> dict | None:
+    return value if isinstance(value, dict) and value else None
 
 
 def _iso(value: datetime | None) -> str | None:

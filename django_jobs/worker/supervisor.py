@@ -181,6 +181,8 @@ class Supervisor:
                 self.turn()
         finally:
             self.close()
+            if self.recorder.hooks is not None:  # the last outcomes' hooks
+                self.recorder.hooks.drain()
 
     def prepare_children(self) -> None:
         """Import the task modules, then fork the zygote before any connection.

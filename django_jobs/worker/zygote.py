@@ -32,7 +32,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import protocol
+from . import protocol, span_export
 from .preload import Probes, import_here
 from .process import (
     gather_into_huge_pages,
@@ -151,6 +151,7 @@ class Zygote:
         os.set_blocking(self.wakeup_w, False)
         signal.set_wakeup_fd(self.wakeup_w)
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        span_export.prepare_fork_server()  # no exporting thread here
         # Objects that exist now are shared with every child; keep the
         # collector from touching (and so copying) their pages, and make the
         # pages cheap to share.

@@ -153,6 +153,7 @@ SHARED = {
     "schedule_id": None, "scheduled_for": None, "parent_id": 9, "batch_id": None,
     "workflow_id": None, "waiting_for": 0, "runs_anyway": False,
     "downstream_count": 0, "max_memory": 2**31, "max_cpu_seconds": 1.5,
+    "trace_context": '{"traceparent": "00-ab"}',
 }  # fmt: skip
 
 
@@ -166,7 +167,11 @@ def test_the_insert_has_each_column_its_value(connection, count):
     columns, _, values = text.partition(") ")
     names = [name.strip('" ') for name in columns.partition("(")[2].split(",")]
     assert names[: len(sql_insert.INSERT_SHARED)] == list(sql_insert.INSERT_SHARED)
-    shared = ", ".join(literal(SHARED[name]) for name in sql_insert.INSERT_SHARED)
+    jsonb = "::jsonb" if connection.vendor == "postgresql" else ""
+    shared = ", ".join(
+        literal(SHARED[name]) + (jsonb if name in sql_insert.JSON_SHARED else "")
+        for name in sql_insert.INSERT_SHARED
+    )
     assert shared in values
     if count == 1:
         assert f"{shared}, '[0]'" in values
