@@ -2,7 +2,9 @@
 
 - state: ready and delayed split on ``run_at``, as people count them; ready
   and delayed use the partial claim index, reserved the partial reserved
-  index, done and buried the (state, finished_at) index or the primary key;
+  index, buried the (state, finished_at) index or the primary key, and done
+  the (state, finished_at) index and the history's (finished_at) indexes:
+  done jobs are listed by finish time (``changelist.by_finish``);
 - queue and task: the (queue, -id) and (task_path, -id) indexes, and their
   choices come from a loose index scan rather than ``SELECT DISTINCT``;
 - failed at least once: the partial index on ``NOT errors = '[]'``, which
