@@ -1,12 +1,13 @@
 """The queues as Prometheus / OpenMetrics metrics: what ``jobs stats`` counts.
 
-A scrape reads the database five times, whatever the number of jobs and
-queues: the grouped query behind the dashboard and ``jobs stats``
-(``stats.queue_counts``), the worker rows (summed up as
-``stats.worker_summaries`` does, and each live worker's size: current, min
-and max children, and the connections it may hold), the workflows counted by
-backend and state (``workflow_counts``) and the usage of the latest done and
-buried jobs (two bounded reads: ``usage_metrics``).
+A scrape reads the database the same few times, whatever the number of jobs
+and queues: the counts behind the dashboard and ``jobs stats``
+(``stats.queue_counts``: on PostgreSQL a capped count of each state first,
+and past the cap the estimates' bounded reads), the worker rows (summed up
+as ``stats.worker_summaries`` does, and each live worker's size: current,
+min and max children, and the connections it may hold), the workflows
+counted by backend and state (``workflow_counts``) and the usage of the
+latest done and buried jobs (two bounded reads: ``usage_metrics``).
 
 The backlog an external autoscaler scales on is
 ``django_jobs_queue_jobs{state="ready"}`` (and how long the oldest has
@@ -15,6 +16,12 @@ docs/deploying.rst.
 
 Nothing is kept between scrapes, so every web process answers the same and
 a restart loses nothing.
+
+Past 10,000 jobs in a state (``counting.CAP``), the counts of that state are
+estimates on PostgreSQL (``live_counts``): the same gauges, rounded to two
+significant digits, and ``django_jobs_queue_counts_estimated{count=...}``
+says which (1) are. Alert rules and autoscalers can use them as they are:
+an estimate is within a few per cent of a backlog that size.
 
 Done and failed jobs are gauges over the last hour, not counters: the job
 table is pruned, so no count of it only ever grows. Workflows are gauges
@@ -48,6 +55,10 @@ if TYPE_CHECKING:
 #: The per-queue counts exported with a ``state`` label.
 STATES = ("waiting", "ready", "delayed", "reserved", "buried")
 
+#: The counts that may be estimates, as ``django_jobs_queue_counts_estimated``
+#: names them: the states above, the last hour's, and the oldest ready job.
+ESTIMABLE = (*STATES, "done_last_hour", "failed_last_hour", "oldest_ready")
+
 #: How ``queue.workflows.missed_deadlines`` starts the reason of a workflow
 #: it fails.
 MISSED = "missed its deadline"
@@ -67,7 +78,7 @@ def client():
 
 
 def families(now: datetime | None = None) -> list[Metric]:
-    """Every metric family of one scrape (five queries)."""
+    """Every metric family of one scrape (five queries; six on PostgreSQL)."""
     from prometheus_client.core import GaugeMetricFamily
 
     now = now or timezone.now()
@@ -95,6 +106,14 @@ def families(now: datetime | None = None) -> list[Metric]:
         "Jobs of the queue buried (failed for good) in the last hour.",
         labels=["backend", "queue"],
     )
+    estimated = GaugeMetricFamily(
+        "django_jobs_queue_counts_estimated",
+        "1 when the queue gauges of this count are estimates (more jobs than"
+        " django-jobs counts exactly are in that state), 0 when exact.",
+        labels=["count"],
+    )
+    for name in ESTIMABLE:
+        estimated.add_metric([name], int(name in counts.estimated))
     for key in keys:
         row = counts.get(key, {})
         for state in STATES:
@@ -104,7 +123,8 @@ def families(now: datetime | None = None) -> list[Metric]:
         done.add_metric(list(key), row.get("done_last_hour", 0))
         failed.add_metric(list(key), row.get("failed_last_hour", 0))
     return [
-        jobs, oldest, done, failed, *worker_families(now), *workflow_families(),
+        jobs, oldest, done, failed, estimated, *worker_families(now),
+        *workflow_families(),
         *usage_families(now),
     ]  # fmt: skip
 

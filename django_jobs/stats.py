@@ -1,12 +1,10 @@
-"""The numbers behind the dashboard and ``jobs stats``, each from one query.
+"""The numbers behind the dashboard and ``jobs stats``.
 
-Per queue, one grouped query counts ready, delayed, reserved and buried jobs,
-the jobs done and failed in the last hour, and finds the oldest ready job.
-It never reads old done jobs: its WHERE clause keeps ready, reserved and
-buried rows (each behind an index: the partial claim and reserved indexes,
-and (state, finished_at)) and the done rows of the last hour (the same
-(state, finished_at) index), so its cost follows the work in hand, not the
-history kept.
+Per queue: ready, delayed, reserved and buried jobs, the jobs done and
+failed in the last hour, and the oldest ready job (``live_counts``: exact
+while a count holds at most ``counting.CAP`` jobs, estimated past it, and
+each row says which of its numbers are estimates). Their cost follows the
+work in hand, capped, not the history kept.
 """
 
 from __future__ import annotations
@@ -17,21 +15,22 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Q
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from . import counting
 from .backend import JobsBackend
 from .compat import InvalidTaskBackend, task_backends
 from .conf import JobsOptions
+from .live_counts import queue_counts
 from .models import Batch, Job, Queue, Worker
 from .queue import configured_queues as queues_of
 from .queue.claim import LIMITED
 from .rates import describe_rate
 from .states import DELAYED, TASK_STATUS, UNFINISHED, State
 
-HOUR = timedelta(hours=1)
 COUNTS = ("waiting", "ready", "delayed", "reserved", "buried", "done_last_hour")
 COUNTS += ("failed_last_hour",)
 
@@ -55,6 +54,8 @@ class QueueRow:
     key_concurrency: int | None = None
     #: The rate per key as people write it ("1000/hour"), "" for none.
     key_rate: str = ""
+    #: The names of the numbers above that are estimates (``live_counts``).
+    estimated: frozenset[str] = frozenset()
 
 
 #: Every state a job can show, in the order of its life.
@@ -82,39 +83,6 @@ def in_state(jobs, state: str | None, now: datetime | None = None):
     if state in (State.WAITING, State.RESERVED, State.DONE, State.BURIED):
         return jobs.filter(state=state)
     return jobs
-
-
-def queue_counts(
-    now: datetime, backend: str | None = None
-) -> dict[tuple[str, str], dict]:
-    """Counts per (backend, queue), from one grouped query (of one backend's
-    jobs, if ``backend`` is given)."""
-    recent = Q(finished_at__gte=now - HOUR)
-    due = Q(state=State.READY, run_at__lte=now)
-    jobs = Job.objects.filter(
-        Q(state=State.WAITING)
-        | Q(state=State.READY)
-        | Q(state=State.RESERVED)
-        | Q(state=State.BURIED)
-        | (Q(state=State.DONE) & recent)
-    )
-    if backend is not None:
-        jobs = jobs.filter(backend=backend)
-    rows = (
-        jobs.order_by()
-        .values("backend", "queue")
-        .annotate(
-            waiting=Count("pk", filter=Q(state=State.WAITING)),
-            ready=Count("pk", filter=due),
-            delayed=Count("pk", filter=Q(state=State.READY, run_at__gt=now)),
-            reserved=Count("pk", filter=Q(state=State.RESERVED)),
-            buried=Count("pk", filter=Q(state=State.BURIED)),
-            done_last_hour=Count("pk", filter=Q(state=State.DONE) & recent),
-            failed_last_hour=Count("pk", filter=Q(state=State.BURIED) & recent),
-            oldest_ready=Min("run_at", filter=due),
-        )
-    )
-    return {(row.pop("backend"), row.pop("queue")): row for row in rows}
 
 
 def backend_aliases() -> list[str]:
@@ -149,6 +117,7 @@ def queue_rows(now: datetime, backend: str | None = None) -> list[QueueRow]:
     rows = []
     for backend, name in keys:
         row = QueueRow(backend, name, **counts.get((backend, name), {}))
+        row.estimated = counts.estimated
         if flag := flags.get((backend, name)):
             row.paused, row.paused_at = flag.paused, flag.paused_at
             row.max_concurrency, row.rate_limit = flag.max_concurrency, flag.rate_limit
@@ -223,10 +192,18 @@ def backend_stats(
 ) -> dict[str, Any]:
     """What ``jobs stats --json`` prints: per queue, in total, and workers.
 
-    A stable document: keys are only ever added.
+    A stable document: keys are only ever added. ``estimated`` lists the
+    counts (and "oldest_ready") that are estimates because more than
+    ``exact_up_to`` jobs are in that state (see ``live_counts``).
     """
     now = timezone.now()
-    rows = [row for row in queue_rows(now, backend) if not queues or row.name in queues]
+    every = queue_rows(now)  # every backend's: the unknown ones are warned of
+    rows = [
+        row
+        for row in every
+        if row.backend == backend and (not queues or row.name in queues)
+    ]
+    estimated = sorted(every[0].estimated) if every else []
 
     def age(oldest: datetime | None) -> float | None:
         return None if oldest is None else round((now - oldest).total_seconds(), 3)
@@ -243,6 +220,7 @@ def backend_stats(
                 "rate_limit": row.rate_limit,
                 "key_concurrency": row.key_concurrency,
                 "key_rate_limit": row.key_rate or None,
+                "estimated": estimated,
             }
         )
     oldest = [row.oldest_ready for row in rows if row.oldest_ready is not None]
@@ -253,9 +231,11 @@ def backend_stats(
         "total": {
             **totals(rows),
             "oldest_ready_seconds": age(min(oldest, default=None)),
+            "estimated": estimated,
         },
+        "exact_up_to": counting.cap(),
         "workers": worker_capacity(now, backend),
-        "unknown_backends": stray_backends(),
+        "unknown_backends": unknown_aliases(every),
     }
 
 

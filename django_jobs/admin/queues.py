@@ -5,7 +5,8 @@ how many jobs wait for other jobs (workflows), wait for a worker, run and
 lie buried, how many finished and failed in the last hour, how long the
 oldest ready job has waited, whether the queue is paused; a chart of the
 last hour; and the running workflows, with the time left before their
-deadlines. Every number links to the job list, filtered; each queue's
+deadlines. Every number links to the job list, filtered (numbers past
+``counting.CAP`` are estimates, marked "≈": see ``counts``); each queue's
 limits link to its limits page (``queue_limits``: edit them, and see the
 busiest keys of a queue with limits per key).
 
@@ -24,12 +25,13 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .. import queue, stats
+from .. import counting, queue, stats
 from ..durations import age, relative
 from ..exceptions import UnknownQueue
 from ..models import Queue
 from ..states import MEANINGS
 from . import chart
+from .counts import count_cells
 from .display import console_context
 from .permissions import ViewedWithJobs
 from .queue_limits import limits_page
@@ -70,6 +72,8 @@ class QueueAdmin(ViewedWithJobs, admin.ModelAdmin):
         for row in rows:
             row.lag = age(row.oldest_ready, now)
             row.paused_ago = relative(row.paused_at, now)
+            row.cells = count_cells(vars(row), row.estimated)
+        estimated = rows[0].estimated if rows else frozenset()
         context = {
             **self.admin_site.each_context(request),
             **console_context("dashboard", now),
@@ -77,7 +81,9 @@ class QueueAdmin(ViewedWithJobs, admin.ModelAdmin):
             "title": _("Queues"),
             "opts": self.opts,
             "rows": rows,
-            "totals": stats.totals(rows),
+            "totals": count_cells(stats.totals(rows), estimated),
+            "estimated": estimated,
+            "exact_up_to": counting.cap(),
             "several_backends": len({row.backend for row in rows}) > 1,
             "chart": chart.bars(stats.finished_per_minute(now)),
             "workers": stats.worker_capacity(now),

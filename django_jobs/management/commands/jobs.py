@@ -47,6 +47,17 @@ ACTIONS = {
 }
 
 
+def counted(counts: dict, columns: list[str]) -> list:
+    """The cells of ``columns``: "-" for none, "~" before an estimate."""
+    cells = []
+    for column in columns:
+        value = counts[column]
+        name = column.removesuffix("_seconds")
+        mark = "~" if name in counts["estimated"] else ""
+        cells.append("-" if value is None else f"{mark}{value}")
+    return cells
+
+
 class Command(BaseCommand):
     help = "Look at and act on django-jobs queues: stats, list, show, retry, ..."
     # No system checks: ``jobs health`` is the web pods' readiness probe, and
@@ -168,12 +179,16 @@ class Command(BaseCommand):
         columns.append("oldest_ready_seconds")
         header = ["queue", *columns]
         rows = [
-            [q["name"] + (" (paused)" if q["paused"] else ""), *(q[c] for c in columns)]
+            [q["name"] + (" (paused)" if q["paused"] else ""), *counted(q, columns)]
             for q in report["queues"]
         ]
-        rows.append(["(total)", *(report["total"][c] for c in columns)])
-        rows = [["-" if cell is None else cell for cell in row] for row in rows]
+        rows.append(["(total)", *counted(report["total"], columns)])
         self.write_lines(table(header, rows))
+        if report["total"]["estimated"]:
+            self.stdout.write(
+                f"~ estimated: more than {report['exact_up_to']:,} jobs in that"
+                " state (see the monitoring docs)."
+            )
         workers = report["workers"]
         self.stdout.write(
             f"\nworkers: {workers['live']} live ({workers['capacity']} slots, "
