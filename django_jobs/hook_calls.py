@@ -3,13 +3,13 @@
 Every call is made here: an exception is logged with the hook's name and
 swallowed; what a method returns is ignored (an ``around_run`` that returns
 something other than a generator, or yields twice, is logged and left
-out). A call is stopped after ``HOOK_TIMEOUT`` seconds where the process's
-alarm is free (SIGALRM, in the main thread: a worker's child, ``manage.py``
-commands, most web servers' sync workers), and the hook is then skipped for
-``BENCHED`` seconds, so that a hook that hangs costs one timeout a minute,
-not one per job. Where the alarm is not free, a call is not bounded: the
-supervisor's ``on_outcome`` calls run in a thread of their own
-(outcome_hooks.py), so its loop never waits for them.
+out). A call made in the main thread (a worker's child, ``manage.py`` commands,
+most web servers' sync workers) is stopped after ``HOOK_TIMEOUT`` seconds
+by SIGALRM (a handler and timer already there are put back after), and the
+hook is then skipped for ``BENCHED`` seconds, so that a hook that hangs
+costs one timeout a minute, not one per job. A call in another thread is
+not bounded; the supervisor's ``on_outcome`` calls run in a thread of their
+own (outcome_hooks.py), so its loop never waits for them.
 """
 
 from __future__ import annotations
@@ -76,14 +76,15 @@ class Hooks:
 
     def before_enqueue(self, enqueue: Enqueue) -> None:
         for name, method in self.by_method["before_enqueue"]:
+            kept = dict(enqueue.trace_context)
             self.call(name, "before_enqueue", method, enqueue)
-        context = enqueue.trace_context
-        if not isinstance(context, dict) or not all(
-            isinstance(key, str) and isinstance(value, str)
-            for key, value in context.items()
-        ):
-            logger.error("hooks left a trace context that is not text: %r", context)
-            enqueue.trace_context = {}
+            if not _text_dict(enqueue.trace_context):
+                logger.error(
+                    "hook %s: before_enqueue left a trace context that is not "
+                    "a dict of text (%r): put back as it was",
+                    name, type(enqueue.trace_context).__name__,
+                )  # fmt: skip
+                enqueue.trace_context = kept
 
     def after_enqueue(self, enqueue: Enqueue) -> None:
         """In the reverse order: the first hook in is the last out."""
@@ -160,6 +161,12 @@ FAILED = object()
 _open_runs: list[tuple[Hooks, Run, list]] = []
 
 
+def _text_dict(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(key, str) and isinstance(each, str) for key, each in value.items()
+    )
+
+
 def _finish(generator, ended: Any) -> bool:
     """Resume ``generator`` with ``ended``; False if it yielded again."""
     try:
@@ -189,30 +196,28 @@ def _defines(hook: Any, method: str) -> bool:
 
 @contextlib.contextmanager
 def bounded(seconds: float) -> Iterator[None]:
-    """Raise HookTimeout in the block after ``seconds``, if this process's
-    alarm is free; otherwise let the block run unbounded."""
-    if not _alarm_free():
+    """Raise HookTimeout in the block after ``seconds`` (in the main thread;
+    elsewhere the block runs unbounded). A SIGALRM handler and timer the
+    process had are put back after, the timer less the time spent (an alarm
+    due meanwhile rings just after the block)."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def ring(signum, frame):
         raise HookTimeout
 
-    signal.signal(signal.SIGALRM, ring)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    previous = signal.signal(signal.SIGALRM, ring)
+    started = time.monotonic()
+    left, interval = signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, signal.SIG_DFL)
-
-
-def _alarm_free() -> bool:
-    if threading.current_thread() is not threading.main_thread():
-        return False
-    if signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, None):
-        return False
-    return signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+        signal.signal(signal.SIGALRM, previous)
+        if left:
+            left = max(left - (time.monotonic() - started), 1e-6)
+            signal.setitimer(signal.ITIMER_REAL, left, interval)
 
 
 def guard_exit(*also: Callable[[], None]) -> None:
