@@ -27,7 +27,9 @@ templates), the median of --runs runs after one warm-up; the metrics
 endpoint is also scraped as Prometheus does, with a bearer token and no
 session, in both of its formats; and ``manage.py jobs stats`` is timed
 through call_command. --explain prints the plan of each page's slowest
-query (--explain MS: only of the pages whose median is over MS ms).
+query (--explain MS: only of the pages whose median is over MS ms). Last,
+the counts per queue the console shows (estimated past 10,000 jobs in a
+state) beside exact counts.
 """
 
 from __future__ import annotations
@@ -523,6 +525,45 @@ def main() -> None:
         f"ready, {'history' if history_on() else 'no history'}), ms "
         f"(median of {options.runs} requests; target < 300)",
         ["page", "median", "min", "max", "queries", "slowest query"],
+        rows,
+    )
+    accuracy()
+
+
+def accuracy() -> None:
+    """The counts per queue the console shows (estimated past the cap)
+    beside exact ones, per state: the totals and the worst queue."""
+    from django.utils import timezone
+
+    from django_jobs import counting
+    from django_jobs.live_counts import LIVE, queue_counts
+
+    now = timezone.now()
+    shown = queue_counts(now)
+    cap, counting.CAP = counting.CAP, 10**12
+    try:
+        exact = queue_counts(now)
+    finally:
+        counting.CAP = cap
+    rows = []
+    for name in (*LIVE, "done_last_hour", "failed_last_hour"):
+        pairs = [
+            (shown.get(key, {}).get(name, 0), exact.get(key, {}).get(name, 0))
+            for key in set(shown) | set(exact)
+        ]
+        errors = [abs(s - e) / e for s, e in pairs if e]
+        rows.append(
+            [
+                name,
+                "estimated" if name in shown.estimated else "exact",
+                f"{sum(s for s, _ in pairs):,}",
+                f"{sum(e for _, e in pairs):,}",
+                f"{max(errors, default=0):.1%}",
+            ]
+        )
+    print_table(
+        "Counts shown beside exact counts (all queues)",
+        ["count", "shown", "total shown", "total exact", "worst queue off by"],
         rows,
     )
 
