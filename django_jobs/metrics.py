@@ -21,7 +21,8 @@ Past 10,000 jobs in a state (``counting.CAP``), the counts of that state are
 estimates on PostgreSQL (``live_counts``): the same gauges, rounded to two
 significant digits, and ``django_jobs_queue_counts_estimated{count=...}``
 says which (1) are. Alert rules and autoscalers can use them as they are:
-an estimate is within a few per cent of a backlog that size.
+an estimate is within a few per cent of a backlog that size in total, 10 to
+20 per cent per queue.
 
 Done and failed jobs are gauges over the last hour, not counters: the job
 table is pruned, so no count of it only ever grows. Workflows are gauges
