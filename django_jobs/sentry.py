@@ -1,0 +1,80 @@
+"""A hook that reports jobs' exceptions to Sentry (docs/observability.rst).
+
+Add ``"django_jobs.sentry.ReportFinalFailures"`` (once per job, when its last
+attempt fails) or ``"django_jobs.sentry.ReportEveryAttempt"`` to
+``OPTIONS['HOOKS']``, and initialise ``sentry_sdk`` in the settings as usual.
+
+It reports from the job's own process, where the exception and its frames
+are: tagged with the job's id, task, queue and attempt, and flushed before
+the process ends. Nothing else reports a job's exception: the worker logs a
+failed attempt at WARNING, below the level at which Sentry's logging
+integration makes an event; Django's Tasks framework logs a failed job at
+ERROR on its own logger (``django.tasks``), which this hook tells Sentry's
+logging integration to leave alone (``ignore_logger``), or each failure
+would be reported twice; the task's exception never reaches Django's
+request handling, so Sentry's Django integration does not see it; and a
+task that reports its own exception and re-raises it is not reported twice
+(Sentry's dedupe integration drops a second report of one object).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from .attempts import Kind
+from .compat import TASKS_MODULE
+from .hooks import Run
+
+#: Failures that are the job's own, not the worker's (a task not deployed
+#: yet is not an error of the job's code).
+REPORTED = frozenset({Kind.RAISED, Kind.UNSTORABLE, Kind.CRASHED})
+
+
+class ReportFinalFailures:
+    """Report a job's exception once: when the attempt that fails is its last."""
+
+    every_attempt = False
+    #: Seconds to wait for Sentry's transport before the process goes on.
+    flush_timeout = 2.0
+
+    def __init__(self) -> None:
+        from sentry_sdk.integrations.logging import ignore_logger
+
+        ignore_logger(TASKS_MODULE)  # its FAILED line: this hook's report
+
+    def around_run(self, run: Run) -> Generator[None, Any, None]:
+        ended = yield
+        if ended is None or ended.ok or ended.kind not in REPORTED:
+            return
+        last = run.attempt >= run.max_attempts or ended.kind is Kind.UNSTORABLE
+        if not (self.every_attempt or last):
+            return
+        report(run, ended.exception, self.flush_timeout)
+
+
+class ReportEveryAttempt(ReportFinalFailures):
+    """Report each failed attempt's exception."""
+
+    every_attempt = True
+
+
+def report(run: Run, exc: BaseException | None, flush_timeout: float) -> None:
+    import sentry_sdk
+
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("job_id", run.job_id)
+        scope.set_tag("task", run.task.module_path)
+        scope.set_tag("queue", run.queue)
+        scope.set_tag("attempt", run.attempt)
+        scope.set_context(
+            "job",
+            {
+                "id": run.job_id,
+                "attempt": run.attempt,
+                "max_attempts": run.max_attempts,
+            },
+        )
+        scope.fingerprint = ["django_jobs", run.task.module_path, "{{ default }}"]
+        sentry_sdk.capture_exception(exc)
+    sentry_sdk.flush(timeout=flush_timeout)  # the process may end right after
