@@ -32,7 +32,8 @@ if os.environ.get("OTEL_TEST_SPANS"):
     processor = (
         SimpleSpanProcessor(exporter) if simple else BatchSpanProcessor(exporter)
     )
-    provider = TracerProvider(resource=Resource.create({"service.name": "worker"}))
+    service = os.environ.get("OTEL_TEST_SERVICE", "worker")
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
     provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
 

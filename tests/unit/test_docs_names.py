@@ -14,9 +14,11 @@ from django.utils.module_loading import import_string
 ROOT = Path(__file__).resolve().parent.parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.rst"))]
 NAME = re.compile(r"django_jobs(?:\.[A-Za-z_]\w*)+")
-#: Names that are not Python objects: check ids, permissions, logger names.
+#: Names that are not Python objects: check ids, permissions, logger names,
+#: span attributes (docs/observability.rst).
 NOT_OBJECTS = re.compile(
-    r"django_jobs\.(?:[EW]\d{3}|(?:view|add|change|delete)_\w+|job|output)$"
+    r"django_jobs\.(?:[EW]\d{3}|(?:view|add|change|delete)_\w+|job|output"
+    r"|attempt|max_attempts|priority|ttr|failure)$"
 )
 
 
