@@ -49,7 +49,9 @@ BATCH = 1000
 PREFIX = f"{Job._meta.db_table}_d"
 
 #: The indexes of a day table: those of the job table that its readers
-#: (the console, get_result, batches, workflows) use on done jobs.
+#: (the console, get_result, batches, workflows) use on done jobs, and the
+#: one by which dropping an older day finds the jobs that name it as their
+#: blocker (``unlink``), lest that look read every day of the history.
 INDEXES = (
     "PRIMARY KEY (id)",
     "(queue, id DESC)",
@@ -60,6 +62,7 @@ INDEXES = (
     "(parent_id) WHERE parent_id IS NOT NULL",
     "(batch_id) WHERE batch_id IS NOT NULL",
     "(workflow_id, state) WHERE workflow_id IS NOT NULL",
+    "(blocked_by_id) WHERE blocked_by_id IS NOT NULL",
 )
 
 
@@ -79,20 +82,34 @@ def day_of(moment: datetime) -> date:
 def tables(using: str | None = None) -> dict[date, str]:
     """The history's day tables, by day (read from the catalog each time, so
     that a table dropped by hand is seen as missing)."""
+    return {day: name for day, name, child in _day_tables(using) if child}
+
+
+def detached(using: str | None = None) -> dict[date, str]:
+    """Day tables that are no longer children of the job table: ``drop``
+    detaches a day before it drops it, and a process that died in between
+    leaves it so."""
+    return {day: name for day, name, child in _day_tables(using) if not child}
+
+
+def _day_tables(using: str | None) -> list[tuple[date, str, bool]]:
     with connections[get_db(using)].cursor() as cursor:
         cursor.execute(
-            "SELECT c.relname FROM pg_inherits i"
-            " JOIN pg_class c ON c.oid = i.inhrelid"
-            " WHERE i.inhparent = %s::regclass AND c.relname LIKE %s",
+            "SELECT c.relname, EXISTS (SELECT 1 FROM pg_inherits i"
+            " WHERE i.inhrelid = c.oid AND i.inhparent = %s::regclass)"
+            " FROM pg_class c WHERE c.relkind = 'r' AND c.relname LIKE %s"
+            " AND pg_table_is_visible(c.oid)",
             [Job._meta.db_table, PREFIX.replace("_", r"\_") + "%"],
         )
-        names = [row[0] for row in cursor.fetchall()]
-    found = {}
-    for name in names:
+        rows = cursor.fetchall()
+    found = []
+    for name, child in rows:
         try:
-            found[datetime.strptime(name[len(PREFIX) :], "%Y%m%d").date()] = name
+            day = datetime.strptime(name[len(PREFIX) :], "%Y%m%d").date()
         except ValueError:
             continue  # somebody's own table: not ours
+        if table_name(day) == name:
+            found.append((day, name, child))
     return found
 
 
@@ -114,6 +131,9 @@ def create(day: date, using: str | None = None) -> str:
             f') INHERITS ("{parent}")',
             [start, end],
         )
+        if day in detached(db):  # detached by hand, or by a drop that died
+            cursor.execute(f'ALTER TABLE "{name}" INHERIT "{parent}"')
+            logger.warning("history: %s was detached; attached again", name)
         for number, index in enumerate(INDEXES):
             if index.startswith("PRIMARY KEY"):
                 cursor.execute(
@@ -198,11 +218,20 @@ def drop(
 ) -> list[str]:
     """Drop the day tables of days before ``before``: retention by the day.
 
-    Each drop waits at most ``lock_timeout`` seconds for the readers of the
-    table to finish (and so never holds up the claims queued behind it for
-    longer); one that could not get its lock is left for the next run.
+    A day is first detached from the job table (``NO INHERIT``), in a short
+    transaction of its own, then dropped in another. Dropping a table of
+    millions of rows holds its lock until the server has deleted its files,
+    seconds for a big day; detached, the table has no readers left to hold
+    up, since the console's reads of the job table no longer reach it (and
+    the claims and completions never do). The detach waits at most
+    ``lock_timeout`` seconds for the day's readers to finish; a day that
+    could not be detached is left for the next run, and one detached by a
+    process that died before its drop is dropped by the next. A day table
+    found detached within the retention (by hand) is attached again, and
+    logged: its jobs were hidden from every reader, not past their time.
     """
     db = get_db(using)
+    parent = Job._meta.db_table
     dropped = []
     for day, name in sorted(tables(db).items()):
         if day >= before:
@@ -212,11 +241,20 @@ def drop(
                 wait = int(lock_timeout * 1000)
                 cursor.execute(f"SET LOCAL lock_timeout = '{wait}ms'")
                 unlink(cursor, name)
-                cursor.execute(f'DROP TABLE IF EXISTS "{name}"')
+                cursor.execute(f'ALTER TABLE "{name}" NO INHERIT "{parent}"')
         except DatabaseError as exc:  # busy (lock_timeout): the next run drops it
             logger.info("history: %s not dropped yet (%s)", name, exc)
             continue
         dropped.append(name)
+    for day, name in sorted(detached(db).items()):
+        with connections[db].cursor() as cursor:
+            if day < before:
+                cursor.execute(f'DROP TABLE IF EXISTS "{name}"')
+                if name not in dropped:
+                    dropped.append(name)
+            else:  # detached by hand: its jobs are hidden, not past retention
+                cursor.execute(f'ALTER TABLE "{name}" INHERIT "{parent}"')
+                logger.warning("history: %s was detached; attached again", name)
     return dropped
 
 

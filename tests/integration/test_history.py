@@ -377,6 +377,74 @@ def test_dropping_a_day_leaves_no_workflow_edges_behind(history_db):
     assert Dependency.objects.count() == 0  # as queue.prune leaves it
 
 
+@postgres
+def test_dropping_a_day_forgets_it_as_blocker_of_later_days_by_their_index(finished):
+    now = timezone.now()
+    old = finished(at=now - timedelta(days=40))
+    later = finished(at=now - timedelta(days=2))
+    Job.objects.filter(pk=later.pk).update(blocked_by=old)
+    assert history.move(before=soon()) == 2
+    later_table = table_of(later.finished_at)
+    indexed = value_of(
+        "SELECT count(*) FROM pg_indexes WHERE tablename = %s"
+        " AND indexdef LIKE '%%(blocked_by_id)%%'",
+        [later_table],
+    )
+    assert indexed == 1  # so unlink reads no day table whole
+    assert history.drop(history.day_of(now) - timedelta(days=3)) == [
+        table_of(old.finished_at)
+    ]
+    assert Job.objects.get(pk=later.pk).blocked_by_id is None
+    assert home(later.pk) == later_table
+
+
+@postgres
+def test_a_day_is_detached_before_it_is_dropped(finished):
+    """Its drop then holds up no reader of the job table, however long the
+    server takes to delete its files."""
+    old = finished(at=timezone.now() - timedelta(days=40))
+    assert history.move(before=soon()) == 1
+    name = table_of(old.finished_at)
+    statements = []
+    with connection.execute_wrapper(
+        lambda execute, sql, *args: statements.append(sql) or execute(sql, *args)
+    ):
+        assert history.drop(history.day_of(timezone.now())) == [name]
+    detach = next(i for i, sql in enumerate(statements) if "NO INHERIT" in sql)
+    drop = next(i for i, sql in enumerate(statements) if sql.startswith("DROP"))
+    assert detach < drop
+    assert not history.tables()
+    assert not history.detached()
+
+
+@postgres
+def test_a_day_left_detached_is_dropped_by_the_next_drop(finished):
+    old = finished(at=timezone.now() - timedelta(days=40))
+    assert history.move(before=soon()) == 1
+    name = table_of(old.finished_at)
+    with connection.cursor() as cursor:  # as a drop that died half way leaves it
+        cursor.execute(f'ALTER TABLE "{name}" NO INHERIT "{HOT}"')
+    assert history.detached() == {history.day_of(old.finished_at): name}
+    assert history.drop(history.day_of(timezone.now())) == [name]
+    assert not history.detached()
+    assert value_of("SELECT to_regclass(%s)", [name]) is None
+
+
+@postgres
+def test_a_detached_day_within_retention_is_attached_again(finished, caplog):
+    job = finished(at=timezone.now() - timedelta(days=1))
+    assert history.move(before=soon()) == 1
+    name = table_of(job.finished_at)
+    with connection.cursor() as cursor:
+        cursor.execute(f'ALTER TABLE "{name}" NO INHERIT "{HOT}"')
+    assert not Job.objects.filter(pk=job.pk).exists()  # hidden, not lost
+    with caplog.at_level(logging.WARNING, logger="django_jobs.queue"):
+        assert history.drop(history.day_of(job.finished_at)) == []  # kept
+    assert f"{name} was detached; attached again" in caplog.text
+    assert Job.objects.get(pk=job.pk).state == "done"
+    assert history.tables()[history.day_of(job.finished_at)] == name
+
+
 # Readers across the move
 
 
