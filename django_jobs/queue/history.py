@@ -218,21 +218,34 @@ def drop(
 ) -> list[str]:
     """Drop the day tables of days before ``before``: retention by the day.
 
-    A day is first detached from the job table (``NO INHERIT``), in a short
-    transaction of its own, then dropped in another. Dropping a table of
-    millions of rows holds its lock until the server has deleted its files,
-    seconds for a big day; detached, the table has no readers left to hold
-    up, since the console's reads of the job table no longer reach it (and
-    the claims and completions never do). The detach waits at most
+    ``detach``, then ``drop_detached``: see them. The worker's pruner runs
+    the second in a thread of its own, since a big day's files take the
+    server seconds to delete.
+    """
+    gone = detach(before, using, lock_timeout)
+    return gone + [name for name in drop_detached(before, using) if name not in gone]
+
+
+def detach(
+    before: date, using: str | None = None, lock_timeout: float = 1.0
+) -> list[str]:
+    """Detach the day tables of days before ``before`` from the job table.
+
+    Each day in a short transaction of its own: its jobs' links from other
+    jobs go (``unlink``), then ``NO INHERIT``, after which no reader of the
+    job table reaches the day (and the claims and completions never did).
+    Dropping a table of millions of rows holds its lock until the server
+    has deleted its files, seconds for a big day: detached first, the table
+    has no readers left to hold up. The detach waits at most
     ``lock_timeout`` seconds for the day's readers to finish; a day that
-    could not be detached is left for the next run, and one detached by a
-    process that died before its drop is dropped by the next. A day table
-    found detached within the retention (by hand) is attached again, and
-    logged: its jobs were hidden from every reader, not past their time.
+    could not be detached is left for the next run. A day table found
+    detached within the retention (by hand) is attached again, and logged:
+    its jobs were hidden from every reader, not past their time. Returns
+    the tables detached.
     """
     db = get_db(using)
     parent = Job._meta.db_table
-    dropped = []
+    gone = []
     for day, name in sorted(tables(db).items()):
         if day >= before:
             break
@@ -245,16 +258,25 @@ def drop(
         except DatabaseError as exc:  # busy (lock_timeout): the next run drops it
             logger.info("history: %s not dropped yet (%s)", name, exc)
             continue
-        dropped.append(name)
+        gone.append(name)
     for day, name in sorted(detached(db).items()):
-        with connections[db].cursor() as cursor:
-            if day < before:
-                cursor.execute(f'DROP TABLE IF EXISTS "{name}"')
-                if name not in dropped:
-                    dropped.append(name)
-            else:  # detached by hand: its jobs are hidden, not past retention
+        if day >= before:  # detached by hand: its jobs are hidden, not expired
+            with connections[db].cursor() as cursor:
                 cursor.execute(f'ALTER TABLE "{name}" INHERIT "{parent}"')
-                logger.warning("history: %s was detached; attached again", name)
+            logger.warning("history: %s was detached; attached again", name)
+    return gone
+
+
+def drop_detached(before: date, using: str | None = None) -> list[str]:
+    """Drop the detached day tables of days before ``before`` (``detach``
+    made them, or a process that died before it dropped them)."""
+    db = get_db(using)
+    dropped = []
+    for day, name in sorted(detached(db).items()):
+        if day < before:
+            with connections[db].cursor() as cursor:
+                cursor.execute(f'DROP TABLE IF EXISTS "{name}"')
+            dropped.append(name)
     return dropped
 
 

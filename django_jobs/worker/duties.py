@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import random
-from datetime import datetime, timedelta
+import threading
+from datetime import date, datetime, timedelta
 
 from django.db import DatabaseError, connections
 from django.utils import timezone
@@ -142,7 +143,7 @@ class Pruner(Duty):
 
     fleet_wide = True
 
-    def __init__(self, options: WorkerOptions) -> None:
+    def __init__(self, options: WorkerOptions, *, background: bool = False) -> None:
         super().__init__()
         config = options.config
         self.backend = options.backend.alias
@@ -152,6 +153,9 @@ class Pruner(Duty):
         self.buried_retention = config.BURIED_RETENTION
         self.history = queue.history.available(self.db)
         self.warned_short = False
+        #: The worker's pruner drops detached days in a thread of its own
+        #: (``HistoryDrops``); called by hand, the pruner drops them itself.
+        self.drops = HistoryDrops(self.db) if background else None
 
     def run_once(self) -> dict[str, int]:
         now = timezone.now()
@@ -188,8 +192,13 @@ class Pruner(Duty):
         if retention is None:
             return True
         kept_from = history.day_of(now - timedelta(seconds=retention))
-        if dropped := history.drop(kept_from, using=self.db):
-            logger.info("dropped the history of %s", ", ".join(dropped))
+        if self.drops is None:
+            if dropped := history.drop(kept_from, using=self.db):
+                logger.info("dropped the history of %s", ", ".join(dropped))
+        else:
+            if detached := history.detach(kept_from, using=self.db):
+                logger.info("detached the history of %s", ", ".join(detached))
+            self.drops.start(kept_from)
         by_day = retention >= history.PARTITION.total_seconds()
         if not by_day and not self.warned_short:
             self.warned_short = True
@@ -199,6 +208,46 @@ class Pruner(Duty):
                 retention,
             )
         return by_day
+
+
+class HistoryDrops:
+    """Drops the history's detached day tables in a thread of its own.
+
+    The server deletes a big day's files before the drop returns, seconds
+    for millions of rows, and the supervisor's loop must not stop that long
+    (its children's outcomes, deadlines and claims wait on it). Nobody
+    waits on the drop itself: the day was detached first. The thread has
+    its own connection, closed when it ends; one drop runs at a time; a
+    worker that exits meanwhile leaves the table detached, and the next
+    prune drops it.
+    """
+
+    def __init__(self, db: str) -> None:
+        self.db = db
+        self.thread: threading.Thread | None = None
+
+    def start(self, before: date) -> None:
+        if self.thread is not None and self.thread.is_alive():
+            return
+        if not any(day < before for day in queue.history.detached(self.db)):
+            return
+        self.thread = threading.Thread(
+            target=self.run, args=(before,), name="django-jobs-history", daemon=True
+        )
+        self.thread.start()
+
+    def run(self, before: date) -> None:
+        try:
+            if dropped := queue.history.drop_detached(before, using=self.db):
+                logger.info("dropped the history of %s", ", ".join(dropped))
+        except Exception:
+            logger.exception("dropping the history failed; the next prune tries again")
+        finally:
+            connections[self.db].close()  # this thread's own
+
+    def join(self, timeout: float) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout)
 
 
 def history_retention(db: str) -> float | None:

@@ -93,7 +93,7 @@ class Supervisor:
             self.registry,
             Rescuer(options),
             Scheduler(options),
-            Pruner(options),
+            Pruner(options, background=True),
             History(options),
             StrayJobs(options),
             self.watch,

@@ -418,6 +418,25 @@ def test_a_day_is_detached_before_it_is_dropped(finished):
 
 
 @postgres
+def test_the_workers_pruner_drops_a_detached_day_in_a_thread_of_its_own(
+    transactional_db, finished
+):
+    """So that the seconds a big day's files take hold up neither readers
+    nor the supervisor's loop."""
+    old = finished(at=timezone.now() - timedelta(days=40))
+    assert history.move(before=soon()) == 1
+    name = table_of(old.finished_at)
+    pruner = Pruner(options(), background=True)
+    pruner.run_once()
+    assert pruner.drops.thread is not None
+    pruner.drops.join(timeout=30)
+    assert not pruner.drops.thread.is_alive()
+    assert value_of("SELECT to_regclass(%s)", [name]) is None
+    assert not history.detached()
+    assert not Job.objects.filter(pk=old.pk).exists()
+
+
+@postgres
 def test_a_day_left_detached_is_dropped_by_the_next_drop(finished):
     old = finished(at=timezone.now() - timedelta(days=40))
     assert history.move(before=soon()) == 1
