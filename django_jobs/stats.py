@@ -135,13 +135,17 @@ def finished_per_minute(now: datetime) -> list[tuple[datetime, int, int]]:
     """(minute, done, failed) for each of the last 60 minutes, oldest first."""
     last = now.replace(second=0, microsecond=0)
     first = last - timedelta(minutes=59)
-    rows = (
-        Job.objects.filter(state__in=[State.DONE, State.BURIED], finished_at__gte=first)
+    # One grouped count per state, joined: ``state IN (...)`` made the
+    # planner walk the whole (state, finished_at) index of the hot table.
+    done, buried = (
+        Job.objects.filter(state=state, finished_at__gte=first)
         .order_by()
         .annotate(minute=TruncMinute("finished_at"))
         .values("minute", "state")
         .annotate(n=Count("pk"))
+        for state in (State.DONE, State.BURIED)
     )
+    rows = done.union(buried, all=True)
     counts = {(row["minute"], row["state"]): row["n"] for row in rows}
     minutes = [first + timedelta(minutes=i) for i in range(60)]
     return [
