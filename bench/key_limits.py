@@ -10,9 +10,11 @@ keys, one of them ("hot") holding --hot of them. Then, in each of --runs
 rounds, --claims claims of --limit jobs from each queue in turn, as a
 worker makes them (the limited queues known), with statements unprepared
 (Django's default: psycopg's prepare_threshold is None, so nothing is
-prepared although the claim asks for it) and prepared (prepare_threshold 0
-on the bench's connection), and prints the median time per claim and per
-claimed job, and each against the unlimited queue's in the same mode.
+prepared although the claim asks for it), prepared (prepare_threshold 0
+on the bench's connection) and as the worker runs them (its supervisor's
+connection: the claim prepared, generic plans), and prints the median
+time per claim and per claimed job, and each against the unlimited
+queue's in the same mode.
 Last, the SQL of one keyed claim, each statement with its EXPLAIN (ANALYZE,
 BUFFERS), run in a transaction rolled back.
 PostgreSQL; DATABASE_URL defaults to .../django_jobs_bench.
@@ -27,10 +29,16 @@ import time
 from common import print_table, setup_django
 
 QUEUES = ("plain", "limited", "keyed")
-#: psycopg's prepare_threshold on the bench connection: None is Django's
-#: default (nothing is prepared, even when the claim asks for it), 0 prepares
-#: the statements the claim asks to prepare (as a worker does).
-MODES = {"unprepared": None, "prepared": 0}
+#: psycopg's prepare_threshold on the bench connection, and whether the
+#: worker's planner settings apply: None is Django's default (nothing is
+#: prepared, even when the claim asks for it), 0 prepares every statement
+#: the claim runs; "as the worker" is the supervisor's connection (the
+#: statements the claim asks to prepare, generic plans, no bitmap scans).
+MODES = {
+    "unprepared": (None, False),
+    "prepared": (0, False),
+    "as the worker": (2**31 - 1, True),  # supervisor_connection.ONLY_WHEN_ASKED
+}
 COLUMNS = """(backend, queue, task_path, args, kwargs, state, priority, run_at,
     ttr, attempts, max_attempts, on_failure, enqueued_at, reserved_by,
     claim_token, worker_ids, errors, limit_key)"""
@@ -120,6 +128,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     setup_django()
+    from django_jobs.worker.supervisor_connection import PLANNER_SETTINGS
+
     fill(args.jobs, args.keys, args.hot)
     from django.db import connection
 
@@ -129,7 +139,11 @@ def main() -> None:
     claimed = dict.fromkeys(cases, 0)
     for _ in range(args.runs):
         for mode, name in cases:
-            connection.connection.prepare_threshold = MODES[mode]
+            threshold, planner = MODES[mode]
+            connection.connection.prepare_threshold = threshold
+            with connection.cursor() as cursor:
+                for statement in PLANNER_SETTINGS if planner else ["RESET ALL"]:
+                    cursor.execute(statement)
             taken, count = claim_times(name, args.claims, args.limit)
             times[mode, name] += taken
             claimed[mode, name] += count
@@ -158,6 +172,8 @@ def main() -> None:
         rows,
     )  # fmt: skip
     connection.connection.prepare_threshold = None
+    with connection.cursor() as cursor:
+        cursor.execute("RESET ALL")
     explain_one_claim(args.limit)
 
 
