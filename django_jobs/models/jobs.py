@@ -180,6 +180,14 @@ class Job(models.Model):
                 condition=Q(state="ready"),
                 name="django_jobs_job_claim",
             ),
+            # A worker's claim of named queues: each queue's jobs in claim
+            # order, so that one queue's backlog is not walked to find
+            # another's jobs.
+            models.Index(
+                fields=["queue", "-priority", "run_at", "id"],
+                condition=Q(state="ready"),
+                name="django_jobs_job_queue_claim",
+            ),
             models.Index(
                 fields=["reserved_until"],
                 condition=Q(state="reserved"),
