@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
@@ -126,7 +128,36 @@ def _rescue_one(
 
 def expire(*, backend: str = "default", using: str | None = None) -> int:
     """Bury (or delete) the waiting and ready jobs whose deadline passed:
-    never started.
+    never started. How many (``expire_jobs`` says which)."""
+    return expire_jobs(backend=backend, using=using).count
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    """What ``expire_jobs`` wrote: how many, and each job as it was written
+    (``EXPIRED_FIELDS``, and ``deleted``), for the worker's on_outcome hooks."""
+
+    count: int
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    #: The error entry each was given (the deleted ones too, had they stayed).
+    error: dict[str, Any] | None = None
+
+
+#: What an expired job's outcome tells of it (hooks.Outcome).
+EXPIRED_FIELDS = (
+    "id",
+    "task_path",
+    "queue",
+    "backend",
+    "attempts",
+    "max_attempts",
+    "trace_context",
+)
+
+
+def expire_jobs(*, backend: str = "default", using: str | None = None) -> Expired:
+    """Bury (or delete) the waiting and ready jobs whose deadline passed:
+    never started; each one's row as written (as read, for a deleted one).
 
     The claim already skips them; this clears them out of the way, so they
     stop costing the claim a look and show as buried (or are gone, when
@@ -138,16 +169,37 @@ def expire(*, backend: str = "default", using: str | None = None) -> int:
     late = Job.objects.using(db).filter(
         state__in=unstarted, backend=backend, expires_at__lte=now
     )
-    doomed = list(late.filter(on_failure="delete").values_list("pk", flat=True))
+    doomed = list(late.filter(on_failure="delete").values(*EXPIRED_FIELDS))
     kept = list(late.exclude(on_failure="delete").values_list("pk", flat=True))
     error = unstarted_error(JobExpired, "not started before its deadline", now)
     values = {"finished_at": now, "errors": JSONAppend("errors", error)}
     # Still ready and still past its deadline when written (a kick clears it).
     late_now = Q(state__in=unstarted, expires_at__lte=now)
-    deleted = change("delete", doomed, using=db, unless_moved=late_now)
-    buried = change("expire", kept, using=db, values=values, unless_moved=late_now)
+    ids = [row["id"] for row in doomed]
+    deleted = change("delete", ids, using=db, unless_moved=late_now)
+    buried = change(
+        "expire",
+        kept,
+        using=db,
+        values=values,
+        unless_moved=late_now,
+        returning=EXPIRED_FIELDS,
+    )
     settle(deleted.batches | buried.batches, using=db)
-    return deleted.count + buried.count
+    if deleted.count < len(doomed):  # some moved meanwhile (kicked, say)
+        left = set(Job.objects.using(db).filter(pk__in=ids).values_list("pk"))
+        doomed = [row for row in doomed if (row["id"],) not in left]
+    jobs = [{**row, "deleted": True} for row in doomed]
+    jobs += [{**_named(row), "deleted": False} for row in buried.rows]
+    return Expired(deleted.count + buried.count, jobs, error)
+
+
+def _named(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of RETURNING (keyed by attname) keyed as ``values()`` keys it."""
+    return {name: row[_ATTNAMES[name]] for name in EXPIRED_FIELDS}
+
+
+_ATTNAMES = {name: Job._meta.get_field(name).attname for name in EXPIRED_FIELDS}
 
 
 def cutoff(now: datetime, retention: float | None) -> datetime | None:

@@ -19,8 +19,10 @@ from django.utils import timezone
 
 from .. import queue, schedules, stats
 from ..compat import task_backends
+from ..queue.duties import expire_jobs
 from .options import WorkerOptions
 from .outage import DatabaseHealth, transient
+from .outcome_hooks import OutcomeHooks
 
 logger = logging.getLogger("django_jobs.worker")
 
@@ -83,6 +85,7 @@ class Rescuer(Duty):
         self.worker_timeout = config.WORKER_TIMEOUT
         self.expiry_margin = config.KILL_GRACE + config.HEARTBEAT_INTERVAL
         self.backoff = (config.RETRY_BACKOFF, config.RETRY_BACKOFF_MAX)
+        self.hooks = options.backend.hooks
 
     def run_once(self) -> dict[str, int]:
         now = timezone.now()
@@ -108,8 +111,7 @@ class Rescuer(Duty):
                 counts["deleted"],
                 dead,
             )
-        if expired := queue.expire(backend=self.backend, using=self.db):
-            logger.info("%d job(s) passed their deadline unstarted", expired)
+        self.expire()
         if missed := queue.workflows.missed_deadlines(
             backend=self.backend, using=self.db
         ):
@@ -121,6 +123,16 @@ class Rescuer(Duty):
             logger.warning("%d waiting job(s) counted their upstream again", repaired)
         queue.settle_running(backend=self.backend, using=self.db)
         return counts
+
+    def expire(self) -> None:
+        """Bury (or delete) the jobs past their deadline unstarted; hand each
+        to the on_outcome hooks (their thread: outcome_hooks.py)."""
+        expired = expire_jobs(backend=self.backend, using=self.db)
+        if not expired.count:
+            return
+        logger.info("%d job(s) passed their deadline unstarted", expired.count)
+        if (hooks := OutcomeHooks.of(self.hooks)) is not None:
+            hooks.expired(expired)
 
 
 class Scheduler(Duty):

@@ -9,6 +9,10 @@ hook; outcomes handed over meanwhile wait, up to ``BACKLOG`` of them, and
 those past it are dropped with a count in the log. The thread starts with
 the first outcome, long after the zygote was forked: the fork server never
 holds it.
+
+The worker has one of these per backend's hooks (``of``): the Recorder's,
+which the Rescuer uses too for the jobs that expired unstarted (``expired``),
+so the hooks are called from one thread, in the order the outcomes came.
 """
 
 from __future__ import annotations
@@ -16,15 +20,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections import deque
+from typing import TYPE_CHECKING
 
 from ..hook_calls import Hooks
 from ..hooks import Outcome
+
+if TYPE_CHECKING:
+    from ..queue.duties import Expired
 
 logger = logging.getLogger("django_jobs.hooks")
 
 #: Outcomes that may wait for a hook that is slow.
 BACKLOG = 10_000
+#: Each backend's hooks' OutcomeHooks in this process (see ``OutcomeHooks.of``).
+_of: weakref.WeakKeyDictionary[Hooks, OutcomeHooks] = weakref.WeakKeyDictionary()
 
 
 class OutcomeHooks:
@@ -37,6 +48,34 @@ class OutcomeHooks:
         self.busy: tuple[str, float] | None = None
         self.reported: tuple[str, float] | None = None
         self.dropped = 0
+        _of[hooks] = self
+
+    @classmethod
+    def of(cls, hooks: Hooks) -> OutcomeHooks | None:
+        """The worker's OutcomeHooks for ``hooks`` (made once); None if no
+        hook has an ``on_outcome``."""
+        if not hooks.outcome:
+            return None
+        found = _of.get(hooks)
+        return found if found is not None else cls(hooks)
+
+    def expired(self, expired: Expired) -> None:
+        """Hand over the jobs that passed their deadline unstarted
+        (``queue.expire_jobs``): then "expired", kept buried or deleted."""
+        for job in expired.jobs:
+            self.submit(
+                Outcome(
+                    job_id=job["id"],
+                    task_path=job["task_path"],
+                    queue=job["queue"],
+                    backend=job["backend"],
+                    attempt=job["attempts"],
+                    max_attempts=job["max_attempts"],
+                    then="expired",
+                    error=expired.error,
+                    trace_context=job["trace_context"] or None,
+                )
+            )
 
     def submit(self, outcome: Outcome) -> None:
         """Hand ``outcome`` to the thread; never waits."""

@@ -19,13 +19,14 @@ pytestmark = pytest.mark.timeout(180)
 UNDER_TEST = "tests.hooks_under_test."
 
 
-def hooked_worker(start_worker, tmp_path, *hooks: str):
+def hooked_worker(start_worker, tmp_path, *hooks: str, **variables: str):
     log = tmp_path / "hooks.jsonl"
     worker = start_worker(
         "--burst",
         DJANGO_SETTINGS_MODULE="tests.tracing_settings",
         HOOKS_UNDER_TEST=",".join(UNDER_TEST + name for name in hooks),
         HOOK_TEST_LOG=str(log),
+        **variables,
     )
     return worker, log
 
