@@ -15,6 +15,7 @@ own (outcome_hooks.py), so its loop never waits for them.
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib.util
 import logging
 import os
@@ -61,6 +62,16 @@ class Hooks:
                 if _defines(hook, method)
             ]
         self.benched: dict[str, float] = {}
+
+    def within(self, seconds: float) -> Hooks:
+        """These hooks with each call bounded by ``seconds`` at most (the
+        async lane's: a call there holds its event loop); the same hooks,
+        left out (``benched``) alike."""
+        if seconds >= self.timeout:
+            return self
+        bounded_sooner = copy.copy(self)
+        bounded_sooner.timeout = seconds
+        return bounded_sooner
 
     @property
     def enqueue(self) -> bool:
@@ -242,6 +253,16 @@ def guard_exit(*also: Callable[[], None]) -> None:
 
 #: No hooks (a backend that is not a JobsBackend's).
 NONE = Hooks([], 5.0)
+
+
+def of_backend(alias: str) -> Hooks:
+    """The hooks of the backend ``alias`` (resolved in the supervisor before
+    the zygote was forked: nothing to import in a child); NONE for a backend
+    that has none."""
+    from .compat import task_backends
+
+    hooks = getattr(task_backends[alias], "hooks", None)
+    return hooks if isinstance(hooks, Hooks) else NONE
 
 
 def configured(config: JobsOptions) -> list[tuple[str, Any]]:

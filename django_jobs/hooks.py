@@ -92,6 +92,22 @@ class Run:
     #: about the job carry its ids.
     traceparent: str | None = None
 
+    @classmethod
+    def of(cls, task: Task, job: Any) -> Run:
+        """What the hooks around the call of ``job`` (a worker's ``JobSpec``)
+        see of it."""
+        return cls(
+            job_id=job.id,
+            task=task,
+            queue=job.queue,
+            backend=job.backend,
+            attempt=job.attempts,
+            max_attempts=job.max_attempts,
+            priority=job.priority,
+            ttr=job.ttr,
+            trace_context=job.trace_context,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:

@@ -19,6 +19,12 @@ step that held the loop ``slow_step`` seconds or more is reported
 for). ``Retire``: no new jobs, exit when the running ones end; ``Run(last)``:
 exit after them; the supervisor gone: cancel every job and exit.
 
+Each job's ``around_run`` hooks (the tracing's ``run <task>`` span among
+them) start and end in its own task, so its context is the job's alone: the
+task's own spans nest under its run span, a sibling's never do. Its spans
+leave from a thread of the child's (span_export.LaneExport), never one
+export per job.
+
 Django's async ORM runs its sync code in ``sync_to_async``'s thread-sensitive
 thread: the lane runs in a ``ThreadSensitiveContext`` of its own, so that is
 one thread (one connection per database) for all of the child's jobs, made
@@ -39,10 +45,11 @@ from typing import TYPE_CHECKING, Any, TextIO
 from asgiref.sync import ThreadSensitiveContext, iscoroutinefunction, sync_to_async
 from django.db import connections
 
-from .. import attempts
+from .. import attempts, hook_calls
 from ..attempts import Ended, Kind
-from ..compat import InvalidTask, Task
-from . import framing, lane_output, protocol
+from ..compat import InvalidTask, Task, task_backends
+from ..hooks import Run
+from . import framing, lane_output, protocol, span_export
 from .board import Board
 
 if TYPE_CHECKING:
@@ -67,6 +74,8 @@ def main(channel: _Channel) -> None:
     channel.board_fd = None
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    spans = span_export.LaneExport()
+    spans.start()
     try:
         with lane_output.routed():
             loop.run_until_complete(Lane(channel, board).serve())
@@ -76,6 +85,7 @@ def main(channel: _Channel) -> None:
         asyncio.set_event_loop(None)
         loop.close()
         board.close()
+        spans.stop()  # every job's spans leave before the child does
 
 
 class Running:
@@ -109,6 +119,8 @@ class Lane:
         #: What the supervisor sent that is no message: cancel all, raise.
         self.broken: protocol.ProtocolError | None = None
         self.receiving = False  # a receive() is scheduled
+        #: Each backend's hooks, bounded for the loop (``hooks_of``).
+        self.hooks: dict[str, hook_calls.Hooks] = {}
 
     async def serve(self) -> None:
         """Run jobs until the lane is done (``until_done``), then close the
@@ -248,18 +260,41 @@ class Lane:
             return task
         if not iscoroutinefunction(task.func):
             return not_async(spec)
-        self.send(protocol.Started(spec.id))
-        return await attempts.arun(
-            task,
-            spec.id,
-            spec.args,
-            spec.kwargs,
-            context=lambda: self.channel.job_context(task, spec),
-            workflow=spec.workflow,
-        )
+        with self.hooks_of(spec.backend).running(Run.of(task, spec)) as ran:
+            self.send(protocol.Started(spec.id, ran.traceparent))
+            try:
+                ran.ended = await attempts.arun(
+                    task,
+                    spec.id,
+                    spec.args,
+                    spec.kwargs,
+                    context=lambda: self.channel.job_context(task, spec),
+                    workflow=spec.workflow,
+                )
+            except BaseException as exc:  # its coroutine closed: the lane ends
+                ran.ended = attempts.raised(exc)
+                raise
+        return ran.ended
+
+    def hooks_of(self, alias: str) -> hook_calls.Hooks:
+        """The backend's hooks, each call (their start and end, in the job's
+        own task and context) bounded by half ``ASYNC_BLOCK_LIMIT`` if that
+        is sooner than ``HOOK_TIMEOUT``: a hook that hangs holds the loop,
+        and is stopped before the watchdog retires the lane for it."""
+        if alias not in self.hooks:
+            hooks = hook_calls.of_backend(alias)
+            config = getattr(task_backends[alias], "config", None)
+            limit = getattr(config, "ASYNC_BLOCK_LIMIT", None)
+            self.hooks[alias] = hooks.within(limit / 2) if limit else hooks
+        return self.hooks[alias]
 
     def report(self, running: Running, ended: Ended) -> None:
         running.reported = True
+        # Going idle, the lane's spans leave before the supervisor hears of
+        # its last outcome (and may kill an idle child); busy, the export
+        # thread takes them (span_export.LaneExport).
+        if not self.channel.pending and all(r.reported for r in self.running.values()):
+            span_export.flush()
         outcome = protocol.Outcome.of(running.spec.id, ended, [], cpu=running.cpu)
         self.send(outcome)
 

@@ -14,8 +14,16 @@ when the process ends (``hook_calls.guard_exit`` flushes before
 ``os._exit``, the job's own call included). The batch processor's thread
 in the zygote is stopped, and once it is gone no child starts one.
 A ``SimpleSpanProcessor`` (which exports as each span ends) is left as it
-is: it holds no thread. docs/observability.rst gives each way's cost per
-job, measured by bench/tracing.py.
+is: it holds no thread.
+
+A lane child (lane.py) is long-lived and its jobs end many a second: an
+export per job would cost the lane its throughput, and one at its end would
+keep every span until then. It exports from a thread of its own instead
+(``LaneExport``): every ``LANE_INTERVAL`` seconds, or as soon as
+``LANE_BATCH`` spans wait, and once more when the lane ends (and, as in any
+child, before ``os._exit``), so its event loop never waits on an exporter.
+docs/observability.rst gives each way's cost per job, measured by
+bench/tracing.py.
 
 Nothing here imports OpenTelemetry: without its SDK loaded, each function
 returns at once.
@@ -25,10 +33,18 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import sys
+import threading
 from typing import Any
 
 SDK = "opentelemetry.sdk.trace"
+logger = logging.getLogger("django_jobs.worker")
+
+#: A lane child's exports: at least this often (seconds), or as soon as this
+#: many spans wait.
+LANE_INTERVAL = 0.5
+LANE_BATCH = 512
 
 #: This process's JobEndProcessors (made in the zygote, inherited by children).
 _buffers: list[JobEndProcessor] = []
@@ -40,6 +56,12 @@ class JobEndProcessor:
     def __init__(self, exporter: Any) -> None:
         self.exporter = exporter
         self.spans: list[Any] = []
+        # Spans end in the lane's loop while its thread exports (reentrant:
+        # a flush before os._exit may come from a signal handler).
+        self.taking = threading.RLock()
+        self.exporting = threading.Lock()  # one export at a time
+        #: Set when LANE_BATCH spans wait (a lane's exporting thread).
+        self.full: threading.Event | None = None
 
     def on_start(self, span: Any, parent_context: Any = None) -> None:
         pass
@@ -49,12 +71,18 @@ class JobEndProcessor:
 
     def on_end(self, span: Any) -> None:
         if span.context.trace_flags.sampled:
-            self.spans.append(span)
+            with self.taking:
+                self.spans.append(span)
+                waiting = len(self.spans)
+            if self.full is not None and waiting >= LANE_BATCH:
+                self.full.set()
 
     def flush(self) -> None:
-        spans, self.spans = self.spans, []
-        if spans:
-            self.exporter.export(spans)
+        with self.exporting:
+            with self.taking:
+                spans, self.spans = self.spans, []
+            if spans:
+                self.exporter.export(spans)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         self.flush()
@@ -104,6 +132,40 @@ def flush() -> None:
         try:
             buffer.flush()
         except Exception:  # an exporter's failure is no job's
-            import logging
+            logger.exception("exporting spans failed")
 
-            logging.getLogger("django_jobs.worker").exception("exporting spans failed")
+
+class LaneExport:
+    """A lane child's exports, from a thread of its own (none without an
+    SDK's JobEndProcessor): its event loop never waits on an exporter."""
+
+    def __init__(self) -> None:
+        self.wake = threading.Event()
+        self.stopping = False
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if not _buffers:
+            return
+        for buffer in _buffers:
+            buffer.full = self.wake
+        self.thread = threading.Thread(
+            target=self.serve, name="django_jobs span export", daemon=True
+        )
+        self.thread.start()
+
+    def serve(self) -> None:
+        while not self.stopping:
+            self.wake.wait(LANE_INTERVAL)
+            self.wake.clear()
+            flush()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the thread, then export what is left (the lane ends)."""
+        if self.thread is not None:
+            self.stopping = True
+            self.wake.set()
+            self.thread.join(timeout)
+            for buffer in _buffers:
+                buffer.full = None
+        flush()
