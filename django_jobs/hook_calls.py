@@ -62,16 +62,19 @@ class Hooks:
                 if _defines(hook, method)
             ]
         self.benched: dict[str, float] = {}
+        #: How a call is bounded (``bounded``, or ``armed``: see ``within``).
+        self.bound = bounded
 
     def within(self, seconds: float) -> Hooks:
-        """These hooks with each call bounded by ``seconds`` at most (the
-        async lane's: a call there holds its event loop); the same hooks,
-        left out (``benched``) alike."""
-        if seconds >= self.timeout:
-            return self
-        bounded_sooner = copy.copy(self)
-        bounded_sooner.timeout = seconds
-        return bounded_sooner
+        """These hooks with each call bounded by ``seconds`` at most, by an
+        alarm this process keeps for them (``own_alarm``): the async lane's,
+        where a call holds the event loop and many run a second. The same
+        hooks, left out (``benched``) alike."""
+        own_alarm()
+        lane = copy.copy(self)
+        lane.timeout = min(seconds, self.timeout)
+        lane.bound = armed
+        return lane
 
     @property
     def enqueue(self) -> bool:
@@ -151,7 +154,7 @@ class Hooks:
         if self.benched.get(name, 0.0) > time.monotonic():
             return FAILED
         try:
-            with bounded(self.timeout):
+            with self.bound(self.timeout):
                 return method(*args)
         except HookTimeout:
             self.benched[name] = time.monotonic() + BENCHED
@@ -229,6 +232,32 @@ def bounded(seconds: float) -> Iterator[None]:
         if left:
             left = max(left - (time.monotonic() - started), 1e-6)
             signal.setitimer(signal.ITIMER_REAL, left, interval)
+
+
+def own_alarm() -> None:
+    """Keep SIGALRM for the hooks' calls (a process that uses it for nothing
+    else: a lane child), so that each call only sets the timer (``armed``):
+    installing a handler per call costs more than a lane job's hooks do."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGALRM, _ring)
+
+
+def _ring(signum, frame):
+    raise HookTimeout
+
+
+@contextlib.contextmanager
+def armed(seconds: float) -> Iterator[None]:
+    """``bounded``, where ``own_alarm`` installed the handler."""
+    if signal.getsignal(signal.SIGALRM) is not _ring:
+        with bounded(seconds):
+            yield
+        return
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def guard_exit(*also: Callable[[], None]) -> None:

@@ -285,7 +285,7 @@ class Lane:
             hooks = hook_calls.of_backend(alias)
             config = getattr(task_backends[alias], "config", None)
             limit = getattr(config, "ASYNC_BLOCK_LIMIT", None)
-            self.hooks[alias] = hooks.within(limit / 2) if limit else hooks
+            self.hooks[alias] = hooks.within(limit / 2 if limit else hooks.timeout)
         return self.hooks[alias]
 
     def report(self, running: Running, ended: Ended) -> None:
