@@ -24,7 +24,7 @@ from django.db import close_old_connections, connections
 from django.utils.dateparse import parse_datetime
 
 from .. import attempts, hook_calls
-from ..compat import Task, TaskResultStatus, task_backends
+from ..compat import Task, TaskResultStatus
 from ..context import JobContext
 from ..exceptions import ClaimLost, NotRecorded
 from ..hooks import Run
@@ -224,10 +224,10 @@ def _run(job: JobSpec) -> protocol.Outcome:
     if not isinstance(task, Task):
         return protocol.Outcome.of(job.id, task, [])
     child_connections.check_opened_ahead()
-    hooks = hooks_of(job.backend)
+    hooks = hook_calls.of_backend(job.backend)
     cpu = usage.process_cpu()
     try:
-        with hooks.running(hook_run(task, job)) as ran:
+        with hooks.running(Run.of(task, job)) as ran:
             framing.send(_channel.sock, protocol.Started(job.id, ran.traceparent))
             with usage.address_space_limit(job.rlimit_as):
                 ended = ran.ended = attempts.run(
@@ -247,30 +247,6 @@ def _run(job: JobSpec) -> protocol.Outcome:
     cpu = usage.process_cpu() - cpu
     return protocol.Outcome.of(
         job.id, ended, used, cpu=cpu, max_rss=usage.process_peak()
-    )
-
-
-def hooks_of(alias: str) -> hook_calls.Hooks:
-    """The hooks of the job's backend (resolved in the supervisor, before
-    the zygote was forked: nothing to import here)."""
-    from ..backend import JobsBackend
-
-    backend = task_backends[alias]
-    return backend.hooks if isinstance(backend, JobsBackend) else hook_calls.NONE
-
-
-def hook_run(task: Task, job: JobSpec) -> Run:
-    """What the hooks around the job's call see of it."""
-    return Run(
-        job_id=job.id,
-        task=task,
-        queue=job.queue,
-        backend=job.backend,
-        attempt=job.attempts,
-        max_attempts=job.max_attempts,
-        priority=job.priority,
-        ttr=job.ttr,
-        trace_context=job.trace_context,
     )
 
 
