@@ -121,7 +121,9 @@ class Outcome:
     max_attempts: int
     #: "done", "retried", "buried", "deleted", "postponed", "expired".
     then: str
-    #: How the attempt failed (an ``attempts.Kind``'s value), None if done.
+    #: How the attempt failed (an ``attempts.Kind``'s value), or why the
+    #: worker's rescuer decided without one (``LOST``, ``DEADLINE``,
+    #: ``WORKFLOW_DEADLINE``); None if done.
     failure: str | None = None
     error: dict[str, str] | None = None
     trace_context: dict[str, str] | None = None
@@ -132,6 +134,15 @@ class Outcome:
     def final(self) -> bool:
         """The job will not run again (unless someone retries it by hand)."""
         return self.then in ("done", "buried", "deleted", "expired")
+
+
+#: ``Outcome.failure`` of a job taken back by the rescuer: its worker died
+#: or went silent, or its reservation ran out with nobody to record it.
+LOST = "lost"
+#: ... of a job that was not started before its deadline (``expires``).
+DEADLINE = "deadline"
+#: ... of a job ended unstarted because its workflow missed its deadline.
+WORKFLOW_DEADLINE = "workflow deadline"
 
 
 class HookNotFound(ImportError):

@@ -6,9 +6,14 @@ attempt fails) or ``"django_jobs.sentry.ReportEveryAttempt"`` to
 
 It reports from the job's own process, where the exception and its frames
 are: tagged with the job's id, task, queue and attempt, and flushed before
-the process ends. Nothing else reports a job's exception: the worker logs a
-failed attempt at WARNING, below the level at which Sentry's logging
-integration makes an event; Django's Tasks framework logs a failed job at
+the process ends. A failure that process never saw (it was killed past its
+ttr or its limits, it crashed, or its worker died and the rescuer took the
+job back) is reported by the worker's supervisor (``on_outcome``), as a
+message with the error the job was given and the same tags.
+
+Nothing else reports a job's exception: the worker logs a failed attempt
+at WARNING, below the level at which Sentry's logging integration makes an
+event; Django's Tasks framework logs a failed job at
 ERROR on its own logger (``django.tasks``), which this hook tells Sentry's
 logging integration to leave alone (``ignore_logger``), or each failure
 would be reported twice; the task's exception never reaches Django's
@@ -19,16 +24,23 @@ task that reports its own exception and re-raises it is not reported twice
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import contextlib
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from .attempts import Kind
 from .compat import TASKS_MODULE
-from .hooks import Run
+from .hooks import LOST, Outcome, Run
 
 #: Failures that are the job's own, not the worker's (a task not deployed
 #: yet is not an error of the job's code).
 REPORTED = frozenset({Kind.RAISED, Kind.UNSTORABLE, Kind.CRASHED})
+#: Failures only the supervisor knows of (``Outcome.failure``): the job's
+#: process was stopped or gone before it could report. A job that expired
+#: unstarted ran none of its code: it is not reported.
+UNSEEN_BY_THE_JOB = frozenset(
+    {Kind.TIMED_OUT.value, Kind.OVER_LIMIT.value, Kind.CRASHED.value, LOST}
+)
 
 
 class ReportFinalFailures:
@@ -52,6 +64,12 @@ class ReportFinalFailures:
             return
         report(run, ended.exception, self.flush_timeout)
 
+    def on_outcome(self, outcome: Outcome) -> None:
+        if outcome.failure not in UNSEEN_BY_THE_JOB:
+            return
+        if self.every_attempt or outcome.final:
+            report_outcome(outcome, self.flush_timeout)
+
 
 class ReportEveryAttempt(ReportFinalFailures):
     """Report each failed attempt's exception."""
@@ -62,11 +80,7 @@ class ReportEveryAttempt(ReportFinalFailures):
 def report(run: Run, exc: BaseException | None, flush_timeout: float) -> None:
     import sentry_sdk
 
-    with sentry_sdk.new_scope() as scope:
-        scope.set_tag("job_id", run.job_id)
-        scope.set_tag("task", run.task.module_path)
-        scope.set_tag("queue", run.queue)
-        scope.set_tag("attempt", run.attempt)
+    with job_scope(run.job_id, run.task.module_path, run.queue, run.attempt) as scope:
         scope.set_context(
             "job",
             {
@@ -75,6 +89,37 @@ def report(run: Run, exc: BaseException | None, flush_timeout: float) -> None:
                 "max_attempts": run.max_attempts,
             },
         )
-        scope.fingerprint = ["django_jobs", run.task.module_path, "{{ default }}"]
         sentry_sdk.capture_exception(exc)
     sentry_sdk.flush(timeout=flush_timeout)  # the process may end right after
+
+
+def report_outcome(outcome: Outcome, flush_timeout: float) -> None:
+    """Report a failure the job's own process could not: the last line of
+    the error it was given, at level error."""
+    import sentry_sdk
+
+    lines = str((outcome.error or {}).get("traceback", "")).strip().splitlines()
+    why = lines[-1] if lines else outcome.failure
+    with job_scope(
+        outcome.job_id, outcome.task_path, outcome.queue, outcome.attempt
+    ) as scope:
+        scope.set_tag("failure", outcome.failure)
+        sentry_sdk.capture_message(
+            f"job {outcome.job_id} {outcome.task_path} {outcome.then}: {why}",
+            level="error",
+        )
+    sentry_sdk.flush(timeout=flush_timeout)
+
+
+@contextlib.contextmanager
+def job_scope(job_id: int, task: str, queue: str, attempt: int) -> Iterator[Any]:
+    """A scope of its own, tagged with the job's id, task, queue and attempt."""
+    import sentry_sdk
+
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("job_id", job_id)
+        scope.set_tag("task", task)
+        scope.set_tag("queue", queue)
+        scope.set_tag("attempt", attempt)
+        scope.fingerprint = ["django_jobs", task, "{{ default }}"]
+        yield scope

@@ -19,6 +19,7 @@ from ..models import Job, Worker
 from ..states import State
 from . import history
 from .batches import settle
+from .decided import OUTCOME_FIELDS, Decided, decided
 from .errors import error_entry, unstarted_error
 from .expressions import JSONAppend
 from .guard import change, get_db
@@ -34,7 +35,27 @@ def rescue(
     backoff: tuple[float, float] = (10.0, 3600.0),
     using: str | None = None,
 ) -> dict[str, int]:
-    """Take back reservations whose lease ran out or whose worker went silent.
+    """Take back reservations whose lease ran out or whose worker went
+    silent (``rescue_jobs``); how many were retried, buried and deleted."""
+    return rescue_jobs(
+        backend=backend,
+        silent_before=silent_before,
+        expired_before=expired_before,
+        backoff=backoff,
+        using=using,
+    ).counts()
+
+
+def rescue_jobs(
+    *,
+    backend: str = "default",
+    silent_before: datetime | None = None,
+    expired_before: datetime | None = None,
+    backoff: tuple[float, float] = (10.0, 3600.0),
+    using: str | None = None,
+) -> Decided:
+    """Take back reservations whose lease ran out or whose worker went
+    silent; each job as written, with what followed and its error.
 
     A reservation is lost when its deadline is before ``expired_before``
     (default: now), or when its worker has shown no sign of life since
@@ -55,15 +76,16 @@ def rescue(
         .filter(guard, state=State.RESERVED, backend=backend)
         .values_list(*_RESCUE_FIELDS)
     )
-    counts = {"retried": 0, "buried": 0, "deleted": 0}
+    rescued = Decided()
     for values in lost:
-        job = Job(**dict(zip(_RESCUE_FIELDS, values, strict=True)))
+        read = dict(zip(_RESCUE_FIELDS, values, strict=True))
+        job = Job(**read)
         try:
-            outcome = _rescue_one(job, guard, expired_before, backoff, db)
+            then, error, written = _rescue_one(job, guard, expired_before, backoff, db)
         except ClaimLost:
             continue  # finished, renewed or rescued by someone else meanwhile
-        counts[outcome] += 1
-    return counts
+        rescued.jobs.append(decided({**read, "id": job.pk, **written}, then, error))
+    return rescued
 
 
 #: What the rescuer reads of a lost job: never its arguments or results,
@@ -77,6 +99,11 @@ _RESCUE_FIELDS = (
     "max_attempts",
     "on_failure",
     "errors",
+    # and what its outcome's hooks are told of it (``OUTCOME_FIELDS``)
+    "task_path",
+    "queue",
+    "backend",
+    "trace_context",
 )
 
 
@@ -109,13 +136,14 @@ def silent_workers(backend: str, silent_before: datetime) -> QuerySet[Worker]:
 
 def _rescue_one(
     job: Job, guard: Q, expired_before: datetime, backoff: tuple[float, float], db: str
-) -> str:
+) -> tuple[str, dict[str, Any] | None, dict[str, Any]]:
+    """Take ``job`` back: what followed, its error, and what was written."""
     if not all(isinstance(getattr(job, n), int) for n in ("attempts", "max_attempts")):
         reason = "attempts or max_attempts is not a whole number"
         bury_unrunnable(
             job, reason, worker_id=job.reserved_by, using=db, unless_moved=guard
         )
-        return "buried"
+        return "buried", None, {}
     if job.reserved_until is None or job.reserved_until < expired_before:
         until = f" at {job.reserved_until.isoformat()}" if job.reserved_until else ""
         exc = ReservationExpired
@@ -123,7 +151,8 @@ def _rescue_one(
     else:
         exc, message = WorkerLost, f"worker {job.reserved_by} stopped responding"
     error = error_entry(job, exc, message)
-    return fail(job, error, backoff=backoff, using=db, unless_moved=guard).then
+    failed = fail(job, error, backoff=backoff, using=db, unless_moved=guard)
+    return failed.then.value, error, failed.written
 
 
 def expire(*, backend: str = "default", using: str | None = None) -> int:
@@ -135,24 +164,13 @@ def expire(*, backend: str = "default", using: str | None = None) -> int:
 @dataclass(frozen=True, slots=True)
 class Expired:
     """What ``expire_jobs`` wrote: how many, and each job as it was written
-    (``EXPIRED_FIELDS``, and ``deleted``), for the worker's on_outcome hooks."""
+    (``decided.decided``: then "expired", and ``deleted``), for the worker's
+    on_outcome hooks."""
 
     count: int
     jobs: list[dict[str, Any]] = field(default_factory=list)
     #: The error entry each was given (the deleted ones too, had they stayed).
     error: dict[str, Any] | None = None
-
-
-#: What an expired job's outcome tells of it (hooks.Outcome).
-EXPIRED_FIELDS = (
-    "id",
-    "task_path",
-    "queue",
-    "backend",
-    "attempts",
-    "max_attempts",
-    "trace_context",
-)
 
 
 def expire_jobs(*, backend: str = "default", using: str | None = None) -> Expired:
@@ -169,7 +187,7 @@ def expire_jobs(*, backend: str = "default", using: str | None = None) -> Expire
     late = Job.objects.using(db).filter(
         state__in=unstarted, backend=backend, expires_at__lte=now
     )
-    doomed = list(late.filter(on_failure="delete").values(*EXPIRED_FIELDS))
+    doomed = list(late.filter(on_failure="delete").values(*OUTCOME_FIELDS))
     kept = list(late.exclude(on_failure="delete").values_list("pk", flat=True))
     error = unstarted_error(JobExpired, "not started before its deadline", now)
     values = {"finished_at": now, "errors": JSONAppend("errors", error)}
@@ -183,23 +201,18 @@ def expire_jobs(*, backend: str = "default", using: str | None = None) -> Expire
         using=db,
         values=values,
         unless_moved=late_now,
-        returning=EXPIRED_FIELDS,
+        returning=OUTCOME_FIELDS,
     )
     settle(deleted.batches | buried.batches, using=db)
     if deleted.count < len(doomed):  # some moved meanwhile (kicked, say)
         left = set(Job.objects.using(db).filter(pk__in=ids).values_list("pk"))
         doomed = [row for row in doomed if (row["id"],) not in left]
-    jobs = [{**row, "deleted": True} for row in doomed]
-    jobs += [{**_named(row), "deleted": False} for row in buried.rows]
+    jobs = [
+        {**decided(row, "expired", error), "deleted": gone}
+        for rows, gone in ((doomed, True), (buried.rows, False))
+        for row in rows
+    ]
     return Expired(deleted.count + buried.count, jobs, error)
-
-
-def _named(row: dict[str, Any]) -> dict[str, Any]:
-    """A row of RETURNING (keyed by attname) keyed as ``values()`` keys it."""
-    return {name: row[_ATTNAMES[name]] for name in EXPIRED_FIELDS}
-
-
-_ATTNAMES = {name: Job._meta.get_field(name).attname for name in EXPIRED_FIELDS}
 
 
 def cutoff(now: datetime, retention: float | None) -> datetime | None:

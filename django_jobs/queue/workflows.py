@@ -19,6 +19,7 @@ from django.utils import timezone
 from ..exceptions import InvalidWorkflow, WorkflowDeadlineMissed
 from ..models import WORKFLOW_NAME_MAX, Dependency, Job, Workflow
 from ..states import UNFINISHED, State
+from .decided import OUTCOME_FIELDS, Decided, decided
 from .dependencies import end_downstream
 from .errors import unstarted_error
 from .expressions import JSONAppend
@@ -113,22 +114,33 @@ def retry_failed(workflow_id: int, *, using: str | None = None) -> int:
 
 
 def missed_deadlines(*, backend: str = "default", using: str | None = None) -> int:
+    """Fail the running workflows whose deadline passed (``miss_deadlines``);
+    how many it failed."""
+    return len(miss_deadlines(backend=backend, using=using)[0])
+
+
+def miss_deadlines(
+    *, backend: str = "default", using: str | None = None
+) -> tuple[list[int], Decided]:
     """Fail the running workflows whose deadline passed: their waiting and
-    ready jobs end as expired, their running jobs are asked to stop. Returns
-    how many workflows it failed."""
+    ready jobs end as expired, their running jobs are asked to stop (and
+    their workers record that). The workflows it failed, and the jobs it
+    ended, each as written (then "expired")."""
     db = get_db(using)
     now = timezone.now()
     late = Workflow.objects.using(db).filter(
         backend=backend, state=Workflow.Status.RUNNING, deadline__lte=now
     )
-    failed = 0
+    failed: list[int] = []
+    ended = Decided()
     for workflow in late:
         with transaction.atomic(using=db):
-            failed += _miss(workflow, now, db)
-    return failed
+            if _miss(workflow, now, db, ended):
+                failed.append(workflow.pk)
+    return failed, ended
 
 
-def _miss(workflow: Workflow, now: datetime, db: str) -> int:
+def _miss(workflow: Workflow, now: datetime, db: str, ended: Decided) -> bool:
     jobs = Job.objects.using(db).filter(workflow=workflow)
     unfinished = jobs.filter(state__in=(State.WAITING, State.READY, State.RESERVED))
     at = unfinished.order_by("state", "pk").values("pk", "task_path", "state").first()
@@ -145,20 +157,22 @@ def _miss(workflow: Workflow, now: datetime, db: str) -> int:
         .update(state=Workflow.Status.FAILED, finished_at=now, reason=reason)
     )
     if not changed:
-        return 0
+        return False
     error = unstarted_error(WorkflowDeadlineMissed, f"its workflow {reason}", now)
     waiting = list(
         unfinished.filter(state__in=(State.WAITING, State.READY)).values_list(
             "pk", flat=True
         )
     )
-    change(
+    expired = change(
         "expire",
         waiting,
         using=db,
         values={"finished_at": now, "errors": JSONAppend("errors", error)},
         unless_moved=Q(state__in=(State.WAITING, State.READY)),
+        returning=OUTCOME_FIELDS,
     )
+    ended.jobs.extend(decided(row, "expired", error) for row in expired.rows)
     running = list(unfinished.filter(state=State.RESERVED).values_list("pk", flat=True))
     if running:
         change(
@@ -168,7 +182,7 @@ def _miss(workflow: Workflow, now: datetime, db: str) -> int:
             values={"cancel_requested_at": now},
             unless_moved=Q(cancel_requested_at=None),
         )
-    return 1
+    return True
 
 
 def repair(*, backend: str = "default", using: str | None = None) -> int:

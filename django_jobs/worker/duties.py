@@ -19,7 +19,8 @@ from django.utils import timezone
 
 from .. import queue, schedules, stats
 from ..compat import task_backends
-from ..queue.duties import expire_jobs
+from ..hooks import DEADLINE, LOST, WORKFLOW_DEADLINE
+from ..queue.duties import expire_jobs, rescue_jobs
 from .options import WorkerOptions
 from .outage import DatabaseHealth, transient
 from .outcome_hooks import OutcomeHooks
@@ -76,7 +77,9 @@ class Rescuer(Duty):
 
     fleet_wide = True
 
-    def __init__(self, options: WorkerOptions) -> None:
+    def __init__(
+        self, options: WorkerOptions, *, outcomes: OutcomeHooks | None = None
+    ) -> None:
         super().__init__()
         config = options.config
         self.backend = options.backend.alias
@@ -85,18 +88,22 @@ class Rescuer(Duty):
         self.worker_timeout = config.WORKER_TIMEOUT
         self.expiry_margin = config.KILL_GRACE + config.HEARTBEAT_INTERVAL
         self.backoff = (config.RETRY_BACKOFF, config.RETRY_BACKOFF_MAX)
-        self.hooks = options.backend.hooks
+        #: The worker's on_outcome hooks (the Recorder's thread), told of
+        #: the outcomes decided here: no child reports them.
+        self.outcomes = outcomes
 
     def run_once(self) -> dict[str, int]:
         now = timezone.now()
         silent_before = now - timedelta(seconds=self.worker_timeout)
-        counts = queue.rescue(
+        rescued = rescue_jobs(
             backend=self.backend,
             silent_before=silent_before,
             expired_before=now - timedelta(seconds=self.expiry_margin),
             backoff=self.backoff,
             using=self.db,
         )
+        self.tell(rescued.jobs, LOST)
+        counts = rescued.counts()
         # Only now, and only if they are still silent: a worker that came
         # back meanwhile keeps its row (and the jobs it claimed since).
         dead, _ = (
@@ -112,10 +119,12 @@ class Rescuer(Duty):
                 dead,
             )
         self.expire()
-        if missed := queue.workflows.missed_deadlines(
+        missed, ended = queue.workflows.miss_deadlines(
             backend=self.backend, using=self.db
-        ):
-            logger.warning("%d workflow(s) missed their deadline", missed)
+        )
+        if missed:
+            logger.warning("%d workflow(s) missed their deadline", len(missed))
+        self.tell(ended.jobs, WORKFLOW_DEADLINE)
         # Batches and workflows whose completion a crash or a concurrent
         # commit left behind; waiting jobs whose count a race left off.
         queue.settle_pending(backend=self.backend, using=self.db)
@@ -131,8 +140,12 @@ class Rescuer(Duty):
         if not expired.count:
             return
         logger.info("%d job(s) passed their deadline unstarted", expired.count)
-        if (hooks := OutcomeHooks.of(self.hooks)) is not None:
-            hooks.expired(expired)
+        self.tell(expired.jobs, DEADLINE)
+
+    def tell(self, jobs: list[dict], failure: str) -> None:
+        """Hand the outcomes decided here to the on_outcome hooks' thread."""
+        if jobs and self.outcomes is not None:
+            self.outcomes.decided(jobs, failure)
 
 
 class Scheduler(Duty):

@@ -10,9 +10,11 @@ those past it are dropped with a count in the log. The thread starts with
 the first outcome, long after the zygote was forked: the fork server never
 holds it.
 
-The worker has one of these per backend's hooks (``of``): the Recorder's,
-which the Rescuer uses too for the jobs that expired unstarted (``expired``),
-so the hooks are called from one thread, in the order the outcomes came.
+The worker has one: the Recorder's, which the supervisor hands to the
+Rescuer too for the outcomes no child reports (``decided``: jobs taken back
+from dead workers and expired reservations, jobs past their own or their
+workflow's deadline), so the hooks are called from one thread, in the order
+the outcomes came.
 """
 
 from __future__ import annotations
@@ -20,22 +22,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import weakref
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import Any
 
 from ..hook_calls import Hooks
 from ..hooks import Outcome
-
-if TYPE_CHECKING:
-    from ..queue.duties import Expired
 
 logger = logging.getLogger("django_jobs.hooks")
 
 #: Outcomes that may wait for a hook that is slow.
 BACKLOG = 10_000
-#: Each backend's hooks' OutcomeHooks in this process (see ``OutcomeHooks.of``).
-_of: weakref.WeakKeyDictionary[Hooks, OutcomeHooks] = weakref.WeakKeyDictionary()
 
 
 class OutcomeHooks:
@@ -48,21 +45,12 @@ class OutcomeHooks:
         self.busy: tuple[str, float] | None = None
         self.reported: tuple[str, float] | None = None
         self.dropped = 0
-        _of[hooks] = self
 
-    @classmethod
-    def of(cls, hooks: Hooks) -> OutcomeHooks | None:
-        """The worker's OutcomeHooks for ``hooks`` (made once); None if no
-        hook has an ``on_outcome``."""
-        if not hooks.outcome:
-            return None
-        found = _of.get(hooks)
-        return found if found is not None else cls(hooks)
-
-    def expired(self, expired: Expired) -> None:
-        """Hand over the jobs that passed their deadline unstarted
-        (``queue.expire_jobs``): then "expired", kept buried or deleted."""
-        for job in expired.jobs:
+    def decided(self, jobs: Iterable[dict[str, Any]], failure: str) -> None:
+        """Hand over the outcomes a duty decided (``queue.decided``: each
+        job as written, with ``then`` and ``error``); ``failure`` says why
+        ("lost", "deadline", "workflow deadline")."""
+        for job in jobs:
             self.submit(
                 Outcome(
                     job_id=job["id"],
@@ -71,8 +59,9 @@ class OutcomeHooks:
                     backend=job["backend"],
                     attempt=job["attempts"],
                     max_attempts=job["max_attempts"],
-                    then="expired",
-                    error=expired.error,
+                    then=job["then"],
+                    failure=failure,
+                    error=job["error"],
                     trace_context=job["trace_context"] or None,
                 )
             )

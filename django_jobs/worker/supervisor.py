@@ -91,7 +91,7 @@ class Supervisor:
         self.listener = Listener(self.db, queue.channel(self.worker_id))
         self.duties = [
             self.registry,
-            Rescuer(options),
+            Rescuer(options, outcomes=self.recorder.hooks),
             Scheduler(options),
             Pruner(options, background=True),
             History(options),

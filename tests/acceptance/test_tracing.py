@@ -12,15 +12,11 @@ from pathlib import Path
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
-    InMemorySpanExporter,
-)
 
 from django_jobs.models import Job
 from django_jobs.states import State
 from tests.acceptance.conftest import wait_for
+from tests.otel_spans import in_memory_spans
 from tests.traced_tasks import always_fails, enqueue_another, exits_hard, traced_noop
 
 pytestmark = pytest.mark.timeout(180)
@@ -29,13 +25,7 @@ pytestmark = pytest.mark.timeout(180)
 @pytest.fixture(scope="module")
 def web_spans():
     """This process's spans (the "web request" and its enqueues), in memory."""
-    exporter = InMemorySpanExporter()
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return exporter
+    return in_memory_spans()
 
 
 def read_spans(path: Path) -> list[dict]:

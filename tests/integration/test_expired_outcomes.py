@@ -10,11 +10,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
-    InMemorySpanExporter,
-)
 
 from django_jobs import queue
 from django_jobs.compat import task_backends
@@ -27,19 +22,14 @@ from django_jobs.worker.options import WorkerOptions
 from django_jobs.worker.outcome_hooks import OutcomeHooks
 from tests import tasks
 from tests.acceptance.conftest import wait_for
+from tests.otel_spans import in_memory_spans
 
 ENQUEUE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 @pytest.fixture(scope="module")
 def spans():
-    exporter = InMemorySpanExporter()
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return exporter
+    return in_memory_spans()
 
 
 def late(on_failure: str = "bury", context: dict | None = None) -> int:
@@ -88,12 +78,13 @@ def test_the_rescuer_hands_expired_jobs_to_the_outcome_hooks(db, spans, monkeypa
     kept = late(context={"traceparent": ENQUEUE})
     gone = late(on_failure="delete")
     spans.clear()
-    Rescuer(WorkerOptions(backend=backend)).run_once()
+    # As the supervisor makes it: the Recorder's hooks, one thread for both.
+    Rescuer(WorkerOptions(backend=backend), outcomes=recorder_s).run_once()
     wait_for(lambda: len(seen.outcomes) == 2, timeout=10)
-    assert OutcomeHooks.of(hooks) is recorder_s  # one thread for both
     assert seen.threads == {"django_jobs on_outcome hooks"}
     outcomes = {outcome.job_id: outcome for outcome in seen.outcomes}
     assert {o.then for o in outcomes.values()} == {"expired"}
+    assert {o.failure for o in outcomes.values()} == {"deadline"}
     assert outcomes[kept].trace_context == {"traceparent": ENQUEUE}
     assert outcomes[kept].final
     assert outcomes[kept].attempt == 0
@@ -113,6 +104,7 @@ def test_no_outcome_hooks_no_thread(db, monkeypatch):
     backend = task_backends["default"]
     monkeypatch.setitem(backend.__dict__, "hooks", Hooks([], 0.5))
     late()
-    assert OutcomeHooks.of(backend.hooks) is None
-    Rescuer(WorkerOptions(backend=backend)).run_once()
+    before = {thread.name for thread in threading.enumerate()}
+    Rescuer(WorkerOptions(backend=backend)).run_once()  # as without on_outcome
     assert Job.objects.filter(state="buried").count() == 1
+    assert {thread.name for thread in threading.enumerate()} <= before
