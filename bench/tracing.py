@@ -15,7 +15,8 @@ to .../django_jobs_bench.
 With --lane, the jobs are ``async def`` no-ops (``await_sleep`` with 0 s) of
 the async lane's queue ("crawl"), drained by ``--queue crawl --concurrency
 1``: one long-lived lane child runs them all, so what is measured is the
-lane's spans (each job's run span, exported from the lane's thread).
+lane's spans (each job's run span, exported in batches from the lane's
+event loop).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ a no-op that costs next to nothing.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Generator
 from typing import Any
 
@@ -42,6 +43,7 @@ class Tracing(Hook):
 
     def __init__(self, mode: str = "child") -> None:
         self.link = mode == "link"
+        self.last_extracted: tuple[tuple, otel_context.Context] = ((None,), None)
 
     def before_enqueue(self, enqueue: Enqueue) -> None:
         if not trace.get_current_span().get_span_context().is_valid:
@@ -81,7 +83,7 @@ class Tracing(Hook):
         return self._run(run)
 
     def _run(self, run: Run) -> Generator[None, Any, None]:
-        parent = propagate.extract(run.trace_context or {})
+        parent = self.extracted(run.trace_context)
         links = []
         if self.link:
             enqueued = trace.get_current_span(parent).get_span_context()
@@ -94,9 +96,8 @@ class Tracing(Hook):
             kind=SpanKind.CONSUMER,
             links=links,
             attributes={
-                **_messaging("process", run.queue),
+                **self.run_attributes(run.queue, run.task.module_path),
                 "messaging.message.id": str(run.job_id),
-                "django_jobs.task": run.task.module_path,
                 "django_jobs.attempt": run.attempt,
                 "django_jobs.max_attempts": run.max_attempts,
                 "django_jobs.priority": run.priority,
@@ -115,6 +116,20 @@ class Tracing(Hook):
             span.add_event(f"job.attempt.{ended.kind.name.lower()}")
             _failed(span, ended.exception, ended.error)
         span.end()
+
+    def extracted(self, carrier: dict[str, str] | None) -> otel_context.Context:
+        """The context of a job's kept trace context. The last one is kept:
+        a lane child runs many a job of one trace in a row (a fan-out), and
+        a Context is immutable."""
+        key = tuple(sorted(carrier.items())) if carrier else ()
+        if self.last_extracted[0] != key:
+            self.last_extracted = (key, propagate.extract(carrier or {}))
+        return self.last_extracted[1]
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019  (one Tracing per backend, kept)
+    def run_attributes(self, queue: str, task: str) -> dict[str, str]:
+        """The attributes every run of ``task`` on ``queue`` shares."""
+        return {**_messaging("process", queue), "django_jobs.task": task}
 
     def on_outcome(self, outcome: Outcome) -> None:
         if outcome.then == "done" or not sdk_configured():

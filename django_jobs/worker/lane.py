@@ -22,8 +22,8 @@ exit after them; the supervisor gone: cancel every job and exit.
 Each job's ``around_run`` hooks (the tracing's ``run <task>`` span among
 them) start and end in its own task, so its context is the job's alone: the
 task's own spans nest under its run span, a sibling's never do. Its spans
-leave from a thread of the child's (span_export.LaneExport), never one
-export per job.
+leave in batches from its loop (span_export.LoopExport), never one export
+per job.
 
 Django's async ORM runs its sync code in ``sync_to_async``'s thread-sensitive
 thread: the lane runs in a ``ThreadSensitiveContext`` of its own, so that is
@@ -74,7 +74,7 @@ def main(channel: _Channel) -> None:
     channel.board_fd = None
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    spans = span_export.LaneExport()
+    spans = span_export.LoopExport(loop)
     spans.start()
     try:
         with lane_output.routed():
@@ -291,8 +291,8 @@ class Lane:
     def report(self, running: Running, ended: Ended) -> None:
         running.reported = True
         # Going idle, the lane's spans leave before the supervisor hears of
-        # its last outcome (and may kill an idle child); busy, the export
-        # thread takes them (span_export.LaneExport).
+        # its last outcome (and may kill an idle child); busy, they leave
+        # in batches (span_export.LoopExport).
         if not self.channel.pending and all(r.reported for r in self.running.values()):
             span_export.flush()
         outcome = protocol.Outcome.of(running.spec.id, ended, [], cpu=running.cpu)

@@ -18,10 +18,10 @@ is: it holds no thread.
 
 A lane child (lane.py) is long-lived and its jobs end many a second: an
 export per job would cost the lane its throughput, and one at its end would
-keep every span until then. It exports from a thread of its own instead
-(``LaneExport``): every ``LANE_INTERVAL`` seconds, or as soon as
-``LANE_BATCH`` spans wait, and once more when the lane ends (and, as in any
-child, before ``os._exit``), so its event loop never waits on an exporter.
+keep every span until then. It exports in batches on its event loop
+(``LoopExport``): ``LANE_INTERVAL`` seconds after a span starts waiting, as
+soon as ``LANE_BATCH`` spans wait, when it goes idle, and once more when the
+lane ends (and, as in any child, before ``os._exit``).
 docs/observability.rst gives each way's cost per job, measured by
 bench/tracing.py.
 
@@ -36,6 +36,7 @@ import gc
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 SDK = "opentelemetry.sdk.trace"
@@ -60,8 +61,8 @@ class JobEndProcessor:
         # a flush before os._exit may come from a signal handler).
         self.taking = threading.RLock()
         self.exporting = threading.Lock()  # one export at a time
-        #: Set when LANE_BATCH spans wait (a lane's exporting thread).
-        self.full: threading.Event | None = None
+        #: Told how many spans wait, after each one (a lane's export).
+        self.waiting: Callable[[int], None] | None = None
 
     def on_start(self, span: Any, parent_context: Any = None) -> None:
         pass
@@ -74,8 +75,8 @@ class JobEndProcessor:
             with self.taking:
                 self.spans.append(span)
                 waiting = len(self.spans)
-            if self.full is not None and waiting >= LANE_BATCH:
-                self.full.set()
+            if self.waiting is not None:
+                self.waiting(waiting)
 
     def flush(self) -> None:
         with self.exporting:
@@ -135,37 +136,51 @@ def flush() -> None:
             logger.exception("exporting spans failed")
 
 
-class LaneExport:
-    """A lane child's exports, from a thread of its own (none without an
-    SDK's JobEndProcessor): its event loop never waits on an exporter."""
+class LoopExport:
+    """A lane child's exports, on its own event loop, in batches: once
+    ``LANE_BATCH`` spans wait, ``LANE_INTERVAL`` seconds after the first of
+    them, when the lane goes idle (lane.py) and when it ends (``stop``).
 
-    def __init__(self) -> None:
-        self.wake = threading.Event()
-        self.stopping = False
-        self.thread: threading.Thread | None = None
+    No thread: the exporter's work (its JSON, say) holds the GIL wherever it
+    runs, and a thread of its own only added switches between it and the
+    loop (bench/tracing.py --lane: docs/observability.rst)."""
+
+    def __init__(self, loop: Any) -> None:
+        self.loop = loop
+        self.owner = threading.get_ident()
+        self.due: Any = None  # the timer or the call that will export
 
     def start(self) -> None:
-        if not _buffers:
-            return
         for buffer in _buffers:
-            buffer.full = self.wake
-        self.thread = threading.Thread(
-            target=self.serve, name="django_jobs span export", daemon=True
-        )
-        self.thread.start()
+            buffer.waiting = self.count
 
-    def serve(self) -> None:
-        while not self.stopping:
-            self.wake.wait(LANE_INTERVAL)
-            self.wake.clear()
-            flush()
+    def count(self, waiting: int) -> None:
+        """After each span: export soon if the batch is full, else by the
+        timer that the first waiting span set."""
+        full = waiting >= LANE_BATCH
+        if self.due is not None and not full:
+            return
+        if threading.get_ident() != self.owner:  # a span ended in a thread
+            with contextlib.suppress(RuntimeError):  # the loop closed: stop()
+                self.loop.call_soon_threadsafe(self.count, waiting)
+        elif full:
+            self.cancel()
+            self.due = self.loop.call_soon(self.export)
+        else:
+            self.due = self.loop.call_later(LANE_INTERVAL, self.export)
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the thread, then export what is left (the lane ends)."""
-        if self.thread is not None:
-            self.stopping = True
-            self.wake.set()
-            self.thread.join(timeout)
-            for buffer in _buffers:
-                buffer.full = None
+    def export(self) -> None:
+        self.due = None
+        flush()
+
+    def cancel(self) -> None:
+        if self.due is not None:
+            self.due.cancel()
+            self.due = None
+
+    def stop(self) -> None:
+        """Export what is left (the lane ends)."""
+        self.cancel()
+        for buffer in _buffers:
+            buffer.waiting = None
         flush()
