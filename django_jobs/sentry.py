@@ -7,8 +7,8 @@ attempt fails) or ``"django_jobs.sentry.ReportEveryAttempt"`` to
 It reports from the job's own process, where the exception and its frames
 are: tagged with the job's id, task, queue and attempt, and flushed before
 the process ends. A failure that process never saw (it was killed past its
-ttr or its limits, it crashed, or its worker died and the rescuer took the
-job back) is reported by the worker's supervisor (``on_outcome``), as a
+ttr or its limits or by a signal, or its worker died and the rescuer took
+the job back) is reported by the worker's supervisor (``on_outcome``), as a
 message with the error the job was given and the same tags.
 
 Nothing else reports a job's exception: the worker logs a failed attempt
@@ -38,9 +38,7 @@ REPORTED = frozenset({Kind.RAISED, Kind.UNSTORABLE, Kind.CRASHED})
 #: Failures only the supervisor knows of (``Outcome.failure``): the job's
 #: process was stopped or gone before it could report. A job that expired
 #: unstarted ran none of its code: it is not reported.
-UNSEEN_BY_THE_JOB = frozenset(
-    {Kind.TIMED_OUT.value, Kind.OVER_LIMIT.value, Kind.CRASHED.value, LOST}
-)
+UNSEEN_BY_THE_JOB = frozenset({Kind.TIMED_OUT.value, Kind.OVER_LIMIT.value, LOST})
 
 
 class ReportFinalFailures:
@@ -65,7 +63,7 @@ class ReportFinalFailures:
         report(run, ended.exception, self.flush_timeout)
 
     def on_outcome(self, outcome: Outcome) -> None:
-        if outcome.failure not in UNSEEN_BY_THE_JOB:
+        if not unseen_by_the_job(outcome):
             return
         if self.every_attempt or outcome.final:
             report_outcome(outcome, self.flush_timeout)
@@ -91,6 +89,17 @@ def report(run: Run, exc: BaseException | None, flush_timeout: float) -> None:
         )
         sentry_sdk.capture_exception(exc)
     sentry_sdk.flush(timeout=flush_timeout)  # the process may end right after
+
+
+def unseen_by_the_job(outcome: Outcome) -> bool:
+    """Whether the job's own process could not report this failure. A crash
+    by a signal (a segfault, the kernel's OOM killer) it could not; one by
+    an exit code went through ``os._exit``, where the child ended its run's
+    hooks as a crash (``hook_calls.close_open_runs``) and reported it."""
+    if outcome.failure == Kind.CRASHED.value:
+        error = str((outcome.error or {}).get("traceback", ""))
+        return "killed by signal" in error  # worker/process.py's words
+    return outcome.failure in UNSEEN_BY_THE_JOB
 
 
 def report_outcome(outcome: Outcome, flush_timeout: float) -> None:
