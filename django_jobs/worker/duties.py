@@ -73,6 +73,10 @@ class Rescuer(Duty):
     its own worker, if alive, is still stopping the job and will record the
     timeout itself. A reservation whose worker has no row at all waits for
     its deadline like any other.
+
+    No child reports what it decides (jobs taken back, expired, ended by
+    their workflow's deadline): it hands each to the worker's on_outcome
+    hooks itself (``outcomes``, the Recorder's thread, from supervisor.py).
     """
 
     fleet_wide = True
