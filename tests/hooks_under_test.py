@@ -4,6 +4,7 @@ what they should not)."""
 
 import json
 import os
+import threading
 import time
 
 
@@ -77,3 +78,16 @@ class Twice:
 
 class Nothing:
     """Not a hook: it has none of the methods."""
+
+
+class Seen:
+    """Keeps each outcome it is told of (in this process), and the threads
+    it was told in."""
+
+    def __init__(self):
+        self.outcomes = []
+        self.threads = set()
+
+    def on_outcome(self, outcome):
+        self.threads.add(threading.current_thread().name)
+        self.outcomes.append(outcome)

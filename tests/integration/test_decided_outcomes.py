@@ -5,7 +5,6 @@ in the hooks' thread, with the tracing hook's span in the job's trace."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -22,6 +21,7 @@ from django_jobs.worker.duties import Rescuer
 from django_jobs.worker.options import WorkerOptions
 from django_jobs.worker.outcome_hooks import OutcomeHooks
 from tests.acceptance.conftest import wait_for
+from tests.hooks_under_test import Seen
 from tests.otel_spans import in_memory_spans
 from tests.workflow_tasks import pipeline
 
@@ -31,16 +31,6 @@ ENQUEUE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 @pytest.fixture(scope="module")
 def spans():
     return in_memory_spans()
-
-
-class Seen:
-    def __init__(self):
-        self.outcomes = []
-        self.threads = set()
-
-    def on_outcome(self, outcome):
-        self.threads.add(threading.current_thread().name)
-        self.outcomes.append(outcome)
 
 
 @pytest.fixture

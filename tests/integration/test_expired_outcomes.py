@@ -22,6 +22,7 @@ from django_jobs.worker.options import WorkerOptions
 from django_jobs.worker.outcome_hooks import OutcomeHooks
 from tests import tasks
 from tests.acceptance.conftest import wait_for
+from tests.hooks_under_test import Seen
 from tests.otel_spans import in_memory_spans
 
 ENQUEUE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -57,16 +58,6 @@ def test_expire_jobs_says_which_jobs_it_buried_or_deleted(db):
     assert Job.objects.get(pk=kept).state == "buried"
     assert not Job.objects.filter(pk=gone).exists()
     assert queue.expire() == 0  # its count, as before
-
-
-class Seen:
-    def __init__(self):
-        self.outcomes = []
-        self.threads = set()
-
-    def on_outcome(self, outcome):
-        self.threads.add(threading.current_thread().name)
-        self.outcomes.append(outcome)
 
 
 def test_the_rescuer_hands_expired_jobs_to_the_outcome_hooks(db, spans, monkeypatch):
