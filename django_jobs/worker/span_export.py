@@ -149,6 +149,7 @@ class LoopExport:
         self.loop = loop
         self.owner = threading.get_ident()
         self.due: Any = None  # the timer or the call that will export
+        self.full = False  # ``due`` is the call at once (the batch is full)
 
     def start(self) -> None:
         for buffer in _buffers:
@@ -158,25 +159,25 @@ class LoopExport:
         """After each span: export soon if the batch is full, else by the
         timer that the first waiting span set."""
         full = waiting >= LANE_BATCH
-        if self.due is not None and not full:
+        if self.due is not None and (self.full or not full):
             return
         if threading.get_ident() != self.owner:  # a span ended in a thread
             with contextlib.suppress(RuntimeError):  # the loop closed: stop()
                 self.loop.call_soon_threadsafe(self.count, waiting)
         elif full:
             self.cancel()
-            self.due = self.loop.call_soon(self.export)
+            self.due, self.full = self.loop.call_soon(self.export), True
         else:
             self.due = self.loop.call_later(LANE_INTERVAL, self.export)
 
     def export(self) -> None:
-        self.due = None
+        self.due, self.full = None, False
         flush()
 
     def cancel(self) -> None:
         if self.due is not None:
             self.due.cancel()
-            self.due = None
+            self.due, self.full = None, False
 
     def stop(self) -> None:
         """Export what is left (the lane ends)."""
