@@ -7,7 +7,10 @@ out). A call made in the main thread (a worker's child, ``manage.py`` commands,
 most web servers' sync workers) is stopped after ``HOOK_TIMEOUT`` seconds
 by SIGALRM (a handler and timer already there are put back after), and the
 hook is then skipped for ``BENCHED`` seconds, so that a hook that hangs
-costs one timeout a minute, not one per job. A call in another thread is
+costs one timeout a minute, not one per job. The tracing hook of
+django-jobs' own is not bounded: it does nothing that waits, and an alarm
+set and put back costs an enqueue more than the hook itself (its errors
+are still caught and logged). A call in another thread is
 not bounded; the supervisor's ``on_outcome`` calls run in a thread of their
 own (outcome_hooks.py), so its loop never waits for them.
 """
@@ -20,6 +23,7 @@ import importlib.util
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -64,6 +68,10 @@ class Hooks:
         self.benched: dict[str, float] = {}
         #: How a call is bounded (``bounded``, or ``armed``: see ``within``).
         self.bound = bounded
+        #: Hooks called without a bound: the tracing's own, which returns at
+        #: once when there is nothing to trace (and an alarm costs an enqueue
+        #: more than the hook does). Their errors are still caught and logged.
+        self.unbounded = {name for name, hook in hooks if isinstance(hook, _trusted())}
 
     def within(self, seconds: float) -> Hooks:
         """These hooks with each call bounded by ``seconds`` at most, by an
@@ -154,6 +162,8 @@ class Hooks:
         if self.benched.get(name, 0.0) > time.monotonic():
             return FAILED
         try:
+            if name in self.unbounded:
+                return method(*args)
             with self.bound(self.timeout):
                 return method(*args)
         except HookTimeout:
@@ -166,6 +176,13 @@ class Hooks:
         except (Exception, SystemExit):
             logger.exception("hook %s: %s raised", name, what)
         return FAILED
+
+
+def _trusted() -> tuple[type, ...]:
+    """The hook classes of django-jobs' own that need no bound (imported
+    only when OpenTelemetry is: ``tracing`` needs it)."""
+    tracing = sys.modules.get("django_jobs.tracing")
+    return (tracing.Tracing,) if tracing is not None else ()
 
 
 _GONE = object()  # a generator that did not yield at all
