@@ -10,7 +10,7 @@ they apply to those that qualify and return how many did, because a console
 acting on a selection must not fail as a whole for one job that moved on.
 """
 
-from . import history, workflows
+from . import history, upkeep, workflows
 from .batches import seal, settle, settle_pending
 from .claim import (
     claim,
@@ -112,6 +112,7 @@ __all__ = [
     "silent_workers",
     "touch",
     "unheld",
+    "upkeep",
     "wake_due",
     "workflows",
 ]

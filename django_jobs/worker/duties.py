@@ -10,57 +10,20 @@ moment when the lease changes hands.
 from __future__ import annotations
 
 import logging
-import random
-import threading
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
-from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from .. import queue, schedules, stats
 from ..compat import task_backends
 from ..hooks import DEADLINE, LOST, WORKFLOW_DEADLINE
 from ..queue.duties import expire_jobs, rescue_jobs
+from .duty import Duty
 from .options import WorkerOptions
-from .outage import DatabaseHealth, transient
 from .outcome_hooks import OutcomeHooks
+from .upkeep import HistoryDrops
 
 logger = logging.getLogger("django_jobs.worker")
-
-
-class Duty:
-    """Something to do every ``interval`` seconds (jittered by 10%)."""
-
-    interval: float = 1.0
-    db: str
-    #: Run by the fleet's leader only (see fleet.py), not by every worker.
-    fleet_wide: bool = False
-    #: Told when the database is away (set by the supervisor).
-    health: DatabaseHealth | None = None
-
-    def __init__(self) -> None:
-        self.next_run = 0.0
-
-    def due_at(self) -> float | None:
-        """When it next wants to run (None: not until something changes)."""
-        return self.next_run
-
-    def maybe_run(self, now: float) -> None:
-        if now >= self.next_run:
-            self.next_run = now + self.interval * random.uniform(0.9, 1.1)
-            try:
-                self.run_once()
-            except DatabaseError as exc:
-                if self.health is not None and transient(exc):
-                    self.health.failed(exc, type(self).__name__)
-                    return
-                logger.exception("%s failed; it will run again", type(self).__name__)
-                connections[self.db].close_if_unusable_or_obsolete()
-            except Exception:
-                logger.exception("%s failed; it will run again", type(self).__name__)
-
-    def run_once(self) -> None:
-        raise NotImplementedError
 
 
 class Rescuer(Duty):
@@ -237,46 +200,6 @@ class Pruner(Duty):
                 retention,
             )
         return by_day
-
-
-class HistoryDrops:
-    """Drops the history's detached day tables in a thread of its own.
-
-    The server deletes a big day's files before the drop returns, seconds
-    for millions of rows, and the supervisor's loop must not stop that long
-    (its children's outcomes, deadlines and claims wait on it). Nobody
-    waits on the drop itself: the day was detached first. The thread has
-    its own connection, closed when it ends; one drop runs at a time; a
-    worker that exits meanwhile leaves the table detached, and the next
-    prune drops it.
-    """
-
-    def __init__(self, db: str) -> None:
-        self.db = db
-        self.thread: threading.Thread | None = None
-
-    def start(self, before: date) -> None:
-        if self.thread is not None and self.thread.is_alive():
-            return
-        if not any(day < before for day in queue.history.detached(self.db)):
-            return
-        self.thread = threading.Thread(
-            target=self.run, args=(before,), name="django-jobs-history", daemon=True
-        )
-        self.thread.start()
-
-    def run(self, before: date) -> None:
-        try:
-            if dropped := queue.history.drop_detached(before, using=self.db):
-                logger.info("dropped the history of %s", ", ".join(dropped))
-        except Exception:
-            logger.exception("dropping the history failed; the next prune tries again")
-        finally:
-            connections[self.db].close()  # this thread's own
-
-    def join(self, timeout: float) -> None:
-        if self.thread is not None:
-            self.thread.join(timeout)
 
 
 def history_retention(db: str) -> float | None:

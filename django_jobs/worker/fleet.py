@@ -45,7 +45,7 @@ from django.utils import timezone
 from .. import queue
 from ..models import Lease, Worker
 from .budget import Budget, connections_at
-from .duties import Duty
+from .duty import Duty
 from .options import WorkerOptions
 
 logger = logging.getLogger("django_jobs.worker")

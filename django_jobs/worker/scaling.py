@@ -35,7 +35,7 @@ from django.utils import timezone
 from ..models import Job
 from .budget import Budget, connections_at
 from .children import Children
-from .duties import Duty
+from .duty import Duty
 from .options import WorkerOptions
 from .shutdown import Shutdown
 

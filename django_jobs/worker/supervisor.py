@@ -55,6 +55,7 @@ from .supervisor_connection import (
     describe_database,
     supervisor_connection,
 )
+from .upkeep import Reindexer
 from .usage import own_cpu as cpu_time
 from .watch import ClaimWatch
 
@@ -95,6 +96,7 @@ class Supervisor:
             Scheduler(options),
             Pruner(options, background=True),
             History(options),
+            Reindexer(options),
             StrayJobs(options),
             self.watch,
             self.scaler,

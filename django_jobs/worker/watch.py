@@ -15,7 +15,7 @@ import logging
 from ..models import Job
 from ..states import State
 from .children import Child, Children
-from .duties import Duty
+from .duty import Duty
 from .failures import Stop
 from .outcomes import log_job
 
