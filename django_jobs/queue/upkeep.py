@@ -40,9 +40,11 @@ def sizes(using: str | None = None) -> tuple[int, int]:
     return heap, indexes
 
 
-def bloated(using: str | None = None) -> bool:
+def bloated(using: str | None = None, at_least: int = 0) -> bool:
+    """Whether the hot table's indexes weigh ``BLOAT_RATIO`` times its heap,
+    ``BLOAT_FLOOR`` and ``at_least`` bytes."""
     heap, indexes = sizes(using)
-    return indexes >= max(BLOAT_FLOOR, BLOAT_RATIO * heap)
+    return indexes >= max(BLOAT_FLOOR, BLOAT_RATIO * heap, at_least)
 
 
 def reindex(using: str | None = None) -> tuple[int, int]:

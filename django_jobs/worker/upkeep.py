@@ -93,6 +93,10 @@ class Reindexer(Duty):
         self.db = options.db
         self.enabled = queue.history.available(self.db)  # PostgreSQL
         self.rebuilds = InThread(self.db, "django-jobs-reindex")
+        #: The indexes' size after the last rebuild: the next waits until
+        #: they have doubled, lest a table whose indexes are big by nature
+        #: be rebuilt every minute.
+        self.rebuilt_to = 0
 
     def due_at(self) -> float | None:
         return self.next_run if self.enabled else None
@@ -100,7 +104,7 @@ class Reindexer(Duty):
     def run_once(self) -> bool:
         if not self.enabled or self.rebuilds.busy():
             return False
-        if not queue.upkeep.bloated(self.db):
+        if not queue.upkeep.bloated(self.db, at_least=2 * self.rebuilt_to):
             return False
         self.rebuilds.start(self.rebuild)
         return True
@@ -117,6 +121,7 @@ class Reindexer(Duty):
                 str(exc).strip().splitlines()[0],
             )
             return
+        self.rebuilt_to = after
         logger.info(
             "rebuilt the job table's indexes: %.1f MB -> %.1f MB",
             before / 2**20,
