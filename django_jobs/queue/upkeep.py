@@ -27,6 +27,10 @@ logger = logging.getLogger("django_jobs.queue")
 BLOAT_RATIO = 4
 #: ...once they weigh at least this much (a small table's are left alone).
 BLOAT_FLOOR = 8 * 2**20
+#: How long a rebuild waits for the transactions it must see end (seconds).
+#: Waiting, it would keep vacuum off the table (it holds a lock vacuum
+#: needs); given up, it is tried again later (``reindex`` cleans up).
+WAIT = 10
 
 
 def sizes(using: str | None = None) -> tuple[int, int]:
@@ -50,13 +54,15 @@ def bloated(using: str | None = None, at_least: int = 0) -> bool:
 def reindex(using: str | None = None) -> tuple[int, int]:
     """Build the hot table's indexes again, concurrently; their size before
     and after. Outside any transaction (``REINDEX CONCURRENTLY`` cannot run
-    in one). An earlier rebuild that was stopped half way leaves invalid
-    copies (``..._ccnew``, ``..._ccold``), which would cost every write:
-    they are dropped first."""
+    in one), on a connection of its own: it sets ``lock_timeout``. An
+    earlier rebuild that was stopped half way (or gave up waiting) leaves
+    invalid copies (``..._ccnew``, ``..._ccold``), which would cost every
+    write: they are dropped first."""
     db = get_db(using)
     table = Job._meta.db_table
     _, before = sizes(db)
     with connections[db].cursor() as cursor:
+        cursor.execute(f"SET lock_timeout = '{int(WAIT * 1000)}ms'")
         cursor.execute(
             "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
             " WHERE i.indrelid = %s::regclass AND NOT i.indisvalid"

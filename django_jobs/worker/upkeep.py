@@ -21,10 +21,14 @@ from datetime import date
 from django.db import DatabaseError, connections
 
 from .. import queue
+from ..exceptions import sqlstate
 from .duty import Duty
 from .options import WorkerOptions
 
 logger = logging.getLogger("django_jobs.worker")
+
+#: The SQLSTATE of a role that may not rebuild the table (not its owner).
+INSUFFICIENT_PRIVILEGE = "42501"
 
 
 class InThread:
@@ -112,13 +116,17 @@ class Reindexer(Duty):
     def rebuild(self) -> None:
         try:
             before, after = queue.upkeep.reindex(self.db)
-        except DatabaseError as exc:  # not the table's owner, most likely
+        except DatabaseError as exc:
+            said = str(exc).strip().splitlines()[0]
+            if sqlstate(exc) != INSUFFICIENT_PRIVILEGE:  # busy: next minute
+                logger.info("rebuilding the job table's indexes: %s", said)
+                return
             self.enabled = False
             logger.warning(
                 "cannot rebuild the job table's indexes (%s): they stay as big as"
                 " they grew; REINDEX TABLE CONCURRENTLY django_jobs_job as its"
                 " owner shrinks them",
-                str(exc).strip().splitlines()[0],
+                said,
             )
             return
         self.rebuilt_to = after

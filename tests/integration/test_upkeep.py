@@ -99,8 +99,11 @@ def test_a_rebuild_refused_is_said_once_and_not_tried_again(
 ):
     bloat()
 
+    class Refused(DatabaseError):
+        sqlstate = "42501"  # insufficient_privilege, as psycopg says it
+
     def refused(using=None):
-        raise DatabaseError("must be owner of table django_jobs_job")
+        raise Refused("must be owner of table django_jobs_job")
 
     monkeypatch.setattr(upkeep, "reindex", refused)
     reindexer = Reindexer(options())
@@ -118,3 +121,50 @@ def test_on_sqlite_nothing_is_rebuilt(settings):
     if connection.vendor == "postgresql":
         pytest.skip("SQLite only")
     assert Reindexer(options()).due_at() is None
+
+
+@postgres
+def test_a_rebuild_that_waited_too_long_is_tried_again(
+    transactional_db, small_floor, monkeypatch, caplog
+):
+    bloat()
+
+    class Busy(DatabaseError):
+        sqlstate = "55P03"  # lock_not_available: lock_timeout
+
+    def busy(using=None):
+        raise Busy("canceling statement due to lock timeout")
+
+    monkeypatch.setattr(upkeep, "reindex", busy)
+    reindexer = Reindexer(options())
+    with caplog.at_level(logging.INFO, logger="django_jobs.worker"):
+        assert reindexer.run_once() is True
+        reindexer.rebuilds.join(timeout=30)
+    assert "lock timeout" in caplog.text
+    assert reindexer.due_at() is not None  # still on
+
+
+@postgres
+def test_a_rebuild_gives_up_waiting_for_an_old_snapshot_and_is_cleaned_up_after(
+    transactional_db, monkeypatch
+):
+    """It must see the transactions older than it end; a session idle in one
+    would keep it waiting, and it would keep vacuum off the table."""
+    import psycopg
+
+    monkeypatch.setattr(upkeep, "WAIT", 0.5)
+    queue.enqueue(task_path="tests.tasks.noop")
+    params = connection.get_connection_params()
+    with psycopg.connect(**params) as idle:
+        idle.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        idle.execute(f"SELECT count(*) FROM {HOT}")
+        with pytest.raises(DatabaseError, match="lock timeout"):
+            upkeep.reindex()
+        idle.rollback()
+    upkeep.reindex()  # drops what the first one left, then rebuilds
+    invalid = run(
+        "SELECT count(*) FROM pg_index WHERE indrelid = %s::regclass"
+        " AND NOT indisvalid",
+        [HOT],
+    )
+    assert invalid == [(0,)]
