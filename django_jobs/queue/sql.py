@@ -153,6 +153,7 @@ def claim(
     ``queue.wake``).
     """
     room = room and connection.vendor == "postgresql"
+    queues = list(dict.fromkeys(queues))  # a queue named twice is one queue
     key = (connection.vendor, len(queues), len(excluded), room, limit)
     statement = _claims.get(key)
     if statement is None:

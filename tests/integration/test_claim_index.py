@@ -179,3 +179,10 @@ def test_the_generic_plan_of_a_claim_of_named_queues_walks_their_own_index(db):
     scans = list(index_scans(plan))
     assert {scan["Index Name"] for scan in scans} == {"django_jobs_job_queue_claim"}
     assert sum(scan["Actual Rows"] for scan in scans) <= 10, plan
+
+
+@pytest.mark.postgres
+def test_a_queue_named_twice_is_claimed_as_one(db):
+    ready_jobs("a", 3)
+    claimed = queue.claim(worker_id="w1", queues=["a", "a"], limit=3)
+    assert len({job.pk for job in claimed}) == 3
