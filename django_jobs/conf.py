@@ -194,13 +194,20 @@ def database_alias(name: str, value: Any) -> str | None:
     return value
 
 
-def on_failure(name: str, value: Any) -> str:
-    if value not in ON_FAILURE_CHOICES:
-        raise ImproperlyConfigured(
-            f"OPTIONS[{name!r}] must be one of {', '.join(ON_FAILURE_CHOICES)}, "
-            f"got {value!r}."
-        )
-    return value
+def one_of(choices: tuple[str, ...]) -> Callable[[str, Any], str]:
+    """The validator of a setting that takes one of ``choices``."""
+
+    def validate(name: str, value: Any) -> str:
+        if value not in choices:
+            raise ImproperlyConfigured(
+                f"OPTIONS[{name!r}] must be one of {', '.join(choices)}, got {value!r}."
+            )
+        return value
+
+    return validate
+
+
+on_failure = one_of(ON_FAILURE_CHOICES)
 
 
 SCHEDULE_KEYS = {"task", "cron", "args", "kwargs", "queue", "priority", "timezone"}
@@ -294,15 +301,7 @@ def async_queues(name: str, value: Any) -> dict[str, int]:
 
 
 TRACING_CHOICES = ("child", "link", "off")
-
-
-def tracing(name: str, value: Any) -> str:
-    if value not in TRACING_CHOICES:
-        raise ImproperlyConfigured(
-            f"OPTIONS[{name!r}] must be one of {', '.join(TRACING_CHOICES)}, "
-            f"got {value!r}."
-        )
-    return value
+tracing = one_of(TRACING_CHOICES)
 
 
 def dotted_paths(name: str, value: Any) -> tuple[str, ...]:
