@@ -105,25 +105,54 @@ def prepare_fork_server() -> None:
         return
     batch = sys.modules["opentelemetry.sdk.trace.export"].BatchSpanProcessor
     kept = []
+    exporter = None
     for processor in processors:
         if isinstance(processor, batch):
+            exporter = processor.span_exporter
             _stop_thread(processor)
-            processor = JobEndProcessor(processor.span_exporter)
+            processor = JobEndProcessor(exporter)
             _buffers.append(processor)
         kept.append(processor)
     multi._span_processors = tuple(kept)
-    del processors, processor, kept
+    del processors, processor, kept, exporter
     gc.collect()  # the batch processors go, and with them their fork hooks
 
 
 def _stop_thread(processor: Any) -> None:
-    """Stop the thread the fork started in this process (private SDK state,
-    read carefully: an SDK that changed it keeps its thread instead)."""
+    """Stop the thread the fork started in this process, and let its worker
+    go (private SDK state, read carefully: an SDK that changed it keeps its
+    thread instead).
+
+    The worker registered a fork hook (``os.register_at_fork``) that starts
+    a new thread in every child, through a weak reference: a project that
+    keeps its own reference to the batch processor (a settings module's
+    variable) would keep the worker alive, and every child would start a
+    thread it never uses (2 ms a child here). The processor keeps a stand-in
+    that does nothing, and the worker, collected, starts no thread again."""
     worker = getattr(processor, "_batch_processor", None)
     with contextlib.suppress(Exception):
         worker._shutdown = True
         worker._worker_awaken.set()
         worker._worker_thread.join(1.0)
+        if not worker._worker_thread.is_alive():
+            processor._batch_processor = _SetAside(worker._exporter)
+
+
+class _SetAside:
+    """What a batch processor put aside in the zygote holds instead of its
+    worker: its spans go to the JobEndProcessor that took its exporter."""
+
+    def __init__(self, exporter: Any) -> None:
+        self._exporter = exporter  # what the processor's span_exporter reads
+
+    def emit(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def force_flush(self, *args: Any, **kwargs: Any) -> bool:
+        return True
+
+    def shutdown(self, *args: Any, **kwargs: Any) -> None:
+        pass
 
 
 def flush() -> None:
