@@ -115,6 +115,7 @@ def prepare_fork_server() -> None:
         kept.append(processor)
     multi._span_processors = tuple(kept)
     del processors, processor, kept, exporter
+    _process_resource_in_turn()
     gc.collect()  # the batch processors go, and with them their fork hooks
 
 
@@ -136,6 +137,33 @@ def _stop_thread(processor: Any) -> None:
         worker._worker_thread.join(1.0)
         if not worker._worker_thread.is_alive():
             processor._batch_processor = _SetAside(worker._exporter)
+
+
+def _process_resource_in_turn() -> None:
+    """The tracer provider's fork hook gives each child's spans a resource of
+    its own (``service.instance.id``, and ``process.pid`` where configured):
+    it runs the process's resource detectors in a pool of threads, made and
+    joined in every child, about 1 ms of a one-process-per-job child here.
+    In the zygote (and so in its children) they run in turn instead, for
+    the same resource (private SDK names, read carefully: an
+    SDK without them keeps its own way)."""
+    trace_module = sys.modules[SDK]
+    resources = sys.modules.get("opentelemetry.sdk.resources")
+    build = getattr(resources, "_build_resource_detectors", None)
+    if build is None or not hasattr(trace_module, "_get_process_dependent_resource"):
+        return
+
+    def in_turn() -> Any:
+        resource = resources.Resource.get_empty()
+        for detector in build():
+            if detector.is_process_dependent():
+                try:
+                    resource = resource.merge(detector.detect())
+                except Exception as exc:  # as the SDK's own: logged, skipped
+                    logger.warning("resource detector %r failed: %s", detector, exc)
+        return resource
+
+    trace_module._get_process_dependent_resource = in_turn
 
 
 class _SetAside:

@@ -1,6 +1,8 @@
 """The zygote's batch processors start no thread in its children, even when
 the project keeps its own reference to one (a settings module's variable):
-the SDK's fork hook would start one in every child, 2 ms each."""
+the SDK's fork hook would start one in every child, 2 ms each; and each
+child's spans name its own instance, the resource detected without a pool
+of threads."""
 
 import subprocess
 import sys
@@ -28,6 +30,8 @@ SCRIPT = textwrap.dedent(
     trace.set_tracer_provider(provider)
     span_export.prepare_fork_server()
     assert kept.span_exporter is exporter
+    parent_instance = provider.resource.attributes.get("service.instance.id")
+    assert parent_instance
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -37,8 +41,10 @@ SCRIPT = textwrap.dedent(
         names = [t.name for t in threading.enumerate()]
         worker = kept._batch_processor
         reinit = getattr(worker, "_pid", None) == os.getpid()  # the fork hook ran
-        spans = len(exporter.get_finished_spans())
-        os.write(write, f"{names} {spans} {reinit}".encode())
+        spans = exporter.get_finished_spans()
+        key = "service.instance.id"  # detected anew in each process
+        own = spans[0].resource.attributes.get(key) != parent_instance
+        os.write(write, f"{names} {len(spans)} {reinit} {own}".encode())
         os._exit(0)
     os.waitpid(pid, 0)
     print(os.read(read, 1000).decode())
@@ -52,4 +58,9 @@ def test_a_child_starts_no_batch_thread_and_exports_its_span():
         [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "['MainThread'] 1 False", done.stdout + done.stderr
+    # No thread, the span exported, no fork hook of the batch worker, and the
+    # span names the child's own instance (the provider's resource, detected
+    # anew in the child, without a pool of threads).
+    assert done.stdout.strip() == "['MainThread'] 1 False True", (
+        done.stdout + done.stderr
+    )
