@@ -51,16 +51,23 @@ Objects of the supervisor (one module each)::
                                  what follows a failure: attempts.follows
                                  (import_grace.py: a task not deployed yet;
                                  an outcome in doubt is read back, queue.doubt)
+        OutcomeHooks             the on_outcome hooks (django_jobs.hooks), in
+          (outcome_hooks.py)     a thread of their own: the outcomes written,
+                                 and those the rescuer and expiry decide
       Leases (leases.py)         touches, checkpoints, renewals of waiting jobs;
                                  kept while the database is away, written
                                  before the outcomes when it is back
       Shutdown (shutdown.py)     signals, the drain, the hard stop
       Listener (listener.py)     LISTEN on the worker's own channel
       Registry (fleet.py)        the heartbeat, the worker's room, the lease
-      fleet-wide duties          run only by the lease's holder: Rescuer,
-                                 Scheduler, Pruner, History (moves done jobs
-                                 to the history's day tables), StrayJobs
-                                 (duties.py), DueLook (fleet.py: wakes for due jobs)
+      fleet-wide duties          run only by the lease's holder (a Duty,
+                                 duty.py): Rescuer, Scheduler, Pruner,
+                                 History (moves done jobs to the history's
+                                 day tables), StrayJobs (duties.py), DueLook
+                                 (fleet.py: wakes for due jobs), Reindexer
+                                 (upkeep.py: rebuilds the job table's bloated
+                                 indexes); HistoryDrops and the rebuild each
+                                 run in a thread of their own (upkeep.py)
       ClaimWatch (watch.py)      cancelled and lost claims of jobs in hand
       Scaler (scaling.py)        the worker's size under --concurrency MIN:MAX:
                                  grows with the backlog, shrinks when idle;
@@ -85,7 +92,10 @@ loop: take jobs, run each through django_jobs.attempts, report), lane.py
 attempts.arun, their output routed by lane_output.py),
 child_connections.py (a child's own database connections: opened while it
 waits, checked before a job, closed at exit), usage.py (what an attempt
-used: the child's getrusage, the zygote's wait4, the watch's samples).
+used: the child's getrusage, the zygote's wait4, the watch's samples),
+span_export.py (OpenTelemetry spans across the fork: no batch thread in the
+zygote, a child's spans exported after each job, a lane's in batches on its
+loop).
 django_jobs.attempts is the one way a job runs: a child and
 django_jobs.testing both use it.
 
