@@ -144,27 +144,26 @@ class JobsBackend(BaseTaskBackend):
             )
         limit_keys = self.limit_keys(task, prepared)
         hooks = self.hooks
-        if not hooks.enqueue:
-            inserted = queue.insert(
-                prepared, **columns, unique_keys=unique_keys, limit_keys=limit_keys,
-                using=self.db,
-            )  # fmt: skip
-        else:
+        enqueue = None
+        if hooks.enqueue:
             enqueue = Enqueue(
                 task, self.alias, columns["queue"], columns["priority"],
                 columns["ttr"], len(prepared),
             )  # fmt: skip
             hooks.before_enqueue(enqueue)
-            try:
-                inserted = queue.insert(
-                    prepared, **columns, unique_keys=unique_keys,
-                    limit_keys=limit_keys, trace_context=enqueue.trace_context,
-                    using=self.db,
-                )  # fmt: skip
-            except BaseException as exc:
+        try:
+            inserted = queue.insert(
+                prepared, **columns, unique_keys=unique_keys,
+                limit_keys=limit_keys,
+                trace_context=enqueue.trace_context if enqueue else None,
+                using=self.db,
+            )  # fmt: skip
+        except BaseException as exc:
+            if enqueue is not None:
                 enqueue.error = exc
                 hooks.after_enqueue(enqueue)
-                raise
+            raise
+        if enqueue is not None:
             enqueue.ids = inserted.ids
             hooks.after_enqueue(enqueue)
         # Unique calls that found their job already waiting return that job;
