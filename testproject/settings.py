@@ -76,6 +76,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {
         "NAME": str(BASE_DIR / env("SQLITE_TEST_NAME", default="test.sqlite3"))
     }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
+    # MariaDB and MySQL: four-byte UTF-8 on the connection and in the test
+    # database (django_jobs' own tables are utf8mb4 whatever the default).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("charset", "utf8mb4")
+    DATABASES["default"]["TEST"] = {"CHARSET": "utf8mb4"}
 
 TASKS = {
     "default": {

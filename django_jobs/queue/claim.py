@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from ..models import Job, Queue
 from ..states import State
+from . import mysql
 from . import sql as statements
 from .columns import jobs_from_rows
 from .expressions import JSONDropLast
@@ -180,17 +181,29 @@ def _claim(
     # Claim again in place of the rows buried, so that a claim that met bad
     # rows does not look like an empty queue to its worker.
     for _ in range(BAD_ROW_ROUNDS):
-        sql, params = claim_statement(
-            connection,
-            worker_id=worker_id,
-            queues=queues,
-            limit=limit - len(jobs),
-            backend=backend,
-            excluded=excluded if not queues else (),
-            room=room,
-            token=token,
-        )
-        rows = statements.fetch_all(connection, sql, params, prepare)
+        if connection.vendor == "mysql":  # no UPDATE ... RETURNING
+            rows = mysql.claim(
+                connection,
+                backend=backend,
+                now=timezone.now(),
+                queues=list(dict.fromkeys(queues or ())),
+                excluded=list(excluded) if not queues else [],
+                limit=limit - len(jobs),
+                token=token or new_claim_token(),
+                worker_id=worker_id,
+            )
+        else:
+            sql, params = claim_statement(
+                connection,
+                worker_id=worker_id,
+                queues=queues,
+                limit=limit - len(jobs),
+                backend=backend,
+                excluded=excluded if not queues else (),
+                room=room,
+                token=token,
+            )
+            rows = statements.fetch_all(connection, sql, params, prepare)
         buried = 0
         for job in jobs_from_rows(connection, rows):
             if reason := problem(job):

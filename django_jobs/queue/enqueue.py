@@ -16,8 +16,8 @@ from ..exceptions import NotMigrated, sqlstate
 from ..models import Job
 from ..scope import After
 from ..states import UNFINISHED, State
+from . import mysql, sql_insert
 from . import sql as statements
-from . import sql_insert
 from .guard import get_db
 from .placement import attach, place
 
@@ -176,6 +176,13 @@ def _json_or_none(value: dict[str, str] | None) -> str | None:
 
 def _insert_rows(connection, shared: dict[str, Any], calls: list[tuple]) -> list[tuple]:
     try:
+        if connection.vendor == "mysql":
+            bound = [
+                sql_insert.insert(connection, shared=shared, calls=[call])
+                for call in calls
+            ]
+            keys = [call[2] for call in calls]
+            return mysql.insert(connection, bound[0][0], [p for _, p in bound], keys)
         return statements.fetch_all(
             connection, *sql_insert.insert(connection, shared=shared, calls=calls)
         )
@@ -200,8 +207,12 @@ def enqueue(
 TABLE_PREFIX = f"{Job._meta.app_label}_"
 #: SQLSTATEs of a missing table (undefined_table) or column (undefined_column).
 MISSING_CODES = {"42P01", "42703"}
+#: MariaDB's and MySQL's error numbers of a missing table or column.
+MYSQL_MISSING = {1146, 1054}
 #: The table a database misses, or misses a column of, in its own words:
-#: SQLite's, then PostgreSQL's (whose SQLSTATE is asked too).
+#: SQLite's, then PostgreSQL's (whose SQLSTATE is asked too), then MariaDB's
+#: and MySQL's (whose error number is asked too), which may not name the
+#: table of a missing column (then the enqueue's own, the statement's only).
 MISSING = [
     re.compile(pattern)
     for pattern in (
@@ -211,6 +222,9 @@ MISSING = [
         r'^relation "(?P<table>[^"]+)" does not exist',
         r'^column "[^"]+" of relation "(?P<table>[^"]+)" does not exist',
         r"^column (?P<table>\S+)\.[^.\s]+ does not exist",
+        r"^Table '(?P<table>[^']+)' doesn't exist",
+        r"^Unknown column '(?P<table>[^'.]+)\.[^']+' in ",
+        r"^Unknown column '(?P<table>)[^'.]+' in ",
     )
 ]
 
@@ -227,11 +241,18 @@ def not_migrated(exc: DatabaseError, db: str) -> NotMigrated | None:
     """
     if isinstance(exc, NotMigrated):
         return exc
+    vendor = connections[db].vendor
     said = str(exc).strip().partition("\n")[0]
+    if vendor == "mysql":
+        if mysql.error_number(exc) not in MYSQL_MISSING:
+            return None
+        said = exc.args[-1] if exc.args else said
     table = missing_table(said)
+    if table == "" and vendor == "mysql":
+        table = Job._meta.db_table
     if table is None or not table.startswith(TABLE_PREFIX):
         return None
-    if connections[db].vendor != "sqlite" and sqlstate(exc) not in MISSING_CODES:
+    if vendor == "postgresql" and sqlstate(exc) not in MISSING_CODES:
         return None
     return NotMigrated(db, said)
 

@@ -2,7 +2,7 @@
 
 Appending an attempt's error in the same statement that changes the state
 keeps each transition a single atomic write, with no read-modify-write race.
-Supported databases: PostgreSQL (jsonb) and SQLite (JSON1).
+Supported databases: PostgreSQL (jsonb), SQLite (JSON1), MariaDB and MySQL.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class JSONAppend(_JSONListEdit):
     templates = {
         "postgresql": "({0} || jsonb_build_array(({1})::jsonb))",
         "sqlite": "json_insert({0}, '$[#]', json({1}))",
+        "mysql": "JSON_ARRAY_APPEND({0}, '$', JSON_EXTRACT({1}, '$'))",
     }
 
     def __init__(self, column: str, value: Any) -> None:
@@ -48,6 +49,7 @@ class JSONDropLast(_JSONListEdit):
     templates = {
         "postgresql": "({0} - (-1))",
         "sqlite": "json_remove({0}, '$[#-1]')",
+        "mysql": "JSON_REMOVE({0}, CONCAT('$[', JSON_LENGTH({0}) - 1, ']'))",
     }
 
     def __init__(self, column: str) -> None:

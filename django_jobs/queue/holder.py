@@ -9,6 +9,7 @@ database.
 from __future__ import annotations
 
 import enum
+import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from django.utils import timezone
 
 from ..arguments import storable, storable_text
 from ..models import Job
+from . import mysql
 from . import sql as statements
 from .batches import settle
 from .columns import converted, fields_named
@@ -140,26 +142,45 @@ def complete_returning(
         return {}
     db = get_db(using)
     connection = connections[db]
-    sql, params = statements.completion(
-        connection,
-        outcomes=[
-            (job_id, token, storable(value), used[0] if used else None)
-            for job_id, token, value, *used in outcomes
-        ],
-        now=timezone.now(),
-        cleared=unreserved(),
-    )
+    given = [
+        (job_id, token, storable(value), used[0] if used else None)
+        for job_id, token, value, *used in outcomes
+    ]
+    now, cleared = timezone.now(), unreserved()
+    if connection.vendor != "mysql":
+        sql, params = statements.completion(
+            connection, outcomes=given, now=now, cleared=cleared
+        )
     if connection.vendor == "postgresql":  # it releases what waited for them
         rows = statements.fetch_all(connection, sql, params, prepare)
         count_down_unseen(rows, db)
         holding = {row[0] for row in rows if row[-1]}
         rows = [row[:-3] for row in rows]  # what the dependencies read
     else:
-        with transaction.atomic(using=db):
-            rows = statements.fetch_all(connection, sql, params, prepare)
+
+        def write() -> tuple[list[tuple], set[int]]:
+            if connection.vendor == "mysql":  # no UPDATE ... RETURNING
+                rows = mysql.complete(
+                    connection,
+                    outcomes=[
+                        (pk, token, json.dumps(value), used and json.dumps(used))
+                        for pk, token, value, used in given
+                    ],
+                    now=now,
+                    cleared=cleared,
+                    completed=(*statements.COMPLETED_LINKS, *statements.COMPLETED),
+                )
+            else:
+                rows = statements.fetch_all(connection, sql, params, prepare)
             waited_for = [row[0] for row in rows if row[3]]
             count_down(waited_for, db)
-            holding = still_held(waited_for, db)
+            return rows, still_held(waited_for, db)
+
+        if connection.vendor == "mysql":
+            rows, holding = mysql.retry_deadlocks(connection, write)
+        else:
+            with transaction.atomic(using=db):
+                rows, holding = write()
     fields = fields_named((*statements.COMPLETED_LINKS, *statements.COMPLETED))
     names = [field.attname for field in fields]
     links = len(statements.COMPLETED_LINKS)

@@ -6,7 +6,8 @@ objects without building a queryset (``queue.columns``). Each statement is
 built with its parameters, named where it uses them (``queue.named``), and
 guards on the states of the state table. Only this package executes them:
 this module builds statements and runs them, it decides nothing.
-Supported databases: PostgreSQL and SQLite.
+Supported databases: PostgreSQL and SQLite here; MariaDB and MySQL in
+``queue.mysql``, which has no UPDATE ... RETURNING.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
+from django.db import connections
 from django.db.models import QuerySet
 from django.db.models.sql import UpdateQuery
 
@@ -25,6 +27,7 @@ from .. import states
 from ..models import Dependency, Job, Queue, Worker
 from ..states import State
 from ..vendors import require_supported
+from . import mysql
 from .columns import converted, fields_named, returning
 from .expressions import JSONAppend
 from .named import Statement
@@ -82,23 +85,26 @@ def update_returning(
     rows: QuerySet, values: dict[str, Any], names: Sequence[str]
 ) -> list[dict[str, Any]]:
     """``rows.update(**values)``, returning the values written to the fields
-    ``names`` of each row changed: one ``UPDATE ... RETURNING`` statement, on
-    PostgreSQL and SQLite alike, so that a caller learns what the guarded
-    write did instead of repeating it by hand."""
-    query = rows.query.chain(UpdateQuery)
-    query.add_update_values(values)
-    compiler = query.get_compiler(rows.db)
-    connection = compiler.connection
-    try:
-        update_sql, params = compiler.as_sql()
-    except EmptyResultSet:  # no row can match (no ids): nothing to write
-        return []
+    ``names`` of each row changed: one ``UPDATE ... RETURNING`` statement on
+    PostgreSQL and SQLite, a short transaction on MariaDB and MySQL
+    (``queue.mysql``), so that a caller learns what the guarded write did
+    instead of repeating it by hand."""
+    connection = connections[rows.db]
     fields = fields_named(tuple(names))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"{update_sql} RETURNING {returning(connection, fields)}", params
-        )
-        raw = cursor.fetchall()
+    if connection.vendor == "mysql":
+        raw = mysql.update_returning(rows, values, names)
+    else:
+        query = rows.query.chain(UpdateQuery)
+        query.add_update_values(values)
+        try:
+            update_sql, params = query.get_compiler(rows.db).as_sql()
+        except EmptyResultSet:  # no row can match (no ids): nothing to write
+            return []
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"{update_sql} RETURNING {returning(connection, fields)}", params
+            )
+            raw = cursor.fetchall()
     attnames = [field.attname for field in fields]
     return [
         dict(zip(attnames, row, strict=True))

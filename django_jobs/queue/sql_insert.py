@@ -50,7 +50,7 @@ def insert(
     enqueued) is skipped, not an error; the statement returns the id and
     unique key of the rows it wrote.
     """
-    many = len(calls) > 1
+    many = len(calls) > 1 and connection.vendor != "mysql"
     key = (connection.vendor, many)
     statement = _inserts.get(key)
     if statement is None:
@@ -100,6 +100,8 @@ def _insert_sql(connection, many: bool) -> str:
             f" json_extract(value, '$[3]'), {constants}"
             " FROM json_each(%(calls)s) WHERE true ORDER BY key"
         )
+    if connection.vendor == "mysql":  # one row a time: see queue.mysql.insert
+        return f"INSERT INTO {qn(Job._meta.db_table)} ({columns}) {body}"
     return (
         f"INSERT INTO {qn(Job._meta.db_table)} ({columns}) {body}"
         f" ON CONFLICT DO NOTHING RETURNING {qn('id')}, {qn('unique_key')}"
