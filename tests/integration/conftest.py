@@ -1,5 +1,5 @@
 import pytest
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from django_jobs import queue
 from django_jobs.models import Job
@@ -38,8 +38,15 @@ def write_by_hand(job_id: int, column: str, text: str) -> None:
     if connection.vendor == "postgresql":
         cast = "::jsonb" if field.get_internal_type() == "JSONField" else ""
         cast = "::timestamptz" if field.get_internal_type() == "DateTimeField" else cast
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE django_jobs_job SET {field.column} = %s{cast} WHERE id = %s",
-            [text, job_id],
-        )
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE django_jobs_job SET {field.column} = %s{cast} WHERE id = %s",
+                [text, job_id],
+            )
+    except DatabaseError as exc:
+        if connection.vendor != "mysql":
+            raise
+        # MariaDB checks what it stores (JSON no deeper than 32, real dates
+        # in strict mode): such a row cannot exist there.
+        pytest.skip(f"MariaDB refuses {column} = {text[:30]!r}: {exc}")
