@@ -14,13 +14,13 @@ from django.apps import apps
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
-from django.db import router
+from django.db import DatabaseError, connections, router
 from django.db.utils import load_backend
 
 from .compat import InvalidTask, task_backends
 from .key_checks import check_keyless_tasks
 from .validation import QUEUE_NAME_MAX_LENGTH
-from .vendors import SUPPORTED_VENDORS, worker_connections
+from .vendors import SUPPORTED_VENDORS, server_too_old, worker_connections
 
 if TYPE_CHECKING:
     from .backend import JobsBackend
@@ -104,12 +104,15 @@ def check_backend(backend: JobsBackend) -> list[checks.CheckMessage]:
             messages.append(
                 checks.Error(
                     f"{where} keeps its jobs in database {backend.db!r} "
-                    f"(vendor {vendor!r}); django-jobs runs on PostgreSQL and "
-                    "SQLite only.",
-                    hint="Point OPTIONS['DATABASE'] at a PostgreSQL database.",
+                    f"(vendor {vendor!r}); django-jobs runs on PostgreSQL, "
+                    "MariaDB, MySQL and SQLite only.",
+                    hint="Point OPTIONS['DATABASE'] at a PostgreSQL, MariaDB "
+                    "10.6+, MySQL 8.0.1+ or SQLite database.",
                     id="django_jobs.E008",
                 )
             )
+        elif vendor == "mysql":
+            messages += check_server_version(backend.db, where)
     messages += check_hooks(config.HOOKS, where)
     messages += check_worker_database(backend, where)
     messages += check_connection_budget(backend, where)
@@ -225,6 +228,31 @@ def check_hooks(paths: tuple[str, ...], where: str) -> list[checks.CheckMessage]
                 )
             )
     return messages
+
+
+def check_server_version(alias: str, where: str) -> list[checks.CheckMessage]:
+    """E018: a MariaDB or MySQL server without ``SKIP LOCKED`` is refused.
+
+    Only the server knows its version, so this connects; ``check`` also runs
+    where the database is not reachable (a build step, an image without its
+    server), and there it says nothing rather than fail the build: the
+    worker's own ``check`` at start, connected, refuses the server.
+    """
+    connection = connections[alias]
+    try:
+        problem = server_too_old(connection)
+    except DatabaseError:
+        return []
+    if problem is None:
+        return []
+    return [
+        checks.Error(
+            f"{where}: {problem}",
+            hint="Upgrade the server, or keep the jobs in another database "
+            "with OPTIONS['DATABASE'].",
+            id="django_jobs.E018",
+        )
+    ]
 
 
 def check_worker_database(backend: JobsBackend, where: str) -> list:
