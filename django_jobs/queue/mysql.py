@@ -53,17 +53,24 @@ def error_number(exc: BaseException) -> int | None:
     return args[0] if args and isinstance(args[0], int) else None
 
 
-def retry_deadlocks[T](connection, work: Callable[[], T]) -> T:
-    """``work()`` in a transaction of its own, run again if it met a deadlock.
+def retry_deadlocks[T](
+    connection, work: Callable[[], T], *, transaction_of_its_own: bool = True
+) -> T:
+    """``work()``, run again if it met a deadlock.
 
-    Inside a caller's transaction there is nothing to run again (the server
-    rolled the caller's whole transaction back): ``work`` runs once, in it.
+    ``work`` runs in a transaction of its own, or, without
+    ``transaction_of_its_own``, in autocommit (one statement, which the
+    server undid alone). Inside a caller's transaction there is nothing to
+    run again (the server rolled the caller's whole transaction back):
+    ``work`` runs once, in it, and the error is the caller's.
     """
     global deadlocks_retried
     if connection.in_atomic_block:
         return work()
     for attempt in range(1, DEADLOCK_TRIES + 1):
         try:
+            if not transaction_of_its_own:
+                return work()
             with transaction.atomic(using=connection.alias):
                 return work()
         except OperationalError as exc:
@@ -144,20 +151,27 @@ def insert(connection, sql: str, rows: list[list[Any]], keys: list[str]) -> list
     group = sql[sql.index(" VALUES ") + len(" VALUES ") :]
     if len(rows) > 1 and consecutive and not any(keys):
         many = sql + ", " + ", ".join([group] * (len(rows) - 1))
-        with connection.cursor() as cursor:
-            cursor.execute(many, [value for row in rows for value in row])
-            first = cursor.lastrowid
+        first = _insert_one(connection, many, [value for row in rows for value in row])
         return [(first + n * step, "") for n in range(len(rows))]
     written = []
     for row, key in zip(rows, keys, strict=True):
         try:
-            with connection.cursor() as cursor:
-                cursor.execute(sql, row)
-                written.append((cursor.lastrowid, key))
+            written.append((_insert_one(connection, sql, row), key))
         except IntegrityError as exc:
             if error_number(exc) != DUPLICATE:
                 raise
     return written
+
+
+def _insert_one(connection, sql: str, params: Sequence[Any]) -> int:
+    """Run one INSERT (again if a deadlock undid it); the first id it wrote."""
+
+    def run() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.lastrowid
+
+    return retry_deadlocks(connection, run, transaction_of_its_own=False)
 
 
 def _autoinc(connection) -> tuple[int, bool]:
