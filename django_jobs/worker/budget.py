@@ -15,7 +15,10 @@ not this server's and are not counted.
 
 Growth is decided in one short transaction that serialises the growers: on
 PostgreSQL a transaction-level advisory lock, on SQLite the write lock (the
-transaction writes first). A worker whose row is silent past
+transaction writes first), on MariaDB/MySQL a named lock (``GET_LOCK``,
+held by the session, released when the transaction ends: MariaDB has no
+transaction-level advisory lock, and a row lock would need a row every
+worker shares). A worker whose row is silent past
 ``WORKER_TIMEOUT`` is not counted: it is presumed dead, and so are its
 connections. The budget covers every worker recorded in the database, of
 any backend: they share the server's connections.
@@ -29,8 +32,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.core.management.base import CommandError
+from django.db import DatabaseError, transaction
 from django.db import connections as databases
-from django.db import transaction
 from django.db.models import Count, F, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -43,6 +46,8 @@ from .options import WorkerOptions
 #: The key of the advisory lock growers take on PostgreSQL ("djobs" in
 #: ASCII); a one-key lock, apart from the listeners' two-key ones.
 SCALING_LOCK = 0x646A6F6273
+#: Seconds a MariaDB/MySQL grower waits for the named lock before giving up.
+LOCK_WAIT = 30
 
 
 def overhead(db: str) -> int:
@@ -152,6 +157,10 @@ class Budget:
             if connection.vendor == "postgresql":
                 with connection.cursor() as cursor:
                     cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SCALING_LOCK])
+            elif connection.vendor == "mysql":
+                with named_lock(connection):
+                    yield
+                return
             else:  # a write first takes SQLite's lock, whatever the mode
                 Worker.objects.using(self.db).filter(pk=self.worker_id).update(
                     connections=F("connections")
@@ -172,10 +181,31 @@ class Budget:
         return Fleet(workers=totals["n"], connections=totals["used"] or 0)
 
 
+@contextlib.contextmanager
+def named_lock(connection) -> Iterator[None]:
+    """MariaDB/MySQL: hold the budget's named lock (server-wide, so named
+    after the database) until the block ends."""
+    name = f"django_jobs_scaling:{connection.settings_dict['NAME']}"[:64]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT GET_LOCK(%s, %s)", [name, LOCK_WAIT])
+        if cursor.fetchone()[0] != 1:
+            raise DatabaseError(f"could not take the lock {name!r} in {LOCK_WAIT} s")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT RELEASE_LOCK(%s)", [name])
+
+
 def max_connections(db: str) -> int | None:
-    """The server's ``max_connections`` (PostgreSQL), less the slots kept for
-    superusers; None where it cannot be read."""
+    """The server's ``max_connections`` (PostgreSQL: less the slots kept for
+    superusers; MariaDB/MySQL keep theirs beyond it); None where it cannot
+    be read."""
     connection = databases[db]
+    if connection.vendor == "mysql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT @@max_connections")
+            return int(cursor.fetchone()[0])
     if connection.vendor != "postgresql":
         return None
     with connection.cursor() as cursor:

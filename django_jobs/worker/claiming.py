@@ -6,8 +6,14 @@ more, so that nothing waits in this worker that another worker could run.
 
 A worker that listens (PostgreSQL) is woken for the jobs it can take (see
 ``queue.wake``) and polls only as a safeguard, every
-``LISTEN_POLL_INTERVAL``; one that cannot listen polls every
-``--poll-interval``.
+``LISTEN_POLL_INTERVAL``. One that cannot listen (MariaDB/MySQL, SQLite)
+polls: every ``FAST_POLL`` seconds right after a claim found jobs (more may
+follow: a job enqueued in another process cannot wake it), doubling after
+each claim that found none, up to ``--poll-interval`` once the queue has
+been empty for a while. An idle worker then costs one claim per
+``--poll-interval`` (about as many statements as a listening worker's
+safeguards and heartbeats), and ``--poll-interval`` bounds its
+enqueue-to-start latency; a busy one starts jobs within ``FAST_POLL``.
 
 A claim that failed on an open connection is in doubt: it may have been
 committed (``queue.release_claim`` says how and why its jobs go back). The
@@ -37,6 +43,9 @@ from .shutdown import Shutdown
 logger = logging.getLogger("django_jobs.worker")
 
 DB_RETRY_DELAY = 1.0
+#: Seconds between the polls of a worker that cannot listen, right after a
+#: claim found jobs; doubled after each empty claim up to --poll-interval.
+FAST_POLL = 0.05
 
 
 class Claimer:
@@ -82,6 +91,8 @@ class Claimer:
         self.idle_and_empty = False
         #: The tokens of claims that failed but may have been committed.
         self.in_doubt: list[str] = []
+        #: Claims in a row that found no job (the poll's backoff).
+        self.empty_claims = 0
 
     # When
 
@@ -107,7 +118,8 @@ class Claimer:
     def poll_interval(self) -> float:
         if self.listening():
             return self.options.config.LISTEN_POLL_INTERVAL
-        return self.options.poll_interval
+        fast = FAST_POLL * 2 ** min(self.empty_claims, 30)
+        return min(self.options.poll_interval, fast)
 
     def room(self) -> int:
         """How many more jobs this worker would take now (for its row)."""
@@ -273,6 +285,7 @@ class Claimer:
         jobs = self.not_in_hand(jobs)
         self.claimed_total += len(jobs)
         room = limit - len(jobs)
+        self.empty_claims = 0 if jobs else self.empty_claims + 1
         if len(jobs) < limit:
             self.wake = False
             self.next_poll = clock + self.poll_interval()

@@ -164,8 +164,11 @@ class Registry(Duty):
             "me": self.worker_id,
             "backend": self.backend,
         }
-        if connections[self.db].vendor == "postgresql":
+        vendor = connections[self.db].vendor
+        if vendor == "postgresql":
             alive, leads, self.limited_queues = self._beat_postgresql(values)
+        elif vendor == "mysql":
+            alive, leads, self.limited_queues = self._beat_mysql(values)
         else:
             alive, leads, self.limited_queues = self._beat(values)
         self.room_written = values["room"] if alive else None
@@ -191,6 +194,28 @@ class Registry(Duty):
             cursor.execute(HEARTBEAT, values)
             alive, leads, limited = cursor.fetchone()
         return bool(alive), bool(leads), sorted(limited)
+
+    def _beat_mysql(self, values: dict) -> tuple[bool, bool, list[str]]:
+        """Three autocommit statements, no transaction: MariaDB has no
+        data-modifying CTE nor RETURNING on UPDATE, and a transaction would
+        add its own statements to every idle worker's beat."""
+        connection = connections[self.db]
+        adapt = connection.ops.adapt_datetimefield_value
+        params = {
+            **values,
+            "now": adapt(values["now"]),
+            "until": adapt(values["until"]),
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(MYSQL_BEAT, params)
+            alive = cursor.rowcount > 0  # matched rows (Django's FOUND_ROWS)
+            if alive:
+                cursor.execute(MYSQL_LEASE, params)
+            cursor.execute(MYSQL_READ, params)
+            rows = cursor.fetchall()
+        leads = alive and (self.worker_id, 1) in rows
+        limited = sorted(name for name, kind in rows if kind == 0)
+        return alive, leads, limited
 
     def _beat(self, values: dict) -> tuple[bool, bool, list[str]]:
         with transaction.atomic(using=self.db):
@@ -287,6 +312,33 @@ SELECT
           AND (max_concurrency IS NOT NULL OR rate_limit IS NOT NULL
                OR key_concurrency IS NOT NULL OR key_rate_limit IS NOT NULL)
     )
+"""
+
+
+# MariaDB/MySQL (format parameters by name, as mysqlclient takes them). The
+# upsert takes the lease only from its holder or once it expired: the second
+# assignment sees the first's result (MySQL assigns left to right), so the
+# expiry moves only if the holder is now this worker. Read back in the same
+# statement as the limited queues (kind 1: the lease's holder).
+MYSQL_BEAT = """
+UPDATE django_jobs_worker
+SET last_heartbeat = %(now)s, jobs_in_hand = %(hand)s, room = %(room)s
+WHERE id = %(me)s
+"""
+MYSQL_LEASE = """
+INSERT INTO django_jobs_lease (name, holder, expires_at)
+VALUES (%(backend)s, %(me)s, %(until)s)
+ON DUPLICATE KEY UPDATE
+    holder = IF(holder = %(me)s OR expires_at < %(now)s, %(me)s, holder),
+    expires_at = IF(holder = %(me)s, %(until)s, expires_at)
+"""
+MYSQL_READ = """
+SELECT name, 0 FROM django_jobs_queue
+WHERE backend = %(backend)s
+  AND (max_concurrency IS NOT NULL OR rate_limit IS NOT NULL
+       OR key_concurrency IS NOT NULL OR key_rate_limit IS NOT NULL)
+UNION ALL
+SELECT holder, 1 FROM django_jobs_lease WHERE name = %(backend)s
 """
 
 
