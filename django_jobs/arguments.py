@@ -23,6 +23,12 @@ _fits: dict[tuple[Callable[..., Any], int, frozenset[str]], bool] = {}
 #: recurse, and a few thousand levels would break them.
 MAX_DEPTH = 100
 
+#: MariaDB's limit instead: its ``JSON_VALID``, the CHECK on each JSON column
+#: there, refuses a document nested 32 deep, and the outermost list of
+#: ``args`` (or dict of ``kwargs``) counts as one level. MySQL 8's limit is
+#: 100, as ours.
+MARIADB_MAX_DEPTH = 31
+
 #: Integers must be printable by ``json.dumps`` (Python refuses more than
 #: 4,300 digits by default).
 _INT_DIGITS = 4000
@@ -158,9 +164,23 @@ def _integer(value: int, path: str, where: str) -> int:
 
 
 def _check_depth(depth: int, path: str, where: str) -> None:
-    if depth > MAX_DEPTH:
+    if depth > MARIADB_MAX_DEPTH and depth > (limit := max_depth()):
         top = where.partition("[")[0]  # the whole path would be MAX_DEPTH long
-        raise _not_json(path, top, f"it nests deeper than {MAX_DEPTH} lists and dicts")
+        raise _not_json(path, top, f"it nests deeper than {limit} lists and dicts")
+
+
+def max_depth(using: str | None = None) -> int:
+    """How deeply JSON may nest in the jobs' database (``using``, or as the
+    routers say): ``MAX_DEPTH``, or MariaDB's lower limit there, so that deep
+    data is refused with the same clear error rather than by a CHECK."""
+    from django.db import connections, router
+
+    from .models import Job
+
+    connection = connections[using or router.db_for_write(Job)]
+    if connection.vendor == "mysql" and connection.mysql_is_mariadb:
+        return MARIADB_MAX_DEPTH
+    return MAX_DEPTH
 
 
 def storable_text(text: str) -> str:

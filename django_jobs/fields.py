@@ -39,8 +39,11 @@ def readable_time_sql(vendor: str, sql: str) -> tuple[str, int]:
 
     PostgreSQL stores ``infinity`` and ``-infinity``, which Python's datetime
     cannot hold; SQLite stores any text, and Django's reader fails on text
-    that is not a date. Both read as NULL instead. Returns the SQL and how
-    many times it repeats ``sql`` (its parameters repeat as often).
+    that is not a date; MariaDB and MySQL store zero dates (``'0000-00-00'``,
+    whenever ``sql_mode`` lacks ``NO_ZERO_DATE``), impossible ones
+    (``'2024-02-30'``, under ``ALLOW_INVALID_DATES``) and the year 0, none
+    of which Python can hold. All read as NULL instead. Returns the SQL and
+    how many times it repeats ``sql`` (its parameters repeat as often).
     """
     if vendor == "postgresql":
         return f"CASE WHEN isfinite({sql}) THEN {sql} END", 2
@@ -48,6 +51,10 @@ def readable_time_sql(vendor: str, sql: str) -> tuple[str, int]:
         # date() normalises impossible dates (Feb 30 -> Mar 2) and returns
         # NULL for text that is no date: either way it differs from the text.
         return f"CASE WHEN date({sql}) = substr({sql}, 1, 10) THEN {sql} END", 3
+    if vendor == "mysql":
+        # Date arithmetic on a zero, impossible or year-0 date is NULL (with a
+        # warning, never an error in a SELECT, whatever the sql_mode).
+        return f"CASE WHEN {sql} + INTERVAL 0 DAY IS NOT NULL THEN {sql} END", 2
     return sql, 1
 
 
