@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .driver import Config, Soak
+from .instance import INSTANCES
 from .kinds import KINDS, parse_kinds
 
 
@@ -45,6 +46,12 @@ def parse(argv: list[str]) -> Config:
         default=90.0,
         help="seconds the workers get to finish every job after the chaos (default 90)",
     )
+    parser.add_argument(
+        "--database",
+        choices=sorted(INSTANCES),
+        default="postgresql",
+        help="the private database the soak starts (default postgresql)",
+    )
     parser.add_argument("--no-chaos", action="store_true", help="a baseline: no faults")
     parser.add_argument(
         "--run-dir", type=Path, help="where logs go (default: a temp dir)"
@@ -67,6 +74,7 @@ def parse(argv: list[str]) -> Config:
         settle=args.settle,
         chaos=not args.no_chaos,
         run_dir=args.run_dir,
+        database=args.database,
     )
 
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import procs
-from .instance import Monitor, PrivatePostgres
+from .instance import Monitor, PrivateMariaDB, PrivatePostgres
 from .timing import OPTIONS
 from .workers import SHUTDOWN_TIMEOUT, Slot, Workers, processes_of
 
@@ -46,6 +46,10 @@ BUSY_RUNS = """
     WHERE s.event = 'start' AND s.at > clock_timestamp() - interval '3 seconds'
       AND NOT EXISTS (SELECT 1 FROM soak_row d WHERE d.run = s.run AND d.event = 'done')
 """
+#: The same on MariaDB (its TIMESTAMP column holds the row's time to the microsecond).
+BUSY_RUNS_MYSQL = BUSY_RUNS.replace(
+    "clock_timestamp() - interval '3 seconds'", "NOW(6) - INTERVAL 3 SECOND"
+)
 
 
 @dataclass
@@ -65,7 +69,7 @@ class Chaos:
     def __init__(
         self,
         workers: Workers,
-        instance: PrivatePostgres,
+        instance: PrivatePostgres | PrivateMariaDB,
         rng: random.Random,
         log: Path,
         interval: float,
@@ -80,6 +84,7 @@ class Chaos:
         self.deck: list[str] = []
         self.next_at = time.time() + self.pause()
         self.stopped: dict[int, tuple[Event, list[procs.Proc]]] = {}
+        self.busy_runs = BUSY_RUNS_MYSQL if instance.vendor == "mysql" else BUSY_RUNS
 
     def pause(self) -> float:
         return self.rng.uniform(0.5, 1.5) * self.interval
@@ -125,7 +130,7 @@ class Chaos:
     def pick_busy(self) -> tuple[Slot, procs.Proc] | None:
         """Like ``pick``, among the workers with a run in flight if the
         database names any (a stop then has something to drain)."""
-        rows = self.monitor.query(BUSY_RUNS) or []
+        rows = self.monitor.query(self.busy_runs) or []
         busy = {f"{sup}@{sup_start}" for *_, sup, sup_start in rows}
         candidates = [
             (s, sup)
@@ -180,7 +185,8 @@ class Chaos:
             if (sup := s.supervisor())
         }
         busy = []
-        for pid, pid_start, _, _, sup, sup_start in self.monitor.query(BUSY_RUNS) or []:
+        rows = self.monitor.query(self.busy_runs) or []
+        for pid, pid_start, _, _, sup, sup_start in rows:
             if f"{sup}@{sup_start}" in live:
                 child = procs.stat(pid)
                 if child is not None and child.start == pid_start:
@@ -284,19 +290,17 @@ class Chaos:
         self.record(event)
 
     def terminate_connections(self, now: float) -> Event | None:
-        """pg_terminate_backend for one worker's connections, or every worker's."""
+        """End one worker's connections, or every worker's (the supervisors'):
+        pg_terminate_backend on PostgreSQL, KILL CONNECTION on MariaDB."""
         live = [(s, sup) for s in self.workers.live() if (sup := s.supervisor())]
         if not live:
             return None
         chosen = live if self.rng.random() < 0.3 else [self.rng.choice(live)]
-        names = [f"soak-{sup.pid}" for _, sup in chosen]
         event = Event("terminate_connections", time.time())
         if len(chosen) == 1:
             event.slot, event.worker = chosen[0][0].index, chosen[0][1].identity
-        rows = self.monitor.query(
-            "SELECT pg_terminate_backend(pid), application_name FROM pg_stat_activity "
-            "WHERE application_name = ANY(%s)",
-            [names],
+        rows = self.instance.terminate_connections(
+            self.monitor, [sup.pid for _, sup in chosen]
         )
         if rows is None:
             return None
@@ -306,8 +310,9 @@ class Chaos:
         return event
 
     def restart_database(self, now: float) -> Event:
-        """Stop PostgreSQL (fast or immediate), keep it down a moment, start it."""
-        mode = self.rng.choice(["fast", "immediate"])
+        """Stop the database (PostgreSQL: fast or immediate; MariaDB: a clean
+        shutdown or SIGKILL), keep it down a moment, start it."""
+        mode = self.rng.choice(list(self.instance.stop_modes))
         down = self.rng.uniform(0.2, 2.0)
         event = Event("restart_database", time.time(), detail=f"-m {mode}")
         self.monitor.close()

@@ -1,6 +1,7 @@
 """One soak, start to end: instance, workers, feed, chaos, settle, report.
 
-The phases: create the private PostgreSQL and migrate it; start the workers;
+The phases: create the private database (PostgreSQL, or MariaDB with
+``--database mariadb``) and migrate it; start the workers;
 for ``minutes``, feed jobs at a steady rate (the whole lot within the first
 70% of the time, so that the chaos meets jobs of every kind) while the chaos
 loop acts; then stop the chaos, resume stopped workers and let the workers
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from . import kinds as soak_kinds
 from .chaos import STOP_MARGIN, Chaos
-from .instance import Monitor, PrivatePostgres
+from .instance import INSTANCES, Monitor, PrivateMariaDB, PrivatePostgres
 from .timing import OPTIONS
 from .workers import ROOT, SHUTDOWN_TIMEOUT, Workers
 
@@ -42,6 +43,19 @@ SOAK_TABLE = """
         at timestamptz NOT NULL DEFAULT clock_timestamp(),
         PRIMARY KEY (run, event, seq)
     )
+"""
+#: The same on MariaDB: keys of bounded length, a microsecond stamp of the
+#: insert (CURRENT_TIMESTAMP(6) is the statement's time: each row is its own
+#: autocommitted statement).
+SOAK_TABLE_MYSQL = """
+    CREATE TABLE soak_row (
+        run varchar(64) NOT NULL, event varchar(16) NOT NULL, seq integer NOT NULL,
+        job_id bigint NOT NULL, kind varchar(64) NOT NULL, attempt integer NOT NULL,
+        pid integer, pid_start bigint, ppid integer, ppid_start bigint,
+        sup integer, sup_start bigint,
+        at timestamp(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+        PRIMARY KEY (run, event, seq)
+    ) ENGINE=InnoDB
 """
 COUNTS = "SELECT state, count(*) FROM django_jobs_job GROUP BY state"
 RUNNING_WORKFLOWS = "SELECT count(*) FROM django_jobs_workflow WHERE state = 'running'"
@@ -64,6 +78,8 @@ class Config:
     chaos: bool = True
     run_dir: Path | None = None
     keep: bool = False
+    #: Which private database the soak starts: "postgresql" or "mariadb".
+    database: str = "postgresql"
 
 
 class Feeder:
@@ -137,7 +153,7 @@ def arguments(kind: str, key: int, rng: random.Random) -> list:
     return [key]
 
 
-def prepare_django(instance: PrivatePostgres) -> None:
+def prepare_django(instance: PrivatePostgres | PrivateMariaDB) -> None:
     """Configure Django on the instance, migrate it, create the soak table."""
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.soak.settings"
     os.environ["DATABASE_URL"] = instance.url
@@ -148,7 +164,9 @@ def prepare_django(instance: PrivatePostgres) -> None:
     django.setup()
     call_command("migrate", verbosity=0)
     with instance.connect() as connection:
-        connection.execute(SOAK_TABLE)
+        connection.execute(
+            SOAK_TABLE_MYSQL if instance.vendor == "mysql" else SOAK_TABLE
+        )
 
 
 def counts(monitor: Monitor) -> dict[str, int] | None:
@@ -186,8 +204,8 @@ class Soak:
 
         previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
-            with PrivatePostgres() as instance:
-                self.say(f"PostgreSQL {instance.url} in {instance.root}")
+            with INSTANCES[self.config.database]() as instance:
+                self.say(f"{instance.name} {instance.url} in {instance.root}")
                 instance.create()
                 prepare_django(instance)
                 self.monitor = Monitor(instance)

@@ -49,6 +49,12 @@ STEPS = """
            blocked_by_id, runs_anyway, return_value
     FROM django_jobs_job WHERE workflow_id IS NOT NULL ORDER BY id
 """
+#: The same on MariaDB (Django's DATETIME columns hold UTC; the session is UTC).
+STEPS_MYSQL = STEPS
+for _column in ("started_at", "finished_at"):
+    STEPS_MYSQL = STEPS_MYSQL.replace(
+        f"extract(epoch FROM {_column})::float8", f"UNIX_TIMESTAMP({_column}) + 0E0"
+    )
 EDGES = "SELECT upstream_id, downstream_id FROM django_jobs_dependency ORDER BY id"
 ENDED = ("done", "buried")
 #: What a worker logs when its rescuer recounted waiting jobs (the net).

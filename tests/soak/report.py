@@ -24,7 +24,7 @@ from .workers import AUTOSCALING_SLOT, size
 if TYPE_CHECKING:
     from .chaos import Chaos
     from .driver import Feeder, Soak
-    from .instance import PrivatePostgres
+    from .instance import PrivateMariaDB, PrivatePostgres
     from .workers import Workers
 
 JOBS = """
@@ -36,6 +36,8 @@ ROWS = """
            sup, sup_start, extract(epoch FROM at)::float8
     FROM soak_row
 """
+#: The same on MariaDB (its session in UTC, see instance.PrivateMariaDB).
+ROWS_MYSQL = ROWS.replace("extract(epoch FROM at)::float8", "UNIX_TIMESTAMP(at) + 0E0")
 Row = tuple[str, object, str]
 
 
@@ -47,19 +49,27 @@ class Report:
 
 def build_report(
     soak: Soak,
-    instance: PrivatePostgres,
+    instance: PrivatePostgres | PrivateMariaDB,
     workers: Workers,
     chaos: Chaos,
     feeder: Feeder,
 ) -> Report:
     """Read the data, compute the figures, write them down."""
+    mysql = instance.vendor == "mysql"
     with instance.connect() as connection:
-        rows = connection.execute(ROWS).fetchall()
+        rows = connection.execute(ROWS_MYSQL if mysql else ROWS).fetchall()
         job_rows = connection.execute(JOBS).fetchall()
         checkpoints = connection.execute(touches.CHECKPOINTS).fetchall()
         flows = connection.execute(graphs.FLOWS).fetchall()
-        steps = connection.execute(graphs.STEPS).fetchall()
+        steps = connection.execute(graphs.STEPS_MYSQL if mysql else graphs.STEPS)
+        steps = steps.fetchall()
         edges = connection.execute(graphs.EDGES).fetchall()
+    if mysql:
+        # MariaDB hands JSON columns back as text, and booleans as integers.
+        rows = [tuple(row) for row in rows]
+        job_rows = decoded(job_rows, [6])
+        checkpoints = decoded(checkpoints, [2, 3])
+        steps = [(*row[:8], bool(row[8]), row[9]) for row in decoded(steps, [9])]
     keep(soak.run_dir / "soak_rows.jsonl", rows)
     keep(soak.run_dir / "jobs.jsonl", job_rows)
     keep(soak.run_dir / "workflows.jsonl", flows)
@@ -75,6 +85,17 @@ def build_report(
     findings.planned = graph.planned
     writer = Writer(findings, soak, feeder, checkpoints, graph)
     return Report(writer.text(), passed=not any(writer.gate().values()))
+
+
+def decoded(rows: list[tuple], columns: list[int]) -> list[tuple]:
+    """Rows with the JSON text of these columns parsed, as psycopg gives them."""
+    return [
+        tuple(
+            json.loads(value) if i in columns and isinstance(value, str) else value
+            for i, value in enumerate(row)
+        )
+        for row in rows
+    ]
 
 
 def keep(path: Path, rows: list[tuple]) -> None:

@@ -1,5 +1,5 @@
 """Settings of a soak's workers and driver: the test project on the private
-PostgreSQL that the driver started (its URL in ``DATABASE_URL``).
+PostgreSQL or MariaDB that the driver started (its URL in ``DATABASE_URL``).
 
 The backend's OPTIONS are in ``timing.py``. Each process names its database
 connections ``soak-<pid>``, so that the chaos loop can find (and terminate)
@@ -13,14 +13,23 @@ from testproject.settings import DATABASES, INSTALLED_APPS
 
 from .timing import OPTIONS
 
-if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-    raise RuntimeError("the soak runs on PostgreSQL: set DATABASE_URL=postgres://...")
+ENGINE = DATABASES["default"]["ENGINE"]
+if ENGINE not in ("django.db.backends.postgresql", "django.db.backends.mysql"):
+    raise RuntimeError(
+        "the soak runs on PostgreSQL or MariaDB: set DATABASE_URL=postgres://... "
+        "or mysql://..."
+    )
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.soak"]
 
-DATABASES["default"].setdefault("OPTIONS", {}).update(
-    {"application_name": f"soak-{os.getpid()}", "connect_timeout": 2}
-)
+if ENGINE == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"application_name": f"soak-{os.getpid()}", "connect_timeout": 2}
+    )
+else:
+    # MariaDB names no connection: the chaos finds a process's connections
+    # by their client ports (instance.tcp_ports).
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"connect_timeout": 2})
 
 TASKS = {
     "default": {

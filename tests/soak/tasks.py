@@ -3,11 +3,11 @@
 A run writes "start" when it begins, "tick" every quarter second while it
 sleeps (so a run killed mid-sleep still shows how long it lived), and "done"
 when its work is finished and it is about to return: the soak's notion of
-the job's work having committed. Rows go through a psycopg connection of the
-run's own, in autocommit, never through the worker, so they survive whatever
-the worker records. Each row carries the run's process chain (child, fork
-server, supervisor) as "pid@start" identities, which the report matches
-against the chaos actions.
+the job's work having committed. Rows go through a connection of the run's
+own (psycopg, or MySQLdb on MariaDB), in autocommit, never through the
+worker, so they survive whatever the worker records. Each row carries the
+run's process chain (child, fork server, supervisor) as "pid@start"
+identities, which the report matches against the chaos actions.
 
 Writes are idempotent (a run id and a sequence number are the key), so a
 write whose commit is in doubt after a lost connection is simply retried.
@@ -25,6 +25,11 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
+
+try:
+    import MySQLdb
+except ImportError:  # only the MariaDB soak needs it
+    MySQLdb = None
 
 from django_jobs.compat import task
 
@@ -47,6 +52,9 @@ INSERT = """
     VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
     ON CONFLICT DO NOTHING
 """
+INSERT_MYSQL = INSERT.replace("INSERT INTO", "INSERT IGNORE INTO").replace(
+    "ON CONFLICT DO NOTHING", ""
+)
 TICK = 0.25  # seconds between two "tick" rows of a sleeping run
 #: Seconds between two touches (or checkpoints) of a touch job.
 TOUCH_EVERY = 0.2
@@ -56,12 +64,34 @@ TOUCH_EVERY = 0.2
 TOUCH_PATIENCE = 30.0
 
 
+#: What a lost connection raises, on either database.
+LOST: tuple[type[Exception], ...] = (psycopg.OperationalError, psycopg.InterfaceError)
+MYSQL_ERRORS: tuple[type[Exception], ...] = ()
+if MySQLdb is not None:
+    LOST += (MySQLdb.OperationalError, MySQLdb.InterfaceError)
+    MYSQL_ERRORS = (MySQLdb.Error,)
+
+
 class SoakDatabaseDown(Exception):
     """The soak table could not be written in time: this attempt fails."""
 
 
+def on_mysql() -> bool:
+    return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.mysql"
+
+
 def connection_params() -> dict[str, Any]:
     db = settings.DATABASES["default"]
+    if on_mysql():
+        return {
+            "database": db["NAME"],
+            "user": db.get("USER") or "root",
+            "password": db.get("PASSWORD") or "",
+            "host": db.get("HOST") or "127.0.0.1",
+            "port": int(db.get("PORT") or 3306),
+            "connect_timeout": 2,
+            "autocommit": True,
+        }
     return {
         "dbname": db["NAME"],
         "user": db.get("USER") or "postgres",
@@ -95,17 +125,26 @@ class Run:
         row = [self.run, event, seq, self.job_id, self.kind, self.attempt, *self.chain]
         while True:
             try:
-                if self.connection is None or self.connection.closed:
-                    self.connection = psycopg.connect(**connection_params())
-                self.connection.execute(INSERT, row)
+                self.insert(row)
                 return
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            except LOST as exc:
                 self.close()
                 if time.monotonic() >= deadline:
                     raise SoakDatabaseDown(
                         f"soak: cannot write {event}: {exc}"
                     ) from exc
                 time.sleep(0.1)
+
+    def insert(self, row: list) -> None:
+        if on_mysql():
+            if self.connection is None:
+                self.connection = MySQLdb.connect(**connection_params())
+            with self.connection.cursor() as cursor:
+                cursor.execute(INSERT_MYSQL, row)
+            return
+        if self.connection is None or self.connection.closed:
+            self.connection = psycopg.connect(**connection_params())
+        self.connection.execute(INSERT, row)
 
     def sleep(self, seconds: float) -> None:
         """Sleep, leaving a "tick" row every TICK seconds (best effort)."""
@@ -123,7 +162,7 @@ class Run:
 
     def close(self) -> None:
         if self.connection is not None:
-            with contextlib.suppress(psycopg.Error):
+            with contextlib.suppress(psycopg.Error, *MYSQL_ERRORS):
                 self.connection.close()
             self.connection = None
 
