@@ -39,6 +39,7 @@ from ..exceptions import InvalidDependency, UpstreamFailed, class_path
 from ..models import Dependency, Job
 from ..scope import After
 from ..states import UNFINISHED, State
+from . import mysql
 from . import sql as statements
 from .graph_sql import UNFINISHED_STATES, statement
 
@@ -250,22 +251,48 @@ def end_downstream(failed: Job | dict[str, Any], db: str) -> list[dict[str, Any]
     that run anyway."""
     root = failed["id"] if isinstance(failed, dict) else failed.pk
     connection = connections[db]
-    error = _upstream_error(root, db)
-    sql, params = statement(connection, "end", False).bind(
-        root=root,
-        waiting=State.WAITING.value,
-        buried=State.BURIED.value,
-        now=connection.ops.adapt_datetimefield_value(timezone.now()),
-        error=json.dumps(error),
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        ended = [
-            {"id": row[0], "workflow_id": row[1], "batch_id": row[2]}
-            for row in cursor.fetchall()
-        ]
+    values = {
+        "root": root,
+        "waiting": State.WAITING.value,
+        "buried": State.BURIED.value,
+        "now": connection.ops.adapt_datetimefield_value(timezone.now()),
+        "error": json.dumps(_upstream_error(root, db)),
+    }
+    if connection.vendor == "mysql":
+        ended = mysql.retry_deadlocks(connection, lambda: _end_locked(values, db))
+    else:
+        sql, params = statement(connection, "end", False).bind(**values)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            ended = [
+                {"id": row[0], "workflow_id": row[1], "batch_id": row[2]}
+                for row in cursor.fetchall()
+            ]
     count_down([root, *(row["id"] for row in ended)], db, anyway_only=True)
     return ended
+
+
+def _end_locked(values: dict[str, Any], db: str) -> list[dict[str, Any]]:
+    """``end`` on MariaDB and MySQL, which cannot update in a WITH clause nor
+    return what an UPDATE wrote: lock the doomed jobs, bury them by id, read
+    them back, in one transaction."""
+    connection = connections[db]
+    with connection.cursor() as cursor:
+        sql, params = statement(connection, "doomed", False).bind(**values)
+        cursor.execute(sql, params)
+        ids = [row[0] for row in cursor.fetchall()]
+        if not ids:
+            return []
+        sql, params = statement(connection, "bury", False).bind(
+            ids=json.dumps(ids), **values
+        )
+        cursor.execute(sql, params)
+    return list(
+        Job.objects.using(db)
+        .filter(pk__in=ids)
+        .order_by("pk")
+        .values("id", "workflow_id", "batch_id")
+    )
 
 
 def wait_again(kicked: Sequence[int], db: str) -> list[int]:
