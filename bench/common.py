@@ -25,9 +25,23 @@ def setup_django() -> None:
 
 
 def create_database() -> None:
-    """CREATE DATABASE for the configured PostgreSQL NAME if it does not exist."""
-    import psycopg
+    """CREATE DATABASE for the configured NAME if it does not exist."""
     from django.db import connection
+
+    if connection.vendor == "mysql":
+        import MySQLdb
+
+        params = connection.get_connection_params()
+        name = params.pop("database", None) or params.pop("db")
+        admin = MySQLdb.connect(**params)
+        try:
+            admin.cursor().execute(
+                f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4"
+            )
+        finally:
+            admin.close()
+        return
+    import psycopg
 
     params = connection.get_connection_params()
     name = params.pop("dbname")
@@ -40,10 +54,21 @@ def create_database() -> None:
             admin.execute(f'CREATE DATABASE "{name}"')
 
 
+TRUNCATED = ("django_jobs_job", "django_jobs_dependency", "django_jobs_workflow")
+
+
 def truncate_jobs() -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
+        if connection.vendor == "mysql":
+            # One table per TRUNCATE, and InnoDB refuses to truncate a table
+            # that a foreign key references unless the checks are off.
+            cursor.execute("SET FOREIGN_KEY_CHECKS = 0")
+            for table in TRUNCATED:
+                cursor.execute(f"TRUNCATE {table}")
+            cursor.execute("SET FOREIGN_KEY_CHECKS = 1")
+            return
         cursor.execute(
             "TRUNCATE django_jobs_job, django_jobs_dependency, django_jobs_workflow"
             " RESTART IDENTITY"

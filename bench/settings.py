@@ -54,3 +54,19 @@ LOGGING = {
         "django_jobs.job": {"handlers": ["stderr"], "level": "WARNING"},
     },
 }
+# bench/databases.py's statement count: with DEBUG on, every process of a
+# worker (the children inherit the handler at fork) appends one short line
+# per statement Django sends (its SQL's repr, so one line),
+# BEGIN/COMMIT/ROLLBACK included.
+if os.environ.get("BENCH_STATEMENT_LOG"):
+    LOGGING["formatters"] = {"statement": {"format": "%(process)d %(sql).40r"}}
+    LOGGING["handlers"]["statements"] = {
+        "class": "logging.FileHandler",
+        "filename": os.environ["BENCH_STATEMENT_LOG"],
+        "formatter": "statement",
+    }
+    LOGGING["loggers"]["django.db.backends"] = {
+        "handlers": ["statements"],
+        "level": "DEBUG",
+        "propagate": False,
+    }
