@@ -4,7 +4,10 @@ On PostgreSQL, once the key rows are locked, the rest of the claim is one
 statement (``claim_keys``): one round trip, whatever the number of keys.
 SQLite runs one small statement per key instead: it has no LATERAL join,
 and serialises writers anyway; PostgreSQL does too while the jobs without a
-key have a turn (rarely: see ``queue.keys``).
+key have a turn (rarely: see ``queue.keys``). So do MariaDB and MySQL, which
+have no data-modifying CTE nor UPDATE ... RETURNING: each key's picks are
+locked (``SKIP LOCKED``), then reserved by id and read back
+(``queue.mysql``).
 """
 
 from __future__ import annotations
@@ -48,8 +51,9 @@ def _order(connection) -> str:
 
 
 def picks(connection, *, key: str, room: int, **values: Any) -> tuple[str, list]:
-    """SQLite: the ids of one key's due jobs (``""``: the jobs without a key),
-    in claim order, up to ``room``."""
+    """The ids of one key's due jobs (``""``: the jobs without a key), in
+    claim order, up to ``room``; locked, skipping those another transaction
+    holds, except on SQLite (which serialises writers)."""
     name = "unkeyed" if key == "" else "picks"
     qn = connection.ops.quote_name
 
@@ -58,7 +62,7 @@ def picks(connection, *, key: str, room: int, **values: Any) -> tuple[str, list]
         return (
             f"SELECT {qn('id')} FROM {qn(Job._meta.db_table)} WHERE {where}"
             f" ORDER BY {_order(c)} LIMIT %(room)s"
-            + (" FOR UPDATE SKIP LOCKED" if c.vendor == "postgresql" else "")
+            + (" FOR UPDATE SKIP LOCKED" if c.vendor != "sqlite" else "")
         )
 
     return _cached(connection, name, build).bind(key=key, room=room, **values)

@@ -33,7 +33,7 @@ from django.utils import timezone
 from ..models import Job, Queue, QueueKey
 from ..rates import window_start
 from ..states import State
-from . import key_sql
+from . import key_sql, mysql
 from . import sql as statements
 from .columns import jobs_from_rows
 from .guard import get_db
@@ -167,8 +167,9 @@ def _claim_in_one(connection, settings, turns, values, prepare) -> list[tuple]:
 
 
 def _claim_step_by_step(db, settings, turns, values, prepare) -> list[tuple]:
-    """The claim one statement at a time (SQLite, or the turn of the jobs
-    without a key): count, pick per key, deal, reserve, write the keys."""
+    """The claim one statement at a time (SQLite, MariaDB and MySQL, or the
+    turn of the jobs without a key): count, pick per key, deal, reserve,
+    write the keys."""
     connection = connections[db]
     running = _running(db, settings, turns)
     # The jobs start after they were counted: a job that ended before the
@@ -177,7 +178,8 @@ def _claim_step_by_step(db, settings, turns, values, prepare) -> list[tuple]:
     window = _window(settings, now)
     allowed = values["limit"]
     rooms = [room(turn, settings, allowed, running, window) for turn in turns]
-    values = {**values, "now": connection.ops.adapt_datetimefield_value(now)}
+    at = connection.ops.adapt_datetimefield_value(now)
+    values = {**values, "now": at, "started": now}
     rows = _reserve(connection, turns, rooms, values, prepare)
     taken = Counter(_keys_of(rows))
     looked = looked_at(turns, taken, allowed)
@@ -281,6 +283,16 @@ def _reserve(connection, turns, rooms, values, prepare) -> list[tuple]:
     dealt = deal(picked, values["limit"])
     if not dealt:
         return []
+    if connection.vendor == "mysql":  # the picks are locked: reserve, read back
+        ids = sorted(dealt)
+        mysql.reserve_ids(
+            connection,
+            ids,
+            now=values["started"],
+            token=values["token"],
+            worker_id=values["worker_id"],
+        )
+        return mysql.read_back(connection, ids, Job._meta.concrete_fields)
     sql, params = key_sql.claim_ids(connection, dealt, **values)
     return statements.fetch_all(connection, sql, params, prepare)
 
