@@ -16,9 +16,13 @@ flight at a stop of its worker is never excused.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from .chaos import GRACEFUL_STOPS, Event
 from .records import JobRecord, RunRecord
+
+#: Clock slack between the driver's stamp of a stop and the worker's of an error.
+SLACK = 0.2
 
 #: What a job's error says when the stop signal itself ended its run.
 DEATHS_BY_STOP = ("(SIGTERM)", "(SIGINT)", "the worker's fork server died")
@@ -40,7 +44,7 @@ def cut_short(jobs: list[JobRecord], events: list[Event]) -> list[CutShort]:
     for job in jobs:
         for run in job.runs:
             stop = next((e for e in stops if in_flight(run, e)), None)
-            if stop is not None and (error := death_by_stop(job, run)):
+            if stop is not None and (error := death_by_stop(job, run, stop.at)):
                 found.append(CutShort(job, run, stop, error))
     return found
 
@@ -55,14 +59,21 @@ def in_flight(run: RunRecord, stop: Event) -> bool:
     )
 
 
-def death_by_stop(job: JobRecord, run: RunRecord) -> str:
+def death_by_stop(job: JobRecord, run: RunRecord, since: float = 0.0) -> str:
     """The error of ``run``'s attempt that says a stop signal ended it, or "".
 
     Only errors its own worker recorded: a later run of the same attempt (the
     first was given back uncounted at the drain) may die on another worker of
-    another chaos action (a fork server killed)."""
+    another chaos action (a fork server killed). And only errors recorded at
+    or after the stop (``since``, less a little clock slack): a fork server
+    that a kill ended before the stop came says "the worker's fork server
+    died" too, and its worker, stopping already, may be the one the stop
+    picked."""
     for error in job.errors_of(run.attempt):
         if not recorded_by(error, run):
+            continue
+        at = error.get("at")
+        if at and datetime.fromisoformat(at).timestamp() < since - SLACK:
             continue
         text = str(error.get("traceback", ""))
         if any(mark in text for mark in DEATHS_BY_STOP):

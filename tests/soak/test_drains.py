@@ -73,3 +73,17 @@ def test_an_error_another_worker_recorded_is_not_the_stops():
     ours = dict(crashed("killed by signal 15 (SIGTERM)"), worker_id="h-100-abcd")
     assert cut_short([job(run(5.0), errors=[theirs])], [stop()]) == []
     assert len(cut_short([job(run(5.0), errors=[ours])], [stop()])) == 1
+
+
+def test_a_fork_server_killed_before_the_stop_is_not_the_stops():
+    """kill_fork_server ended the run (its error recorded at t=9.5); the
+    worker, stopping already, was then picked for a term_worker at t=10."""
+    from datetime import UTC, datetime
+
+    def at(seconds):
+        return datetime.fromtimestamp(seconds, UTC).isoformat()
+
+    before = dict(crashed("the worker's fork server died"), at=at(9.5))
+    after = dict(crashed("the worker's fork server died"), at=at(10.1))
+    assert cut_short([job(run(5.0), errors=[before])], [stop("term_worker")]) == []
+    assert len(cut_short([job(run(5.0), errors=[after])], [stop("term_worker")])) == 1
