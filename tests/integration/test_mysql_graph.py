@@ -8,6 +8,7 @@ the behaviour must be the same.
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 
 from django_jobs import queue
 from django_jobs.models import Dependency, Job
@@ -15,6 +16,7 @@ from django_jobs.queue import dependencies
 from django_jobs.testing import run_jobs
 from django_jobs.workflows import after
 from tests import workflow_tasks as w
+from tests.integration import test_workflow_races as races
 
 pytestmark = pytest.mark.django_db
 
@@ -119,3 +121,22 @@ def test_edges_keep_four_byte_names_and_long_ones():
         (names[0], 0),
         (names[1], 1),
     ]
+
+
+# The races of test_workflow_races.py (marked ``postgres``: SQLite has one
+# writer at a time), on MariaDB and MySQL: row locks hold the same way.
+on_mysql = pytest.mark.skipif(
+    connection.vendor != "mysql", reason="MariaDB's pass (PostgreSQL's: the original)"
+)
+
+
+@on_mysql
+@pytest.mark.django_db(transaction=True)
+def test_a_completion_that_waited_for_the_enqueue_releases_the_new_job():
+    races.test_a_completion_that_waited_for_the_enqueue_releases_the_new_job()
+
+
+@on_mysql
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_that_waited_for_the_enqueue_ends_the_new_job():
+    races.test_a_failure_that_waited_for_the_enqueue_ends_the_new_job()
