@@ -37,6 +37,9 @@ RETRY_MAX = 1.0
 #: that was demoted, reached before a failover completed (a multi-host setting
 #: that tried a read-only host, a proxy that kept its sessions).
 READ_ONLY = "25006"
+#: MariaDB/MySQL's: --read-only (or super_read_only) refuses the statement,
+#: or a read-only transaction does.
+MYSQL_READ_ONLY = {1290, 1792, 1836}
 
 
 def transient(exc: BaseException) -> bool:
@@ -47,7 +50,11 @@ def transient(exc: BaseException) -> bool:
     closed, the next one may reach the new primary."""
     if isinstance(exc, OperationalError | InterfaceError):
         return True
-    return isinstance(exc, DatabaseError) and sqlstate(exc) == READ_ONLY
+    if not isinstance(exc, DatabaseError):
+        return False
+    from ..queue.mysql import error_number
+
+    return sqlstate(exc) == READ_ONLY or error_number(exc) in MYSQL_READ_ONLY
 
 
 def first_line(exc: BaseException) -> str:

@@ -84,18 +84,19 @@ def supervisor_connection(db: str) -> Iterator[None]:
         connections[db].close()
 
 
-#: Seconds a worker waits for a PostgreSQL connection (unless OPTIONS say):
-#: libpq waits for ever, and a supervisor stuck connecting keeps nobody's
-#: deadlines.
+#: Seconds a worker waits for a PostgreSQL or MariaDB/MySQL connection
+#: (unless OPTIONS say): libpq waits for ever, and a supervisor stuck
+#: connecting keeps nobody's deadlines.
 CONNECT_TIMEOUT = 10
 
 
 @contextlib.contextmanager
 def connect_timeout(db: str) -> Iterator[None]:
-    """A connect timeout on ``db`` (PostgreSQL, unless its OPTIONS set one)
-    while the worker runs."""
+    """A connect timeout on ``db`` (PostgreSQL, MariaDB/MySQL: both drivers
+    take ``connect_timeout``; unless its OPTIONS set one) while the worker runs."""
     options = connections[db].settings_dict.setdefault("OPTIONS", {})
-    if connections[db].vendor != "postgresql" or "connect_timeout" in options:
+    vendor = connections[db].vendor
+    if vendor not in ("postgresql", "mysql") or "connect_timeout" in options:
         yield
         return
     options["connect_timeout"] = CONNECT_TIMEOUT
@@ -146,6 +147,10 @@ def check_database(db: str) -> None:
 def connection_pid(db: str) -> str:
     """The server process of the supervisor's connection, for the logs."""
     connection = connections[db]
-    if connection.vendor != "postgresql" or connection.connection is None:
+    if connection.connection is None:
+        return ""
+    if connection.vendor == "mysql":  # the server's thread (SHOW PROCESSLIST)
+        return f", database connection id {connection.connection.thread_id()}"
+    if connection.vendor != "postgresql":
         return ""
     return f", database connection pid {connection.connection.info.backend_pid}"
