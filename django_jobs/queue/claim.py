@@ -218,34 +218,50 @@ def _claim(
 
 
 def _claim_limited(db, worker_id, name, limit, backend, prepare, token) -> list[Job]:
-    """Claim from one limited queue within what its limits allow right now."""
-    now = timezone.now()
+    """Claim from one limited queue within what its limits allow right now.
+
+    On MariaDB and MySQL a deadlock rolls the claim's transaction back: when
+    the transaction is the claim's own, it runs again (``mysql``)."""
+    connection = connections[db]
+
+    def locked() -> list[Job]:
+        return _claim_under_lock(db, worker_id, name, limit, backend, prepare, token)
+
+    if connection.vendor == "mysql" and not connection.in_atomic_block:
+        return mysql.retry_deadlocks(connection, locked)
     with transaction.atomic(using=db):
-        settings, turns = lock_queue(db, backend, name, limit)
-        if settings is None or settings.paused:
-            return []
-        allowed = limit
-        if settings.max_concurrency is not None:
-            running = (
-                Job.objects.using(db)
-                .filter(backend=backend, queue=name, state=State.RESERVED)
-                .count()
-            )
-            allowed = min(allowed, settings.max_concurrency - running)
-        tokens = None
-        if settings.rate_limit:
-            tokens = refilled_tokens(settings, now)
-            allowed = min(allowed, math.floor(tokens))
-        if allowed <= 0:
-            jobs = []
-        elif settings.keyed:
-            jobs = claim_keyed(db, worker_id, settings, turns, allowed, prepare, token)
-        else:
-            jobs = _claim(db, worker_id, [name], allowed, backend, prepare, token=token)
-        if tokens is not None:
-            Queue.objects.using(db).filter(pk=settings.pk).update(
-                rate_tokens=tokens - len(jobs), rate_refilled_at=now
-            )
+        return locked()
+
+
+def _claim_under_lock(db, worker_id, name, limit, backend, prepare, token):
+    """``_claim_limited``'s work, in its transaction: lock the queue's row,
+    count, spend tokens, claim."""
+    now = timezone.now()
+    settings, turns = lock_queue(db, backend, name, limit)
+    if settings is None or settings.paused:
+        return []
+    allowed = limit
+    if settings.max_concurrency is not None:
+        running = (
+            Job.objects.using(db)
+            .filter(backend=backend, queue=name, state=State.RESERVED)
+            .count()
+        )
+        allowed = min(allowed, settings.max_concurrency - running)
+    tokens = None
+    if settings.rate_limit:
+        tokens = refilled_tokens(settings, now)
+        allowed = min(allowed, math.floor(tokens))
+    if allowed <= 0:
+        jobs = []
+    elif settings.keyed:
+        jobs = claim_keyed(db, worker_id, settings, turns, allowed, prepare, token)
+    else:
+        jobs = _claim(db, worker_id, [name], allowed, backend, prepare, token=token)
+    if tokens is not None:
+        Queue.objects.using(db).filter(pk=settings.pk).update(
+            rate_tokens=tokens - len(jobs), rate_refilled_at=now
+        )
     return jobs
 
 
