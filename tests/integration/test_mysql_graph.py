@@ -140,3 +140,23 @@ def test_a_completion_that_waited_for_the_enqueue_releases_the_new_job():
 @pytest.mark.django_db(transaction=True)
 def test_a_failure_that_waited_for_the_enqueue_ends_the_new_job():
     races.test_a_failure_that_waited_for_the_enqueue_ends_the_new_job()
+
+
+@on_mysql
+@pytest.mark.django_db(transaction=True)
+def test_a_fan_in_completed_from_four_threads_is_released_once():
+    ups = [w.crawl.enqueue(str(n)) for n in range(24)]
+    with after(*ups):
+        down = w.match.enqueue()
+    claimed = queue.claim(worker_id="w", limit=24)
+    assert len(claimed) == 24
+
+    def complete(jobs) -> None:
+        for job in jobs:
+            queue.complete(job.pk, token=job.claim_token, return_value=1)
+
+    threads = [races.in_thread(lambda n=n: complete(claimed[n::4])) for n in range(4)]
+    for thread in threads:
+        thread.join(30)
+    assert not any(thread.is_alive() for thread in threads)
+    assert (row(down).state, row(down).waiting_for) == ("ready", 0)
