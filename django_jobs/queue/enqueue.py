@@ -177,12 +177,7 @@ def _json_or_none(value: dict[str, str] | None) -> str | None:
 def _insert_rows(connection, shared: dict[str, Any], calls: list[tuple]) -> list[tuple]:
     try:
         if connection.vendor == "mysql":
-            bound = [
-                sql_insert.insert(connection, shared=shared, calls=[call])
-                for call in calls
-            ]
-            keys = [call[2] for call in calls]
-            return mysql.insert(connection, bound[0][0], [p for _, p in bound], keys)
+            return mysql.insert(connection, shared, calls)
         return statements.fetch_all(
             connection, *sql_insert.insert(connection, shared=shared, calls=calls)
         )

@@ -33,6 +33,7 @@ from django.db import IntegrityError, OperationalError, transaction
 
 from .. import states
 from ..models import Job, Queue
+from . import sql_insert
 from .columns import fields_named, returning
 
 logger = logging.getLogger("django_jobs.queue")
@@ -135,28 +136,29 @@ def update_returning(rows, values: dict[str, Any], names: Sequence[str]) -> list
 # Enqueue
 
 
-def insert(connection, sql: str, rows: list[list[Any]], keys: list[str]) -> list[tuple]:
-    """Write ``rows`` with the INSERT ``sql`` (one VALUES group per row);
-    return (id, unique key) of each row written.
+def insert(connection, shared: dict[str, Any], calls: list[tuple]) -> list[tuple]:
+    """Write the jobs of an enqueue (see ``sql_insert.insert``); return (id,
+    unique key) of each row written.
 
     A row that breaks a unique index (a unique job already unfinished, a
     schedule's tick already enqueued) is not written, and not an error:
     MariaDB and MySQL undo only the statement that failed, so the caller's
-    transaction goes on. Many rows take one statement, whose ids are
-    consecutive (InnoDB's ``innodb_autoinc_lock_mode`` 0 or 1: MariaDB's
-    default); rows with unique keys, or a server that interleaves ids
-    (mode 2, MySQL 8's default), take one statement each.
+    transaction goes on. Many jobs take one ``INSERT ... SELECT``, whose ids
+    are consecutive (InnoDB's ``innodb_autoinc_lock_mode`` 0 or 1, MariaDB's
+    default: the statement holds the table's id lock); jobs with unique
+    keys, or a server that interleaves ids (mode 2, MySQL 8's default),
+    take one statement each.
     """
     step, consecutive = _autoinc(connection)
-    group = sql[sql.index(" VALUES ") + len(" VALUES ") :]
-    if len(rows) > 1 and consecutive and not any(keys):
-        many = sql + ", " + ", ".join([group] * (len(rows) - 1))
-        first = _insert_one(connection, many, [value for row in rows for value in row])
-        return [(first + n * step, "") for n in range(len(rows))]
+    if len(calls) > 1 and consecutive and not any(call[2] for call in calls):
+        sql, params = sql_insert.insert(connection, shared=shared, calls=calls)
+        first = _insert_one(connection, sql, params)
+        return [(first + n * step, "") for n in range(len(calls))]
     written = []
-    for row, key in zip(rows, keys, strict=True):
+    for call in calls:
+        sql, params = sql_insert.insert(connection, shared=shared, calls=[call])
         try:
-            written.append((_insert_one(connection, sql, row), key))
+            written.append((_insert_one(connection, sql, params), call[2]))
         except IntegrityError as exc:
             if error_number(exc) != DUPLICATE:
                 raise

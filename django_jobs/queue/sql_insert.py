@@ -50,7 +50,7 @@ def insert(
     enqueued) is skipped, not an error; the statement returns the id and
     unique key of the rows it wrote.
     """
-    many = len(calls) > 1 and connection.vendor != "mysql"
+    many = len(calls) > 1
     key = (connection.vendor, many)
     statement = _inserts.get(key)
     if statement is None:
@@ -93,6 +93,14 @@ def _insert_sql(connection, many: bool) -> str:
             " FROM json_array_elements(%(calls)s::json) WITH ORDINALITY"
             " AS calls(call, n) ORDER BY n"
         )
+    elif connection.vendor == "mysql":
+        body = (
+            f"SELECT {shared}, calls.args, calls.kwargs, calls.unique_key,"
+            f" calls.limit_key, {constants} FROM JSON_TABLE(%(calls)s, '$[*]'"
+            " COLUMNS (n FOR ORDINALITY, args JSON PATH '$[0]',"
+            " kwargs JSON PATH '$[1]', unique_key VARCHAR(255) PATH '$[2]',"
+            " limit_key VARCHAR(255) PATH '$[3]')) AS calls ORDER BY calls.n"
+        )
     else:
         body = (
             f"SELECT {shared}, json_extract(value, '$[0]'),"
@@ -100,7 +108,7 @@ def _insert_sql(connection, many: bool) -> str:
             f" json_extract(value, '$[3]'), {constants}"
             " FROM json_each(%(calls)s) WHERE true ORDER BY key"
         )
-    if connection.vendor == "mysql":  # one row a time: see queue.mysql.insert
+    if connection.vendor == "mysql":  # what it wrote: see queue.mysql.insert
         return f"INSERT INTO {qn(Job._meta.db_table)} ({columns}) {body}"
     return (
         f"INSERT INTO {qn(Job._meta.db_table)} ({columns}) {body}"
