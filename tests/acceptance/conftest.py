@@ -28,10 +28,16 @@ def database_url() -> str:
     settings = connection.settings_dict
     if connection.vendor == "sqlite":
         return f"sqlite:///{settings['NAME']}"
-    user = settings.get("USER") or "postgres"
+    scheme, user, port = {
+        "postgresql": ("postgres", "postgres", 5432),
+        "mysql": ("mysql", "root", 3306),
+    }[connection.vendor]
+    user = settings.get("USER") or user
+    if settings.get("PASSWORD"):
+        user += f":{settings['PASSWORD']}"
     host = settings.get("HOST") or "127.0.0.1"
-    port = settings.get("PORT") or 5432
-    return f"postgres://{user}@{host}:{port}/{settings['NAME']}"
+    port = settings.get("PORT") or port
+    return f"{scheme}://{user}@{host}:{port}/{settings['NAME']}"
 
 
 class Worker:
