@@ -97,11 +97,30 @@ def forward(apps, schema_editor):
 
 
 def backward(apps, schema_editor):
+    """Drop what ``forward`` added (the indexes first: MariaDB keeps a column
+    that an index still names); the rebuilt indexes and collations stay,
+    as harmless as Django's own."""
     if schema_editor.connection.vendor != "mysql":
         return
     with schema_editor.connection.cursor() as cursor:
-        cursor.execute("DROP INDEX django_jobs_job_one_per_tick ON django_jobs_job")
-        cursor.execute("ALTER TABLE django_jobs_job DROP COLUMN unique_live")
+        cursor.execute(
+            "SELECT DISTINCT index_name FROM information_schema.statistics"
+            " WHERE table_schema = DATABASE() AND table_name = 'django_jobs_job'"
+        )
+        indexes = {name for (name,) in cursor.fetchall()}
+        for name in (
+            "django_jobs_job_unique_while_waiting",
+            "django_jobs_job_one_per_tick",
+        ):
+            if name in indexes:
+                cursor.execute(f"DROP INDEX {name} ON django_jobs_job")
+        cursor.execute(
+            "SELECT count(*) FROM information_schema.columns"
+            " WHERE table_schema = DATABASE() AND table_name = 'django_jobs_job'"
+            " AND column_name = 'unique_live'"
+        )
+        if cursor.fetchone()[0]:
+            cursor.execute("ALTER TABLE django_jobs_job DROP COLUMN unique_live")
 
 
 class Migration(migrations.Migration):
