@@ -17,6 +17,7 @@ from ..exceptions import (
 )
 from ..models import Job
 from ..states import State
+from . import mysql
 from .dependencies import end_downstream, wait_again
 from .sql import update_returning
 from .workflow_rows import reopen, settle_workflows
@@ -89,8 +90,17 @@ def change(
     if unless_moved is not None:
         rows = rows.filter(unless_moved)
     if operation in states.FINISHING or operation == "kick":
-        with transaction.atomic(using=db):  # with what it does to a workflow
-            changed = _write(operation, rows, values, returning, db)
+        connection = transaction.get_connection(db)
+
+        def write() -> Changed:
+            return _write(operation, rows, values, returning, db)
+
+        if connection.vendor == "mysql" and not connection.in_atomic_block:
+            # with what it does to a workflow, run again after a deadlock
+            changed = mysql.retry_deadlocks(connection, write)
+        else:
+            with transaction.atomic(using=db):  # with what it does to a workflow
+                changed = write()
         settle_workflows(changed.workflows, using=db)
     else:
         changed = _write(operation, rows, values, returning, db)

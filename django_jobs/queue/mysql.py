@@ -119,18 +119,50 @@ def read_back(connection, ids: Sequence[int], fields) -> list[tuple]:
 
 def update_returning(rows, values: dict[str, Any], names: Sequence[str]) -> list[list]:
     """Lock the rows of ``rows`` (in id order, so that two writers lock them
-    alike), write ``values`` to them, and read back ``names``."""
+    alike), write ``values`` to them, and read back ``names``.
+
+    The rows are locked by primary key (``lock_matching``): a locking read
+    that scanned the guard's index would wait on every row another
+    transaction holds in its range, matching or not (MariaDB's ``FOR
+    UPDATE`` reads no last committed version, as its ``UPDATE`` does), and a
+    paused holder of an unrelated job would stall the write."""
     connection = transaction.get_connection(rows.db)
     fields = fields_named(tuple(names))
 
     def write() -> list[tuple]:
-        ids = list(rows.select_for_update().order_by("pk").values_list("pk", flat=True))
+        ids = lock_matching(rows)
         if not ids:
             return []
         Job.objects.using(rows.db).filter(pk__in=ids).update(**values)
         return read_back(connection, ids, fields)
 
     return retry_deadlocks(connection, write)
+
+
+def lock_matching(rows) -> list[int]:
+    """Lock the jobs of the queryset ``rows`` and return their ids, in id
+    order; the caller's transaction holds the locks.
+
+    The candidates are read first without locking (a consistent read waits
+    for no one), then locked by primary key with the guard checked again on
+    their latest versions: a matching row that another transaction holds is
+    waited for, as PostgreSQL's UPDATE waits for it, but rows the guard does
+    not match are never waited on."""
+    candidates = list(rows.order_by("pk").values_list("pk", flat=True))
+    if not candidates:
+        return []
+    connection = transaction.get_connection(rows.db)
+    locking = (
+        rows.filter(pk__in=candidates)
+        .select_for_update()
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    sql, params = locking.query.get_compiler(using=rows.db).as_sql()
+    table = f" FROM {_table(connection)}"
+    at = sql.index(table) + len(table)  # the outer query's: only the id is selected
+    sql = f"{sql[:at]} FORCE INDEX (PRIMARY){sql[at:]}"
+    return [pk for (pk,) in _rows(connection, sql, params)]
 
 
 # Enqueue
