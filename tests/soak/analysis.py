@@ -90,23 +90,38 @@ class Findings:
         down or their connection was cut meanwhile (they exit 1 with the
         error; a service manager starts them again)."""
 
-        def cut_off(each: Incarnation, event: Event) -> bool:
-            return (
-                event.action == "restart_database"
-                or (
-                    event.action == "terminate_connections"
-                    and each.identity in event.hits
-                )
-            ) and overlaps_in_time(event, each.started, each.ended)
-
         return [
             each
             for each in self.incarnations
             if each.ended is not None
             and each.expected is None
-            and any(cut_off(each, event) for event in self.events)
+            and self.cut_off(each)
             and not each.announced
         ]
+
+    def cut_off(self, each: Incarnation) -> bool:
+        """Whether the database went away from ``each`` while it lived."""
+        return any(
+            (
+                event.action == "restart_database"
+                or (
+                    event.action == "terminate_connections"
+                    and each.identity in event.hits
+                )
+            )
+            and overlaps_in_time(event, each.started, each.ended)
+            for event in self.events
+        )
+
+    def gave_up_at_stop(self, each: Incarnation) -> bool:
+        """A graceful stop that ended with outcomes unrecorded, the database
+        away: the worker exits 1 by design (their jobs are rescued)."""
+        return (
+            each.expected == "SIGTERM"
+            and each.code == 1
+            and each.gave_up_outcomes
+            and self.cut_off(each)
+        )
 
     def unexpected_exits(self) -> list[Incarnation]:
         """Workers that exited when nobody asked, or not as asked: with another
@@ -115,6 +130,8 @@ class Findings:
         refused = {id(each) for each in self.refused_to_start()}
         for each in self.incarnations:
             if each.ended is None or each.stuck or id(each) in refused:
+                continue
+            if self.gave_up_at_stop(each) and not each.died_with_traceback:
                 continue
             if (
                 each.expected is None

@@ -269,6 +269,25 @@ def test_a_worker_cut_off_before_it_started_could_not_start(tmp_path):
     assert f.unexpected_exits() == [lonely]
 
 
+def test_a_stop_that_gave_up_outcomes_with_the_database_away_is_expected(tmp_path):
+    log = tmp_path / "worker.log"
+    log.write_text(
+        "2026-01-01 00:00:00,000 ERROR django_jobs.worker stopping with 1 "
+        "outcome(s) not recorded (the database is unavailable); their jobs "
+        "stay reserved and will be rescued\n"
+    )
+    away = Incarnation(0, 1, "1@1", log=log, started=0, ended=2, code=1,
+                       expected="SIGTERM")  # fmt: skip
+    alone = Incarnation(1, 2, "2@2", log=log, started=0, ended=2, code=1,
+                        expected="SIGTERM")  # fmt: skip
+    f = findings(
+        incarnations=[away, alone], events=[event("terminate_connections", 1, ["1@1"])]
+    )
+    assert f.unexpected_exits() == [alone]
+    restarted = findings(incarnations=[alone], events=[event("restart_database", 1)])
+    assert restarted.unexpected_exits() == []
+
+
 def error(attempt, how, text=""):
     return {"attempt": attempt, "exception_class_path": f"django_jobs.exceptions.{how}",
             "traceback": f"{how}: {text}\n"}  # fmt: skip

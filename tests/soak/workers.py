@@ -76,6 +76,16 @@ class Incarnation:
         return re.search(r"\bworker \S+ started: ", text) is not None
 
     @property
+    def gave_up_outcomes(self) -> bool:
+        """Whether it stopped with outcomes it could not record, the database
+        away (it exits 1: their jobs stay reserved until rescued)."""
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return False
+        return "outcome(s) not recorded (the database is unavailable)" in text
+
+    @property
     def died_with_traceback(self) -> bool:
         """Whether it ended on an unhandled exception (a traceback after its
         last log record), rather than by a signal or its own decision.
