@@ -57,10 +57,11 @@ _warned: set[tuple[str, str]] = set()
 def lock_queue(
     db: str, backend: str, name: str, limit: int
 ) -> tuple[Queue | None, list[QueueKey]]:
-    """Lock a limited queue's row (None: it has none) and, if it has limits
-    per key and is not paused, the rows of the keys whose turn has come (at
-    most ``scan_size(limit)``; rows another transaction holds are skipped):
-    one statement on PostgreSQL. Called in the claim's transaction."""
+    """Lock a limited queue's row (None: it has none, or, but on PostgreSQL,
+    another claim holds it) and, if it has limits per key and is not
+    paused, the rows of the keys whose turn has come (at most
+    ``scan_size(limit)``; rows another transaction holds are skipped): one
+    statement on PostgreSQL. Called in the claim's transaction."""
     now, scan = timezone.now(), scan_size(limit)
     connection = connections[db]
     if connection.vendor == "postgresql":
@@ -78,9 +79,13 @@ def lock_queue(
             if row[width] is not None
         ]
         return queue, turns
+    # A row another claim holds is skipped (None: nothing to claim now), not
+    # waited for: MariaDB's claim of a keyed queue is many statements, and a
+    # claimer paused in it (a stopped process) would stall every other
+    # worker's single-threaded supervisor, its touches and signals with it.
     queue = (
         Queue.objects.using(db)
-        .select_for_update()
+        .select_for_update(skip_locked=True)
         .filter(backend=backend, name=name)
         .first()
     )
