@@ -7,7 +7,8 @@ not). A guarded write that locked through a scan of the guard's index would
 wait for any transaction holding an unrelated job: a paused worker's claim
 or completion stalled the rescuer and the touches of other workers (the
 soak's duplicate and late job). ``queue.mysql.lock_matching`` reads the
-candidates without locking and locks them by primary key.
+candidates without locking and locks them by primary key. Likewise a
+limited queue's claim skips the queue's row while another claim holds it.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from django.db import OperationalError, connection, connections, transaction
 from django.utils import timezone
 
 from django_jobs import queue
-from django_jobs.models import Job
+from django_jobs.models import Job, Queue
 from django_jobs.queue import mysql, sql
+from tests import key_tasks
 from tests import workflow_tasks as w
 
 pytestmark = pytest.mark.skipif(
@@ -34,17 +36,23 @@ pytestmark = pytest.mark.skipif(
 LOCK_WAIT = 2
 
 
-@contextlib.contextmanager
 def held(job_id: int, then=None):
     """Hold a lock on the job ``job_id`` in another connection's transaction
     (running ``then`` in it before it commits, when the block ends)."""
+    return held_row(Job, job_id, then)
+
+
+@contextlib.contextmanager
+def held_row(model, pk: int, then=None):
+    """Hold a lock on the row ``pk`` of ``model`` in another connection's
+    transaction (running ``then`` in it before it commits)."""
     locked, release = threading.Event(), threading.Event()
     errors = []
 
     def hold():
         try:
             with transaction.atomic():
-                list(Job.objects.select_for_update().filter(pk=job_id))
+                list(model.objects.select_for_update().filter(pk=pk))
                 locked.set()
                 release.wait(10)
                 if then is not None:
@@ -129,3 +137,16 @@ def test_a_rescue_is_not_held_up_by_a_locked_job_still_held(transactional_db):
     assert sum(counts.values()) == 1
     assert Job.objects.get(pk=lost.pk).state != "reserved"
     assert Job.objects.get(pk=kept.pk).state == "reserved"
+
+
+def test_a_limited_claim_skips_a_queue_another_claim_holds(transactional_db):
+    queue.configure("keyed", key_concurrency=2)
+    key_tasks.for_customer.enqueue("a")
+    short_lock_wait()
+    (held_queue,) = Queue.objects.filter(name="keyed")
+    with held_row(Queue, held_queue.pk):  # a claimer paused in its claim
+        started = time.monotonic()
+        assert queue.claim(worker_id="w-2", queues=["keyed"]) == []
+        assert time.monotonic() - started < LOCK_WAIT / 2
+    (job,) = queue.claim(worker_id="w-2", queues=["keyed"])  # once it is over
+    assert job.limit_key == "a"
