@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connections
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -132,6 +133,30 @@ def silent_workers(backend: str, silent_before: datetime) -> QuerySet[Worker]:
     return Worker.objects.filter(
         backend=backend, last_heartbeat__lt=silent_before
     ).exclude(Exists(claimed_since))
+
+
+def forget_silent_workers(
+    backend: str, silent_before: datetime, using: str | None = None
+) -> int:
+    """Delete the rows of the workers still silent (``silent_workers``);
+    how many rows went (with what goes with them).
+
+    On MariaDB and MySQL the workers are read first (a consistent read), then
+    deleted by primary key if their heartbeat is still old: a DELETE whose
+    subquery reads the jobs takes shared locks on them there, and would wait
+    for any worker holding one of its jobs in a transaction (a paused
+    completion), stalling the leader's supervisor. A worker that claimed in
+    between loses its row and registers again (``worker.fleet``).
+    """
+    db = get_db(using)
+    silent = silent_workers(backend, silent_before).using(db)
+    if connections[db].vendor != "mysql":
+        return silent.delete()[0]
+    ids = list(silent.values_list("pk", flat=True))
+    if not ids:
+        return 0
+    still = Worker.objects.using(db).filter(pk__in=ids)
+    return still.filter(last_heartbeat__lt=silent_before).delete()[0]
 
 
 def _rescue_one(

@@ -17,7 +17,7 @@ from django.utils import timezone
 from .. import queue, schedules, stats
 from ..compat import task_backends
 from ..hooks import DEADLINE, LOST, WORKFLOW_DEADLINE
-from ..queue.duties import expire_jobs, rescue_jobs
+from ..queue.duties import expire_jobs, forget_silent_workers, rescue_jobs
 from .duty import Duty
 from .options import WorkerOptions
 from .outcome_hooks import OutcomeHooks
@@ -73,9 +73,7 @@ class Rescuer(Duty):
         counts = rescued.counts()
         # Only now, and only if they are still silent: a worker that came
         # back meanwhile keeps its row (and the jobs it claimed since).
-        dead, _ = (
-            queue.silent_workers(self.backend, silent_before).using(self.db).delete()
-        )
+        dead = forget_silent_workers(self.backend, silent_before, using=self.db)
         if any(counts.values()) or dead:
             logger.warning(
                 "rescued jobs of dead workers and expired reservations: "

@@ -8,7 +8,9 @@ wait for any transaction holding an unrelated job: a paused worker's claim
 or completion stalled the rescuer and the touches of other workers (the
 soak's duplicate and late job). ``queue.mysql.lock_matching`` reads the
 candidates without locking and locks them by primary key. Likewise a
-limited queue's claim skips the queue's row while another claim holds it.
+limited queue's claim skips the queue's row while another claim holds it,
+and the rescuer forgets silent workers without a DELETE whose subquery
+locks jobs.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from django.db import OperationalError, connection, connections, transaction
 from django.utils import timezone
 
 from django_jobs import queue
-from django_jobs.models import Job, Queue
+from django_jobs.models import Job, Queue, Worker
 from django_jobs.queue import mysql, sql
+from django_jobs.queue.duties import forget_silent_workers
 from tests import key_tasks
 from tests import workflow_tasks as w
 
@@ -150,3 +153,21 @@ def test_a_limited_claim_skips_a_queue_another_claim_holds(transactional_db):
         assert time.monotonic() - started < LOCK_WAIT / 2
     (job,) = queue.claim(worker_id="w-2", queues=["keyed"])  # once it is over
     assert job.limit_key == "a"
+
+
+def test_silent_workers_are_forgotten_without_waiting_on_a_held_job(
+    transactional_db,
+):
+    long_ago = timezone.now() - timedelta(minutes=5)
+    Worker.objects.create(id="silent", hostname="h", pid=1, concurrency=1)
+    Worker.objects.filter(pk="silent").update(last_heartbeat=long_ago)
+    Worker.objects.create(id="busy", hostname="h", pid=2, concurrency=1)
+    two_ready_jobs()
+    busy_job, _ = queue.claim(worker_id="busy", limit=2)
+    short_lock_wait()
+    with held(busy_job.pk):  # its worker, alive, is completing it (paused)
+        started = time.monotonic()
+        gone = forget_silent_workers("default", timezone.now() - timedelta(minutes=1))
+        assert time.monotonic() - started < LOCK_WAIT / 2
+    assert gone == 1
+    assert list(Worker.objects.values_list("pk", flat=True)) == ["busy"]
