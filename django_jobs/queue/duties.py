@@ -18,7 +18,7 @@ from ..exceptions import (
 )
 from ..models import Job, Worker
 from ..states import State
-from . import history
+from . import history, mysql
 from .batches import settle
 from .decided import OUTCOME_FIELDS, Decided, decided
 from .errors import error_entry, unstarted_error
@@ -82,7 +82,10 @@ def rescue_jobs(
         read = dict(zip(_RESCUE_FIELDS, values, strict=True))
         job = Job(**read)
         try:
-            then, error, written = _rescue_one(job, guard, expired_before, backoff, db)
+            with mysql.passing_over_locked_rows():  # its holder is writing it
+                then, error, written = _rescue_one(
+                    job, guard, expired_before, backoff, db
+                )
         except ClaimLost:
             continue  # finished, renewed or rescued by someone else meanwhile
         rescued.jobs.append(decided({**read, "id": job.pk, **written}, then, error))

@@ -25,7 +25,8 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -139,6 +140,29 @@ def update_returning(rows, values: dict[str, Any], names: Sequence[str]) -> list
     return retry_deadlocks(connection, write)
 
 
+#: Set while the caller passes over rows another transaction holds instead
+#: of waiting for them (``passing_over_locked_rows``).
+_skip_locked: ContextVar[bool] = ContextVar("django_jobs_skip_locked", default=False)
+
+
+@contextlib.contextmanager
+def passing_over_locked_rows() -> Iterator[None]:
+    """Within: a guarded write skips the rows another transaction holds.
+
+    For the rescuer: on MariaDB each write of a job is a transaction of
+    several statements from the client, so a worker paused in one (a
+    stopped process, a long GC) holds its job's row for as long as it is
+    paused. Waiting for it would stall the leader's single-threaded
+    supervisor (its children's touches, its signals); a job passed over is
+    looked at again by the next rescue.
+    """
+    token = _skip_locked.set(True)
+    try:
+        yield
+    finally:
+        _skip_locked.reset(token)
+
+
 def lock_matching(rows) -> list[int]:
     """Lock the jobs of the queryset ``rows`` and return their ids, in id
     order; the caller's transaction holds the locks.
@@ -146,15 +170,16 @@ def lock_matching(rows) -> list[int]:
     The candidates are read first without locking (a consistent read waits
     for no one), then locked by primary key with the guard checked again on
     their latest versions: a matching row that another transaction holds is
-    waited for, as PostgreSQL's UPDATE waits for it, but rows the guard does
-    not match are never waited on."""
+    waited for, as PostgreSQL's UPDATE waits for it (or passed over, within
+    ``passing_over_locked_rows``), but rows the guard does not match are
+    never waited on."""
     candidates = list(rows.order_by("pk").values_list("pk", flat=True))
     if not candidates:
         return []
     connection = transaction.get_connection(rows.db)
     locking = (
         rows.filter(pk__in=candidates)
-        .select_for_update()
+        .select_for_update(skip_locked=_skip_locked.get())
         .order_by("pk")
         .values_list("pk", flat=True)
     )

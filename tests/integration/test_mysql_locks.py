@@ -171,3 +171,22 @@ def test_silent_workers_are_forgotten_without_waiting_on_a_held_job(
         assert time.monotonic() - started < LOCK_WAIT / 2
     assert gone == 1
     assert list(Worker.objects.values_list("pk", flat=True)) == ["busy"]
+
+
+def test_a_rescue_passes_over_a_lost_job_whose_holder_is_writing_it(
+    transactional_db,
+):
+    two_ready_jobs()
+    lost, _ = queue.claim(worker_id="w-1", limit=2)
+    Job.objects.filter(pk=lost.pk).update(
+        reserved_until=timezone.now() - timedelta(minutes=1)
+    )
+    short_lock_wait()
+    with held(lost.pk):  # its worker, paused in a write of it
+        started = time.monotonic()
+        counts = queue.rescue()
+        assert time.monotonic() - started < LOCK_WAIT / 2
+    assert sum(counts.values()) == 0
+    assert Job.objects.get(pk=lost.pk).state == "reserved"
+    assert sum(queue.rescue().values()) == 1  # the next pass takes it back
+    assert Job.objects.get(pk=lost.pk).state != "reserved"
