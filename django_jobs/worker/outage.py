@@ -40,6 +40,17 @@ READ_ONLY = "25006"
 #: MariaDB/MySQL's: --read-only (or super_read_only) refuses the statement,
 #: or a read-only transaction does.
 MYSQL_READ_ONLY = {1290, 1792, 1836}
+#: MariaDB/MySQL's server errors that say it is unavailable rather than that
+#: it refuses what was asked (whose errors, a trigger's SIGNAL among them,
+#: mysqlclient raises as OperationalError too): too many connections,
+#: shutting down, lock wait timeout, deadlock, query interrupted, connection
+#: killed, closed for inactivity. The client's own (2000 and up: cannot
+#: connect, server gone away, connection lost) are all of this kind.
+MYSQL_UNAVAILABLE = {
+    1040, 1053, 1077, 1078, 1079, 1080, 1152, 1158, 1159, 1160, 1161, 1205, 1213,
+    1317, 1927, 4031,
+} | MYSQL_READ_ONLY  # fmt: skip
+MYSQL_CLIENT_ERRORS = 2000
 
 
 def transient(exc: BaseException) -> bool:
@@ -48,13 +59,15 @@ def transient(exc: BaseException) -> bool:
 
     A read-only server is unavailable to the worker: once the connection is
     closed, the next one may reach the new primary."""
+    from ..queue.mysql import error_number
+
+    if (number := error_number(exc)) is not None:  # MariaDB/MySQL: it says
+        return number >= MYSQL_CLIENT_ERRORS or number in MYSQL_UNAVAILABLE
     if isinstance(exc, OperationalError | InterfaceError):
         return True
     if not isinstance(exc, DatabaseError):
         return False
-    from ..queue.mysql import error_number
-
-    return sqlstate(exc) == READ_ONLY or error_number(exc) in MYSQL_READ_ONLY
+    return sqlstate(exc) == READ_ONLY
 
 
 def first_line(exc: BaseException) -> str:

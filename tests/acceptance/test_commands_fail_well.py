@@ -37,6 +37,16 @@ def unmigrated(django_db_setup, django_db_blocker, tmp_path):
     with django_db_blocker.unblock():
         name = f"{connection.settings_dict['NAME']}_unmigrated"
         url = database_url()
+        if connection.vendor == "mysql":  # through the suite's own connection
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+                cursor.execute(f"CREATE DATABASE `{name}`")
+            try:
+                yield f"{url.rpartition('/')[0]}/{name}"
+            finally:
+                with connection.cursor() as cursor:
+                    cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            return
     server = psycopg.connect(url, autocommit=True)
     server.execute(f'DROP DATABASE IF EXISTS "{name}"')
     server.execute(f'CREATE DATABASE "{name}"')

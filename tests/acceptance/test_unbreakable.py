@@ -124,6 +124,12 @@ REFUSE = {
         FOR EACH ROW WHEN NEW.return_value = '"refuse me"'
         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END""",
     ],
+    "mysql": [
+        """CREATE TRIGGER refuse_value BEFORE UPDATE ON django_jobs_job
+        FOR EACH ROW BEGIN IF NEW.return_value = '"refuse me"' THEN
+        SIGNAL SQLSTATE '22023' SET MESSAGE_TEXT = 'refused by the test';
+        END IF; END""",
+    ],
 }
 
 

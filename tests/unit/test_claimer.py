@@ -14,7 +14,7 @@ import pytest
 from django.db import OperationalError, ProgrammingError
 
 from django_jobs.worker import claiming as claiming_module
-from django_jobs.worker.claiming import DB_RETRY_DELAY, Claimer
+from django_jobs.worker.claiming import DB_RETRY_DELAY, FAST_POLL, Claimer
 from tests.unit.fakes import Fake
 
 POLL, LISTEN_POLL = 1.0, 30.0
@@ -102,6 +102,8 @@ class Queue:
 
 
 class Connection:
+    vendor = "sqlite"  # polls, and claims without asking first (MariaDB asks)
+
     def __init__(self, open_: bool = True) -> None:
         self.connection = object() if open_ else None
         self.closed = 0
@@ -186,15 +188,30 @@ def test_a_short_claim_waits_for_a_wake_up_or_the_poll(world):
     claimer.claim(clock=10.0)
     assert claimer.claimed_total == 1
     assert not claimer.wake
-    assert claimer.next_poll == 10.0 + POLL
+    # Jobs were found: more may follow, and nothing can wake a worker that
+    # does not listen, so it looks again soon.
+    assert claimer.next_poll == 10.0 + FAST_POLL
     assert world.registry.args("claimed") == [(1, True)]
 
-    claimer.claim(clock=10.5)  # neither woken nor due: no statement
+    claimer.claim(clock=10.0 + FAST_POLL / 2)  # neither woken nor due: no statement
     assert len(world.queue.claims) == 1
-    assert claimer.wake_at(10.5) == 10.0 + POLL
+    assert claimer.wake_at(10.01) == 10.0 + FAST_POLL
 
-    claimer.claim(clock=10.0 + POLL)  # the poll
+    claimer.claim(clock=10.0 + FAST_POLL)  # the poll, which finds nothing
     assert len(world.queue.claims) == 2
+
+
+def test_a_worker_that_cannot_listen_backs_off_to_the_poll_interval(world):
+    world.queue.ready = [J(1)]
+    claimer = world.make()
+    clock, waits = 10.0, []
+    for _ in range(8):
+        claimer.claim(clock=clock)
+        waits.append(round(claimer.next_poll - clock, 3))
+        clock = claimer.next_poll
+    # Found a job, then empty claims: each wait doubles, up to --poll-interval.
+    assert waits == [0.05, 0.1, 0.2, 0.4, 0.8, POLL, POLL, POLL]
+    assert len(world.queue.claims) == 8
 
 
 def test_a_listening_worker_polls_rarely_and_is_woken_by_its_queues(world):
