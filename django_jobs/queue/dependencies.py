@@ -128,10 +128,15 @@ def link(after: After, new_ids: Sequence[int], db: str) -> None:
 def held_by(step: int, db: str) -> list[int]:
     """The jobs waiting for the running job ``step``, locked until the
     enqueue commits: the jobs it enqueues hold them (see ``graft``)."""
+    waiting = Job.objects.using(db).filter(
+        upstream_edges__upstream_id=step, state=State.WAITING
+    )
+    if connections[db].vendor == "mysql":  # lock the jobs alone (not the edges)
+        ids = list(waiting.values_list("pk", flat=True))
+        jobs = Job.objects.using(db).filter(pk__in=ids, state=State.WAITING)
+        return mysql.lock_matching(jobs) if ids else []
     return list(
-        Job.objects.using(db)
-        .select_for_update()
-        .filter(upstream_edges__upstream_id=step, state=State.WAITING)
+        waiting.select_for_update()
         .order_by("pk")  # the same lock order in every enqueuing transaction
         .values_list("pk", flat=True)
     )
@@ -280,7 +285,10 @@ def _end_locked(values: dict[str, Any], db: str) -> list[dict[str, Any]]:
     with connection.cursor() as cursor:
         sql, params = statement(connection, "doomed", False).bind(**values)
         cursor.execute(sql, params)
-        ids = [row[0] for row in cursor.fetchall()]
+        doomed = [row[0] for row in cursor.fetchall()]
+        ids = doomed and mysql.lock_matching(
+            Job.objects.using(db).filter(pk__in=doomed, state=State.WAITING)
+        )
         if not ids:
             return []
         sql, params = statement(connection, "bury", False).bind(

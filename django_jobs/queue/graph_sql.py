@@ -126,13 +126,14 @@ def _end_sql(connection, anyway_only: bool) -> str:
 
 
 def _doomed_sql(connection, anyway_only: bool) -> str:
-    """MariaDB's first step of ``end``: lock the doomed jobs still waiting,
-    in id order (the order every writer locks jobs in)."""
+    """MariaDB's first step of ``end``: the doomed jobs still waiting, read
+    without locking (``queue.mysql.lock_matching`` then locks them by id:
+    a locking read of the graph would wait for unrelated locked rows)."""
     job, _, qn = _tables(connection)
     return (
         f"{_doomed(connection)} SELECT {qn('id')} FROM {job}"
         f" WHERE {qn('id')} IN (SELECT id FROM doomed)"
-        f" AND {qn('state')} = %(waiting)s ORDER BY {qn('id')} FOR UPDATE"
+        f" AND {qn('state')} = %(waiting)s ORDER BY {qn('id')}"
     )
 
 

@@ -24,6 +24,8 @@ from tests.acceptance.conftest import (
 )
 from tests.models import Record
 
+pytestmark = pytest.mark.database_agnostic
+
 LANE = ("--queue", "lane", "--poll-interval", "0.1")
 
 

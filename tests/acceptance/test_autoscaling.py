@@ -18,6 +18,8 @@ from tests import tasks
 from tests.acceptance.conftest import wait_for, worker_connections
 from tests.soak import procs
 
+pytestmark = pytest.mark.database_agnostic
+
 SETTINGS = {"DJANGO_SETTINGS_MODULE": "tests.scaling_settings"}
 CHANGE = re.compile(r"(growing|shrinking) to (\d+) children")
 

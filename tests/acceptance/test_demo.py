@@ -1,9 +1,12 @@
 """The README's demo command runs a real worker over a mix of jobs."""
 
+import pytest
 from django.core.management import call_command
 
 from django_jobs.models import Job, Workflow
 from tests.acceptance.conftest import database_url
+
+pytestmark = pytest.mark.database_agnostic
 
 
 def test_demo_command(transactional_db, monkeypatch, capsys):

@@ -22,6 +22,8 @@ from tests.acceptance.conftest import process_exists, wait_for
 from tests.models import Record
 from tests.soak import procs
 
+pytestmark = pytest.mark.database_agnostic
+
 
 def worker_processes(supervisor: int) -> list[int]:
     """The supervisor and every live process descended from it."""

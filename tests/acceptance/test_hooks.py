@@ -15,7 +15,7 @@ from tests.acceptance.conftest import ROOT
 from tests.acceptance.test_project_checks import make_project, run
 from tests.traced_tasks import always_fails, traced_noop
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.database_agnostic]
 UNDER_TEST = "tests.hooks_under_test."
 
 

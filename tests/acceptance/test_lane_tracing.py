@@ -17,7 +17,7 @@ from tests.acceptance.test_hooks import notes
 from tests.acceptance.test_tracing import by_name, read_spans, web_spans  # noqa: F401
 from tests.traced_lane_tasks import traced_exit, traced_failure, traced_nap
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.database_agnostic]
 LANE = ("--queue", "lane", "--concurrency", "1", "--json-logs")
 
 

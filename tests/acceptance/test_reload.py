@@ -19,6 +19,8 @@ from tests import tasks
 from tests.acceptance.conftest import wait_for
 from tests.acceptance.reloading import kill_all, start_watcher, worker_pids
 
+pytestmark = pytest.mark.database_agnostic
+
 
 @pytest.fixture
 def project(tmp_path) -> Path:

@@ -19,9 +19,13 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from django_jobs.models import Job
 from tests.acceptance.conftest import wait_for
 from tests.acceptance.reloading import kill_all, start_watcher, worker_pids
+
+pytestmark = pytest.mark.database_agnostic
 
 SOURCE = """from django_jobs.compat import task
 

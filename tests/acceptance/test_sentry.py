@@ -13,7 +13,7 @@ from tests import tasks
 from tests.acceptance.conftest import wait_for
 from tests.traced_tasks import always_fails, traced_noop
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.database_agnostic]
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from tests.acceptance.conftest import wait_for
 from tests.otel_spans import in_memory_spans
 from tests.traced_tasks import always_fails, enqueue_another, exits_hard, traced_noop
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.database_agnostic]
 
 
 @pytest.fixture(scope="module")
