@@ -24,14 +24,18 @@ from tests.acceptance.dbproxy import DatabaseProxy
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
+#: A server database's URL scheme, default user and port, by vendor.
+SERVERS = {
+    "postgresql": ("postgres", "postgres", 5432),
+    "mysql": ("mysql", "root", 3306),
+}
+
+
 def database_url() -> str:
     settings = connection.settings_dict
     if connection.vendor == "sqlite":
         return f"sqlite:///{settings['NAME']}"
-    scheme, user, port = {
-        "postgresql": ("postgres", "postgres", 5432),
-        "mysql": ("mysql", "root", 3306),
-    }[connection.vendor]
+    scheme, user, port = SERVERS[connection.vendor]
     user = settings.get("USER") or user
     if settings.get("PASSWORD"):
         user += f":{settings['PASSWORD']}"
@@ -107,10 +111,11 @@ def start_worker(transactional_db) -> Callable[..., Worker]:
 
 @pytest.fixture
 def proxy(transactional_db):
-    """A proxy in front of the test database that a test can cut (PostgreSQL)."""
+    """A proxy in front of the test database that a test can cut."""
     settings = connection.settings_dict
-    target = (settings.get("HOST") or "127.0.0.1", int(settings.get("PORT") or 5432))
-    proxy = DatabaseProxy(target)
+    scheme, user, port = SERVERS[connection.vendor]
+    target = (settings.get("HOST") or "127.0.0.1", int(settings.get("PORT") or port))
+    proxy = DatabaseProxy(target, scheme, settings.get("USER") or user)
     proxy.name = settings["NAME"]
     yield proxy
     proxy.close()

@@ -1,4 +1,5 @@
-"""A TCP proxy in front of PostgreSQL, for workers whose database misbehaves.
+"""A TCP proxy in front of the test database (PostgreSQL or MariaDB), for
+workers whose database misbehaves.
 
 Tests point a worker at the proxy and then make the database, as that
 worker sees it, go away (connections cut, new ones refused), hang (nothing
@@ -15,8 +16,11 @@ import time
 
 
 class DatabaseProxy:
-    def __init__(self, target: tuple[str, int]) -> None:
+    def __init__(
+        self, target: tuple[str, int], scheme: str = "postgres", user: str = "postgres"
+    ) -> None:
         self.target = target
+        self.scheme, self.user = scheme, user
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.mode = "up"  # "up", "down" (refused) or "hung" (silent)
@@ -26,8 +30,8 @@ class DatabaseProxy:
         self.thread = threading.Thread(target=self.serve, daemon=True)
         self.thread.start()
 
-    def url(self, name: str, user: str = "postgres") -> str:
-        return f"postgres://{user}@127.0.0.1:{self.port}/{name}"
+    def url(self, name: str, user: str | None = None) -> str:
+        return f"{self.scheme}://{user or self.user}@127.0.0.1:{self.port}/{name}"
 
     def down(self) -> None:
         """Cut every connection; refuse new ones until ``up()``."""
