@@ -45,7 +45,9 @@ Objects of the supervisor (one module each)::
                                  culprit, read from each child's Board
                                  (board.py: shared memory)
       Claimer (claiming.py)      when and how many to claim; refill the pool;
-                                 give back a claim whose reply was lost
+                                 give back a claim whose reply was lost; where
+                                 nothing wakes it (MariaDB, SQLite), the poll's
+                                 backoff (and on MariaDB one SELECT first)
       ChildEvents (events.py)    a child spoke, started a job, or died
       Recorder (outcomes.py)     outcomes written through django_jobs.queue;
                                  what follows a failure: attempts.follows
@@ -58,12 +60,12 @@ Objects of the supervisor (one module each)::
                                  kept while the database is away, written
                                  before the outcomes when it is back
       Shutdown (shutdown.py)     signals, the drain, the hard stop
-      Listener (listener.py)     LISTEN on the worker's own channel
+      Listener (listener.py)     LISTEN on the worker's own channel (PostgreSQL)
       Registry (fleet.py)        the heartbeat, the worker's room, the lease
       fleet-wide duties          run only by the lease's holder (a Duty,
                                  duty.py): Rescuer, Scheduler, Pruner,
                                  History (moves done jobs to the history's
-                                 day tables), StrayJobs (duties.py), DueLook
+                                 day tables, PostgreSQL), StrayJobs (duties.py), DueLook
                                  (fleet.py: wakes for due jobs), Reindexer
                                  (upkeep.py: rebuilds the job table's bloated
                                  indexes); HistoryDrops and the rebuild each
@@ -73,7 +75,8 @@ Objects of the supervisor (one module each)::
                                  grows with the backlog, shrinks when idle;
                                  the one writer of the size
         Budget (budget.py)       the fleet's connection budget, counted in
-                                 the worker rows under a short lock
+                                 the worker rows under a short lock (a named
+                                 lock on MariaDB)
       DatabaseHealth (outage.py) one line when the database goes, one when back;
                                  a dropped connection is replaced at once;
                                  when to try again (the backoff)
