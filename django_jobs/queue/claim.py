@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import connections
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -227,10 +227,7 @@ def _claim_limited(db, worker_id, name, limit, backend, prepare, token) -> list[
     def locked() -> list[Job]:
         return _claim_under_lock(db, worker_id, name, limit, backend, prepare, token)
 
-    if connection.vendor == "mysql" and not connection.in_atomic_block:
-        return mysql.retry_deadlocks(connection, locked)
-    with transaction.atomic(using=db):
-        return locked()
+    return mysql.atomic(connection, locked)
 
 
 def _claim_under_lock(db, worker_id, name, limit, backend, prepare, token):

@@ -95,12 +95,7 @@ def change(
         def write() -> Changed:
             return _write(operation, rows, values, returning, db)
 
-        if connection.vendor == "mysql" and not connection.in_atomic_block:
-            # with what it does to a workflow, run again after a deadlock
-            changed = mysql.retry_deadlocks(connection, write)
-        else:
-            with transaction.atomic(using=db):  # with what it does to a workflow
-                changed = write()
+        changed = mysql.atomic(connection, write)  # with what it does to a workflow
         settle_workflows(changed.workflows, using=db)
     else:
         changed = _write(operation, rows, values, returning, db)

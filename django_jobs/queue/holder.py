@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import connections
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -176,11 +176,7 @@ def complete_returning(
             count_down(waited_for, db)
             return rows, still_held(waited_for, db)
 
-        if connection.vendor == "mysql":
-            rows, holding = mysql.retry_deadlocks(connection, write)
-        else:
-            with transaction.atomic(using=db):
-                rows, holding = write()
+        rows, holding = mysql.atomic(connection, write)
     fields = fields_named((*statements.COMPLETED_LINKS, *statements.COMPLETED))
     names = [field.attname for field in fields]
     links = len(statements.COMPLETED_LINKS)

@@ -48,6 +48,17 @@ DEADLOCK_TRIES = 8
 deadlocks_retried = 0
 
 
+def atomic[T](connection, work: Callable[[], T]) -> T:
+    """``work()`` in a transaction, on any database: on MariaDB and MySQL,
+    when the transaction is ``work``'s own, run again after a deadlock
+    (``retry_deadlocks``); otherwise in ``transaction.atomic`` (a savepoint
+    inside the caller's transaction)."""
+    if connection.vendor == "mysql" and not connection.in_atomic_block:
+        return retry_deadlocks(connection, work)
+    with transaction.atomic(using=connection.alias):
+        return work()
+
+
 def error_number(exc: BaseException) -> int | None:
     """The server's error number of a MySQLdb error, or None."""
     cause = exc.__cause__ or exc
