@@ -72,13 +72,104 @@ def _die_with_parent() -> None:
     libc.prctl(1, signal.SIGQUIT, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
-class PrivatePostgres:
+class PrivateServer:
+    """What the private servers share: a process of the driver's, in a
+    session of its own and with a parent-death signal, waited for until it
+    answers, stopped by the signal of a mode (``stop_signals``), removed
+    with its files at the end."""
+
+    name = ""
+    #: Each shutdown mode's signal; the chaos draws from ``stop_modes``.
+    stop_signals: dict[str, int] = {}
+    #: How ``close`` stops it: gently first, then for sure.
+    closing = (("", 0.0), ("", 0.0))
+    #: What a connection that the server refuses raises.
+    unavailable: type[Exception] = Exception
+    process: subprocess.Popen | None
+    log: Path
+    root: Path
+
+    @property
+    def stop_modes(self) -> tuple[str, ...]:
+        return tuple(self.stop_signals)
+
+    def _spawn(self, argv: list[str], timeout: float, **popen) -> None:
+        log = open(self.log, "ab")  # noqa: SIM115  (the child keeps it)
+        try:
+            self.process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+                **popen,
+            )
+        finally:
+            log.close()
+        self.wait_ready(timeout)
+
+    def _ready(self) -> None:
+        """Connect once (and close): raises ``unavailable`` until it answers."""
+        raise NotImplementedError
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"soak: {self.name} exited; see {self.log}")
+            try:
+                self._ready()
+                return
+            except self.unavailable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self, mode: str, timeout: float = 30) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(self.stop_signals[mode])
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def restart(self, mode: str) -> None:
+        """Stop in ``mode`` and start again on the same port and data."""
+        self.stop(mode)
+        self.start()
+
+    def start(self, timeout: float = 30) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop the server (for sure if it lingers) and remove its files."""
+        for mode, timeout in self.closing:
+            with contextlib.suppress(Exception):
+                self.stop(mode, timeout=timeout)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class PrivatePostgres(PrivateServer):
     name = "PostgreSQL"
     vendor = "postgresql"
     #: What a failed query raises (the Monitor carries on through it).
     errors: tuple[type[Exception], ...] = (psycopg.Error,)
-    #: The shutdown modes the chaos draws from (pg_ctl's -m).
-    stop_modes = ("fast", "immediate")
+    #: pg_ctl's -m modes that the chaos draws from, then the gentlest.
+    stop_signals = {
+        "fast": STOP_SIGNALS["fast"],
+        "immediate": STOP_SIGNALS["immediate"],
+    }
+    closing = (("fast", 10.0), ("immediate", 10.0))
+    unavailable = psycopg.OperationalError
 
     def __init__(self, dbname: str = "soak") -> None:
         self.bin = bin_dir()
@@ -137,49 +228,12 @@ class PrivatePostgres:
             admin.execute(f'CREATE DATABASE "{self.dbname}"')
 
     def start(self, timeout: float = 30) -> None:
-        log = open(self.log, "ab")  # noqa: SIM115  (the child keeps it)
-        try:
-            self.process = subprocess.Popen(
-                [self.bin / "postgres", "-D", self.data],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-                **self._as_owner(),
-            )
-        finally:
-            log.close()
-        self.wait_ready(timeout)
+        argv = [str(self.bin / "postgres"), "-D", str(self.data)]
+        self._spawn(argv, timeout, **self._as_owner())
 
-    def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"soak: PostgreSQL exited; see {self.log}")
-            try:
-                with self.connect("postgres"):
-                    return
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def stop(self, mode: str = "fast", timeout: float = 30) -> None:
-        """Shut down as ``pg_ctl stop -m mode`` would (by signalling the postmaster)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(STOP_SIGNALS[mode])
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def restart(self, mode: str = "fast") -> None:
-        """Stop (fast or immediate) and start again on the same port and data."""
-        self.stop(mode)
-        self.start()
+    def _ready(self) -> None:
+        with self.connect("postgres"):
+            pass
 
     def connect(self, dbname: str | None = None, **options) -> psycopg.Connection:
         return psycopg.connect(
@@ -203,20 +257,6 @@ class PrivatePostgres:
             "WHERE application_name = ANY(%s)",
             [[f"soak-{pid}" for pid in pids]],
         )
-
-    def close(self) -> None:
-        """Stop the server (immediately if it lingers) and remove its files."""
-        with contextlib.suppress(Exception):
-            self.stop("fast", timeout=10)
-        with contextlib.suppress(Exception):
-            self.stop("immediate", timeout=10)
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> PrivatePostgres:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
 
 
 class Monitor:
@@ -294,7 +334,7 @@ class MySQLConnection:
         self.close()
 
 
-class PrivateMariaDB:
+class PrivateMariaDB(PrivateServer):
     """A MariaDB instance: ``mariadb-install-db`` into a temporary directory,
     ``mariadbd`` on a free port of 127.0.0.1 and a socket in that directory,
     root without a password. As the PostgreSQL instance, the server is the
@@ -304,13 +344,15 @@ class PrivateMariaDB:
 
     name = "MariaDB"
     vendor = "mysql"
-    stop_modes = tuple(MARIADB_STOP_SIGNALS)
+    stop_signals = MARIADB_STOP_SIGNALS
+    closing = (("shutdown", 20.0), ("kill", 10.0))
 
     def __init__(self, dbname: str = "soak") -> None:
         import MySQLdb
 
         self.driver = MySQLdb
         self.errors: tuple[type[Exception], ...] = (MySQLdb.Error,)
+        self.unavailable = MySQLdb.OperationalError
         for name in ("mariadb-install-db", "mariadbd"):
             if shutil.which(name) is None and not Path("/usr/sbin", name).exists():
                 raise RuntimeError(f"soak: {name} not found (Debian: mariadb-server)")
@@ -356,58 +398,26 @@ class PrivateMariaDB:
             )
 
     def start(self, timeout: float = 30) -> None:
-        log = open(self.log, "ab")  # noqa: SIM115  (the child keeps it)
-        try:
-            self.process = subprocess.Popen(
-                [
-                    self._binary("mariadbd"),
-                    "--no-defaults",
-                    f"--datadir={self.data}",
-                    f"--port={self.port}",
-                    f"--socket={self.socket}",
-                    f"--pid-file={self.root / 'mariadb.pid'}",
-                    *MARIADB_OPTIONS,
-                    *self._as_root(),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                cwd=self.root,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-        finally:
-            log.close()
-        self.wait_ready(timeout)
+        argv = [
+            self._binary("mariadbd"),
+            "--no-defaults",
+            f"--datadir={self.data}",
+            f"--port={self.port}",
+            f"--socket={self.socket}",
+            f"--pid-file={self.root / 'mariadb.pid'}",
+            *MARIADB_OPTIONS,
+            *self._as_root(),
+        ]
+        self._spawn(argv, timeout, cwd=self.root)
 
-    def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"soak: MariaDB exited; see {self.log}")
-            try:
-                with self.connect(None):
-                    return
-            except self.driver.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+    def _ready(self) -> None:
+        with self.connect(None):
+            pass
 
     def stop(self, mode: str = "shutdown", timeout: float = 60) -> None:
         """Shut down cleanly (SIGTERM, as ``mariadb-admin shutdown``) or crash
         it (SIGKILL: InnoDB recovers at the next start)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(MARIADB_STOP_SIGNALS.get(mode, signal.SIGTERM))
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def restart(self, mode: str = "shutdown") -> None:
-        self.stop(mode)
-        self.start()
+        super().stop(mode, timeout)
 
     def connect(self, dbname: str | None = "", **options) -> MySQLConnection:
         """``dbname`` None: no database (the server's own); "": the soak's."""
@@ -446,20 +456,6 @@ class PrivateMariaDB:
                 ok = monitor.query(f"KILL CONNECTION {int(thread)}") is not None
                 result.append((ok, f"soak-{owners[int(port)]}"))
         return result
-
-    def close(self) -> None:
-        """Stop the server (kill it if it lingers) and remove its files."""
-        with contextlib.suppress(Exception):
-            self.stop("shutdown", timeout=20)
-        with contextlib.suppress(Exception):
-            self.stop("kill", timeout=10)
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> PrivateMariaDB:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
 
 
 def tcp_ports(pid: int) -> set[int]:
